@@ -1,0 +1,12 @@
+/**
+ * @sluice/protocol: the wire contract shared by the server, the SDK and the CLI.
+ * Zero runtime dependencies and web-standard APIs only, so it runs in Node and browsers.
+ */
+export * from './assert-never.js';
+export * from './events.js';
+export * from './errors.js';
+export * from './requests.js';
+export * from './fold.js';
+export * from './sse-encoder.js';
+export * from './sse-decoder.js';
+export * from './ndjson.js';

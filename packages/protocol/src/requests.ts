@@ -1,0 +1,263 @@
+/**
+ * Request bodies of the HTTP API and their validators. Inbound JSON is `unknown` until one
+ * of these narrows it; every failure names the field, what was expected and what arrived.
+ */
+import { MODES, type Mode } from './events.js';
+import type { ErrorCode } from './errors.js';
+
+export type OnDisconnect = 'continue' | 'cancel';
+
+/** Body of `POST /api/sessions/{id}/run` and `/stream`. */
+export interface RunRequest {
+  code: string;
+  language?: string;
+  mode?: Mode;
+  /** Seconds; the server caps it at its maximum. */
+  timeout?: number;
+  stdin?: string;
+  env?: Record<string, string>;
+  /** Seconds between SSE `: ping` comments. */
+  heartbeat?: number;
+  on_disconnect?: OnDisconnect;
+}
+
+/** Per-session limits a client may ask for (each within the server's caps). */
+export interface SessionLimits {
+  /** Output bytes kept per execution (head and tail) before `truncated`. */
+  output_bytes?: number;
+  /** Processes and threads the session's uid may have at once. */
+  processes?: number;
+  open_files?: number;
+  /** Largest file the code may write, in bytes. */
+  file_size?: number;
+}
+export const SESSION_LIMIT_KEYS = ['output_bytes', 'processes', 'open_files', 'file_size'] as const satisfies readonly (keyof SessionLimits)[];
+
+/** Body of `POST /api/sessions`. */
+export interface CreateSessionRequest {
+  id?: string;
+  language?: string;
+  env?: Record<string, string>;
+  timeout?: number;
+  /** Seconds without activity after which the session is destroyed. */
+  idle_ttl?: number;
+  network?: boolean;
+  limits?: SessionLimits;
+}
+
+/** Outcome of a validator: the narrowed value, or the error to answer with. */
+export type Validated<T> = { ok: true; value: T } | { ok: false; code: ErrorCode; message: string };
+
+/** Session ids: letters, digits, `-` and `_`, 1 to 64 characters. */
+export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** Checks a session id from a path or a body. */
+export function validateSessionID(value: unknown, field = 'session id'): Validated<string> {
+  if (typeof value === 'string' && SESSION_ID_PATTERN.test(value)) return { ok: true, value };
+  return invalid(field, 'letters, digits, "-" or "_", 1 to 64 characters', value);
+}
+
+/** Validates the body of a run request. */
+export function parseRunRequest(body: unknown): Validated<RunRequest> {
+  const r = new FieldReader(body, 'request body');
+  const code = r.string('code', { required: true, allowEmpty: true });
+  const out: RunRequest = { code: code ?? '' };
+  assign(out, 'language', r.string('language'));
+  assign(out, 'mode', r.oneOf('mode', MODES));
+  assign(out, 'timeout', r.number('timeout', { min: 0, exclusiveMin: true, unit: 'seconds' }));
+  assign(out, 'stdin', r.string('stdin', { allowEmpty: true }));
+  assign(out, 'env', r.env('env'));
+  assign(out, 'heartbeat', r.number('heartbeat', { min: 0, exclusiveMin: true, max: 3600, unit: 'seconds' }));
+  assign(out, 'on_disconnect', r.oneOf('on_disconnect', ['continue', 'cancel'] as const));
+  r.rejectUnknown(['code', 'language', 'mode', 'timeout', 'stdin', 'env', 'heartbeat', 'on_disconnect']);
+  return r.result(out);
+}
+
+/** Validates the body of `POST /api/sessions` (an absent body means all defaults). */
+export function parseCreateSessionRequest(body: unknown): Validated<CreateSessionRequest> {
+  const r = new FieldReader(body ?? {}, 'request body');
+  const out: CreateSessionRequest = {};
+  const id = r.string('id');
+  if (id !== undefined && !SESSION_ID_PATTERN.test(id)) r.fail('id', 'letters, digits, "-" or "_", 1 to 64 characters', id);
+  assign(out, 'id', id);
+  assign(out, 'language', r.string('language'));
+  assign(out, 'env', r.env('env'));
+  assign(out, 'timeout', r.number('timeout', { min: 0, exclusiveMin: true, unit: 'seconds' }));
+  assign(out, 'idle_ttl', r.number('idle_ttl', { min: 0, exclusiveMin: true, unit: 'seconds' }));
+  assign(out, 'network', r.boolean('network'));
+  assign(out, 'limits', r.limits('limits'));
+  r.rejectUnknown(['id', 'language', 'env', 'timeout', 'idle_ttl', 'network', 'limits']);
+  return r.result(out);
+}
+
+/** Sets `target[key]` only when the value is defined (keeps `exactOptionalPropertyTypes` honest). */
+function assign<T, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
+  if (value !== undefined) target[key] = value;
+}
+
+/** Describes a received value for an error message: `"abc" (string)`, `null`, `an array`. */
+export function describeValue(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  switch (typeof value) {
+    case 'string': {
+      const shown = value.length > 40 ? `${value.slice(0, 40)}…` : value;
+      return `${JSON.stringify(shown)} (string)`;
+    }
+    case 'number':
+    case 'boolean':
+      return `${String(value)} (${typeof value})`;
+    case 'undefined':
+      return 'nothing';
+    case 'object':
+      return 'an object';
+    default:
+      return typeof value;
+  }
+}
+
+function invalid(field: string, expected: string, got: unknown): { ok: false; code: ErrorCode; message: string } {
+  return { ok: false, code: 'INVALID_REQUEST', message: `${field}: expected ${expected}, got ${describeValue(got)}` };
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const MAX_ENV_VARS = 256;
+const MAX_ENV_VALUE = 32 * 1024;
+
+/** Reads typed fields off an untrusted object, remembering the first failure. */
+class FieldReader {
+  private readonly obj: Record<string, unknown>;
+  private failure: { ok: false; code: ErrorCode; message: string } | undefined;
+
+  constructor(value: unknown, what: string) {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      this.obj = value as Record<string, unknown>;
+    } else {
+      this.obj = {};
+      this.failure = invalid(what, 'a JSON object', value);
+    }
+  }
+
+  fail(field: string, expected: string, got: unknown): void {
+    this.failure ??= invalid(field, expected, got);
+  }
+
+  string(field: string, opts: { required?: boolean; allowEmpty?: boolean } = {}): string | undefined {
+    const v = this.obj[field];
+    if (v === undefined) {
+      if (opts.required) this.fail(field, 'a string (it is required)', v);
+      return undefined;
+    }
+    if (typeof v !== 'string' || (!opts.allowEmpty && v.length === 0)) {
+      this.fail(field, opts.allowEmpty ? 'a string' : 'a non-empty string', v);
+      return undefined;
+    }
+    return v;
+  }
+
+  boolean(field: string): boolean | undefined {
+    const v = this.obj[field];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'boolean') {
+      this.fail(field, 'true or false', v);
+      return undefined;
+    }
+    return v;
+  }
+
+  number(
+    field: string,
+    opts: { min?: number; exclusiveMin?: boolean; max?: number; integer?: boolean; unit?: string },
+    shownField = field,
+  ): number | undefined {
+    const v = this.obj[field];
+    if (v === undefined) return undefined;
+    const parts: string[] = [opts.integer ? 'an integer' : 'a number'];
+    if (opts.min !== undefined) parts.push(opts.exclusiveMin ? `> ${opts.min}` : `>= ${opts.min}`);
+    if (opts.max !== undefined) parts.push(`<= ${opts.max}`);
+    if (opts.unit) parts.push(`(${opts.unit})`);
+    const ok =
+      typeof v === 'number' &&
+      Number.isFinite(v) &&
+      (!opts.integer || Number.isInteger(v)) &&
+      (opts.min === undefined || (opts.exclusiveMin ? v > opts.min : v >= opts.min)) &&
+      (opts.max === undefined || v <= opts.max);
+    if (!ok) {
+      this.fail(shownField, parts.join(' '), v);
+      return undefined;
+    }
+    return v;
+  }
+
+  oneOf<const T extends string>(field: string, allowed: readonly T[]): T | undefined {
+    const v = this.obj[field];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+      this.fail(field, `one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`, v);
+      return undefined;
+    }
+    return v as T;
+  }
+
+  env(field: string): Record<string, string> | undefined {
+    const v = this.obj[field];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      this.fail(field, 'an object of environment variables (name → string)', v);
+      return undefined;
+    }
+    const entries = Object.entries(v);
+    if (entries.length > MAX_ENV_VARS) {
+      this.fail(field, `at most ${MAX_ENV_VARS} variables`, `${entries.length} variables`);
+      return undefined;
+    }
+    const out: Record<string, string> = {};
+    for (const [name, value] of entries) {
+      if (!ENV_NAME.test(name)) {
+        this.fail(`${field} name`, 'letters, digits and "_", not starting with a digit', name);
+        return undefined;
+      }
+      if (typeof value !== 'string' || value.includes('\0') || value.length > MAX_ENV_VALUE) {
+        this.fail(`${field}.${name}`, `a string without NUL, at most ${MAX_ENV_VALUE} characters`, value);
+        return undefined;
+      }
+      out[name] = value;
+    }
+    return out;
+  }
+
+  limits(field: string): SessionLimits | undefined {
+    const v = this.obj[field];
+    if (v === undefined) return undefined;
+    const inner = new FieldReader(v, field);
+    const out: SessionLimits = {};
+    const positiveInt = { min: 1, integer: true } as const;
+    assign(out, 'output_bytes', inner.number('output_bytes', { ...positiveInt, unit: 'bytes' }, `${field}.output_bytes`));
+    assign(out, 'processes', inner.number('processes', positiveInt, `${field}.processes`));
+    assign(out, 'open_files', inner.number('open_files', { min: 16, integer: true }, `${field}.open_files`));
+    assign(out, 'file_size', inner.number('file_size', { ...positiveInt, unit: 'bytes' }, `${field}.file_size`));
+    inner.rejectUnknown(SESSION_LIMIT_KEYS, `${field}.`);
+    const r = inner.result(out);
+    if (!r.ok) {
+      this.failure ??= r;
+      return undefined;
+    }
+    return r.value;
+  }
+
+  rejectUnknown(known: readonly string[], prefix = ''): void {
+    for (const key of Object.keys(this.obj)) {
+      if (!known.includes(key)) {
+        this.failure ??= {
+          ok: false,
+          code: 'INVALID_REQUEST',
+          message: `${prefix}${key}: unknown field; expected one of ${known.join(', ')}`,
+        };
+      }
+    }
+  }
+
+  result<T>(value: T): Validated<T> {
+    return this.failure ?? { ok: true, value };
+  }
+}
