@@ -10,3 +10,4 @@ export * from './fold.js';
 export * from './sse-encoder.js';
 export * from './sse-decoder.js';
 export * from './ndjson.js';
+export * from './parse-event.js';

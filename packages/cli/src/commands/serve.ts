@@ -1,0 +1,68 @@
+/** `sluice serve`: starts the server with embedded defaults, installing bubblewrap if needed. */
+import { spawnSync } from 'node:child_process';
+import type { Command } from 'commander';
+import { createSluiceServer, loadConfig, type ServerConfig } from '@sluice/server';
+import { findBubblewrap, INSTALL_BUBBLEWRAP, isRoot } from '@sluice/sandbox';
+
+interface ServeOptions {
+  host?: string;
+  port?: string;
+  dataDir?: string;
+  install: boolean;
+}
+
+export function serveCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('start the Sluice server (HOST, PORT, SLUICE_DATA_DIR and SLUICE_* variables apply)')
+    .option('--host <host>', 'address to listen on (default 127.0.0.1, or HOST)')
+    .option('--port <port>', 'port to listen on (default 8080, or PORT; 0 picks a free one)')
+    .option('--data-dir <dir>', 'where workspaces live (default $TMPDIR/sluice, or SLUICE_DATA_DIR)')
+    .option('--no-install', 'do not install bubblewrap with apt-get when it is missing')
+    .action(async (opts: ServeOptions) => {
+      const overrides: Partial<ServerConfig> = {};
+      if (opts.host !== undefined) overrides.host = opts.host;
+      if (opts.port !== undefined) overrides.port = Number(opts.port);
+      if (opts.dataDir !== undefined) overrides.dataDir = opts.dataDir;
+      let config: ServerConfig;
+      try {
+        config = loadConfig(process.env, overrides);
+      } catch (err) {
+        fail(`sluice: ${(err as Error).message}`);
+      }
+      await ensureBubblewrap(opts.install);
+      const server = await createSluiceServer(config).catch((err: Error) => fail(`sluice: ${err.message}`));
+      const url = await server.listen();
+      process.stderr.write(`sluice: listening on ${url}\n`);
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) process.exit(1);
+        stopping = true;
+        server.app.log.info(`${signal}: stopping`);
+        void server.close().then(() => process.exit(0));
+      };
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGTERM', () => stop('SIGTERM'));
+    });
+}
+
+async function ensureBubblewrap(install: boolean): Promise<void> {
+  if (await findBubblewrap()) return;
+  if (!isRoot() || !install) {
+    fail(`sluice: bubblewrap (bwrap) is not installed. Install it with:\n\n  sudo ${INSTALL_BUBBLEWRAP}\n`);
+  }
+  process.stderr.write(`sluice: bubblewrap is missing; running: ${INSTALL_BUBBLEWRAP}\n`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  let r = spawnSync('apt-get', ['install', '-y', 'bubblewrap'], { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    // A fresh machine may have no package lists yet.
+    spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
+    r = spawnSync('apt-get', ['install', '-y', 'bubblewrap'], { stdio: 'inherit', env });
+  }
+  if (r.status !== 0 || !(await findBubblewrap())) fail(`sluice: could not install bubblewrap; run: ${INSTALL_BUBBLEWRAP}`);
+}
+
+function fail(message: string): never {
+  process.stderr.write(`${message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,2 @@
+/** @sluice/cli: the `sluice` command (see bin.ts). Exposes the language guess for reuse. */
+export { languageForFile } from './commands/run.js';

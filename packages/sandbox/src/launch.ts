@@ -1,0 +1,255 @@
+/**
+ * Starts one command in a bubblewrap sandbox through the verified launch chain (SANDBOX.md):
+ *
+ *   bash (closes inherited fds) → env -i → prlimit (rlimits) → setpriv (drop to the session's
+ *   uid, when we are root) → bwrap --args 3 → PID 1 of the new namespaces → the command
+ *
+ * bwrap runs with an empty environment (its own environ is readable at /proc/1/environ inside)
+ * and never as root (root-launched bwrap maps the sandbox to host uid 0).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { buildBwrapOptions, serializeBwrapArgs, type BwrapSpec } from './bwrap-options.js';
+import { signalNamespace } from './signal-namespace.js';
+
+/** rlimits applied to every process of the sandbox (prlimit names). */
+export interface RLimits {
+  /** Largest file, bytes (RLIMIT_FSIZE). */
+  fileSize: number;
+  /** Open files per process (RLIMIT_NOFILE). */
+  openFiles: number;
+  /** Processes and threads of the host uid (RLIMIT_NPROC); only meaningful with a uid per session. */
+  processes?: number;
+}
+
+export interface LaunchSpec extends Omit<BwrapSpec, 'codeFD' | 'statusFD'> {
+  bwrapPath: string;
+  /** Host uid/gid to drop to before bwrap; undefined when the server is not root (bwrap then runs as us). */
+  hostUID: number | undefined;
+  command: readonly string[];
+  code: string;
+  /** Data for the program's stdin; undefined means /dev/null. */
+  stdin?: string;
+  limits: RLimits;
+  /** Receives output as raw bytes, in the order read, from the moment the sandbox is up. */
+  onOutput(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+}
+
+/** How the sandboxed command ended. */
+export interface SandboxExit {
+  /** The command's exit status as bwrap reports it (signals as 128+n); null if it never started. */
+  exitCode: number | null;
+  /** Signal name when the status says the command died of a signal. */
+  signal: string | null;
+  /** Set when the sandbox itself failed to start (bwrap's own complaint). */
+  setupError: string | null;
+}
+
+const CODE_FD = 5;
+const STATUS_FD = 4;
+const ARGS_FD = 3;
+/** Bytes of bwrap's own stderr kept to explain a failed start. */
+const SETUP_STDERR_LIMIT = 16 * 1024;
+
+// Close every fd but 0–5 (we pass 3: options, 4: status, 5: code), then exec with an empty env.
+const WRAPPER = [
+  'for f in /proc/$$/fd/*; do n=${f##*/}',
+  'case $n in 0|1|2|3|4|5) ;; *) eval "exec $n>&-" 2>/dev/null ;; esac; done',
+  'exec /usr/bin/env -i "$@"',
+].join('\n');
+
+/** A running sandboxed process. */
+export class SandboxProcess {
+  /** Resolves once the sandbox and everything in it are gone. */
+  readonly exited: Promise<SandboxExit>;
+  private readonly child: ChildProcess;
+  private initPID: number | null = null;
+  private pidNS: number | null = null;
+  private exitCode: number | null = null;
+  private closed = false;
+  private setupStderr: Buffer[] = [];
+  private setupStderrBytes = 0;
+  private pendingStop: { graceMs: number } | null = null;
+  private graceTimer: NodeJS.Timeout | null = null;
+  private startFallback: NodeJS.Timeout | null = null;
+
+  constructor(spec: LaunchSpec) {
+    const options = buildBwrapOptions({ ...spec, codeFD: CODE_FD, statusFD: STATUS_FD });
+    const chain: string[] = [
+      '/usr/bin/prlimit',
+      '--core=0',
+      `--fsize=${spec.limits.fileSize}`,
+      `--nofile=${spec.limits.openFiles}`,
+      ...(spec.limits.processes !== undefined && spec.hostUID !== undefined ? [`--nproc=${spec.limits.processes}`] : []),
+      '--',
+    ];
+    if (spec.hostUID !== undefined) {
+      chain.push('/usr/bin/setpriv', `--reuid=${spec.hostUID}`, `--regid=${spec.hostUID}`, '--clear-groups', '--inh-caps=-all', '--');
+    }
+    chain.push(spec.bwrapPath, '--args', String(ARGS_FD), '--', ...spec.command);
+
+    this.child = spawn('/usr/bin/bash', ['-c', WRAPPER, 'sluice-sandbox', ...chain], {
+      env: {},
+      cwd: '/',
+      stdio: [spec.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+    });
+    const child = this.child;
+
+    const stdio = child.stdio as unknown as (Readable | Writable | null)[];
+    const argsPipe = stdio[ARGS_FD] as Writable;
+    const codePipe = stdio[CODE_FD] as Writable;
+    const statusPipe = stdio[STATUS_FD] as Readable;
+    // EPIPE here means bwrap died early; its exit status tells the story.
+    for (const s of [argsPipe, codePipe]) s.on('error', () => {});
+    argsPipe.end(serializeBwrapArgs(options));
+    codePipe.end(spec.code);
+    if (spec.stdin !== undefined && child.stdin) {
+      child.stdin.on('error', () => {});
+      child.stdin.end(spec.stdin);
+    }
+
+    child.stdout?.on('data', (chunk: Buffer) => spec.onOutput('stdout', chunk));
+    child.stderr?.on('data', (chunk: Buffer) => {
+      if (this.initPID !== null) return spec.onOutput('stderr', chunk);
+      // Before the sandbox is up, stderr is bwrap's (or setpriv's) own; hold it to explain a failure.
+      if (this.setupStderrBytes < SETUP_STDERR_LIMIT) {
+        this.setupStderr.push(chunk);
+        this.setupStderrBytes += chunk.length;
+      }
+    });
+
+    let statusBuf = '';
+    statusPipe.setEncoding('utf8');
+    statusPipe.on('data', (text: string) => {
+      statusBuf += text;
+      let nl: number;
+      while ((nl = statusBuf.indexOf('\n')) >= 0) {
+        this.onStatus(statusBuf.slice(0, nl), spec);
+        statusBuf = statusBuf.slice(nl + 1);
+      }
+      if (statusBuf.length > 64 * 1024) statusBuf = '';
+    });
+
+    this.exited = new Promise<SandboxExit>((resolve) => {
+      child.on('error', (err) => {
+        this.closed = true;
+        this.clearTimers();
+        resolve({ exitCode: null, signal: null, setupError: `could not start the sandbox: ${err.message}` });
+      });
+      child.on('close', (code, signal) => {
+        this.closed = true;
+        this.clearTimers();
+        if (statusBuf.trim() !== '') this.onStatus(statusBuf, spec);
+        if (this.initPID === null) {
+          const text = Buffer.concat(this.setupStderr).toString('utf8').trim();
+          resolve({
+            exitCode: null,
+            signal: null,
+            setupError: text || `the sandbox exited before starting (status ${code ?? signal ?? 'unknown'})`,
+          });
+          return;
+        }
+        const exitCode = this.exitCode ?? code ?? (signal ? 128 + (signalNumber(signal) ?? 9) : null);
+        resolve({ exitCode, signal: exitCode !== null && exitCode > 128 ? signalName(exitCode - 128) : null, setupError: null });
+      });
+    });
+  }
+
+  /** Host pid of the sandbox's PID 1, once known. */
+  get pid(): number | null {
+    return this.initPID;
+  }
+
+  /**
+   * Stops everything in the sandbox: SIGTERM to every process but PID 1, then after `graceMs`
+   * SIGKILL to PID 1, which tears the whole PID namespace down. Idempotent.
+   */
+  stop(graceMs: number): void {
+    if (this.closed) return;
+    if (this.initPID === null || this.pidNS === null) {
+      // Not up yet: remember, and act as soon as bwrap reports its child.
+      this.pendingStop ??= { graceMs };
+      this.startFallback ??= setTimeout(() => this.killOuter(), 2000);
+      return;
+    }
+    if (graceMs <= 0) return this.kill();
+    if (this.graceTimer) return;
+    const ns = this.pidNS;
+    const init = this.initPID;
+    this.graceTimer = setTimeout(() => this.kill(), graceMs);
+    void signalNamespace(ns, 'SIGTERM', init).catch(() => this.kill());
+  }
+
+  /** SIGKILL to the sandbox's PID 1: every process in it dies at once. Idempotent. */
+  kill(): void {
+    if (this.closed) return;
+    if (this.initPID === null) {
+      this.pendingStop = { graceMs: 0 };
+      this.startFallback ??= setTimeout(() => this.killOuter(), 2000);
+      return;
+    }
+    // Safe from pid reuse: PID 1 is bwrap's child and cannot be reaped while bwrap (not closed) lives.
+    try {
+      process.kill(this.initPID, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+
+  private killOuter(): void {
+    // Last resort when bwrap never reported its child: --die-with-parent takes the sandbox down with it.
+    if (!this.closed) this.child.kill('SIGKILL');
+  }
+
+  private onStatus(line: string, spec: LaunchSpec): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (typeof msg !== 'object' || msg === null) return;
+    const m = msg as Record<string, unknown>;
+    if (typeof m['child-pid'] === 'number' && this.initPID === null) {
+      this.initPID = m['child-pid'];
+      this.pidNS = typeof m['pid-namespace'] === 'number' ? m['pid-namespace'] : null;
+      if (this.startFallback) clearTimeout(this.startFallback);
+      this.startFallback = null;
+      // stderr that raced ahead of the status line is the program's: deliver it.
+      for (const chunk of this.setupStderr) spec.onOutput('stderr', chunk);
+      this.setupStderr = [];
+      const pending = this.pendingStop;
+      this.pendingStop = null;
+      if (pending) this.stop(pending.graceMs);
+    }
+    if (typeof m['exit-code'] === 'number') this.exitCode = m['exit-code'];
+  }
+
+  private clearTimers(): void {
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    if (this.startFallback) clearTimeout(this.startFallback);
+    this.graceTimer = null;
+    this.startFallback = null;
+  }
+}
+
+/** Launches a sandboxed command. */
+export function launchSandbox(spec: LaunchSpec): SandboxProcess {
+  return new SandboxProcess(spec);
+}
+
+const SIGNALS: Record<number, string> = {
+  1: 'SIGHUP', 2: 'SIGINT', 3: 'SIGQUIT', 4: 'SIGILL', 5: 'SIGTRAP', 6: 'SIGABRT', 7: 'SIGBUS', 8: 'SIGFPE',
+  9: 'SIGKILL', 10: 'SIGUSR1', 11: 'SIGSEGV', 12: 'SIGUSR2', 13: 'SIGPIPE', 14: 'SIGALRM', 15: 'SIGTERM',
+  24: 'SIGXCPU', 25: 'SIGXFSZ', 31: 'SIGSYS',
+};
+
+/** Name of a Linux signal number (`SIG…`), or `SIG<n>` for unusual ones. */
+export function signalName(n: number): string {
+  return SIGNALS[n] ?? `SIG${n}`;
+}
+
+function signalNumber(name: string): number | undefined {
+  for (const [n, s] of Object.entries(SIGNALS)) if (s === name) return Number(n);
+  return undefined;
+}

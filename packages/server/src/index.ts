@@ -1,0 +1,3 @@
+/** @sluice/server: the Sluice HTTP server. */
+export { createSluiceServer, type SluiceServer } from './app.js';
+export { defaultConfig, loadConfig, CONFIG_ENV_VARS, type ServerConfig } from './config.js';

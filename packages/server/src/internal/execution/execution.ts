@@ -1,0 +1,195 @@
+/**
+ * One execution: a piece of code run in its session's sandbox, with its own event log.
+ * State goes queued → running → finished; `done` is appended exactly once, last, after the
+ * sandbox (and so every process the code started) is gone.
+ */
+import { randomUUID } from 'node:crypto';
+import { formatDuration, type DoneReason, type Language, type Mode } from '@sluice/protocol';
+import { CODE_DIR, launchSandbox, type RLimits, type Runtime, type SandboxProcess } from '@sluice/sandbox';
+import { EventLog } from './event-log.js';
+import { OutputPipeline } from './output-pipeline.js';
+
+export type ExecutionState = 'queued' | 'running' | 'finished';
+
+/** Everything an execution needs from its session and server to run. */
+export interface RunContext {
+  bwrapPath: string;
+  hostUID: number | undefined;
+  workspace: string;
+  passwdFile: string;
+  groupFile: string;
+  env: Record<string, string>;
+  network: boolean;
+  tmpBytes: number;
+  limits: RLimits;
+  outputLimitBytes: number;
+  outputKillBytes: number;
+  killGraceMs: number;
+}
+
+export interface ExecutionInit {
+  sessionID: string;
+  /** Tenant that owns it (null without auth). */
+  owner: string | null;
+  language: Language;
+  mode: Mode;
+  runtime: Runtime;
+  code: string;
+  stdin: string | undefined;
+  /** Variables for this run only, over the session's. */
+  env: Record<string, string>;
+  timeoutSec: number;
+  maxLogBytes: number;
+}
+
+export class Execution {
+  readonly id = randomUUID();
+  readonly sessionID: string;
+  readonly owner: string | null;
+  readonly language: Language;
+  readonly mode: Mode;
+  readonly timeoutSec: number;
+  readonly log: EventLog;
+  readonly createdAt = Date.now();
+  startedAt: number | null = null;
+  finishedAt: number | null = null;
+  /** Resolves when `done` has been appended. */
+  readonly finished: Promise<void>;
+
+  private stateValue: ExecutionState = 'queued';
+  private stopReason: DoneReason | null = null;
+  private proc: SandboxProcess | null = null;
+  private readonly runtime: Runtime;
+  private code: string;
+  private stdin: string | undefined;
+  private readonly runEnv: Record<string, string>;
+  private resolveFinished!: () => void;
+
+  constructor(init: ExecutionInit) {
+    this.sessionID = init.sessionID;
+    this.owner = init.owner;
+    this.language = init.language;
+    this.mode = init.mode;
+    this.runtime = init.runtime;
+    this.code = init.code;
+    this.stdin = init.stdin;
+    this.runEnv = init.env;
+    this.timeoutSec = init.timeoutSec;
+    this.log = new EventLog(init.maxLogBytes);
+    this.finished = new Promise((r) => (this.resolveFinished = r));
+  }
+
+  get state(): ExecutionState {
+    return this.stateValue;
+  }
+
+  /**
+   * Stops the execution, keeping all output so far. A queued one never starts; a running one
+   * gets SIGTERM on every process, then SIGKILL after the grace period. Idempotent.
+   */
+  cancel(graceMs: number): void {
+    this.stop('cancelled', graceMs);
+  }
+
+  /** Stops with the given reason (the first reason wins). */
+  stop(reason: DoneReason, graceMs: number): void {
+    if (this.stateValue === 'finished') return;
+    this.stopReason ??= reason;
+    if (this.stateValue === 'queued') {
+      this.finish({ exitCode: null, signal: null, startedAt: Date.now() });
+      return;
+    }
+    this.proc?.stop(graceMs);
+  }
+
+  /** Runs the code; resolves when `done` is in the log. Called once by the session's queue. */
+  async run(ctx: RunContext): Promise<void> {
+    if (this.stateValue !== 'queued') return this.finished;
+    this.stateValue = 'running';
+    const startedAt = Date.now();
+    this.startedAt = startedAt;
+    this.log.append({
+      type: 'start',
+      execution_id: this.id,
+      session_id: this.sessionID,
+      language: this.language,
+      mode: this.mode,
+    });
+
+    const pipeline = new OutputPipeline(
+      {
+        chunk: (stream, content) => this.log.append({ type: stream, content }),
+        truncated: (stream, dropped) => this.log.append({ type: 'truncated', stream, dropped_bytes: dropped }),
+      },
+      { limitBytes: ctx.outputLimitBytes },
+    );
+    const codePath = `${CODE_DIR}/${this.runtime.fileName}`;
+    const proc = launchSandbox({
+      bwrapPath: ctx.bwrapPath,
+      hostUID: ctx.hostUID,
+      workspace: ctx.workspace,
+      passwdFile: ctx.passwdFile,
+      groupFile: ctx.groupFile,
+      env: { ...baseEnv(), ...this.runtime.env, ...ctx.env, ...this.runEnv },
+      network: ctx.network,
+      tmpBytes: ctx.tmpBytes,
+      codePath,
+      command: [this.runtime.executable, ...this.runtime.args(codePath)],
+      code: this.code,
+      ...(this.stdin !== undefined ? { stdin: this.stdin } : {}),
+      limits: ctx.limits,
+      onOutput: (stream, chunk) => {
+        pipeline.write(stream, chunk);
+        if (pipeline.totalBytes > ctx.outputKillBytes) this.stop('output_limit', 0);
+      },
+    });
+    this.proc = proc;
+    // The code lives on in the sandbox's file now; don't hold it for the log's lifetime.
+    this.code = '';
+    this.stdin = undefined;
+    const timer = setTimeout(() => this.stop('timeout', ctx.killGraceMs), this.timeoutSec * 1000);
+    // A stop requested while we were starting (cancel right after enqueue) applies now.
+    if (this.stopReason) proc.stop(ctx.killGraceMs);
+
+    const exit = await proc.exited;
+    clearTimeout(timer);
+    pipeline.finish();
+    if (exit.setupError !== null) {
+      this.log.append({ type: 'error', code: 'SANDBOX_UNAVAILABLE', error: `the sandbox failed to start: ${exit.setupError}` });
+      this.stopReason = 'error';
+    }
+    this.finish({ exitCode: exit.exitCode, signal: exit.signal, startedAt });
+  }
+
+  private finish(r: { exitCode: number | null; signal: string | null; startedAt: number }): void {
+    if (this.stateValue === 'finished') return;
+    const durationMs = Date.now() - r.startedAt;
+    const reason: DoneReason = this.stopReason ?? (r.signal !== null ? 'signaled' : 'exited');
+    this.log.append({
+      type: 'done',
+      exit_code: r.exitCode,
+      duration: formatDuration(durationMs),
+      duration_ms: durationMs,
+      reason,
+      ...(r.signal !== null ? { signal: r.signal } : {}),
+    });
+    this.log.close();
+    this.stateValue = 'finished';
+    this.finishedAt = Date.now();
+    this.proc = null;
+    this.resolveFinished();
+  }
+}
+
+/** The environment every sandboxed program starts from; nothing of the server's own. */
+export function baseEnv(): Record<string, string> {
+  return {
+    PATH: '/usr/local/bin:/usr/bin:/bin',
+    HOME: '/workspace',
+    TMPDIR: '/tmp',
+    LANG: 'C.UTF-8',
+    LC_ALL: 'C.UTF-8',
+    USER: 'sandbox',
+    TERM: 'dumb',
+  };
+}

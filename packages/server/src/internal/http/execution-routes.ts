@@ -1,0 +1,60 @@
+/** `GET /api/executions/{id}`, `…/events` (replay, then live) and `POST …/cancel`. */
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../api-error.js';
+import type { ServerContext } from './context.js';
+import { negotiate } from './negotiate.js';
+import { executionView } from './views.js';
+import { writeEvents } from './write-events.js';
+
+type ExecRoute = { Params: { id: string } };
+type EventsRoute = ExecRoute & { Querystring: { from?: string } };
+
+export function executionRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const owner = null;
+
+  app.get<ExecRoute>('/api/executions/:id', async (req) => executionView(ctx.sessions.execution(owner, req.params.id)));
+
+  app.get<EventsRoute>('/api/executions/:id/events', async (req, reply) => {
+    const exec = ctx.sessions.execution(owner, req.params.id);
+    const from = startSeq(req.query.from, req.headers['last-event-id']);
+    const format = negotiate(req.headers.accept, 'sse');
+    if (format === 'json') throw new ApiError('INVALID_REQUEST', 'Accept: expected text/event-stream or application/x-ndjson, got application/json; use GET /api/executions/{id} for the folded result');
+    // Nothing more will ever come: 204 tells an EventSource to stop reconnecting.
+    if (exec.log.closed && from > exec.log.lastSeq) return reply.code(204).send();
+    const detach = ctx.sessions.attach(owner, exec.sessionID);
+    try {
+      reply.hijack();
+      await writeEvents(reply.raw, exec.log, {
+        format,
+        from,
+        heartbeatSec: ctx.config.heartbeatSec,
+        headers: { 'Sluice-Execution-Id': exec.id },
+        signal: ctx.shutdown,
+      });
+    } finally {
+      detach();
+    }
+    return reply;
+  });
+
+  app.post<ExecRoute>('/api/executions/:id/cancel', async (req, reply) => {
+    const exec = ctx.sessions.execution(owner, req.params.id);
+    const wasFinished = exec.state === 'finished';
+    exec.cancel(ctx.config.killGraceMs);
+    return reply.code(wasFinished ? 200 : 202).send({ execution_id: exec.id, state: exec.state, cancelled: !wasFinished });
+  });
+}
+
+/** `?from=N` is the first seq wanted; `Last-Event-ID: N` is the last one seen. */
+function startSeq(from: string | undefined, lastEventID: string | string[] | undefined): number {
+  if (from !== undefined) {
+    if (!/^\d{1,15}$/.test(from)) throw new ApiError('INVALID_REQUEST', `from: expected a non-negative integer seq, got ${JSON.stringify(from)}`);
+    return Math.max(1, Number(from));
+  }
+  const last = Array.isArray(lastEventID) ? lastEventID[0] : lastEventID;
+  if (last !== undefined && last !== '') {
+    if (!/^\d{1,15}$/.test(last)) throw new ApiError('INVALID_REQUEST', `Last-Event-ID: expected the integer seq of the last event seen, got ${JSON.stringify(last)}`);
+    return Number(last) + 1;
+  }
+  return 1;
+}

@@ -1,0 +1,117 @@
+/**
+ * `POST /api/sessions/{id}/run` (JSON, SSE or NDJSON by `Accept`) and `/stream` (always SSE).
+ * A run on an unknown session id creates the session with defaults.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parseRunRequest, validateSessionID, type RunRequest } from '@sluice/protocol';
+import { runtimeFor } from '@sluice/sandbox';
+import { ApiError } from '../api-error.js';
+import type { Execution } from '../execution/execution.js';
+import { check, type ServerContext } from './context.js';
+import { negotiate, type ResponseFormat } from './negotiate.js';
+import { resultView } from './views.js';
+import { writeEvents } from './write-events.js';
+
+type RunRoute = { Params: { id: string } };
+
+export function runRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.post<RunRoute>('/api/sessions/:id/run', (req, reply) => run(ctx, req, reply, negotiate(req.headers.accept, 'json')));
+  app.post<RunRoute>('/api/sessions/:id/stream', (req, reply) => run(ctx, req, reply, 'sse'));
+}
+
+async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: FastifyReply, format: ResponseFormat): Promise<unknown> {
+  const owner = null;
+  const sessionID = check(validateSessionID(req.params.id));
+  const body = check(parseRunRequest(req.body));
+  const unhealthy = ctx.health();
+  if (unhealthy !== null) throw new ApiError('SANDBOX_UNAVAILABLE', unhealthy, { retryAfter: 5 });
+
+  const idemKey = idempotencyKey(req.headers['idempotency-key']);
+  let exec: Execution | undefined;
+  if (idemKey !== undefined) {
+    const known = ctx.idempotency.get(owner, idemKey);
+    if (known !== undefined) {
+      try {
+        exec = ctx.sessions.execution(owner, known);
+      } catch {
+        // Its log expired: run afresh under the same key.
+      }
+    }
+  }
+  if (!exec) {
+    exec = await submit(ctx, owner, sessionID, body);
+    if (idemKey !== undefined) ctx.idempotency.set(owner, idemKey, exec.id);
+  }
+
+  const headers = { 'Sluice-Execution-Id': exec.id, Location: `/api/executions/${exec.id}` };
+  const cancelOnDisconnect = body.on_disconnect === 'cancel';
+  const detach = ctx.sessions.attach(owner, exec.sessionID);
+  try {
+    if (format === 'json') {
+      const finished = await untilFinishedOrClosed(exec, reply);
+      if (!finished) {
+        if (cancelOnDisconnect) exec.cancel(ctx.config.killGraceMs);
+        return reply;
+      }
+      return reply.headers(headers).send(resultView(exec));
+    }
+    reply.hijack();
+    const outcome = await writeEvents(reply.raw, exec.log, {
+      format,
+      from: 1,
+      heartbeatSec: body.heartbeat ?? ctx.config.heartbeatSec,
+      headers,
+      signal: ctx.shutdown,
+    });
+    if (outcome === 'disconnected' && cancelOnDisconnect) exec.cancel(ctx.config.killGraceMs);
+    return reply;
+  } finally {
+    detach();
+  }
+}
+
+async function submit(ctx: ServerContext, owner: string | null, sessionID: string, body: RunRequest): Promise<Execution> {
+  // Check the language before creating a session, so a typo does not leave one behind.
+  const requested = body.language === undefined ? undefined : ctx.resolveLanguage(body.language);
+  if (body.mode === 'kernel') {
+    throw new ApiError('INVALID_REQUEST', 'mode: expected "process" (kernel mode is not available on this server yet), got "kernel" (string)');
+  }
+  const session = await ctx.sessions.getOrCreate(owner, sessionID);
+  const language = requested ?? session.settings.language;
+  const runtime = runtimeFor(language);
+  if (!runtime) throw new ApiError('UNSUPPORTED_LANGUAGE', `language: ${language} cannot run on this server`);
+  const timeoutSec = Math.min(body.timeout ?? session.settings.timeoutSec ?? ctx.config.defaultTimeoutSec, ctx.config.maxTimeoutSec);
+  return ctx.sessions.submit(session, {
+    language,
+    mode: 'process',
+    runtime,
+    code: body.code,
+    stdin: body.stdin,
+    env: body.env ?? {},
+    timeoutSec,
+  });
+}
+
+function idempotencyKey(raw: string | string[] | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const v = Array.isArray(raw) ? raw[0] : raw;
+  if (v === undefined || v.length === 0 || v.length > 255) {
+    throw new ApiError('INVALID_REQUEST', `Idempotency-Key: expected 1 to 255 characters, got ${v?.length ?? 0}`);
+  }
+  return v;
+}
+
+/** Waits for `done`; false if the client went away first. */
+function untilFinishedOrClosed(exec: Execution, reply: FastifyReply): Promise<boolean> {
+  return new Promise((resolve) => {
+    const res = reply.raw;
+    const onClose = (): void => {
+      if (!res.writableEnded) resolve(false);
+    };
+    res.once('close', onClose);
+    void exec.finished.then(() => {
+      res.off('close', onClose);
+      resolve(true);
+    });
+  });
+}

@@ -1,0 +1,30 @@
+/** `POST/GET/DELETE /api/sessions…` */
+import type { FastifyInstance } from 'fastify';
+import { parseCreateSessionRequest, validateSessionID } from '@sluice/protocol';
+import { check, type ServerContext } from './context.js';
+import { sessionView } from './views.js';
+
+export function sessionRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const owner = null;
+
+  app.post('/api/sessions', async (req, reply) => {
+    const body = check(parseCreateSessionRequest(req.body));
+    const session = await ctx.sessions.create(owner, body);
+    return reply.code(201).header('Location', `/api/sessions/${session.id}`).send(sessionView(session));
+  });
+
+  app.get('/api/sessions', async () => ({ sessions: ctx.sessions.list(owner).map(sessionView) }));
+
+  app.get<{ Params: { id: string } }>('/api/sessions/:id', async (req) => {
+    const id = check(validateSessionID(req.params.id));
+    const s = ctx.sessions.get(owner, id);
+    s.touch();
+    return sessionView(s);
+  });
+
+  app.delete<{ Params: { id: string } }>('/api/sessions/:id', async (req, reply) => {
+    const id = check(validateSessionID(req.params.id));
+    await ctx.sessions.delete(owner, id);
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,33 @@
+/** `GET /healthz`, `GET /api/languages`, `GET /`. */
+import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../api-error.js';
+import type { ServerContext } from './context.js';
+
+export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.get('/healthz', async () => {
+    const problem = ctx.health();
+    if (problem !== null) throw new ApiError('SANDBOX_UNAVAILABLE', problem, { retryAfter: 5 });
+    return { status: 'ok', sessions: ctx.sessions.sessionCount };
+  });
+
+  app.get('/api/languages', async () => ({
+    languages: [...ctx.languages.values()].map((info) => ({ ...info, default_mode: 'process' })),
+  }));
+
+  app.get('/', async () => ({
+    name: 'sluice',
+    description: 'Runs untrusted code in sandboxes and streams its output live.',
+    endpoints: [
+      'POST /api/sessions',
+      'GET /api/sessions',
+      'GET|DELETE /api/sessions/{id}',
+      'POST /api/sessions/{id}/run',
+      'POST /api/sessions/{id}/stream',
+      'GET /api/executions/{id}',
+      'GET /api/executions/{id}/events',
+      'POST /api/executions/{id}/cancel',
+      'GET /api/languages',
+      'GET /healthz',
+    ],
+  }));
+}

@@ -1,0 +1,89 @@
+/**
+ * Streams an execution's log to one HTTP response as SSE or NDJSON, at the client's pace:
+ * every write honours `write() === false` by waiting for `'drain'` (an unread socket must not
+ * grow the server's memory), and a client that goes away aborts the reader at once.
+ */
+import type { ServerResponse } from 'node:http';
+import { encodeEventNDJSON, encodeEventSSE, encodeSSEComment } from '@sluice/protocol';
+import type { EventLog, LogEntry } from '../execution/event-log.js';
+import type { StreamFormat } from './negotiate.js';
+
+export interface StreamOptions {
+  format: StreamFormat;
+  /** First seq to send (inclusive). */
+  from: number;
+  /** Seconds between SSE `: ping` comments. */
+  heartbeatSec: number;
+  /** Extra response headers (the execution id, its URL). */
+  headers: Record<string, string>;
+  /** Aborts the stream from the server's side (shutdown). */
+  signal?: AbortSignal;
+}
+
+/** How a stream ended: `complete` when the client got everything up to the log's end. */
+export type StreamOutcome = 'complete' | 'disconnected';
+
+const CONTENT_TYPES: Record<StreamFormat, string> = {
+  sse: 'text/event-stream; charset=utf-8',
+  ndjson: 'application/x-ndjson; charset=utf-8',
+};
+
+/** Writes the response head and then the log, following it live until it closes. */
+export async function writeEvents(res: ServerResponse, log: EventLog, opts: StreamOptions): Promise<StreamOutcome> {
+  const ac = new AbortController();
+  const onClose = (): void => ac.abort();
+  res.once('close', onClose);
+  const onServerAbort = (): void => ac.abort();
+  opts.signal?.addEventListener('abort', onServerAbort, { once: true });
+
+  res.writeHead(200, {
+    'Content-Type': CONTENT_TYPES[opts.format],
+    'Cache-Control': 'no-cache, no-transform',
+    'X-Accel-Buffering': 'no',
+    Connection: 'keep-alive',
+    ...opts.headers,
+  });
+  // Tell EventSource clients to come back quickly after a drop.
+  if (opts.format === 'sse') res.write('retry: 1000\n\n');
+  res.flushHeaders();
+
+  let heartbeat: NodeJS.Timeout | null = null;
+  if (opts.format === 'sse' && opts.heartbeatSec > 0) {
+    const ping = encodeSSEComment('ping');
+    heartbeat = setInterval(() => {
+      // A client that is not reading does not need more bytes queued for it.
+      if (!res.writableNeedDrain) res.write(ping);
+    }, opts.heartbeatSec * 1000);
+  }
+  const encode = opts.format === 'sse' ? (e: LogEntry) => encodeEventSSE(e.seq, e.type, e.json) : (e: LogEntry) => encodeEventNDJSON(e.json);
+
+  try {
+    for await (const batch of log.follow(opts.from, ac.signal)) {
+      let text = '';
+      for (const entry of batch) text += encode(entry);
+      if (!res.write(text)) await drained(res, ac.signal);
+      if (ac.signal.aborted) break;
+    }
+    if (ac.signal.aborted) return 'disconnected';
+    res.end();
+    return 'complete';
+  } finally {
+    if (heartbeat) clearInterval(heartbeat);
+    res.off('close', onClose);
+    opts.signal?.removeEventListener('abort', onServerAbort);
+    if (ac.signal.aborted && !res.writableEnded) res.destroy();
+  }
+}
+
+function drained(res: ServerResponse, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.on('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
