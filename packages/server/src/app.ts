@@ -120,8 +120,11 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
       return app.listen({ host: config.host, port: config.port });
     },
     async close() {
+      // Stop accepting, cancel everything (so open streams receive their done), then end the rest.
+      const closing = app.close();
+      await sessions.close();
       shutdown.abort();
-      await Promise.all([app.close(), sessions.close()]);
+      await closing;
     },
   };
 }

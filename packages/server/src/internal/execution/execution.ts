@@ -124,25 +124,34 @@ export class Execution {
       { limitBytes: ctx.outputLimitBytes },
     );
     const codePath = `${CODE_DIR}/${this.runtime.fileName}`;
-    const proc = launchSandbox({
-      bwrapPath: ctx.bwrapPath,
-      hostUID: ctx.hostUID,
-      workspace: ctx.workspace,
-      passwdFile: ctx.passwdFile,
-      groupFile: ctx.groupFile,
-      env: { ...baseEnv(), ...this.runtime.env, ...ctx.env, ...this.runEnv },
-      network: ctx.network,
-      tmpBytes: ctx.tmpBytes,
-      codePath,
-      command: [this.runtime.executable, ...this.runtime.args(codePath)],
-      code: this.code,
-      ...(this.stdin !== undefined ? { stdin: this.stdin } : {}),
-      limits: ctx.limits,
-      onOutput: (stream, chunk) => {
-        pipeline.write(stream, chunk);
-        if (pipeline.totalBytes > ctx.outputKillBytes) this.stop('output_limit', 0);
-      },
-    });
+    let proc: SandboxProcess;
+    try {
+      proc = launchSandbox({
+        bwrapPath: ctx.bwrapPath,
+        hostUID: ctx.hostUID,
+        workspace: ctx.workspace,
+        passwdFile: ctx.passwdFile,
+        groupFile: ctx.groupFile,
+        env: { ...baseEnv(), ...this.runtime.env, ...ctx.env, ...this.runEnv },
+        network: ctx.network,
+        tmpBytes: ctx.tmpBytes,
+        codePath,
+        command: [this.runtime.executable, ...this.runtime.args(codePath)],
+        code: this.code,
+        ...(this.stdin !== undefined ? { stdin: this.stdin } : {}),
+        limits: ctx.limits,
+        onOutput: (stream, chunk) => {
+          pipeline.write(stream, chunk);
+          if (pipeline.totalBytes > ctx.outputKillBytes) this.stop('output_limit', 0);
+        },
+      });
+    } catch (err) {
+      // spawn() can throw synchronously (e.g. fd exhaustion); the log must still end with done.
+      this.log.append({ type: 'error', code: 'SANDBOX_UNAVAILABLE', error: `the sandbox failed to start: ${(err as Error).message}` });
+      this.stopReason = 'error';
+      this.finish({ exitCode: null, signal: null, startedAt });
+      return;
+    }
     this.proc = proc;
     // The code lives on in the sandbox's file now; don't hold it for the log's lifetime.
     this.code = '';
