@@ -91,7 +91,7 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
     }
   });
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
-    const apiErr = toApiError(err);
+    const apiErr = toApiError(err, config);
     if (apiErr.code === 'INTERNAL') req.log.error({ err }, 'request failed');
     if (apiErr.retryAfter !== undefined) void reply.header('Retry-After', String(apiErr.retryAfter));
     const body: ErrorBody = { error: { code: apiErr.code, message: apiErr.message } };
@@ -130,18 +130,18 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
 }
 
 /** Maps any error a route or Fastify raised onto the contract's table. */
-function toApiError(err: FastifyError | ApiError): ApiError {
+function toApiError(err: FastifyError | ApiError, config: ServerConfig): ApiError {
   if (err instanceof ApiError) return err;
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ApiError('PAYLOAD_TOO_LARGE', `request body: expected at most ${err.message.match(/\d+/)?.[0] ?? 'the limit'} bytes; send less code or upload files separately`);
+      return new ApiError('PAYLOAD_TOO_LARGE', `request body: expected at most ${config.bodyLimitBytes} bytes (SLUICE_BODY_LIMIT); send less code or upload files separately`);
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new ApiError('INVALID_REQUEST', 'Content-Length: does not match the body that arrived');
     default:
       break;
   }
   const status = err.statusCode ?? 500;
-  if (status === 413) return new ApiError('PAYLOAD_TOO_LARGE', err.message);
+  if (status === 413) return new ApiError('PAYLOAD_TOO_LARGE', `request body: expected at most ${config.bodyLimitBytes} bytes (SLUICE_BODY_LIMIT)`);
   if (status >= 400 && status < 500) {
     const code = (Object.keys(ERROR_STATUS) as ErrorCode[]).find((c) => ERROR_STATUS[c] === status) ?? 'INVALID_REQUEST';
     return new ApiError(code, err.message);

@@ -27,21 +27,18 @@ async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: Fas
   if (unhealthy !== null) throw new ApiError('SANDBOX_UNAVAILABLE', unhealthy, { retryAfter: 5 });
 
   const idemKey = idempotencyKey(req.headers['idempotency-key']);
-  let exec: Execution | undefined;
-  if (idemKey !== undefined) {
-    const known = ctx.idempotency.get(owner, idemKey);
-    if (known !== undefined) {
-      try {
-        exec = ctx.sessions.execution(owner, known);
-      } catch {
-        // Its log expired: run afresh under the same key.
-      }
-    }
-  }
-  if (!exec) {
-    exec = await submit(ctx, owner, sessionID, body);
-    if (idemKey !== undefined) ctx.idempotency.set(owner, idemKey, exec.id);
-  }
+  const exec =
+    idemKey === undefined
+      ? await submit(ctx, owner, sessionID, body)
+      : ctx.sessions.execution(
+          owner,
+          await ctx.idempotency.resolve(
+            owner,
+            idemKey,
+            (id) => ctx.sessions.hasExecution(owner, id),
+            async () => (await submit(ctx, owner, sessionID, body)).id,
+          ),
+        );
 
   const headers = { 'Sluice-Execution-Id': exec.id, Location: `/api/executions/${exec.id}` };
   const cancelOnDisconnect = body.on_disconnect === 'cancel';

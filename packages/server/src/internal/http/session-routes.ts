@@ -17,9 +17,8 @@ export function sessionRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get<{ Params: { id: string } }>('/api/sessions/:id', async (req) => {
     const id = check(validateSessionID(req.params.id));
-    const s = ctx.sessions.get(owner, id);
-    s.touch();
-    return sessionView(s);
+    // Looking at a session is not activity: only runs and attached readers keep it alive.
+    return sessionView(ctx.sessions.get(owner, id));
   });
 
   app.delete<{ Params: { id: string } }>('/api/sessions/:id', async (req, reply) => {

@@ -96,6 +96,11 @@ export class SessionManager {
     return e;
   }
 
+  /** True when the owner can still read this execution. */
+  hasExecution(owner: string | null, id: string): boolean {
+    return this.executions.get(id)?.owner === owner;
+  }
+
   /** Marks a session as having a reader attached; returns the detach function. */
   attach(owner: string | null, sessionID: string): () => void {
     const s = this.sessions.get(key(owner, sessionID));
