@@ -3,6 +3,7 @@
  * session manager to the HTTP routes. `listen()` serves; `close()` stops every execution and
  * removes every workspace.
  */
+import type { IncomingMessage } from 'node:http';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { ERROR_STATUS, LANGUAGES, type ErrorBody, type ErrorCode, type Language } from '@sluice/protocol';
 import {
@@ -90,8 +91,14 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
       done(new ApiError('INVALID_REQUEST', `request body: expected JSON, got malformed JSON (${(err as Error).message})`), undefined);
     }
   });
-  app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
+  app.setErrorHandler(async (err: FastifyError | ApiError, req, reply) => {
     const apiErr = toApiError(err, config);
+    // A client still sending its oversized body would see EPIPE instead of our answer: read
+    // and discard the rest first (bounded in bytes and time), then answer and close.
+    if (apiErr.code === 'PAYLOAD_TOO_LARGE' && !req.raw.complete) {
+      await discardBody(req.raw, Math.max(64 * 1024 * 1024, config.bodyLimitBytes * 16), 10_000);
+      void reply.header('Connection', 'close');
+    }
     if (apiErr.code === 'INTERNAL') req.log.error({ err }, 'request failed');
     if (apiErr.retryAfter !== undefined) void reply.header('Retry-After', String(apiErr.retryAfter));
     const body: ErrorBody = { error: { code: apiErr.code, message: apiErr.message } };
@@ -127,6 +134,31 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
       await closing;
     },
   };
+}
+
+/** Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`. */
+function discardBody(req: IncomingMessage, maxBytes: number, maxMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = 0;
+    const finish = (): void => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', finish);
+      req.off('error', finish);
+      req.off('close', finish);
+      resolve();
+    };
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (seen > maxBytes) finish();
+    };
+    const timer = setTimeout(finish, maxMs);
+    req.on('data', onData);
+    req.once('end', finish);
+    req.once('error', finish);
+    req.once('close', finish);
+    req.resume();
+  });
 }
 
 /** Maps any error a route or Fastify raised onto the contract's table. */
