@@ -4,6 +4,7 @@ import { buildBwrapOptions, serializeBwrapArgs, type BwrapSpec } from './bwrap-o
 
 const spec: BwrapSpec = {
   workspace: '/data/ws/abc',
+  reporterFile: '/data/etc/exec.pl',
   env: { PATH: '/usr/bin', A: 'x y' },
   network: false,
   tmpBytes: 1024,

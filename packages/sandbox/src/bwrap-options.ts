@@ -4,6 +4,7 @@
  * system directories, a private /tmp, the workspace read-write, `/` remounted read-only last.
  * They travel through `--args FD` so that `/proc/1/cmdline` inside shows no host paths.
  */
+import { REPORTER_PATH } from './internal/reporter-script.js';
 
 export interface BwrapSpec {
   /** Host directory bound read-write at /workspace. */
@@ -11,6 +12,8 @@ export interface BwrapSpec {
   /** Host files bound read-only over the sandbox's /etc/passwd and /etc/group. */
   passwdFile?: string;
   groupFile?: string;
+  /** Host file of the status reporter (see reporter-script.ts), bound at REPORTER_PATH. */
+  reporterFile: string;
   /** Environment of the sandboxed command, built from scratch. */
   env: Record<string, string>;
   /** Share the host's network namespace (only when the session asked and the server allows). */
@@ -73,6 +76,7 @@ export function buildBwrapOptions(spec: BwrapSpec): string[] {
     '--size', String(16 * 1024 * 1024), '--tmpfs', '/dev/shm',
     '--bind', spec.workspace, '/workspace',
     '--chdir', '/workspace',
+    '--ro-bind', spec.reporterFile, REPORTER_PATH,
     '--file', String(spec.codeFD), spec.codePath,
     // Last mount operation: without it the sandbox can write to / and /etc (bwrap's root tmpfs).
     '--remount-ro', '/',

@@ -1,8 +1,9 @@
 /**
  * Starts one command in a bubblewrap sandbox through the verified launch chain (SANDBOX.md):
  *
- *   bash (closes inherited fds) → env -i → prlimit (rlimits) → setpriv (drop to the session's
- *   uid, when we are root) → bwrap --args 3 → PID 1 of the new namespaces → the command
+ *   keeper (perl: dies with us, reaps the sandbox, closes inherited fds) → prlimit (rlimits)
+ *   → setpriv (drop to the session's uid, when we are root) → bwrap --args 3 → PID 1 of the
+ *   new namespaces → status reporter (perl) → the command
  *
  * bwrap runs with an empty environment (its own environ is readable at /proc/1/environ inside)
  * and never as root (root-launched bwrap maps the sandbox to host uid 0).
@@ -10,7 +11,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { buildBwrapOptions, serializeBwrapArgs, type BwrapSpec } from './bwrap-options.js';
-import { signalNamespace } from './signal-namespace.js';
+import { KEEPER_SCRIPT } from './internal/keeper-script.js';
+import { PERL, REPORTER_PATH } from './internal/reporter-script.js';
+import { programStarted, signalNamespace } from './signal-namespace.js';
 
 /** rlimits applied to every process of the sandbox (prlimit names). */
 export interface RLimits {
@@ -48,15 +51,10 @@ export interface SandboxExit {
 const CODE_FD = 5;
 const STATUS_FD = 4;
 const ARGS_FD = 3;
+/** The reporter's `exit N` / `signal N` line arrives on this fd. */
+const EXIT_FD = 6;
 /** Bytes of bwrap's own stderr kept to explain a failed start. */
 const SETUP_STDERR_LIMIT = 16 * 1024;
-
-// Close every fd but 0–5 (we pass 3: options, 4: status, 5: code), then exec with an empty env.
-const WRAPPER = [
-  'for f in /proc/$$/fd/*; do n=${f##*/}',
-  'case $n in 0|1|2|3|4|5) ;; *) eval "exec $n>&-" 2>/dev/null ;; esac; done',
-  'exec /usr/bin/env -i "$@"',
-].join('\n');
 
 /** A running sandboxed process. */
 export class SandboxProcess {
@@ -86,12 +84,13 @@ export class SandboxProcess {
     if (spec.hostUID !== undefined) {
       chain.push('/usr/bin/setpriv', `--reuid=${spec.hostUID}`, `--regid=${spec.hostUID}`, '--clear-groups', '--inh-caps=-all', '--');
     }
-    chain.push(spec.bwrapPath, '--args', String(ARGS_FD), '--', ...spec.command);
+    chain.push(spec.bwrapPath, '--args', String(ARGS_FD), '--', PERL, REPORTER_PATH, ...spec.command);
 
-    this.child = spawn('/usr/bin/bash', ['-c', WRAPPER, 'sluice-sandbox', ...chain], {
+    // Empty environment: bwrap's own environ is readable inside at /proc/1/environ.
+    this.child = spawn(PERL, ['-e', KEEPER_SCRIPT, ...chain], {
       env: {},
       cwd: '/',
-      stdio: [spec.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: [spec.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
     });
     const child = this.child;
 
@@ -99,6 +98,7 @@ export class SandboxProcess {
     const argsPipe = stdio[ARGS_FD] as Writable;
     const codePipe = stdio[CODE_FD] as Writable;
     const statusPipe = stdio[STATUS_FD] as Readable;
+    const exitPipe = stdio[EXIT_FD] as Readable;
     // EPIPE here means bwrap died early; its exit status tells the story.
     for (const s of [argsPipe, codePipe]) s.on('error', () => {});
     argsPipe.end(serializeBwrapArgs(options));
@@ -130,6 +130,12 @@ export class SandboxProcess {
       if (statusBuf.length > 64 * 1024) statusBuf = '';
     });
 
+    let exitBuf = '';
+    exitPipe.setEncoding('utf8');
+    exitPipe.on('data', (text: string) => {
+      if (exitBuf.length < 256) exitBuf += text;
+    });
+
     this.exited = new Promise<SandboxExit>((resolve) => {
       child.on('error', (err) => {
         this.closed = true;
@@ -149,6 +155,13 @@ export class SandboxProcess {
           });
           return;
         }
+        const m = /^(exit|signal) (\d+)\n/.exec(exitBuf);
+        if (m) {
+          const n = Number(m[2]);
+          resolve(m[1] === 'signal' ? { exitCode: 128 + n, signal: signalName(n), setupError: null } : { exitCode: n, signal: null, setupError: null });
+          return;
+        }
+        // No report: the reporter itself was killed (SIGKILL to PID 1), so the number is 128+n.
         const exitCode = this.exitCode ?? code ?? (signal ? 128 + (signalNumber(signal) ?? 9) : null);
         resolve({ exitCode, signal: exitCode !== null && exitCode > 128 ? signalName(exitCode - 128) : null, setupError: null });
       });
@@ -177,7 +190,14 @@ export class SandboxProcess {
     const ns = this.pidNS;
     const init = this.initPID;
     this.graceTimer = setTimeout(() => this.kill(), graceMs);
-    void signalNamespace(ns, 'SIGTERM', init).catch(() => this.kill());
+    // Right after start the program may not exist yet: nothing to be graceful to, so kill at
+    // once rather than let it start and run through the whole grace period.
+    void programStarted(init)
+      .then(async (started) => {
+        if (started) await signalNamespace(ns, 'SIGTERM', init);
+        else this.kill();
+      })
+      .catch(() => this.kill());
   }
 
   /** SIGKILL to the sandbox's PID 1: every process in it dies at once. Idempotent. */

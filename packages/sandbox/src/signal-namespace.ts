@@ -3,7 +3,7 @@
  * `ns/pid` link names that namespace. Used for the graceful half of a stop: SIGTERM to every
  * process but the namespace's init, so programs can clean up before init is SIGKILLed.
  */
-import { readdir, readlink } from 'node:fs/promises';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 
 /** Host pids of the processes in the PID namespace with inode `nsInode`. */
 export async function pidsInNamespace(nsInode: number): Promise<number[]> {
@@ -36,4 +36,21 @@ export async function signalNamespace(nsInode: number, signal: NodeJS.Signals, e
     }
   }
   return count;
+}
+
+/** Host pids of a process's children (Linux's /proc/PID/task/PID/children). */
+async function childrenOf(pid: number): Promise<number[]> {
+  const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8');
+  return text.split(/\s+/).filter(Boolean).map(Number);
+}
+
+/**
+ * True once the sandbox's program exists: PID 1 (bwrap's init) has a child (the status
+ * reporter) which has a child (the program). Throws if /proc cannot tell.
+ */
+export async function programStarted(initPID: number): Promise<boolean> {
+  for (const reporter of await childrenOf(initPID)) {
+    if ((await childrenOf(reporter).catch(() => [])).length > 0) return true;
+  }
+  return false;
 }

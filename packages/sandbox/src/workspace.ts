@@ -6,6 +6,7 @@ import { chmod, chown, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promi
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { SANDBOX_UID } from './bwrap-options.js';
+import { REPORTER_SCRIPT } from './internal/reporter-script.js';
 
 /** Host paths a sandbox host needs. */
 export interface SandboxHostPaths {
@@ -13,6 +14,8 @@ export interface SandboxHostPaths {
   workspacesDir: string;
   passwdFile: string;
   groupFile: string;
+  /** The status reporter script, bound read-only into every sandbox. */
+  reporterFile: string;
 }
 
 /**
@@ -44,8 +47,10 @@ export async function prepareDataDir(dataDir: string): Promise<SandboxHostPaths>
   const passwdFile = join(etc, 'passwd');
   const groupFile = join(etc, 'group');
   await writeFile(passwdFile, `root:x:0:0:root:/nonexistent:/usr/sbin/nologin\nsandbox:x:${SANDBOX_UID}:${SANDBOX_UID}:sandbox:/workspace:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`, { mode: 0o644 });
+  const reporterFile = join(etc, 'exec.pl');
+  await writeFile(reporterFile, REPORTER_SCRIPT, { mode: 0o644 });
   await writeFile(groupFile, `root:x:0:\nsandbox:x:${SANDBOX_UID}:\nnogroup:x:65534:\n`, { mode: 0o644 });
-  return { dataDir: root, workspacesDir, passwdFile, groupFile };
+  return { dataDir: root, workspacesDir, passwdFile, groupFile, reporterFile };
 }
 
 /** Creates an empty workspace owned by `uid` (when given) and returns its host path. */

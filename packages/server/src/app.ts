@@ -193,6 +193,7 @@ async function selfTest(paths: SandboxHostPaths, bwrapPath: string, uidPool: UID
       workspace,
       passwdFile: paths.passwdFile,
       groupFile: paths.groupFile,
+      reporterFile: paths.reporterFile,
       env: baseEnv(),
       network: false,
       tmpBytes: 1024 * 1024,

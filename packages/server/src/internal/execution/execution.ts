@@ -18,6 +18,7 @@ export interface RunContext {
   workspace: string;
   passwdFile: string;
   groupFile: string;
+  reporterFile: string;
   env: Record<string, string>;
   network: boolean;
   tmpBytes: number;
@@ -132,6 +133,7 @@ export class Execution {
         workspace: ctx.workspace,
         passwdFile: ctx.passwdFile,
         groupFile: ctx.groupFile,
+        reporterFile: ctx.reporterFile,
         env: { ...baseEnv(), ...this.runtime.env, ...ctx.env, ...this.runEnv },
         network: ctx.network,
         tmpBytes: ctx.tmpBytes,

@@ -181,6 +181,7 @@ export class SessionManager {
         bwrapPath: this.deps.bwrapPath,
         passwdFile: this.deps.paths.passwdFile,
         groupFile: this.deps.paths.groupFile,
+        reporterFile: this.deps.paths.reporterFile,
         tmpBytes: c.tmpBytes,
         outputKillBytes: c.outputKillBytes,
         killGraceMs: c.killGraceMs,

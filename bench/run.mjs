@@ -1,0 +1,473 @@
+#!/usr/bin/env node
+// Sluice streaming benchmark: `npm run bench` (builds first).
+//
+// Starts a real server (the CLI's `serve`, on a free loopback port, with its own data dir) and
+// measures, in the same run, the sandboxed path against a raw baseline: the same Python program
+// as a bare process on a pipe (`/usr/bin/python3 -u -c …`, stdout read directly).
+//
+//   1. request → first stdout byte of `print(1)` in a new session, vs spawn → first byte;
+//   2. per-line latency: the program prints its own time.time_ns() every 20 ms, the client
+//      subtracts it from the arrival time (same host clock);
+//   3. one stream's throughput: ~200 MiB of text lines, request → done at the SSE client;
+//   4. the server's RSS (from /proc/<pid>/status) along the way.
+//
+// The server is stopped and its data dir removed on every exit path, errors and Ctrl-C included.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { decodeSSEStream, parseExecutionEvent } from '../packages/protocol/dist/index.js';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = join(ROOT, 'packages/cli/dist/bin.js');
+const PYTHON = '/usr/bin/python3';
+
+/** Sizes, overridable for quick runs: BENCH_RUNS, BENCH_LINES, BENCH_MIB. */
+const FIRST_BYTE_RUNS = intEnv('BENCH_RUNS', 20);
+const LATENCY_LINES = intEnv('BENCH_LINES', 100);
+const LATENCY_INTERVAL_S = 0.02;
+const THROUGHPUT_MIB = intEnv('BENCH_MIB', 200);
+const THROUGHPUT_REPEATS = 3;
+const OUTPUT_LIMIT = 256 * 1024 * 1024;
+
+const PRINT_1 = 'print(1)';
+const LATENCY_CODE = [
+  'import sys, time',
+  `for _ in range(${LATENCY_LINES}):`,
+  '    sys.stdout.write(f"{time.time_ns()}\\n")',
+  '    sys.stdout.flush()',
+  `    time.sleep(${LATENCY_INTERVAL_S})`,
+].join('\n');
+// 64 KiB blocks of 64-byte text lines (so the JSON carries newline escapes, like real output).
+const THROUGHPUT_CODE = [
+  'import sys',
+  'block = (b"x" * 63 + b"\\n") * 1024',
+  'w = sys.stdout.buffer.write',
+  `for _ in range(${THROUGHPUT_MIB * 16}):`,
+  '    w(block)',
+  'sys.stdout.buffer.flush()',
+].join('\n');
+const THROUGHPUT_BYTES = THROUGHPUT_MIB * 16 * 65536;
+
+/** Children to kill if the bench stops early. */
+const children = new Set();
+let server = null;
+
+function intEnv(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: expected a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clock: wall-clock milliseconds with sub-millisecond resolution, comparable with Python's
+// time.time_ns() (both CLOCK_REALTIME). Date.now() alone has 1 ms steps, too coarse for a pipe,
+// so anchor performance.now() (monotonic, µs) at the instant Date.now() ticks.
+// ---------------------------------------------------------------------------------------------
+let wallOffset = 0;
+function calibrateClock() {
+  const samples = [];
+  for (let i = 0; i < 5; i++) {
+    const d0 = Date.now();
+    let d1 = d0;
+    let p = 0;
+    while (d1 === d0) {
+      p = performance.now();
+      d1 = Date.now();
+    }
+    samples.push(d1 - p);
+  }
+  samples.sort((a, b) => a - b);
+  wallOffset = samples[2];
+}
+const wallNow = () => performance.now() + wallOffset;
+
+// ---------------------------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------------------------
+async function startServer() {
+  const dataDir = await mkdtemp(join(tmpdir(), 'sluice-bench-'));
+  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir], {
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      SLUICE_LOG_LEVEL: 'warn',
+      SLUICE_OUTPUT_LIMIT: String(OUTPUT_LIMIT),
+      SLUICE_MAX_OUTPUT_LIMIT: String(OUTPUT_LIMIT),
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const s = { proc, dataDir, url: '', logs: '' };
+  server = s;
+  proc.stdout.setEncoding('utf8').on('data', (t) => (s.logs += t));
+  s.url = await new Promise((resolveURL, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s:\n${s.logs}`)), 20_000);
+    proc.stderr.setEncoding('utf8').on('data', (t) => {
+      s.logs += t;
+      const m = /listening on (http:\/\/[^\s]+)/.exec(s.logs);
+      if (m) {
+        clearTimeout(timer);
+        resolveURL(m[1]);
+      }
+    });
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code ?? signal}:\n${s.logs}`));
+    });
+  });
+  const health = await fetch(`${s.url}/healthz`);
+  if (health.status !== 200) throw new Error(`healthz answered ${health.status}: ${await health.text()}`);
+  return s;
+}
+
+async function stopServer() {
+  const s = server;
+  server = null;
+  if (!s) return;
+  const { proc } = s;
+  if (proc.exitCode === null && proc.signalCode === null) {
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  await rm(s.dataDir, { recursive: true, force: true });
+}
+
+/** CPU seconds (user + system) the server process has used, from /proc/<pid>/stat. */
+async function serverCPU() {
+  const stat = await readFile(`/proc/${server.proc.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime (fields 14, 15)
+}
+const CLOCK_TICKS = 100;
+const clientCPU = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+
+/** VmRSS and VmHWM of the server process, in MiB. */
+async function serverMemory() {
+  const status = await readFile(`/proc/${server.proc.pid}/status`, 'utf8');
+  const kib = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rss: kib('VmRSS') / 1024, hwm: kib('VmHWM') / 1024 };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clients: SSE to the server, or a bare pipe
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Runs code in `session` over SSE (`POST /stream`), calling onEvent(event, arrivalPerfNow) for
+ * every event, and returns the done event. Throws unless the run ends with a clean `done`.
+ */
+async function streamRun(session, body, onEvent) {
+  const res = await fetch(`${server.url}/api/sessions/${encodeURIComponent(session)}/stream`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  if (res.status !== 200 || !res.body) throw new Error(`stream answered ${res.status}: ${await res.text()}`);
+  let done = null;
+  let expected = 1;
+  for await (const msg of decodeSSEStream(res.body)) {
+    const at = performance.now();
+    const parsed = parseExecutionEvent(JSON.parse(msg.data));
+    if (!parsed.ok) throw new Error(`not a contract event: ${parsed.message}`);
+    const ev = parsed.value;
+    if (ev.seq !== expected++) throw new Error(`seq ${ev.seq}, expected ${expected - 1}`);
+    if (ev.type === 'error') throw new Error(`error event: ${ev.code}: ${ev.error}`);
+    if (ev.type === 'truncated') throw new Error(`output truncated: ${ev.dropped_bytes} bytes of ${ev.stream} dropped`);
+    onEvent?.(ev, at);
+    if (ev.type === 'done') done = ev;
+  }
+  if (!done) throw new Error('stream ended without done');
+  if (done.reason !== 'exited' || done.exit_code !== 0) throw new Error(`run ended with ${done.reason} (exit ${done.exit_code})`);
+  return done;
+}
+
+async function deleteSession(session) {
+  const res = await fetch(`${server.url}/api/sessions/${encodeURIComponent(session)}`, { method: 'DELETE' });
+  await res.arrayBuffer();
+}
+
+/** Spawns the bare baseline: python3 -u -c code, stdout on a pipe; onData(buf, arrivalPerfNow). */
+function bareRun(code, onData) {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn(PYTHON, ['-u', '-c', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(child);
+    let stderr = '';
+    child.stdout.on('data', (buf) => onData?.(buf, performance.now()));
+    child.stderr.setEncoding('utf8').on('data', (t) => (stderr += t));
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      children.delete(child);
+      if (code === 0) resolveRun();
+      else reject(new Error(`bare python exited with ${code ?? signal}: ${stderr}`));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements
+// ---------------------------------------------------------------------------------------------
+let sessionCounter = 0;
+const newSession = (tag) => `bench-${tag}-${process.pid}-${++sessionCounter}`;
+
+/** Request → first stdout event of print(1) in a brand-new session (session deleted after). */
+async function sluiceFirstByte() {
+  const session = newSession('fb');
+  const t0 = performance.now();
+  let first = NaN;
+  const done = await streamRun(session, { code: PRINT_1, language: 'python' }, (ev, at) => {
+    if (ev.type === 'stdout' && Number.isNaN(first)) first = at - t0;
+  });
+  const total = performance.now() - t0;
+  await deleteSession(session);
+  if (Number.isNaN(first)) throw new Error(`no stdout event (done: ${JSON.stringify(done)})`);
+  return { first, total };
+}
+
+/** spawn → first stdout byte of the same program, bare. */
+async function bareFirstByte() {
+  const t0 = performance.now();
+  let first = NaN;
+  await bareRun(PRINT_1, (_buf, at) => {
+    if (Number.isNaN(first)) first = at - t0;
+  });
+  return { first, total: performance.now() - t0 };
+}
+
+/** Splits arriving text into lines; each complete line gets the arrival time of its last chunk. */
+function lineLatencies() {
+  const out = [];
+  let partial = '';
+  return {
+    out,
+    push(text, at) {
+      const wall = at + wallOffset;
+      partial += text;
+      let nl;
+      while ((nl = partial.indexOf('\n')) !== -1) {
+        const line = partial.slice(0, nl);
+        partial = partial.slice(nl + 1);
+        const printedMs = Number(BigInt(line) / 1000n) / 1000; // ns → ms, µs precision
+        out.push(wall - printedMs);
+      }
+    },
+  };
+}
+
+async function sluiceLatency() {
+  const session = newSession('lat');
+  const lines = lineLatencies();
+  await streamRun(session, { code: LATENCY_CODE, language: 'python', timeout: 60 }, (ev, at) => {
+    if (ev.type === 'stdout') lines.push(ev.content, at);
+  });
+  await deleteSession(session);
+  if (lines.out.length !== LATENCY_LINES) throw new Error(`got ${lines.out.length} latency lines, expected ${LATENCY_LINES}`);
+  return lines.out;
+}
+
+async function bareLatency() {
+  const lines = lineLatencies();
+  const decoder = new TextDecoder();
+  await bareRun(LATENCY_CODE, (buf, at) => lines.push(decoder.decode(buf, { stream: true }), at));
+  if (lines.out.length !== LATENCY_LINES) throw new Error(`got ${lines.out.length} bare latency lines, expected ${LATENCY_LINES}`);
+  return lines.out;
+}
+
+/** Request → done at the SSE client; counts the UTF-8 bytes of every stdout event's content. */
+async function sluiceThroughput() {
+  const session = newSession('tp');
+  let bytes = 0;
+  let chunks = 0;
+  const cpu0 = [await serverCPU(), clientCPU()];
+  const t0 = performance.now();
+  await streamRun(session, { code: THROUGHPUT_CODE, language: 'python', timeout: 120 }, (ev) => {
+    if (ev.type === 'stdout') {
+      bytes += Buffer.byteLength(ev.content);
+      chunks++;
+    }
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  const serverCPUs = (await serverCPU()) - cpu0[0];
+  const clientCPUs = clientCPU() - cpu0[1];
+  await deleteSession(session);
+  if (bytes !== THROUGHPUT_BYTES) throw new Error(`received ${bytes} content bytes, expected ${THROUGHPUT_BYTES}`);
+  return { mbps: bytes / 1e6 / seconds, seconds, chunks, serverCPUs, clientCPUs };
+}
+
+async function bareThroughput() {
+  let bytes = 0;
+  let chunks = 0;
+  const t0 = performance.now();
+  await bareRun(THROUGHPUT_CODE, (buf) => {
+    bytes += buf.length;
+    chunks++;
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  if (bytes !== THROUGHPUT_BYTES) throw new Error(`bare run wrote ${bytes} bytes, expected ${THROUGHPUT_BYTES}`);
+  return { mbps: bytes / 1e6 / seconds, seconds, chunks };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statistics and output
+// ---------------------------------------------------------------------------------------------
+
+/** Nearest-rank percentile. */
+function pct(values, p) {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+const median = (v) => pct(v, 50);
+
+const fmtMs = (ms) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : ms < 100 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(0)} ms`);
+const fmtRatio = (r) => (Number.isFinite(r) ? `${r.toFixed(r < 10 ? 2 : 1)}×` : 'n/a');
+
+function table(header, rows) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  │  ');
+  const sep = widths.map((w) => '─'.repeat(w)).join('──┼──');
+  return [line(header), sep, ...rows.map(line)].join('\n');
+}
+
+const log = (msg) => process.stderr.write(`… ${msg}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------
+async function main() {
+  const benchStart = performance.now();
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  console.log(`Sluice bench — node ${process.version}, ${availableParallelism()} cores (${cpu}), ${process.platform} ${process.arch}`);
+  const pyVersion = await new Promise((r) => {
+    let out = '';
+    const c = spawn(PYTHON, ['--version'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    c.stdout.on('data', (b) => (out += b));
+    c.on('close', () => r(out.trim()));
+    c.on('error', () => r('python3: not found'));
+  });
+  console.log(`baseline: ${PYTHON} -u -c … on a pipe (${pyVersion}); sluice: POST /api/sessions/{id}/stream (SSE), bubblewrap sandbox\n`);
+
+  calibrateClock();
+  log('starting server');
+  await startServer();
+  const memIdle = await serverMemory();
+
+  // Warm up both paths once (page cache, JIT, first sandbox setup), not counted.
+  log('warming up');
+  await sluiceFirstByte();
+  await bareFirstByte();
+
+  // 1. First byte, alternating so drift affects both sides alike.
+  log(`first byte: ${FIRST_BYTE_RUNS} runs each`);
+  const fbS = [];
+  const fbB = [];
+  const totS = [];
+  const totB = [];
+  for (let i = 0; i < FIRST_BYTE_RUNS; i++) {
+    const s = await sluiceFirstByte();
+    fbS.push(s.first);
+    totS.push(s.total);
+    const b = await bareFirstByte();
+    fbB.push(b.first);
+    totB.push(b.total);
+  }
+
+  // 2. Line latency.
+  log(`line latency: ${LATENCY_LINES} lines every ${LATENCY_INTERVAL_S * 1000} ms, each side`);
+  const latB = await bareLatency();
+  const latS = await sluiceLatency();
+  const memAfterLatency = await serverMemory();
+
+  // 3. Throughput.
+  log(`throughput: ${THROUGHPUT_MIB} MiB × ${THROUGHPUT_REPEATS} runs, each side`);
+  const tpS = [];
+  const tpB = [];
+  for (let i = 0; i < THROUGHPUT_REPEATS; i++) {
+    tpB.push(await bareThroughput());
+    tpS.push(await sluiceThroughput());
+  }
+  const memAfter = await serverMemory();
+  const sessionsLeft = await fetch(`${server.url}/api/sessions`).then((r) => r.json());
+
+  // Report.
+  const rows = [];
+  const msRow = (name, s, b) => rows.push([name, fmtMs(s), fmtMs(b), fmtRatio(s / b)]);
+  msRow(`first stdout byte, median (n=${FIRST_BYTE_RUNS})`, median(fbS), median(fbB));
+  msRow(`first stdout byte, p90`, pct(fbS, 90), pct(fbB, 90));
+  msRow(`print(1) request → done, median`, median(totS), median(totB));
+  msRow(`line latency, median (n=${LATENCY_LINES})`, median(latS), median(latB));
+  msRow(`line latency, p99`, pct(latS, 99), pct(latB, 99));
+  msRow(`line latency, max`, Math.max(...latS), Math.max(...latB));
+  const bestS = tpS.reduce((a, b) => (b.mbps > a.mbps ? b : a));
+  const bestB = tpB.reduce((a, b) => (b.mbps > a.mbps ? b : a));
+  const medTp = (v) => median(v.map((x) => x.mbps));
+  const tpRatio = (s, b) => `${(s / b).toFixed(3)}× (${(b / s).toFixed(1)}× slower)`;
+  rows.push([
+    `throughput, ${THROUGHPUT_MIB} MiB, median of ${THROUGHPUT_REPEATS}`,
+    `${medTp(tpS).toFixed(0)} MB/s`,
+    `${medTp(tpB).toFixed(0)} MB/s`,
+    tpRatio(medTp(tpS), medTp(tpB)),
+  ]);
+  rows.push([
+    `throughput, best run (time; chunks)`,
+    `${bestS.mbps.toFixed(0)} MB/s (${bestS.seconds.toFixed(2)} s; ${bestS.chunks})`,
+    `${bestB.mbps.toFixed(0)} MB/s (${bestB.seconds.toFixed(2)} s; ${bestB.chunks})`,
+    tpRatio(bestS.mbps, bestB.mbps),
+  ]);
+  rows.push([
+    `  CPU in best sluice run: server; client`,
+    `${bestS.serverCPUs.toFixed(2)} s; ${bestS.clientCPUs.toFixed(2)} s`,
+    '',
+    '',
+  ]);
+  console.log(table(['metric', 'sluice (SSE)', 'bare pipe', 'sluice / bare'], rows));
+
+  const mib = (m) => `${m.toFixed(0)} MiB`;
+  console.log('\nserver memory (/proc/<pid>/status)');
+  console.log(
+    table(
+      ['when', 'VmRSS', 'VmHWM (peak)'],
+      [
+        ['idle, after /healthz', mib(memIdle.rss), mib(memIdle.hwm)],
+        ['after first-byte + latency runs', mib(memAfterLatency.rss), mib(memAfterLatency.hwm)],
+        [`after ${THROUGHPUT_REPEATS}×${THROUGHPUT_MIB} MiB throughput runs`, mib(memAfter.rss), mib(memAfter.hwm)],
+      ],
+    ),
+  );
+  console.log(`RSS growth: ${mib(memAfter.rss - memIdle.rss)} (finished logs stay in memory for the retention period, up to SLUICE_LOG_BUDGET)`);
+  const leftover = Array.isArray(sessionsLeft?.sessions) ? sessionsLeft.sessions.length : '?';
+  console.log(`sessions left on the server: ${leftover}; bench took ${((performance.now() - benchStart) / 1000).toFixed(1)} s`);
+}
+
+async function cleanup() {
+  for (const c of children) c.kill('SIGKILL');
+  children.clear();
+  await stopServer();
+}
+
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    if (interrupted) process.exit(130);
+    interrupted = true;
+    process.stderr.write(`\n${sig}: stopping the server…\n`);
+    cleanup().finally(() => process.exit(130));
+  });
+}
+
+try {
+  await main();
+  await cleanup();
+} catch (err) {
+  process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
+  if (server?.logs) process.stderr.write(`server log:\n${server.logs}\n`);
+  await cleanup().catch((e) => process.stderr.write(`cleanup failed: ${e}\n`));
+  process.exitCode = 1;
+}

@@ -1,0 +1,29 @@
+/**
+ * The status reporter: the first process inside the sandbox. It runs the program and writes
+ * how it really ended to fd 6 (`exit N` or `signal N`), because bubblewrap reports both a
+ * death by signal N and a plain `exit(128 + N)` as the same number. It ignores the stop
+ * signals so that it outlives the program it reports on; the program gets them back at their
+ * defaults, and never sees fd 6.
+ */
+export const REPORTER_SCRIPT = String.raw`
+$SIG{$_} = 'IGNORE' for qw(TERM INT HUP);
+my $pid = fork();
+exit 125 unless defined $pid;
+if ($pid == 0) {
+  $SIG{$_} = 'DEFAULT' for qw(TERM INT HUP);
+  if (open(my $fh, ">&=", 6)) { close($fh); }
+  exec { $ARGV[0] } @ARGV;
+  print STDERR "sluice: cannot run $ARGV[0]: $!\n";
+  exit 127;
+}
+waitpid($pid, 0);
+my $s = $?;
+if (open(my $out, ">&=", 6)) { print $out ((($s & 127) ? "signal " . ($s & 127) : "exit " . ($s >> 8)) . "\n"); close($out); }
+exit(($s & 127) ? 128 + ($s & 127) : ($s >> 8));
+`;
+
+/** Where the reporter appears inside the sandbox. */
+export const REPORTER_PATH = '/run/sluice/exec.pl';
+
+/** Perl, from Debian's essential perl-base package. */
+export const PERL = '/usr/bin/perl';
