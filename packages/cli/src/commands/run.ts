@@ -92,6 +92,16 @@ async function run(file: string | undefined, opts: RunOptions): Promise<number> 
     void fetch(`${base}/api/executions/${executionID}/cancel`, { method: 'POST', headers }).catch(() => {});
   };
   process.on('SIGINT', onSigint);
+  // `sluice run … | head`: once the reader is gone, stop the remote program too.
+  let outputClosed = false;
+  const onOutputError = (err: NodeJS.ErrnoException): void => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    outputClosed = true;
+    if (executionID !== null) void fetch(`${base}/api/executions/${executionID}/cancel`, { method: 'POST', headers }).catch(() => {});
+    ac.abort();
+  };
+  process.stdout.on('error', onOutputError);
+  process.stderr.on('error', onOutputError);
 
   try {
     let res: Response;
@@ -103,6 +113,7 @@ async function run(file: string | undefined, opts: RunOptions): Promise<number> 
         signal: ac.signal,
       });
     } catch (err) {
+      if (ac.signal.aborted) return outputClosed ? 141 : 130;
       return fatal(`cannot reach Sluice at ${base} (${(err as Error).message}); start one with: sluice serve`);
     }
     for (let attempt = 0; ; attempt++) {
@@ -120,7 +131,8 @@ async function run(file: string | undefined, opts: RunOptions): Promise<number> 
           if (d) done = d;
         }
       } catch (err) {
-        if (ac.signal.aborted) return 130;
+        // 141 = 128 + SIGPIPE, what a program whose output pipe closed exits with.
+        if (ac.signal.aborted) return outputClosed ? 141 : 130;
         if (!(err instanceof TypeError) && !(err instanceof Error && /terminated|socket/i.test(err.message))) throw err;
       }
       if (done || executionID === null || attempt >= 20) break;
@@ -137,6 +149,8 @@ async function run(file: string | undefined, opts: RunOptions): Promise<number> 
     return done.exit_code ?? 1;
   } finally {
     process.off('SIGINT', onSigint);
+    process.stdout.off('error', onOutputError);
+    process.stderr.off('error', onOutputError);
     if (ephemeral) {
       await fetch(`${base}/api/sessions/${encodeURIComponent(sessionID)}`, { method: 'DELETE', headers }).catch(() => {});
     }
@@ -203,8 +217,18 @@ function describeDone(d: DoneEvent): string {
 
 /** Writes honouring backpressure, so a slow terminal slows reading, not memory. */
 function write(stream: NodeJS.WriteStream, text: string): Promise<void> {
-  if (stream.write(text)) return Promise.resolve();
-  return new Promise((resolve) => stream.once('drain', () => resolve()));
+  if (stream.destroyed || stream.write(text)) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      stream.off('error', done);
+      resolve();
+    };
+    stream.once('drain', done);
+    stream.once('close', done);
+    stream.once('error', done);
+  });
 }
 
 async function describeError(res: Response): Promise<string> {

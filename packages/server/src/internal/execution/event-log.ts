@@ -75,6 +75,11 @@ export class EventLog {
     return this.heldBytes;
   }
 
+  /** The entries held right now (a shallow copy: later appends and evictions do not affect it). */
+  snapshot(): LogEntry[] {
+    return this.entries.slice(this.head);
+  }
+
   /** The held events with `seq >= from`, parsed (for folding into a buffered answer). */
   *events(from = 1): Generator<ExecutionEvent> {
     for (let i = Math.max(this.head, this.head + (from - this.firstSeq)); i < this.entries.length; i++) {

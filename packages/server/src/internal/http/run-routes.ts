@@ -50,7 +50,7 @@ async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: Fas
         if (cancelOnDisconnect) exec.cancel(ctx.config.killGraceMs);
         return reply;
       }
-      return reply.headers(headers).send(resultView(exec));
+      return reply.headers(headers).send(await resultView(exec));
     }
     reply.hijack();
     const outcome = await writeEvents(reply.raw, exec.log, {

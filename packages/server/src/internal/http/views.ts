@@ -1,6 +1,7 @@
 /** JSON shapes of sessions and executions in API answers. */
-import { foldEvents, type ExecutionResult } from '@sluice/protocol';
+import type { ExecutionResult } from '@sluice/protocol';
 import type { Execution } from '../execution/execution.js';
+import { foldLog } from '../execution/fold-log.js';
 import type { Session } from '../session/session.js';
 import { iso } from './context.js';
 
@@ -25,9 +26,9 @@ export function sessionView(s: Session): Record<string, unknown> {
 }
 
 /** An execution's state and the fold of its log so far. */
-export function executionView(e: Execution): ExecutionResult & Record<string, unknown> {
+export async function executionView(e: Execution): Promise<ExecutionResult & Record<string, unknown>> {
   return {
-    ...foldEvents(e.log.events()),
+    ...(await foldLog(e.log)),
     execution_id: e.id,
     session_id: e.sessionID,
     state: e.state,
@@ -42,8 +43,8 @@ export function executionView(e: Execution): ExecutionResult & Record<string, un
 }
 
 /** The buffered answer of a run: the fold of the whole log. */
-export function resultView(e: Execution): ExecutionResult {
-  const r = foldEvents(e.log.events());
+export async function resultView(e: Execution): Promise<ExecutionResult> {
+  const r = await foldLog(e.log);
   r.execution_id = e.id;
   return r;
 }
