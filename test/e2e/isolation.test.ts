@@ -4,14 +4,14 @@
  * inside its rlimits. Every check runs python or bash inside the sandbox and asserts on what it
  * prints; a few also look from the host (`ps`, /proc) at the sandbox's processes.
  */
-import { after, before, test, type TestContext } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, type TestServer } from './helpers/server.js';
 import { assertContiguous, doneOf, postJSON, readSSE, stream, text, type Timed } from './helpers/client.js';
+import { assertNothingLeft, hostProcesses, uidsOf, waitFor, type HostProc } from './helpers/host.js';
 
 const SECRET_NAME = 'SLUICE_FAKE_SECRET';
 const SECRET_VALUE = 'xyz';
@@ -60,68 +60,6 @@ async function probe(session: string, code: string, extra: Record<string, unknow
   return JSON.parse(lines[lines.length - 1] ?? 'null') as Record<string, unknown>;
 }
 
-interface HostProc {
-  pid: number;
-  ppid: number;
-  uid: number;
-  /** ps STAT: `Z…` is a zombie (dead, waiting to be reaped). */
-  stat: string;
-  args: string;
-}
-
-/** Every process on the host, as `ps -eo pid,ppid,uid,args` shows it. */
-async function hostProcesses(): Promise<HostProc[]> {
-  const out = await new Promise<string>((resolve, reject) => {
-    execFile('ps', ['-eo', 'pid=,ppid=,uid=,stat=,args='], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
-  });
-  const procs: HostProc[] = [];
-  for (const line of out.split('\n')) {
-    const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line);
-    if (m?.[1] && m[2] && m[3] && m[4] && m[5] !== undefined) {
-      procs.push({ pid: Number(m[1]), ppid: Number(m[2]), uid: Number(m[3]), stat: m[4], args: m[5] });
-    }
-  }
-  return procs;
-}
-
-/** Real, effective, saved and filesystem uid of a host process (from /proc/<pid>/status). */
-async function uidsOf(pid: number): Promise<number[]> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const m = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)/m.exec(status);
-  assert.ok(m, `no Uid line for pid ${pid}`);
-  return [m[1], m[2], m[3], m[4]].map(Number);
-}
-
-/** Polls `fn` every 50 ms until it returns a value other than undefined, or fails after `ms`. */
-async function waitFor<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
-/**
- * What must hold once `done` has arrived: no live process of the session's host uid, and no
- * zombie the server failed to reap. The sandbox's PID 1 may linger briefly as a zombie
- * re-parented to the host's init (bwrap's outer process exits without reaping it): that is
- * reported, and it must be gone within a few seconds.
- */
-async function assertNothingLeft(t: TestContext, uid: number, what: string): Promise<void> {
-  const procs = (await hostProcesses()).filter((p) => p.uid === uid);
-  const live = procs.filter((p) => !p.stat.startsWith('Z'));
-  assert.deepEqual(live, [], `${what}: processes of host uid ${uid} still alive after done`);
-  const unreaped = procs.filter((p) => p.ppid === server.proc.pid);
-  assert.deepEqual(unreaped, [], `${what}: zombies the server itself did not reap`);
-  if (procs.length > 0) {
-    t.diagnostic(`${what}: ${procs.length} zombie(s) of uid ${uid} right after done: ${procs.map((p) => `${p.pid} ppid=${p.ppid} ${p.args}`).join('; ')}`);
-  }
-  await waitFor(`every process of uid ${uid} gone (zombies included)`, 5000, async () =>
-    (await hostProcesses()).some((p) => p.uid === uid) ? undefined : true,
-  );
-}
 
 async function createSession(body: Record<string, unknown>): Promise<void> {
   const res = await postJSON(`${server.url}/api/sessions`, body);
@@ -374,7 +312,7 @@ test('pid namespace: the program has a low pid and sees only its own few process
   assert.ok(Number(py['pid']) <= 3, `python's pid inside: ${String(py['pid'])}`);
 });
 
-test('from the host, every process of a running sandbox (up to bwrap) has a non-root uid', async (t) => {
+test('from the host, every process of a running sandbox (up to bwrap) has a non-root uid', async () => {
   const res = await postJSON(`${server.url}/api/sessions/hostuid/stream`, { language: 'bash', code: 'echo ready\nsleep 4242\necho never' });
   assert.equal(res.status, 200);
   const execID = res.headers.get('sluice-execution-id');
@@ -421,7 +359,7 @@ test('from the host, every process of a running sandbox (up to bwrap) has a non-
   const events = await eventsP;
   assert.equal(doneOf(events).reason, 'cancelled');
   assert.ok(!text(events, 'stdout').includes('never'));
-  await assertNothingLeft(t, sleeper.uid, 'cancelled sleep 4242');
+  await assertNothingLeft(sleeper.uid, 'cancelled sleep 4242');
 });
 
 test('rlimits: no core dumps, at most 256 open files by default', async () => {
@@ -535,7 +473,7 @@ test('a fork bomb (limits.processes = 64, timeout 5 s) is contained while anothe
   for (const g of gaps) assert.ok(g < 1500, `bystander lines spaced ${gaps.map(Math.round).join(', ')} ms`);
 
   // done comes only after every process of the execution is gone.
-  await assertNothingLeft(t, bombUID, 'fork bomb');
+  await assertNothingLeft(bombUID, 'fork bomb');
   assert.ok(serverPID !== undefined && server.proc.exitCode === null, 'the server is still running');
   const after = await run('bystander', { language: 'bash', code: 'echo still fine' });
   assert.equal(after.stdout, 'still fine\n');

@@ -4,13 +4,12 @@
  * (idempotent), daemons that outlive their program, deaths by signal and exit codes. Every
  * `done` must carry the right `reason`, come once and last, and leave nothing running on the host.
  */
-import { after, before, test, type TestContext } from 'node:test';
+import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, type TestServer } from './helpers/server.js';
 import { assertContiguous, doneOf, postJSON, readSSE, stream, text, type Timed } from './helpers/client.js';
+import { assertNothingLeft, hostProcesses, waitFor, type HostProc } from './helpers/host.js';
 
 /** Time between SIGTERM and SIGKILL on this file's server, ms. */
 const GRACE_MS = 500;
@@ -119,57 +118,11 @@ async function getExecution(id: string): Promise<Record<string, unknown>> {
   return (await res.json()) as Record<string, unknown>;
 }
 
-interface HostProc {
-  pid: number;
-  ppid: number;
-  uid: number;
-  stat: string;
-  args: string;
-}
-
-async function hostProcesses(): Promise<HostProc[]> {
-  const out = await new Promise<string>((resolve, reject) => {
-    execFile('ps', ['-eo', 'pid=,ppid=,uid=,stat=,args='], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
-  });
-  const procs: HostProc[] = [];
-  for (const line of out.split('\n')) {
-    const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line);
-    if (m?.[1] && m[2] && m[3] && m[4] && m[5] !== undefined) {
-      procs.push({ pid: Number(m[1]), ppid: Number(m[2]), uid: Number(m[3]), stat: m[4], args: m[5] });
-    }
-  }
-  return procs;
-}
-
-async function waitFor<T>(what: string, ms: number, fn: () => Promise<T | undefined>): Promise<T> {
-  const deadline = performance.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await sleep(30);
-  }
-}
-
 /** The live host process running exactly `args`. */
 async function findLive(args: string): Promise<HostProc | undefined> {
   return (await hostProcesses()).find((p) => p.args === args && !p.stat.startsWith('Z'));
 }
 
-/**
- * Once `done` has arrived: nothing with the marker and nothing of the session's uid is alive,
- * and the server has reaped its own children. The sandbox's PID 1 may linger for a moment as a
- * zombie re-parented to the host's init (reported); it must be gone within a few seconds.
- */
-async function assertNothingLeft(t: TestContext, uid: number, marker: string): Promise<void> {
-  const procs = await hostProcesses();
-  assert.deepEqual(procs.filter((p) => p.args.includes(marker)), [], `${marker}: still on the host after done`);
-  const ofUID = procs.filter((p) => p.uid === uid);
-  assert.deepEqual(ofUID.filter((p) => !p.stat.startsWith('Z')), [], `live processes of host uid ${uid} after done`);
-  assert.deepEqual(ofUID.filter((p) => p.ppid === server.proc.pid), [], 'zombies the server did not reap');
-  if (ofUID.length > 0) t.diagnostic(`right after done: ${ofUID.map((p) => `zombie ${p.pid} ppid=${p.ppid} ${p.args}`).join('; ')}`);
-  await waitFor(`every process of uid ${uid} gone`, 5000, async () => ((await hostProcesses()).some((p) => p.uid === uid) ? undefined : true));
-}
 
 /**
  * Python that starts a double-forked, setsid, SIGTERM-ignoring daemon `sleep <marker>` which
@@ -236,7 +189,7 @@ test('timeout: a program ignoring SIGTERM is SIGKILLed after the grace period', 
 });
 
 for (const mainIgnoresTerm of [false, true]) {
-  test(`cancel kills a tree with a setsid double-forked SIGTERM-ignoring daemon holding stdout (main ${mainIgnoresTerm ? 'ignores' : 'obeys'} SIGTERM)`, async (t) => {
+  test(`cancel kills a tree with a setsid double-forked SIGTERM-ignoring daemon holding stdout (main ${mainIgnoresTerm ? 'ignores' : 'obeys'} SIGTERM)`, async () => {
     const marker = `31337.${randomInt(1e6)}`;
     const live = await startRun(`cancel-tree-${String(mainIgnoresTerm)}`, {
       code: daemonCode(marker, mainIgnoresTerm, 'while True:\n    time.sleep(0.05)'),
@@ -260,7 +213,7 @@ for (const mainIgnoresTerm of [false, true]) {
       assert.ok(took >= GRACE_MS - 50, `escalated after ${Math.round(took)} ms`);
     }
     assert.ok(took < GRACE_MS + 1500, `done ${Math.round(took)} ms after cancel`);
-    await assertNothingLeft(t, daemon.uid, marker);
+    await assertNothingLeft(daemon.uid, marker, marker);
     assert.equal((await getExecution(live.id))['state'], 'finished');
   });
 }
@@ -286,7 +239,7 @@ test('cancel right as the execution starts stops the program at once: SIGTERM re
   }
 });
 
-test('a daemon left behind by a program that exits normally is killed, and done comes at once with reason exited', async (t) => {
+test('a daemon left behind by a program that exits normally is killed, and done comes at once with reason exited', async () => {
   const marker = `31338.${randomInt(1e6)}`;
   // The main program lingers 1 s after the daemon is up, so that the test can see it on the host.
   const live = await startRun('daemon-exit', { code: daemonCode(marker, false, 'time.sleep(1)\nprint("main exits")\nsys.exit(0)'), timeout: 30 });
@@ -300,7 +253,7 @@ test('a daemon left behind by a program that exits normally is killed, and done 
   assert.equal(r.stdout, 'main up\ndaemon-alive\ndaemon started\nmain exits\n');
   const lag = r.done.arrivedAt - exits.arrivedAt;
   assert.ok(lag < 1000, `done ${Math.round(lag)} ms after the program's last line (the daemon must not delay it)`);
-  await assertNothingLeft(t, daemon.uid, marker);
+  await assertNothingLeft(daemon.uid, marker, marker);
 });
 
 test('cancel is idempotent: twice at once, again, and after done (200, cancelled: false); unknown ids are 404', async () => {
