@@ -59,11 +59,15 @@ async function workspaces(): Promise<string[]> {
   return readdir(join(server.dataDir, 'workspaces'));
 }
 
-/** The host directory of the workspace holding `marker` (a file name written by the session). */
+/**
+ * The host directory of the workspace holding `marker` (a file name written by the session):
+ * `<dataDir>/workspaces/<id>/ws`, the tmpfs bound at /workspace.
+ */
 async function workspaceWith(marker: string): Promise<string> {
   for (const dir of await workspaces()) {
-    const names = await readdir(join(server.dataDir, 'workspaces', dir)).catch((): string[] => []);
-    if (names.includes(marker)) return join(server.dataDir, 'workspaces', dir);
+    const ws = join(server.dataDir, 'workspaces', dir, 'ws');
+    const names = await readdir(ws).catch((): string[] => []);
+    if (names.includes(marker)) return ws;
   }
   throw new Error(`no workspace holds ${marker}`);
 }

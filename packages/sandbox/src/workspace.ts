@@ -1,10 +1,21 @@
 /**
- * Session workspaces on the host: one directory each under `<dataDir>/workspaces`, owned by
- * the session's uid, plus the synthetic /etc/passwd and /etc/group the sandboxes see.
+ * Session workspaces on the host, plus the synthetic /etc/passwd and /etc/group the sandboxes
+ * see. As root, each workspace is its own tmpfs (a size and an inode cap, so a disk or inode
+ * bomb ends in ENOSPC inside the sandbox and never touches the host's disk), owned by the
+ * session's uid, with a second view for the server mounted `nosymfollow`: the server reads and
+ * writes workspace files only through that view, so a symlink the sandbox planted
+ * (`leak -> /etc/shadow`) fails with ELOOP instead of leaking a host file (SANDBOX.md rule 12).
+ *
+ *   <dataDir>/workspaces/<random>/      root, 0711 (never a mount point itself)
+ *                                 ws    tmpfs, the session's uid, bound at /workspace
+ *                                 view  bind of ws, nosymfollow,nosuid,nodev,noexec
+ *
+ * Without root there are no mounts: `ws` is a plain directory and `view` is the same path.
  */
-import { chmod, chown, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { SANDBOX_UID } from './bwrap-options.js';
 import { REPORTER_SCRIPT } from './internal/reporter-script.js';
 
@@ -37,7 +48,8 @@ export async function prepareDataDir(dataDir: string): Promise<SandboxHostPaths>
     if (dir === dirname(dir)) break;
   }
   const workspacesDir = join(root, 'workspaces');
-  // Workspaces of a previous run belong to sessions that died with it.
+  // Workspaces of a previous run belong to sessions that died with it: unmount, then remove.
+  await unmountUnder(workspacesDir);
   await rm(workspacesDir, { recursive: true, force: true });
   await mkdir(workspacesDir, { mode: 0o711 });
   await chmod(workspacesDir, 0o711);
@@ -53,17 +65,93 @@ export async function prepareDataDir(dataDir: string): Promise<SandboxHostPaths>
   return { dataDir: root, workspacesDir, passwdFile, groupFile, reporterFile };
 }
 
-/** Creates an empty workspace owned by `uid` (when given) and returns its host path. */
-export async function createWorkspace(paths: SandboxHostPaths, uid: number | undefined): Promise<string> {
-  const dir = join(paths.workspacesDir, randomBytes(16).toString('hex'));
-  await mkdir(dir, { mode: 0o700 });
-  if (uid !== undefined) await chown(dir, uid, uid);
-  return dir;
+/** Size and inode caps of a session's workspace tmpfs. */
+export interface WorkspaceQuota {
+  sizeBytes: number;
+  inodes: number;
 }
 
-/** Removes a workspace and everything in it; symlinks inside are removed, never followed. */
-export async function removeWorkspace(dir: string): Promise<void> {
-  await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+/** The default quota: 256 MiB and 16384 files and directories. */
+export const DEFAULT_WORKSPACE_QUOTA: WorkspaceQuota = { sizeBytes: 256 * 1024 * 1024, inodes: 16384 };
+
+/**
+ * Creates an empty workspace owned by `uid` and returns the host path to bind at /workspace.
+ * With a uid (we are root) it is a tmpfs of `quota`; without, a plain directory.
+ */
+export async function createWorkspace(paths: SandboxHostPaths, uid: number | undefined, quota: WorkspaceQuota = DEFAULT_WORKSPACE_QUOTA): Promise<string> {
+  const base = join(paths.workspacesDir, randomBytes(16).toString('hex'));
+  await mkdir(base, { mode: 0o711 });
+  await chmod(base, 0o711);
+  const ws = join(base, 'ws');
+  await mkdir(ws, { mode: 0o700 });
+  if (uid === undefined) return ws;
+  const view = join(base, 'view');
+  await mkdir(view, { mode: 0o700 });
+  try {
+    const size = Math.max(4096, Math.floor(quota.sizeBytes));
+    const inodes = Math.max(16, Math.floor(quota.inodes));
+    await run('/usr/bin/mount', ['-t', 'tmpfs', '-o', `size=${size},nr_inodes=${inodes},mode=0700,uid=${uid},gid=${uid},nosuid,nodev`, 'sluice-ws', ws]);
+    await run('/usr/bin/mount', ['--bind', ws, view]);
+    await run('/usr/bin/mount', ['-o', 'remount,bind,nosymfollow,nosuid,nodev,noexec', view]);
+  } catch (err) {
+    await removeWorkspace(ws).catch(() => {});
+    throw err;
+  }
+  return ws;
+}
+
+/**
+ * The server's own path to a workspace's files: the `nosymfollow` view, where no symlink is
+ * ever followed (ELOOP). Without root it is the workspace itself.
+ */
+export async function workspaceView(ws: string): Promise<string> {
+  const view = join(dirname(ws), 'view');
+  try {
+    await stat(view);
+    return view;
+  } catch {
+    return ws;
+  }
+}
+
+/** Removes a workspace and everything in it (unmounting first); symlinks are never followed. */
+export async function removeWorkspace(ws: string): Promise<void> {
+  const base = basename(ws) === 'ws' ? dirname(ws) : ws;
+  await unmountUnder(base);
+  await rm(base, { recursive: true, force: true, maxRetries: 3 });
+}
+
+/** Unmounts every mount at or below `dir`, deepest first (lazily if one is still busy). */
+async function unmountUnder(dir: string): Promise<void> {
+  let mounts: string;
+  try {
+    mounts = await readFile('/proc/self/mounts', 'utf8');
+  } catch {
+    return;
+  }
+  const root = resolve(dir);
+  const targets = mounts
+    .split('\n')
+    .map((line) => decodeMountPath(line.split(' ')[1] ?? ''))
+    .filter((p) => p === root || p.startsWith(`${root}/`))
+    .sort((a, b) => b.length - a.length);
+  for (const t of targets) {
+    await run('/usr/bin/umount', [t]).catch(() => run('/usr/bin/umount', ['-l', t]).catch(() => {}));
+  }
+}
+
+/** /proc/self/mounts escapes space, tab, newline and backslash as octal (`\040`). */
+function decodeMountPath(p: string): string {
+  return p.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    execFile(cmd, args, { env: {}, timeout: 10_000 }, (err, _stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
+      else resolvePromise();
+    });
+  });
 }
 
 /** Names of workspace directories currently on disk (for tests and diagnostics). */
