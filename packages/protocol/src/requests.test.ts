@@ -36,6 +36,12 @@ test('create-session validates nested limits with their full field name', () => 
   assert.equal(parseCreateSessionRequest(undefined).ok, true);
   assert.match(message(parseCreateSessionRequest({ limits: { processes: 0 } })), /^limits\.processes: expected an integer >= 1/);
   assert.match(message(parseCreateSessionRequest({ limits: { memory: 1 } })), /^limits\.memory: unknown field/);
+  assert.match(message(parseCreateSessionRequest({ limits: { memory_bytes: 1000 } })), /^limits\.memory_bytes: expected an integer >= 16777216 \(bytes\), got 1000/);
+  assert.match(message(parseCreateSessionRequest({ limits: { cpu: 0 } })), /^limits\.cpu: expected a number >= 0\.01/);
+  assert.deepEqual(parseCreateSessionRequest({ limits: { memory_bytes: 268435456, cpu: 0.5, cpu_time: 10, disk_bytes: 1048576, inodes: 100 } }), {
+    ok: true,
+    value: { limits: { memory_bytes: 268435456, cpu: 0.5, cpu_time: 10, disk_bytes: 1048576, inodes: 100 } },
+  });
   assert.match(message(parseCreateSessionRequest({ id: 'bad id' })), /^id: expected letters/);
   assert.match(message(parseCreateSessionRequest({ network: 'yes' })), /^network: expected true or false/);
 });

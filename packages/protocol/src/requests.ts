@@ -30,8 +30,28 @@ export interface SessionLimits {
   open_files?: number;
   /** Largest file the code may write, in bytes. */
   file_size?: number;
+  /** Memory of all the session's processes together (cgroup), bytes; the workspace tmpfs counts too. */
+  memory_bytes?: number;
+  /** CPU share: how many CPUs' worth of time the processes may use at once (e.g. 0.5). */
+  cpu?: number;
+  /** CPU-time budget of one execution across all its processes, seconds. */
+  cpu_time?: number;
+  /** Size of the workspace, bytes. */
+  disk_bytes?: number;
+  /** Files and directories the workspace may hold. */
+  inodes?: number;
 }
-export const SESSION_LIMIT_KEYS = ['output_bytes', 'processes', 'open_files', 'file_size'] as const satisfies readonly (keyof SessionLimits)[];
+export const SESSION_LIMIT_KEYS = [
+  'output_bytes',
+  'processes',
+  'open_files',
+  'file_size',
+  'memory_bytes',
+  'cpu',
+  'cpu_time',
+  'disk_bytes',
+  'inodes',
+] as const satisfies readonly (keyof SessionLimits)[];
 
 /** Body of `POST /api/sessions`. */
 export interface CreateSessionRequest {
@@ -236,6 +256,11 @@ class FieldReader {
     assign(out, 'processes', inner.number('processes', positiveInt, `${field}.processes`));
     assign(out, 'open_files', inner.number('open_files', { min: 16, integer: true }, `${field}.open_files`));
     assign(out, 'file_size', inner.number('file_size', { ...positiveInt, unit: 'bytes' }, `${field}.file_size`));
+    assign(out, 'memory_bytes', inner.number('memory_bytes', { min: 16 * 1024 * 1024, integer: true, unit: 'bytes' }, `${field}.memory_bytes`));
+    assign(out, 'cpu', inner.number('cpu', { min: 0.01, max: 1024, unit: 'CPUs' }, `${field}.cpu`));
+    assign(out, 'cpu_time', inner.number('cpu_time', { min: 0, exclusiveMin: true, unit: 'seconds' }, `${field}.cpu_time`));
+    assign(out, 'disk_bytes', inner.number('disk_bytes', { min: 1024 * 1024, integer: true, unit: 'bytes' }, `${field}.disk_bytes`));
+    assign(out, 'inodes', inner.number('inodes', { min: 64, integer: true }, `${field}.inodes`));
     inner.rejectUnknown(SESSION_LIMIT_KEYS, `${field}.`);
     const r = inner.result(out);
     if (!r.ok) {

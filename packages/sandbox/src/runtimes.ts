@@ -15,8 +15,12 @@ export interface Runtime {
   executable: string;
   /** File name the code is written to, under CODE_DIR. */
   fileName: string;
-  /** argv after the executable, given the code's path inside the sandbox. */
-  args(codePath: string): string[];
+  /**
+   * argv after the executable, given the code's path inside the sandbox and the memory the
+   * sandbox may use: runtimes that size their heap from the host's RAM get a cap below it, so
+   * a heap bomb fails with the runtime's own readable error instead of a bare OOM kill.
+   */
+  args(codePath: string, memoryBytes?: number): string[];
   /** Variables this runtime needs to stream output as it is written. */
   env: Record<string, string>;
   /** argv that prints the version on stdout or stderr. */
@@ -38,7 +42,12 @@ const RUNTIMES: Partial<Record<Language, Runtime>> = {
     executable: '/usr/bin/node',
     fileName: 'main.js',
     // Node writes to pipes synchronously on Linux; detect-module lets `import` and top-level await work in a .js file.
-    args: (p) => ['--experimental-detect-module', '--no-warnings=ExperimentalWarning', p],
+    args: (p, mem) => [
+      ...(mem === undefined ? [] : [`--max-old-space-size=${Math.max(16, Math.floor(mem / 2 / 1024 / 1024))}`]),
+      '--experimental-detect-module',
+      '--no-warnings=ExperimentalWarning',
+      p,
+    ],
     env: {},
     versionArgs: ['--version'],
   },

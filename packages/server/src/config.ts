@@ -2,7 +2,7 @@
  * Server configuration: embedded defaults, overridden by environment variables (and by the
  * CLI's flags, which set the same fields). Every value is validated once, here.
  */
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface ServerConfig {
@@ -49,6 +49,18 @@ export interface ServerConfig {
   maxFileSizeBytes: number;
   /** Size of each sandbox's private /tmp. */
   tmpBytes: number;
+  /** Per-session resource limits (cgroups where the host has them): defaults and caps. */
+  memoryBytes: number;
+  maxMemoryBytes: number;
+  cpu: number;
+  maxCPU: number;
+  /** CPU-time budget per execution, seconds (0 = none). */
+  cpuTimeSec: number;
+  maxCPUTimeSec: number;
+  diskBytes: number;
+  maxDiskBytes: number;
+  inodes: number;
+  maxInodes: number;
 }
 
 const MiB = 1024 * 1024;
@@ -83,6 +95,16 @@ export function defaultConfig(): ServerConfig {
     fileSizeBytes: 64 * MiB,
     maxFileSizeBytes: 1024 * MiB,
     tmpBytes: 64 * MiB,
+    memoryBytes: 512 * MiB,
+    maxMemoryBytes: 8192 * MiB,
+    cpu: 1,
+    maxCPU: Math.max(1, availableParallelism()),
+    cpuTimeSec: 0,
+    maxCPUTimeSec: 24 * 3600,
+    diskBytes: 256 * MiB,
+    maxDiskBytes: 4096 * MiB,
+    inodes: 16384,
+    maxInodes: 1_000_000,
   };
 }
 
@@ -107,6 +129,15 @@ const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bo
   SLUICE_ALLOW_NETWORK: ['allowNetwork', 'bool'],
   SLUICE_UID_BASE: ['uidBase', 'int'],
   SLUICE_UID_COUNT: ['uidCount', 'int'],
+  SLUICE_MEMORY: ['memoryBytes', 'int'],
+  SLUICE_MAX_MEMORY: ['maxMemoryBytes', 'int'],
+  SLUICE_CPU: ['cpu', 'number'],
+  SLUICE_MAX_CPU: ['maxCPU', 'number'],
+  SLUICE_CPU_TIME: ['cpuTimeSec', 'number'],
+  SLUICE_DISK: ['diskBytes', 'int'],
+  SLUICE_MAX_DISK: ['maxDiskBytes', 'int'],
+  SLUICE_INODES: ['inodes', 'int'],
+  SLUICE_MAX_INODES: ['maxInodes', 'int'],
 };
 
 /** Names of the environment variables the server reads. */

@@ -153,6 +153,11 @@ export class SessionManager {
         processes: capped('limits.processes', req.limits?.processes, c.processes, c.maxProcesses),
         open_files: capped('limits.open_files', req.limits?.open_files, c.openFiles, c.maxOpenFiles),
         file_size: capped('limits.file_size', req.limits?.file_size, c.fileSizeBytes, c.maxFileSizeBytes),
+        memory_bytes: capped('limits.memory_bytes', req.limits?.memory_bytes, c.memoryBytes, c.maxMemoryBytes),
+        cpu: capped('limits.cpu', req.limits?.cpu, c.cpu, c.maxCPU),
+        cpu_time: capped('limits.cpu_time', req.limits?.cpu_time, c.cpuTimeSec, c.maxCPUTimeSec),
+        disk_bytes: capped('limits.disk_bytes', req.limits?.disk_bytes, c.diskBytes, c.maxDiskBytes),
+        inodes: capped('limits.inodes', req.limits?.inodes, c.inodes, c.maxInodes),
       },
     };
     if (settings.network && !c.allowNetwork) {
@@ -166,7 +171,7 @@ export class SessionManager {
     }
     let workspace: string;
     try {
-      workspace = await createWorkspace(this.deps.paths, uid);
+      workspace = await createWorkspace(this.deps.paths, uid, { sizeBytes: settings.limits.disk_bytes, inodes: settings.limits.inodes });
     } catch (err) {
       if (uid !== undefined) this.deps.uidPool?.release(uid);
       throw err;
