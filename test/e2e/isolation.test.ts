@@ -112,9 +112,9 @@ test('no host environment: only allow-listed variables, empty /proc/1/environ, n
   assert.match(sh.stdout, /^pid1=0$/m);
 });
 
-test('no network: TCP to 1.1.1.1:53 and to the host\'s server port fail, DNS fails, only `lo` exists', async () => {
+test('no network: IP sockets are refused (seccomp), DNS fails, only `lo` exists and the host\'s listening port is not there', async () => {
   const port = Number(new URL(server.url).port);
-  // From the host, the port is really open (so a failure inside means isolation, not a dead server).
+  // From the host, the port is really open (so its absence inside means isolation, not a dead server).
   const health = await fetch(`${server.url}/healthz`);
   assert.equal(health.status, 200);
   await health.body?.cancel();
@@ -124,7 +124,10 @@ test('no network: TCP to 1.1.1.1:53 and to the host\'s server port fail, DNS fai
     [
       'import socket, errno, json',
       'def tcp(host, port):',
-      '    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)',
+      '    try:',
+      '        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)',
+      '    except OSError as e:',
+      '        return errno.errorcode.get(e.errno, str(e))',
       '    s.settimeout(3)',
       '    try:',
       '        s.connect((host, port))',
@@ -136,7 +139,10 @@ test('no network: TCP to 1.1.1.1:53 and to the host\'s server port fail, DNS fai
       '    finally:',
       '        s.close()',
       'def udp(host, port):',
-      '    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      '    try:',
+      '        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)',
+      '    except OSError as e:',
+      '        return errno.errorcode.get(e.errno, str(e))',
       '    try:',
       '        s.sendto(b"x", (host, port))',
       '        return "sent"',
@@ -147,20 +153,28 @@ test('no network: TCP to 1.1.1.1:53 and to the host\'s server port fail, DNS fai
       'def dns(name):',
       '    try:',
       '        return "resolved " + str(socket.getaddrinfo(name, 80)[0][4])',
-      '    except socket.gaierror as e:',
-      '        return "gaierror"',
+      '    except OSError:',
+      '        return "failed"',
+      '# /proc/net shows this network namespace without opening a socket.',
+      'ifaces = [l.split(":")[0].strip() for l in open("/proc/net/dev").read().splitlines()[2:]]',
+      'listening = []',
+      'for f in ("/proc/net/tcp", "/proc/net/tcp6"):',
+      '    for l in open(f).read().splitlines()[1:]:',
+      '        local, state = l.split()[1], l.split()[3]',
+      '        if state == "0A": listening.append(int(local.rsplit(":", 1)[1], 16))',
       `print(json.dumps({"ext": tcp("1.1.1.1", 53), "ext_udp": udp("1.1.1.1", 53), "host": tcp("127.0.0.1", ${port}),`,
-      '    "dns": dns("example.com"), "dns2": dns("deb.debian.org"),',
-      '    "ifaces": [n for _, n in socket.if_nameindex()]}))',
+      '    "dns": dns("example.com"), "dns2": dns("deb.debian.org"), "ifaces": ifaces, "listening": listening}))',
     ].join('\n'),
   );
-  assert.equal(r['ext'], 'ENETUNREACH', 'TCP to 1.1.1.1:53');
-  assert.equal(r['ext_udp'], 'ENETUNREACH', 'UDP to 1.1.1.1:53');
-  // The sandbox's loopback is its own: nothing listens on the server's port there.
-  assert.equal(r['host'], 'ECONNREFUSED', `TCP to 127.0.0.1:${port} (the server, on the host)`);
-  assert.equal(r['dns'], 'gaierror');
-  assert.equal(r['dns2'], 'gaierror');
+  // The seccomp filter refuses IP sockets outright in a session without network (docs/seccomp.md).
+  assert.equal(r['ext'], 'EAFNOSUPPORT', 'TCP to 1.1.1.1:53');
+  assert.equal(r['ext_udp'], 'EAFNOSUPPORT', 'UDP to 1.1.1.1:53');
+  assert.equal(r['host'], 'EAFNOSUPPORT', `TCP to 127.0.0.1:${port} (the server, on the host)`);
+  assert.equal(r['dns'], 'failed');
+  assert.equal(r['dns2'], 'failed');
+  // And beneath it, a network namespace of its own: only loopback, where nothing listens.
   assert.deepEqual(r['ifaces'], ['lo']);
+  assert.deepEqual(r['listening'], [], `listening TCP ports inside (the server's is ${port})`);
 });
 
 test('host files are absent: /etc/shadow, /root, /home, /sys/fs/cgroup', async () => {

@@ -11,6 +11,7 @@ const spec: BwrapSpec = {
   codeFD: 5,
   codePath: '/run/sluice/main.py',
   statusFD: 4,
+  seccompFD: 7,
 };
 
 test('the options demand a user namespace, forbid nested ones and drop every capability', () => {
@@ -50,4 +51,12 @@ test('--args payload is NUL-separated and NUL-terminated, and refuses embedded N
   assert.equal(serializeBwrapArgs(['--a', 'b c']), '--a\0b c\0');
   assert.equal(serializeBwrapArgs([]), '');
   assert.throws(() => serializeBwrapArgs(['a\0b']), TypeError);
+});
+
+test('the seccomp filter is loaded from its fd, after the mounts', () => {
+  const o = buildBwrapOptions(spec);
+  const at = o.indexOf('--seccomp');
+  assert.equal(o[at + 1], '7');
+  assert.ok(at > o.indexOf('--remount-ro'));
+  assert.equal(o.filter((x) => x === '--seccomp' || x === '--add-seccomp-fd').length, 1);
 });

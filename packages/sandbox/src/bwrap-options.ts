@@ -1,8 +1,9 @@
 /**
  * The bubblewrap options for one sandboxed process, following the verified recipe (SANDBOX.md):
  * every namespace including a required user namespace, no nested user namespaces, read-only
- * system directories, a private /tmp, the workspace read-write, `/` remounted read-only last.
- * They travel through `--args FD` so that `/proc/1/cmdline` inside shows no host paths.
+ * system directories, a private /tmp, the workspace read-write, `/` remounted read-only last,
+ * and the seccomp deny-list (seccomp/build-filter.ts) applied to everything inside. They
+ * travel through `--args FD` so that `/proc/1/cmdline` inside shows no host paths.
  */
 import { REPORTER_PATH } from './internal/reporter-script.js';
 
@@ -25,6 +26,8 @@ export interface BwrapSpec {
   codePath: string;
   /** fd bwrap writes its JSON status lines to. */
   statusFD: number;
+  /** fd bwrap reads the seccomp BPF program from (to EOF) and applies before running the command. */
+  seccompFD: number;
 }
 
 /** uid and gid the code runs as inside the sandbox (the host uid is the session's own). */
@@ -54,6 +57,8 @@ export function buildBwrapOptions(spec: BwrapSpec): string[] {
     '--symlink', 'usr/lib', '/lib',
     '--symlink', 'usr/lib64', '/lib64',
     '--ro-bind-try', '/etc/alternatives', '/etc/alternatives',
+    // Debian's JDK keeps its conf (java.security…) there; without it the JVM cannot start.
+    '--ro-bind-try', '/etc/java-17-openjdk', '/etc/java-17-openjdk',
     '--ro-bind-try', '/etc/ld.so.cache', '/etc/ld.so.cache',
     '--ro-bind-try', '/etc/localtime', '/etc/localtime',
     '--ro-bind-try', '/etc/ssl', '/etc/ssl',
@@ -80,6 +85,9 @@ export function buildBwrapOptions(spec: BwrapSpec): string[] {
     '--file', String(spec.codeFD), spec.codePath,
     // Last mount operation: without it the sandbox can write to / and /etc (bwrap's root tmpfs).
     '--remount-ro', '/',
+    // Not a mount operation: bwrap reads the BPF from the fd at once and installs it in its
+    // PID 1 and right before exec'ing the command, so it binds everything inside.
+    '--seccomp', String(spec.seccompFD),
     '--json-status-fd', String(spec.statusFD),
   );
   return o;

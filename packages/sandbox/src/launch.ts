@@ -5,6 +5,9 @@
  *   → setpriv (drop to the session's uid, when we are root) → bwrap --args 3 → PID 1 of the
  *   new namespaces → status reporter (perl) → the command
  *
+ * bwrap gets the seccomp filter (seccomp/build-filter.ts) on fd 7 and installs it in PID 1 and
+ * before exec'ing the reporter, so everything inside runs under it.
+ *
  * bwrap runs with an empty environment (its own environ is readable at /proc/1/environ inside)
  * and never as root (root-launched bwrap maps the sandbox to host uid 0).
  */
@@ -13,6 +16,7 @@ import type { Readable, Writable } from 'node:stream';
 import { buildBwrapOptions, serializeBwrapArgs, type BwrapSpec } from './bwrap-options.js';
 import { KEEPER_SCRIPT } from './internal/keeper-script.js';
 import { PERL, REPORTER_PATH } from './internal/reporter-script.js';
+import { buildSeccompFilter } from './seccomp/build-filter.js';
 import { programStarted, signalNamespace } from './signal-namespace.js';
 
 /** rlimits applied to every process of the sandbox (prlimit names). */
@@ -25,7 +29,7 @@ export interface RLimits {
   processes?: number;
 }
 
-export interface LaunchSpec extends Omit<BwrapSpec, 'codeFD' | 'statusFD'> {
+export interface LaunchSpec extends Omit<BwrapSpec, 'codeFD' | 'statusFD' | 'seccompFD'> {
   bwrapPath: string;
   /** Host uid/gid to drop to before bwrap; undefined when the server is not root (bwrap then runs as us). */
   hostUID: number | undefined;
@@ -53,6 +57,8 @@ const STATUS_FD = 4;
 const ARGS_FD = 3;
 /** The reporter's `exit N` / `signal N` line arrives on this fd. */
 const EXIT_FD = 6;
+/** bwrap reads the seccomp BPF from this fd; the keeper closes every fd above it. */
+const SECCOMP_FD = 7;
 /** Bytes of bwrap's own stderr kept to explain a failed start. */
 const SETUP_STDERR_LIMIT = 16 * 1024;
 
@@ -72,7 +78,10 @@ export class SandboxProcess {
   private startFallback: NodeJS.Timeout | null = null;
 
   constructor(spec: LaunchSpec) {
-    const options = buildBwrapOptions({ ...spec, codeFD: CODE_FD, statusFD: STATUS_FD });
+    // Before spawning: an architecture without a syscall table throws here, and the sandbox
+    // never starts without its filter.
+    const filter = seccompFilter(spec.network);
+    const options = buildBwrapOptions({ ...spec, codeFD: CODE_FD, statusFD: STATUS_FD, seccompFD: SECCOMP_FD });
     const chain: string[] = [
       '/usr/bin/prlimit',
       '--core=0',
@@ -90,7 +99,7 @@ export class SandboxProcess {
     this.child = spawn(PERL, ['-e', KEEPER_SCRIPT, ...chain], {
       env: {},
       cwd: '/',
-      stdio: [spec.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: [spec.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
     });
     const child = this.child;
 
@@ -99,10 +108,12 @@ export class SandboxProcess {
     const codePipe = stdio[CODE_FD] as Writable;
     const statusPipe = stdio[STATUS_FD] as Readable;
     const exitPipe = stdio[EXIT_FD] as Readable;
+    const seccompPipe = stdio[SECCOMP_FD] as Writable;
     // EPIPE here means bwrap died early; its exit status tells the story.
-    for (const s of [argsPipe, codePipe]) s.on('error', () => {});
+    for (const s of [argsPipe, codePipe, seccompPipe]) s.on('error', () => {});
     argsPipe.end(serializeBwrapArgs(options));
     codePipe.end(spec.code);
+    seccompPipe.end(filter);
     if (spec.stdin !== undefined && child.stdin) {
       child.stdin.on('error', () => {});
       child.stdin.end(spec.stdin);
@@ -251,6 +262,17 @@ export class SandboxProcess {
     this.graceTimer = null;
     this.startFallback = null;
   }
+}
+
+/** The filter for this process's architecture, built once per network setting. */
+const filters = new Map<boolean, Buffer>();
+function seccompFilter(network: boolean): Buffer {
+  let filter = filters.get(network);
+  if (!filter) {
+    filter = buildSeccompFilter(process.arch, { network });
+    filters.set(network, filter);
+  }
+  return filter;
 }
 
 /** Launches a sandboxed command. */
