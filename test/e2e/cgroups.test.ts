@@ -21,7 +21,7 @@ import {
   watchCPUBudget,
   type ActiveCgroupSupport,
   type CgroupSupport,
-} from '../../packages/sandbox/dist/cgroups/index.js';
+} from '@sluice/sandbox';
 
 const PARENT = `sluice-e2e-${process.pid}`;
 const MiB = 1024 * 1024;

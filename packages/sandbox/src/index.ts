@@ -1,5 +1,6 @@
 /** @sluice/sandbox: runs code in bubblewrap sandboxes. Knows nothing of HTTP. */
 export * from './bwrap-options.js';
+export * from './cgroups/index.js';
 export * from './launch.js';
 export * from './preflight.js';
 export * from './runtimes.js';

@@ -38,6 +38,8 @@ export interface LaunchSpec extends Omit<BwrapSpec, 'codeFD' | 'statusFD' | 'sec
   /** Data for the program's stdin; undefined means /dev/null. */
   stdin?: string;
   limits: RLimits;
+  /** cgroup.procs files the sandbox joins before the privilege drop (empty: no cgroups). */
+  cgroupProcsFiles?: readonly string[];
   /** Receives output as raw bytes, in the order read, from the moment the sandbox is up. */
   onOutput(stream: 'stdout' | 'stderr', chunk: Buffer): void;
 }
@@ -96,9 +98,13 @@ export class SandboxProcess {
     chain.push(spec.bwrapPath, '--args', String(ARGS_FD), '--', PERL, REPORTER_PATH, ...spec.command);
 
     // Empty environment: bwrap's own environ is readable inside at /proc/1/environ.
-    this.child = spawn(PERL, ['-e', KEEPER_SCRIPT, ...chain], {
+    const cgroups = spec.cgroupProcsFiles ?? [];
+    this.child = spawn(PERL, ['-e', KEEPER_SCRIPT, String(cgroups.length), ...cgroups, ...chain], {
       env: {},
       cwd: '/',
+      // Its own process group: a terminal's Ctrl-C meant for the server must not kill sandboxes
+      // (the server drains them); PDEATHSIG still ties them to the server's life.
+      detached: true,
       stdio: [spec.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
     });
     const child = this.child;

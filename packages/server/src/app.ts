@@ -1,10 +1,11 @@
 /**
  * Builds a Sluice server: checks the sandbox, prepares the data directory, and wires the
- * session manager to the HTTP routes. `listen()` serves; `close()` stops every execution and
- * removes every workspace.
+ * session manager to the HTTP routes. `listen()` serves; `drain()` stops taking work and lets
+ * what runs finish; `close()` stops every execution and removes every workspace.
  */
-import type { IncomingMessage } from 'node:http';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import Fastify, { type ConnectionError, type FastifyError, type FastifyInstance } from 'fastify';
 import { ERROR_STATUS, LANGUAGES, type ErrorBody, type ErrorCode, type Language } from '@sluice/protocol';
 import {
   findBubblewrap,
@@ -21,7 +22,10 @@ import {
 } from '@sluice/sandbox';
 import type { ServerConfig } from './config.js';
 import { ApiError } from './internal/api-error.js';
+import { KeyRing } from './internal/auth/api-keys.js';
+import { exposureProblem, isLoopbackHost } from './internal/auth/exposure.js';
 import { baseEnv } from './internal/execution/execution.js';
+import { authenticate } from './internal/http/authenticate.js';
 import type { ServerContext } from './internal/http/context.js';
 import { executionRoutes } from './internal/http/execution-routes.js';
 import { IdempotencyCache } from './internal/http/idempotency-cache.js';
@@ -36,23 +40,54 @@ export interface SluiceServer {
   config: ServerConfig;
   /** Starts listening; resolves with the base URL. */
   listen(): Promise<string>;
-  /** Stops listening, cancels every execution, removes every workspace. */
+  /**
+   * Stops gracefully: from now on new sessions and runs are refused (503 SANDBOX_UNAVAILABLE,
+   * `/healthz` too) while everything else keeps answering; queued executions are cancelled,
+   * running ones get up to `graceMs` to finish (less if `cutShort` aborts), then `close()`.
+   */
+  drain(graceMs: number, cutShort?: AbortSignal): Promise<void>;
+  /** Stops listening, cancels every execution (open streams get their `done`), removes every workspace. */
   close(): Promise<void>;
 }
 
-/** Creates a server from a config. Fails if bubblewrap is missing or the data dir is unusable. */
+/** Largest request header block, bytes (Node's default, fixed here so no flag can raise it). */
+const MAX_HEADER_BYTES = 16 * 1024;
+
+/**
+ * Creates a server from a config. Fails if the config would expose an unauthenticated server,
+ * if bubblewrap is missing, or if the data dir is unusable.
+ */
 export async function createSluiceServer(config: ServerConfig): Promise<SluiceServer> {
+  const exposed = exposureProblem(config);
+  if (exposed) throw new Error(exposed);
+  const keys = new KeyRing(config.apiKeys);
   const bwrapPath = await findBubblewrap();
   if (!bwrapPath) throw new Error(`bubblewrap is not installed; install it with: ${INSTALL_BUBBLEWRAP}`);
   const paths = await prepareDataDir(config.dataDir);
   const uidPool = isRoot() ? new UIDPool(config.uidBase, config.uidCount) : undefined;
 
+  const headersTimeoutMs = config.headersTimeoutSec * 1000;
   const app = Fastify({
     logger: { level: config.logLevel },
     bodyLimit: config.bodyLimitBytes,
-    // Streams are long-lived; only the request itself must arrive in time.
-    requestTimeout: 60_000,
+    // Streams are long-lived responses; only the request itself must arrive in time.
+    requestTimeout: config.requestTimeoutSec * 1000,
+    keepAliveTimeout: config.keepAliveTimeoutSec * 1000,
+    http: {
+      headersTimeout: headersTimeoutMs,
+      // Node enforces both timeouts only when it checks its connections (every 30 s by default).
+      connectionsCheckingInterval: Math.max(100, Math.min(5000, Math.floor(headersTimeoutMs / 4))),
+      maxHeaderSize: MAX_HEADER_BYTES,
+    },
+    clientErrorHandler: answerClientError,
     return503OnClosing: true,
+  });
+  app.server.maxConnections = config.maxConnections;
+  let lastDropWarning = 0;
+  app.server.on('drop', () => {
+    if (Date.now() - lastDropWarning < 10_000) return;
+    lastDropWarning = Date.now();
+    app.log.warn(`refused a connection: ${config.maxConnections} are open, the maximum (SLUICE_MAX_CONNECTIONS)`);
   });
 
   const languages = new Map<Language, RuntimeInfo>();
@@ -70,15 +105,19 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   const sessions = new SessionManager({ config, paths, bwrapPath, uidPool, resolveLanguage, log: app.log });
   const shutdown = new AbortController();
   let healthProblem: string | null = 'the sandbox self-check has not finished';
+  let draining = false;
   const ctx: ServerContext = {
     config,
     sessions,
     languages,
     resolveLanguage,
     idempotency: new IdempotencyCache(),
-    health: () => healthProblem,
+    health: () => (draining ? 'the server is shutting down and takes no new sessions or runs; retry shortly' : healthProblem),
     shutdown: shutdown.signal,
+    authEnabled: keys.enabled,
   };
+
+  authenticate(app, keys);
 
   // Every body is JSON whatever its declared type, so `curl -d '{…}'` works as typed.
   app.removeAllContentTypeParsers();
@@ -119,21 +158,92 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
     if (problem) app.log.error(`sandbox self-check failed: ${problem}`);
   });
 
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      draining = true;
+      // Stop accepting, cancel everything (so open streams receive their done), then end the rest.
+      const appClosed = app.close();
+      await sessions.close();
+      shutdown.abort();
+      await appClosed;
+    })();
+    return closing;
+  };
+
   return {
     app,
     config,
     async listen() {
       await selfCheck;
+      if (!keys.enabled && config.insecureNoAuth && !isLoopbackHost(config.host)) {
+        app.log.warn(`listening on ${config.host} without API keys (--insecure-no-auth): anyone who can reach it can run code`);
+      }
       return app.listen({ host: config.host, port: config.port });
     },
-    async close() {
-      // Stop accepting, cancel everything (so open streams receive their done), then end the rest.
-      const closing = app.close();
-      await sessions.close();
-      shutdown.abort();
-      await closing;
+    async drain(graceMs, cutShort) {
+      if (!draining) {
+        draining = true;
+        sessions.drain();
+      }
+      const grace = new AbortController();
+      const onCut = (): void => grace.abort();
+      cutShort?.addEventListener('abort', onCut, { once: true });
+      try {
+        await Promise.race([sessions.whenIdle(), delay(cutShort?.aborted ? 0 : graceMs, grace.signal)]);
+      } finally {
+        grace.abort();
+        cutShort?.removeEventListener('abort', onCut);
+      }
+      await close();
     },
+    close,
   };
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (the timer is cleared either way). */
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}
+
+/**
+ * Answers what Node's HTTP parser rejected before a request existed (headers too slow, a header
+ * block too large, bytes that are not HTTP) in the contract's error shape, then closes the
+ * connection. The status is HTTP's own (408, 431, 400); the code is INVALID_REQUEST.
+ */
+function answerClientError(this: FastifyInstance, err: ConnectionError, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let status: number;
+  let message: string;
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    status = 408;
+    message = 'request: did not arrive in time (SLUICE_HEADERS_TIMEOUT for the headers, SLUICE_REQUEST_TIMEOUT for the whole request)';
+  } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+    status = 431;
+    message = `request headers: expected at most ${MAX_HEADER_BYTES} bytes in all`;
+  } else {
+    status = 400;
+    message = `request: not valid HTTP/1.1 (${err.code})`;
+  }
+  this.log.debug({ err }, 'client error');
+  // Never write into a response already under way (Node's own rule for 'clientError').
+  const current = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (socket.writable && !current?.headersSent) {
+    const body = JSON.stringify({ error: { code: 'INVALID_REQUEST', message } } satisfies ErrorBody);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /** Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`. */

@@ -2,8 +2,11 @@
  * Server configuration: embedded defaults, overridden by environment variables (and by the
  * CLI's flags, which set the same fields). Every value is validated once, here.
  */
+import { readFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { checkUniqueKeys, parseAPIKeys, type APIKey } from './internal/auth/api-keys.js';
+import { exposureProblem } from './internal/auth/exposure.js';
 
 export interface ServerConfig {
   host: string;
@@ -37,6 +40,25 @@ export interface ServerConfig {
   logBudgetBytes: number;
   /** Whether a session may ask for `network: true`. */
   allowNetwork: boolean;
+  /** Bearer keys, one per tenant; empty turns authentication off (then only loopback may listen). */
+  apiKeys: APIKey[];
+  /** Allows listening on a non-loopback address without keys (something else guards it). */
+  insecureNoAuth: boolean;
+  /** Sandboxes (sessions with an execution running or queued) at once: server-wide and per tenant. */
+  maxRunning: number;
+  maxRunningPerTenant: number;
+  /** Sessions at once: server-wide and per tenant. */
+  maxSessions: number;
+  maxSessionsPerTenant: number;
+  /** Seconds a client has to send its request headers, and its whole request. */
+  headersTimeoutSec: number;
+  requestTimeoutSec: number;
+  /** Seconds an idle keep-alive connection stays open. */
+  keepAliveTimeoutSec: number;
+  /** Open connections at once; more are closed as they arrive. */
+  maxConnections: number;
+  /** Seconds a stopping server lets running executions finish before cancelling them. */
+  drainGraceSec: number;
   /** Host uids for sandboxes (one per session) when the server runs as root. */
   uidBase: number;
   uidCount: number;
@@ -65,8 +87,13 @@ export interface ServerConfig {
 
 const MiB = 1024 * 1024;
 
+/** Sandboxes per CPU core: most sandboxed programs wait on I/O or sleep as much as they compute. */
+const RUNNING_PER_CORE = 4;
+
 /** The embedded defaults. */
 export function defaultConfig(): ServerConfig {
+  const maxRunning = RUNNING_PER_CORE * availableParallelism();
+  const maxSessions = 128;
   return {
     host: '127.0.0.1',
     port: 8080,
@@ -86,6 +113,17 @@ export function defaultConfig(): ServerConfig {
     logRetentionSec: 3600,
     logBudgetBytes: 512 * MiB,
     allowNetwork: false,
+    apiKeys: [],
+    insecureNoAuth: false,
+    maxRunning,
+    maxRunningPerTenant: perTenantRunning(maxRunning),
+    maxSessions,
+    maxSessionsPerTenant: perTenantSessions(maxSessions),
+    headersTimeoutSec: 10,
+    requestTimeoutSec: 30,
+    keepAliveTimeoutSec: 72,
+    maxConnections: 1024,
+    drainGraceSec: 30,
     uidBase: 610000,
     uidCount: 4096,
     processes: 256,
@@ -108,6 +146,16 @@ export function defaultConfig(): ServerConfig {
   };
 }
 
+/** A tenant may take half the sandboxes, so one tenant alone cannot starve the others. */
+function perTenantRunning(maxRunning: number): number {
+  return Math.ceil(maxRunning / 2);
+}
+
+/** A tenant may hold a quarter of the sessions. */
+function perTenantSessions(maxSessions: number): number {
+  return Math.ceil(maxSessions / 4);
+}
+
 /** Environment variable → config field, with how to read it. */
 const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bool']> = {
   HOST: ['host', 'string'],
@@ -127,6 +175,16 @@ const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bo
   SLUICE_LOG_RETENTION: ['logRetentionSec', 'number'],
   SLUICE_LOG_BUDGET: ['logBudgetBytes', 'int'],
   SLUICE_ALLOW_NETWORK: ['allowNetwork', 'bool'],
+  SLUICE_INSECURE_NO_AUTH: ['insecureNoAuth', 'bool'],
+  SLUICE_MAX_RUNNING: ['maxRunning', 'int'],
+  SLUICE_MAX_RUNNING_PER_TENANT: ['maxRunningPerTenant', 'int'],
+  SLUICE_MAX_SESSIONS: ['maxSessions', 'int'],
+  SLUICE_MAX_SESSIONS_PER_TENANT: ['maxSessionsPerTenant', 'int'],
+  SLUICE_HEADERS_TIMEOUT: ['headersTimeoutSec', 'number'],
+  SLUICE_REQUEST_TIMEOUT: ['requestTimeoutSec', 'number'],
+  SLUICE_KEEP_ALIVE_TIMEOUT: ['keepAliveTimeoutSec', 'number'],
+  SLUICE_MAX_CONNECTIONS: ['maxConnections', 'int'],
+  SLUICE_DRAIN_GRACE: ['drainGraceSec', 'number'],
   SLUICE_UID_BASE: ['uidBase', 'int'],
   SLUICE_UID_COUNT: ['uidCount', 'int'],
   SLUICE_MEMORY: ['memoryBytes', 'int'],
@@ -141,7 +199,7 @@ const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bo
 };
 
 /** Names of the environment variables the server reads. */
-export const CONFIG_ENV_VARS = Object.keys(ENV);
+export const CONFIG_ENV_VARS = [...Object.keys(ENV), 'SLUICE_API_KEYS', 'SLUICE_API_KEYS_FILE'];
 
 /** Builds the config from defaults, the environment, then explicit overrides; throws on bad values. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<ServerConfig> = {}): ServerConfig {
@@ -152,9 +210,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     if (raw === undefined || raw === '') continue;
     target[field] = parseEnv(name, raw, kind);
   }
+  cfg.apiKeys = readAPIKeys(env);
   Object.assign(cfg, overrides);
+  // Per-tenant caps not given follow the server-wide ones they derive from.
+  const given = (field: keyof ServerConfig, envName: string): boolean => field in overrides || (env[envName] ?? '') !== '';
+  if (!given('maxRunningPerTenant', 'SLUICE_MAX_RUNNING_PER_TENANT')) cfg.maxRunningPerTenant = perTenantRunning(cfg.maxRunning);
+  if (!given('maxSessionsPerTenant', 'SLUICE_MAX_SESSIONS_PER_TENANT')) cfg.maxSessionsPerTenant = perTenantSessions(cfg.maxSessions);
   validateConfig(cfg);
   return cfg;
+}
+
+/** Keys from `SLUICE_API_KEYS` (comma-separated) and the file `SLUICE_API_KEYS_FILE` (one per line). */
+function readAPIKeys(env: NodeJS.ProcessEnv): APIKey[] {
+  const keys: APIKey[] = [];
+  const list = env['SLUICE_API_KEYS'];
+  if (list !== undefined && list !== '') keys.push(...parseAPIKeys(list, 'SLUICE_API_KEYS', 'comma'));
+  const file = env['SLUICE_API_KEYS_FILE'];
+  if (file !== undefined && file !== '') {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new Error(`SLUICE_API_KEYS_FILE: could not read ${file}: ${(err as Error).message}`);
+    }
+    const fromFile = parseAPIKeys(text, `SLUICE_API_KEYS_FILE (${file})`, 'line');
+    if (fromFile.length === 0) throw new Error(`SLUICE_API_KEYS_FILE: ${file} holds no keys; write one key (or name:key) per line`);
+    keys.push(...fromFile);
+  }
+  return keys;
 }
 
 function parseEnv(name: string, raw: string, kind: 'string' | 'int' | 'number' | 'bool'): string | number | boolean {
@@ -180,7 +263,8 @@ function validateConfig(c: ServerConfig): void {
   const positive: (keyof ServerConfig)[] = [
     'defaultTimeoutSec', 'maxTimeoutSec', 'idleTTLSec', 'maxIdleTTLSec', 'heartbeatSec', 'outputLimitBytes',
     'maxOutputLimitBytes', 'outputKillBytes', 'bodyLimitBytes', 'maxQueue', 'logRetentionSec', 'logBudgetBytes',
-    'uidCount', 'processes', 'openFiles', 'fileSizeBytes', 'tmpBytes',
+    'uidCount', 'processes', 'openFiles', 'fileSizeBytes', 'tmpBytes', 'maxRunning', 'maxRunningPerTenant', 'maxSessions',
+    'maxSessionsPerTenant', 'headersTimeoutSec', 'requestTimeoutSec', 'keepAliveTimeoutSec', 'maxConnections',
   ];
   for (const k of positive) {
     const v = c[k];
@@ -188,6 +272,18 @@ function validateConfig(c: ServerConfig): void {
   }
   if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535) throw new Error(`PORT: expected 0-65535, got ${c.port}`);
   if (c.killGraceMs < 0) throw new Error(`SLUICE_KILL_GRACE_MS: expected >= 0, got ${c.killGraceMs}`);
+  if (!(c.drainGraceSec >= 0)) throw new Error(`SLUICE_DRAIN_GRACE: expected seconds >= 0, got ${c.drainGraceSec}`);
+  for (const k of ['maxRunning', 'maxRunningPerTenant', 'maxSessions', 'maxSessionsPerTenant', 'maxConnections'] as const) {
+    if (!Number.isInteger(c[k])) throw new Error(`config ${k}: expected an integer, got ${c[k]}`);
+  }
+  if (c.headersTimeoutSec > c.requestTimeoutSec) {
+    throw new Error(`SLUICE_HEADERS_TIMEOUT: expected at most SLUICE_REQUEST_TIMEOUT (${c.requestTimeoutSec} s), got ${c.headersTimeoutSec}`);
+  }
+  if (c.maxRunningPerTenant > c.maxRunning) c.maxRunningPerTenant = c.maxRunning;
+  if (c.maxSessionsPerTenant > c.maxSessions) c.maxSessionsPerTenant = c.maxSessions;
+  checkUniqueKeys(c.apiKeys);
+  const exposed = exposureProblem(c);
+  if (exposed) throw new Error(exposed);
   if (c.defaultTimeoutSec > c.maxTimeoutSec) c.defaultTimeoutSec = c.maxTimeoutSec;
   if (c.outputLimitBytes > c.maxOutputLimitBytes) c.maxOutputLimitBytes = c.outputLimitBytes;
   if (c.outputKillBytes < c.outputLimitBytes) c.outputKillBytes = c.outputLimitBytes;

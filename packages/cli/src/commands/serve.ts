@@ -1,4 +1,9 @@
-/** `sluice serve`: starts the server with embedded defaults, installing bubblewrap if needed. */
+/**
+ * `sluice serve`: starts the server with embedded defaults, installing bubblewrap if needed.
+ * SIGTERM or SIGINT drains it (no new runs; running ones get SLUICE_DRAIN_GRACE seconds, then
+ * are cancelled; workspaces removed; exit 0); a second signal cuts the grace short, a third
+ * exits at once.
+ */
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { createSluiceServer, loadConfig, type ServerConfig } from '@sluice/server';
@@ -9,6 +14,7 @@ interface ServeOptions {
   port?: string;
   dataDir?: string;
   install: boolean;
+  insecureNoAuth?: boolean;
 }
 
 export function serveCommand(program: Command): void {
@@ -19,11 +25,13 @@ export function serveCommand(program: Command): void {
     .option('--port <port>', 'port to listen on (default 8080, or PORT; 0 picks a free one)')
     .option('--data-dir <dir>', 'where workspaces live (default $TMPDIR/sluice, or SLUICE_DATA_DIR)')
     .option('--no-install', 'do not install bubblewrap with apt-get when it is missing')
+    .option('--insecure-no-auth', 'listen on a non-loopback address without API keys (or SLUICE_INSECURE_NO_AUTH=1)')
     .action(async (opts: ServeOptions) => {
       const overrides: Partial<ServerConfig> = {};
       if (opts.host !== undefined) overrides.host = opts.host;
       if (opts.port !== undefined) overrides.port = Number(opts.port);
       if (opts.dataDir !== undefined) overrides.dataDir = opts.dataDir;
+      if (opts.insecureNoAuth === true) overrides.insecureNoAuth = true;
       let config: ServerConfig;
       try {
         config = loadConfig(process.env, overrides);
@@ -33,13 +41,24 @@ export function serveCommand(program: Command): void {
       await ensureBubblewrap(opts.install);
       const server = await createSluiceServer(config).catch((err: Error) => fail(`sluice: ${err.message}`));
       const url = await server.listen();
-      process.stderr.write(`sluice: listening on ${url}\n`);
-      let stopping = false;
+      const keys = config.apiKeys.length;
+      process.stderr.write(`sluice: listening on ${url}${keys > 0 ? ` (${keys} API key${keys === 1 ? '' : 's'})` : ''}\n`);
+      let signals = 0;
+      const cutShort = new AbortController();
       const stop = (signal: string): void => {
-        if (stopping) process.exit(1);
-        stopping = true;
-        server.app.log.info(`${signal}: stopping`);
-        void server.close().then(() => process.exit(0));
+        signals++;
+        if (signals === 1) {
+          process.stderr.write(`sluice: ${signal}: draining; running executions get ${config.drainGraceSec} s to finish (signal again to cancel them now)\n`);
+          server.drain(config.drainGraceSec * 1000, cutShort.signal).then(
+            () => process.exit(0),
+            (err: Error) => fail(`sluice: stopping failed: ${err.message}`),
+          );
+        } else if (signals === 2) {
+          process.stderr.write(`sluice: ${signal}: cancelling every execution now\n`);
+          cutShort.abort();
+        } else {
+          process.exit(1);
+        }
       };
       process.on('SIGINT', () => stop('SIGINT'));
       process.on('SIGTERM', () => stop('SIGTERM'));

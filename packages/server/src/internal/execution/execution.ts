@@ -3,9 +3,17 @@
  * State goes queued → running → finished; `done` is appended exactly once, last, after the
  * sandbox (and so every process the code started) is gone.
  */
-import { randomUUID } from 'node:crypto';
 import { formatDuration, type DoneReason, type Language, type Mode } from '@sluice/protocol';
-import { CODE_DIR, launchSandbox, type RLimits, type Runtime, type SandboxProcess } from '@sluice/sandbox';
+import {
+  CODE_DIR,
+  ExecutionCgroup,
+  launchSandbox,
+  watchCPUBudget,
+  type RLimits,
+  type Runtime,
+  type SandboxProcess,
+} from '@sluice/sandbox';
+import { cgroupHost } from './cgroup-host.js';
 import { EventLog } from './event-log.js';
 import { OutputPipeline } from './output-pipeline.js';
 
@@ -26,9 +34,19 @@ export interface RunContext {
   outputLimitBytes: number;
   outputKillBytes: number;
   killGraceMs: number;
+  /** Memory of all processes together, bytes (cgroup). */
+  memoryBytes: number;
+  /** CPUs' worth of time at once (cgroup CPU quota). */
+  cpu: number;
+  /** CPU seconds across all processes; 0 = no budget. */
+  cpuTimeSec: number;
+  /** Name of the server's parent cgroup (unique per data directory). */
+  cgroupParent: string;
 }
 
 export interface ExecutionInit {
+  /** Its id: unguessable, made by the caller (128 random bits). */
+  id: string;
   sessionID: string;
   /** Tenant that owns it (null without auth). */
   owner: string | null;
@@ -44,7 +62,7 @@ export interface ExecutionInit {
 }
 
 export class Execution {
-  readonly id = randomUUID();
+  readonly id: string;
   readonly sessionID: string;
   readonly owner: string | null;
   readonly language: Language;
@@ -67,6 +85,7 @@ export class Execution {
   private resolveFinished!: () => void;
 
   constructor(init: ExecutionInit) {
+    this.id = init.id;
     this.sessionID = init.sessionID;
     this.owner = init.owner;
     this.language = init.language;
@@ -125,6 +144,7 @@ export class Execution {
       { limitBytes: ctx.outputLimitBytes },
     );
     const codePath = `${CODE_DIR}/${this.runtime.fileName}`;
+    const cgroup = await this.createCgroup(ctx);
     let proc: SandboxProcess;
     try {
       proc = launchSandbox({
@@ -138,10 +158,13 @@ export class Execution {
         network: ctx.network,
         tmpBytes: ctx.tmpBytes,
         codePath,
-        command: [this.runtime.executable, ...this.runtime.args(codePath)],
+        command: [this.runtime.executable, ...this.runtime.args(codePath, cgroup ? ctx.memoryBytes : undefined)],
+        cgroupProcsFiles: cgroup?.procsFiles() ?? [],
         code: this.code,
         ...(this.stdin !== undefined ? { stdin: this.stdin } : {}),
-        limits: ctx.limits,
+        // With a pids cgroup, RLIMIT_NPROC (per uid, counting bwrap's own processes too) is only
+        // a backstop above it, so the cgroup is what stops a fork bomb and can report it.
+        limits: cgroup && ctx.limits.processes !== undefined ? { ...ctx.limits, processes: ctx.limits.processes + 32 } : ctx.limits,
         onOutput: (stream, chunk) => {
           pipeline.write(stream, chunk);
           if (pipeline.totalBytes > ctx.outputKillBytes) this.stop('output_limit', 0);
@@ -151,9 +174,15 @@ export class Execution {
       // spawn() can throw synchronously (e.g. fd exhaustion); the log must still end with done.
       this.log.append({ type: 'error', code: 'SANDBOX_UNAVAILABLE', error: `the sandbox failed to start: ${(err as Error).message}` });
       this.stopReason = 'error';
+      await cgroup?.destroy().catch(() => undefined);
       this.finish({ exitCode: null, signal: null, startedAt });
       return;
     }
+    // RLIMIT_CPU counts per process; the cgroup's usage counts every process of the execution.
+    const budget =
+      cgroup && ctx.cpuTimeSec > 0
+        ? watchCPUBudget(cgroup, { budgetNs: ctx.cpuTimeSec * 1e9, onExceeded: () => this.stop('timeout', 0) })
+        : null;
     this.proc = proc;
     // The code lives on in the sandbox's file now; don't hold it for the log's lifetime.
     this.code = '';
@@ -164,12 +193,34 @@ export class Execution {
 
     const exit = await proc.exited;
     clearTimeout(timer);
+    budget?.stop();
+    if (cgroup) {
+      const stats = await cgroup.stats().catch(() => null);
+      // The kernel's OOM killer, not us, ended it: report the limit, not a bare SIGKILL.
+      if (stats?.oomKills && exit.signal === 'SIGKILL') this.stopReason ??= 'memory_limit';
+      if (stats?.pidsMaxHits) {
+        pipeline.write('stderr', Buffer.from(`\nsluice: the process limit (${ctx.limits.processes ?? 'pids'}) was reached; ${stats.pidsMaxHits} fork(s) refused\n`));
+      }
+      await cgroup.destroy().catch(() => undefined);
+    }
     pipeline.finish();
     if (exit.setupError !== null) {
       this.log.append({ type: 'error', code: 'SANDBOX_UNAVAILABLE', error: `the sandbox failed to start: ${exit.setupError}` });
       this.stopReason = 'error';
     }
     this.finish({ exitCode: exit.exitCode, signal: exit.signal, startedAt });
+  }
+
+  /** A cgroup for this execution, or null where the host has none (rlimits still apply). */
+  private async createCgroup(ctx: RunContext): Promise<ExecutionCgroup | null> {
+    const host = await cgroupHost(ctx.cgroupParent);
+    if (host.version === 'none') return null;
+    const limits = {
+      memoryBytes: ctx.memoryBytes,
+      cpuQuota: ctx.cpu,
+      ...(ctx.limits.processes !== undefined ? { pids: ctx.limits.processes } : {}),
+    };
+    return ExecutionCgroup.create(host, this.id, limits).catch(() => null);
   }
 
   private finish(r: { exitCode: number | null; signal: string | null; startedAt: number }): void {

@@ -16,6 +16,8 @@ export interface ServerContext {
   health(): string | null;
   /** Aborts every open stream (server shutdown). */
   shutdown: AbortSignal;
+  /** True when requests need an API key. */
+  authEnabled: boolean;
 }
 
 /** Unwraps a validator's result or throws the matching ApiError. */

@@ -1,6 +1,7 @@
 /** `GET /api/executions/{id}`, `…/events` (replay, then live) and `POST …/cancel`. */
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../api-error.js';
+import { ownerOf } from './authenticate.js';
 import type { ServerContext } from './context.js';
 import { negotiate } from './negotiate.js';
 import { executionView } from './views.js';
@@ -10,11 +11,10 @@ type ExecRoute = { Params: { id: string } };
 type EventsRoute = ExecRoute & { Querystring: { from?: string } };
 
 export function executionRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  const owner = null;
-
-  app.get<ExecRoute>('/api/executions/:id', async (req) => executionView(ctx.sessions.execution(owner, req.params.id)));
+  app.get<ExecRoute>('/api/executions/:id', async (req) => executionView(ctx.sessions.execution(ownerOf(req), req.params.id)));
 
   app.get<EventsRoute>('/api/executions/:id/events', async (req, reply) => {
+    const owner = ownerOf(req);
     const exec = ctx.sessions.execution(owner, req.params.id);
     const from = startSeq(req.query.from, req.headers['last-event-id']);
     const format = negotiate(req.headers.accept, 'sse');
@@ -38,7 +38,7 @@ export function executionRoutes(app: FastifyInstance, ctx: ServerContext): void 
   });
 
   app.post<ExecRoute>('/api/executions/:id/cancel', async (req, reply) => {
-    const exec = ctx.sessions.execution(owner, req.params.id);
+    const exec = ctx.sessions.execution(ownerOf(req), req.params.id);
     const wasFinished = exec.state === 'finished';
     exec.cancel(ctx.config.killGraceMs);
     return reply.code(wasFinished ? 200 : 202).send({ execution_id: exec.id, state: exec.state, cancelled: !wasFinished });

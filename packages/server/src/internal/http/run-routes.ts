@@ -7,6 +7,7 @@ import { parseRunRequest, validateSessionID, type RunRequest } from '@sluice/pro
 import { runtimeFor } from '@sluice/sandbox';
 import { ApiError } from '../api-error.js';
 import type { Execution } from '../execution/execution.js';
+import { ownerOf } from './authenticate.js';
 import { check, type ServerContext } from './context.js';
 import { negotiate, type ResponseFormat } from './negotiate.js';
 import { resultView } from './views.js';
@@ -20,7 +21,7 @@ export function runRoutes(app: FastifyInstance, ctx: ServerContext): void {
 }
 
 async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: FastifyReply, format: ResponseFormat): Promise<unknown> {
-  const owner = null;
+  const owner = ownerOf(req);
   const sessionID = check(validateSessionID(req.params.id));
   const body = check(parseRunRequest(req.body));
   const unhealthy = ctx.health();
@@ -73,6 +74,8 @@ async function submit(ctx: ServerContext, owner: string | null, sessionID: strin
   if (body.mode === 'kernel') {
     throw new ApiError('INVALID_REQUEST', 'mode: expected "process" (kernel mode is not available on this server yet), got "kernel" (string)');
   }
+  // Refuse a run that cannot be admitted before a session is created for it.
+  ctx.sessions.checkRun(owner, sessionID);
   const session = await ctx.sessions.getOrCreate(owner, sessionID);
   const language = requested ?? session.settings.language;
   const runtime = runtimeFor(language);

@@ -1,29 +1,28 @@
 /** `POST/GET/DELETE /api/sessions…` */
 import type { FastifyInstance } from 'fastify';
 import { parseCreateSessionRequest, validateSessionID } from '@sluice/protocol';
+import { ownerOf } from './authenticate.js';
 import { check, type ServerContext } from './context.js';
 import { sessionView } from './views.js';
 
 export function sessionRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  const owner = null;
-
   app.post('/api/sessions', async (req, reply) => {
     const body = check(parseCreateSessionRequest(req.body));
-    const session = await ctx.sessions.create(owner, body);
+    const session = await ctx.sessions.create(ownerOf(req), body);
     return reply.code(201).header('Location', `/api/sessions/${session.id}`).send(sessionView(session));
   });
 
-  app.get('/api/sessions', async () => ({ sessions: ctx.sessions.list(owner).map(sessionView) }));
+  app.get('/api/sessions', async (req) => ({ sessions: ctx.sessions.list(ownerOf(req)).map(sessionView) }));
 
   app.get<{ Params: { id: string } }>('/api/sessions/:id', async (req) => {
     const id = check(validateSessionID(req.params.id));
     // Looking at a session is not activity: only runs and attached readers keep it alive.
-    return sessionView(ctx.sessions.get(owner, id));
+    return sessionView(ctx.sessions.get(ownerOf(req), id));
   });
 
   app.delete<{ Params: { id: string } }>('/api/sessions/:id', async (req, reply) => {
     const id = check(validateSessionID(req.params.id));
-    await ctx.sessions.delete(owner, id);
+    await ctx.sessions.delete(ownerOf(req), id);
     return reply.code(204).send();
   });
 }

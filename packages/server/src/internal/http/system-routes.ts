@@ -1,4 +1,4 @@
-/** `GET /healthz`, `GET /api/languages`, `GET /`. */
+/** `GET /healthz` (open to all), `GET /api/languages`, `GET /`. */
 import type { FastifyInstance } from 'fastify';
 import { ApiError } from '../api-error.js';
 import type { ServerContext } from './context.js';
@@ -7,7 +7,12 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/healthz', async () => {
     const problem = ctx.health();
     if (problem !== null) throw new ApiError('SANDBOX_UNAVAILABLE', problem, { retryAfter: 5 });
-    return { status: 'ok', sessions: ctx.sessions.sessionCount };
+    // Open to anyone: with API keys it says nothing about the host or the tenants' sessions.
+    if (ctx.authEnabled) return { status: 'ok' };
+    // Whether memory, pids and CPU limits are enforced (cgroups) or only rlimits apply.
+    const cg = await ctx.sessions.cgroups();
+    const cgroups = cg.version === 'none' ? { cgroups: 'none', cgroups_reason: cg.reason } : { cgroups: cg.version };
+    return { status: 'ok', sessions: ctx.sessions.sessionCount, ...cgroups };
   });
 
   app.get('/api/languages', async () => ({

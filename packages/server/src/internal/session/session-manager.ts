@@ -1,13 +1,25 @@
 /**
  * Owns every session and execution of the server: creation (with a workspace and a host uid),
- * lookup scoped to the owner, idle expiry, and the retention of finished executions' logs.
+ * lookup scoped to the owner, admission control, idle expiry, draining, and the retention of
+ * finished executions' logs.
+ *
+ * Admission: a session holds one sandbox slot from the moment it has an execution running or
+ * queued until its last one finishes (it runs them one at a time, so slots bound the sandboxes
+ * alive at once). A run on a session without a slot needs a free one, server-wide
+ * (`maxRunning`) and for its tenant (`maxRunningPerTenant`), or it is refused at once with
+ * RATE_LIMITED: no server-wide queue, so a client learns immediately and decides. Sessions
+ * count against `maxSessions` and `maxSessionsPerTenant` the same way. Per-tenant caps apply to
+ * key holders; without API keys everyone is the one anonymous owner and only the server-wide
+ * caps apply.
  */
+import { createHash } from 'node:crypto';
 import type { CreateSessionRequest, Language } from '@sluice/protocol';
-import { createWorkspace, removeWorkspace, UIDPool, type SandboxHostPaths } from '@sluice/sandbox';
-import { randomUUID } from 'node:crypto';
+import { createWorkspace, removeWorkspace, UIDPool, type CgroupSupport, type SandboxHostPaths } from '@sluice/sandbox';
 import type { ServerConfig } from '../../config.js';
 import { ApiError } from '../api-error.js';
+import { cgroupHost, releaseCgroupHost } from '../execution/cgroup-host.js';
 import { Execution, type ExecutionInit } from '../execution/execution.js';
+import { randomID } from '../random-id.js';
 import { Session, type SessionSettings } from './session.js';
 
 export interface SessionManagerDeps {
@@ -30,21 +42,39 @@ export class SessionManager {
   private readonly sessions = new Map<string, Session>();
   private readonly creating = new Map<string, Promise<Session>>();
   private readonly executions = new Map<string, Execution>();
+  /** Executions not finished yet, with the session whose slot they use. */
+  private readonly active = new Map<Execution, Session>();
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
+  private draining = false;
+
+  /** This server's parent cgroup: named after its data directory (see cgroup-host.ts). */
+  private get cgroupParent(): string {
+    return `sluice-${createHash('sha256').update(this.deps.paths.dataDir).digest('hex').slice(0, 12)}`;
+  }
+
+  /** The host's cgroup support for this server (detected once; the first call sweeps leftovers). */
+  cgroups(): Promise<CgroupSupport> {
+    return cgroupHost(this.cgroupParent);
+  }
 
   constructor(private readonly deps: SessionManagerDeps) {
+    // Detect cgroups and sweep a crashed predecessor's groups now, not at the first run.
+    void this.cgroups().then((cg) => {
+      if (cg.version === 'none') deps.log.warn({ reason: cg.reason }, 'no usable cgroups: memory, pids and CPU limits fall back to rlimits');
+    });
     this.sweeper = setInterval(() => void this.sweep(), 1000);
     this.sweeper.unref();
   }
 
   /** Creates a session; fails if one with that id exists. */
   async create(owner: string | null, req: CreateSessionRequest): Promise<Session> {
-    const id = req.id ?? randomUUID();
+    const id = req.id ?? randomID();
     const k = key(owner, id);
     if (this.sessions.has(k) || this.creating.has(k)) {
       throw new ApiError('INVALID_REQUEST', `id: a session named ${JSON.stringify(id)} already exists; delete it first or choose another id`);
     }
+    this.admitSession(owner);
     return this.track(k, this.build(owner, id, req));
   }
 
@@ -55,6 +85,7 @@ export class SessionManager {
     if (existing) return existing;
     const pending = this.creating.get(k);
     if (pending) return pending;
+    this.admitSession(owner);
     return this.track(k, this.build(owner, id, {}));
   }
 
@@ -75,10 +106,14 @@ export class SessionManager {
     await this.destroy(s);
   }
 
-  /** Creates an execution in a session's queue. */
-  submit(session: Session, init: Omit<ExecutionInit, 'sessionID' | 'owner' | 'maxLogBytes'>): Execution {
+  /** Creates an execution in a session's queue; RATE_LIMITED when it would need a slot and none is free. */
+  submit(session: Session, init: Omit<ExecutionInit, 'id' | 'sessionID' | 'owner' | 'maxLogBytes'>): Execution {
+    this.refuseWhileDraining();
+    if (!this.holdsSlot(session)) this.admitRun(session.owner);
+    // The id is unguessable: 128 random bits (a v4 UUID has only 122).
     const exec = new Execution({
       ...init,
+      id: randomID(),
       sessionID: session.id,
       owner: session.owner,
       // Serialised output can grow (escapes); keep the whole capped output plus headroom.
@@ -86,7 +121,19 @@ export class SessionManager {
     });
     session.enqueue(exec);
     this.executions.set(exec.id, exec);
+    this.active.set(exec, session);
+    void exec.finished.then(() => this.active.delete(exec));
     return exec;
+  }
+
+  /**
+   * Refuses early, before a session is created for it, a run that could not be admitted: the
+   * session `id` has no slot and none is free. `submit` checks again, authoritatively.
+   */
+  checkRun(owner: string | null, id: string): void {
+    this.refuseWhileDraining();
+    const s = this.sessions.get(key(owner, id));
+    if (!s || !this.holdsSlot(s)) this.admitRun(owner);
   }
 
   /** The execution, or NOT_FOUND (also when another owner asks). */
@@ -117,12 +164,86 @@ export class SessionManager {
     return this.sessions.size;
   }
 
+  /**
+   * Starts a drain: no new sessions or executions from now on (SANDBOX_UNAVAILABLE), queued
+   * executions are cancelled (they never start), running ones go on. `whenIdle` says when they
+   * have all finished.
+   */
+  drain(): void {
+    this.draining = true;
+    for (const e of this.active.keys()) if (e.state === 'queued') e.cancel(this.deps.config.killGraceMs);
+  }
+
+  /** Resolves once no execution is running or queued. */
+  async whenIdle(): Promise<void> {
+    while (this.active.size > 0) await Promise.all([...this.active.keys()].map((e) => e.finished));
+  }
+
   /** Cancels everything and removes every workspace. */
   async close(): Promise<void> {
     this.closed = true;
+    this.draining = true;
     clearInterval(this.sweeper);
     await Promise.allSettled([...this.creating.values()]);
     await Promise.all([...this.sessions.values()].map((s) => this.destroy(s)));
+    await releaseCgroupHost(this.cgroupParent);
+  }
+
+  private refuseWhileDraining(): void {
+    if (this.draining) {
+      throw new ApiError('SANDBOX_UNAVAILABLE', 'the server is shutting down and takes no new sessions or runs; retry shortly (another instance, or this one once restarted)', {
+        retryAfter: 5,
+      });
+    }
+  }
+
+  /** True when the session already has an execution running or queued (its slot). */
+  private holdsSlot(session: Session): boolean {
+    for (const s of this.active.values()) if (s === session) return true;
+    return false;
+  }
+
+  /** Throws RATE_LIMITED unless a new sandbox slot is free, server-wide and for this owner. */
+  private admitRun(owner: string | null): void {
+    const c = this.deps.config;
+    const busy = new Set(this.active.values());
+    if (busy.size >= c.maxRunning) {
+      throw new ApiError('RATE_LIMITED', `the server is running ${busy.size} sandboxes, its maximum (SLUICE_MAX_RUNNING); retry when one has finished`, {
+        retryAfter: 1,
+      });
+    }
+    if (owner === null) return;
+    let mine = 0;
+    for (const s of busy) if (s.owner === owner) mine++;
+    if (mine >= c.maxRunningPerTenant) {
+      throw new ApiError(
+        'RATE_LIMITED',
+        `this API key already has ${mine} sandboxes running, its maximum (SLUICE_MAX_RUNNING_PER_TENANT); wait for one to finish or cancel one`,
+        { retryAfter: 1 },
+      );
+    }
+  }
+
+  /** Throws RATE_LIMITED unless another session fits, server-wide and for this owner. */
+  private admitSession(owner: string | null): void {
+    this.refuseWhileDraining();
+    const c = this.deps.config;
+    const total = this.sessions.size + this.creating.size;
+    if (total >= c.maxSessions) {
+      throw new ApiError('RATE_LIMITED', `the server has ${total} sessions, its maximum (SLUICE_MAX_SESSIONS); retry later`, { retryAfter: 5 });
+    }
+    if (owner === null) return;
+    const prefix = key(owner, '');
+    let mine = 0;
+    for (const k of this.sessions.keys()) if (k.startsWith(prefix)) mine++;
+    for (const k of this.creating.keys()) if (k.startsWith(prefix)) mine++;
+    if (mine >= c.maxSessionsPerTenant) {
+      throw new ApiError(
+        'RATE_LIMITED',
+        `this API key already has ${mine} sessions, its maximum (SLUICE_MAX_SESSIONS_PER_TENANT); delete one (DELETE /api/sessions/{id}) or let one expire`,
+        { retryAfter: 5 },
+      );
+    }
   }
 
   private async track(k: string, p: Promise<Session>): Promise<Session> {
@@ -190,6 +311,7 @@ export class SessionManager {
         tmpBytes: c.tmpBytes,
         outputKillBytes: c.outputKillBytes,
         killGraceMs: c.killGraceMs,
+        cgroupParent: this.cgroupParent,
       }),
       c.maxQueue,
     );

@@ -32,7 +32,10 @@ export class Session {
     readonly settings: SessionSettings,
     readonly workspace: string,
     readonly hostUID: number | undefined,
-    private readonly context: () => Omit<RunContext, 'workspace' | 'hostUID' | 'env' | 'network' | 'limits' | 'outputLimitBytes'>,
+    private readonly context: () => Omit<
+      RunContext,
+      'workspace' | 'hostUID' | 'env' | 'network' | 'limits' | 'outputLimitBytes' | 'memoryBytes' | 'cpu' | 'cpuTimeSec'
+    >,
     private readonly maxQueue: number,
   ) {}
 
@@ -109,6 +112,9 @@ export class Session {
           processes: this.settings.limits.processes,
         },
         outputLimitBytes: this.settings.limits.output_bytes,
+        memoryBytes: this.settings.limits.memory_bytes,
+        cpu: this.settings.limits.cpu,
+        cpuTimeSec: this.settings.limits.cpu_time,
       })
       .finally(() => {
         this.running = null;

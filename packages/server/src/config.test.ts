@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from './config.js';
+
+const KEY_A = 'a'.repeat(32);
+const KEY_B = 'b'.repeat(32);
+
+test('per-tenant caps follow the server-wide ones unless given, and never exceed them', () => {
+  const c = loadConfig({ SLUICE_MAX_RUNNING: '6', SLUICE_MAX_SESSIONS: '40' });
+  assert.equal(c.maxRunning, 6);
+  assert.equal(c.maxRunningPerTenant, 3);
+  assert.equal(c.maxSessions, 40);
+  assert.equal(c.maxSessionsPerTenant, 10);
+  const d = loadConfig({ SLUICE_MAX_RUNNING: '4', SLUICE_MAX_RUNNING_PER_TENANT: '9', SLUICE_MAX_SESSIONS_PER_TENANT: '2' });
+  assert.equal(d.maxRunningPerTenant, 4);
+  assert.equal(d.maxSessionsPerTenant, 2);
+  assert.throws(() => loadConfig({ SLUICE_MAX_RUNNING: '0' }), /maxRunning: expected a positive number/);
+  assert.throws(() => loadConfig({ SLUICE_HEADERS_TIMEOUT: '40' }), /SLUICE_HEADERS_TIMEOUT: expected at most SLUICE_REQUEST_TIMEOUT \(30 s\), got 40/);
+  assert.throws(() => loadConfig({ SLUICE_DRAIN_GRACE: '-1' }), /SLUICE_DRAIN_GRACE/);
+});
+
+test('API keys come from SLUICE_API_KEYS and SLUICE_API_KEYS_FILE together', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-config-'));
+  const file = join(dir, 'keys');
+  await writeFile(file, `# ops\nbob:${KEY_B}\n`);
+  const c = loadConfig({ SLUICE_API_KEYS: KEY_A, SLUICE_API_KEYS_FILE: file });
+  assert.deepEqual(c.apiKeys, [
+    { name: null, key: KEY_A },
+    { name: 'bob', key: KEY_B },
+  ]);
+  assert.throws(() => loadConfig({ SLUICE_API_KEYS: `${KEY_A},${KEY_A}` }), /listed twice/);
+  assert.throws(() => loadConfig({ SLUICE_API_KEYS_FILE: join(dir, 'missing') }), /SLUICE_API_KEYS_FILE: could not read/);
+  await writeFile(file, '# nothing yet\n');
+  assert.throws(() => loadConfig({ SLUICE_API_KEYS_FILE: file }), /holds no keys/);
+});
+
+test('a non-loopback host needs keys or an explicit --insecure-no-auth', () => {
+  assert.throws(() => loadConfig({ HOST: '0.0.0.0' }), /^Error: refusing to listen on 0\.0\.0\.0 without API keys/);
+  assert.throws(() => loadConfig({}, { host: '::' }), /refusing to listen on ::/);
+  assert.equal(loadConfig({ HOST: '0.0.0.0', SLUICE_API_KEYS: KEY_A }).host, '0.0.0.0');
+  assert.equal(loadConfig({ HOST: '0.0.0.0', SLUICE_INSECURE_NO_AUTH: '1' }).insecureNoAuth, true);
+  assert.equal(loadConfig({}, { host: '0.0.0.0', insecureNoAuth: true }).host, '0.0.0.0');
+  assert.equal(loadConfig({ HOST: 'localhost' }).host, 'localhost');
+});
