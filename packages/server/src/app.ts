@@ -32,6 +32,7 @@ import { IdempotencyCache } from './internal/http/idempotency-cache.js';
 import { runRoutes } from './internal/http/run-routes.js';
 import { sessionRoutes } from './internal/http/session-routes.js';
 import { systemRoutes } from './internal/http/system-routes.js';
+import { fileRoutes } from './internal/http/file-routes.js';
 import { SessionManager } from './internal/session/session-manager.js';
 
 /** A built server. */
@@ -131,11 +132,11 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
     }
   });
   app.setErrorHandler(async (err: FastifyError | ApiError, req, reply) => {
-    const apiErr = toApiError(err, config);
+    const apiErr = toApiError(err, config, req.url);
     // A client still sending its oversized body would see EPIPE instead of our answer: read
     // and discard the rest first (bounded in bytes and time), then answer and close.
     if (apiErr.code === 'PAYLOAD_TOO_LARGE' && !req.raw.complete) {
-      await discardBody(req.raw, Math.max(64 * 1024 * 1024, config.bodyLimitBytes * 16), 10_000);
+      await discardBody(req.raw, Math.max(64 * 1024 * 1024, config.bodyLimitBytes * 16, config.maxUploadBytes * 2), 10_000);
       void reply.header('Connection', 'close');
     }
     if (apiErr.code === 'INTERNAL') req.log.error({ err }, 'request failed');
@@ -152,6 +153,7 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   runRoutes(app, ctx);
   executionRoutes(app, ctx);
   systemRoutes(app, ctx);
+  fileRoutes(app, ctx);
 
   const selfCheck = selfTest(paths, bwrapPath, uidPool).then((problem) => {
     healthProblem = problem;
@@ -271,19 +273,27 @@ function discardBody(req: IncomingMessage, maxBytes: number, maxMs: number): Pro
   });
 }
 
+/** True for a files-API upload (its body limit is SLUICE_MAX_UPLOAD). */
+function isUpload(url: string): boolean {
+  return /^\/api\/sessions\/[^/]+\/files\//.test(url);
+}
+
 /** Maps any error a route or Fastify raised onto the contract's table. */
-function toApiError(err: FastifyError | ApiError, config: ServerConfig): ApiError {
+function toApiError(err: FastifyError | ApiError, config: ServerConfig, url: string): ApiError {
+  const limit = isUpload(url)
+    ? `request body: expected a file of at most ${config.maxUploadBytes} bytes (SLUICE_MAX_UPLOAD)`
+    : `request body: expected at most ${config.bodyLimitBytes} bytes (SLUICE_BODY_LIMIT); send less code or upload files separately`;
   if (err instanceof ApiError) return err;
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ApiError('PAYLOAD_TOO_LARGE', `request body: expected at most ${config.bodyLimitBytes} bytes (SLUICE_BODY_LIMIT); send less code or upload files separately`);
+      return new ApiError('PAYLOAD_TOO_LARGE', limit);
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new ApiError('INVALID_REQUEST', 'Content-Length: does not match the body that arrived');
     default:
       break;
   }
   const status = err.statusCode ?? 500;
-  if (status === 413) return new ApiError('PAYLOAD_TOO_LARGE', `request body: expected at most ${config.bodyLimitBytes} bytes (SLUICE_BODY_LIMIT)`);
+  if (status === 413) return new ApiError('PAYLOAD_TOO_LARGE', limit);
   if (status >= 400 && status < 500) {
     const code = (Object.keys(ERROR_STATUS) as ErrorCode[]).find((c) => ERROR_STATUS[c] === status) ?? 'INVALID_REQUEST';
     return new ApiError(code, err.message);

@@ -32,6 +32,8 @@ export interface ServerConfig {
   outputKillBytes: number;
   /** Largest request body. */
   bodyLimitBytes: number;
+  /** Largest file upload through the files API. */
+  maxUploadBytes: number;
   /** Executions that may wait behind the running one in a session. */
   maxQueue: number;
   /** How long a finished execution's log stays readable, seconds. */
@@ -109,6 +111,7 @@ export function defaultConfig(): ServerConfig {
     maxOutputLimitBytes: 64 * MiB,
     outputKillBytes: 1024 * MiB,
     bodyLimitBytes: 2 * MiB,
+    maxUploadBytes: 64 * MiB,
     maxQueue: 16,
     logRetentionSec: 3600,
     logBudgetBytes: 512 * MiB,
@@ -171,6 +174,7 @@ const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bo
   SLUICE_MAX_OUTPUT_LIMIT: ['maxOutputLimitBytes', 'int'],
   SLUICE_OUTPUT_KILL_BYTES: ['outputKillBytes', 'int'],
   SLUICE_BODY_LIMIT: ['bodyLimitBytes', 'int'],
+  SLUICE_MAX_UPLOAD: ['maxUploadBytes', 'int'],
   SLUICE_MAX_QUEUE: ['maxQueue', 'int'],
   SLUICE_LOG_RETENTION: ['logRetentionSec', 'number'],
   SLUICE_LOG_BUDGET: ['logBudgetBytes', 'int'],
