@@ -198,6 +198,10 @@ export class Execution {
       const stats = await cgroup.stats().catch(() => null);
       // The kernel's OOM killer, not us, ended it: report the limit, not a bare SIGKILL.
       if (stats?.oomKills && exit.signal === 'SIGKILL') this.stopReason ??= 'memory_limit';
+      else if (stats?.oomKills) {
+        // A child, not the program itself, was OOM-killed: the program's status is its own, but say so.
+        pipeline.write('stderr', Buffer.from(`\nsluice: the memory limit (${ctx.memoryBytes} bytes) was reached; the kernel killed ${stats.oomKills} process(es)\n`));
+      }
       if (stats?.pidsMaxHits) {
         pipeline.write('stderr', Buffer.from(`\nsluice: the process limit (${ctx.limits.processes ?? 'pids'}) was reached; ${stats.pidsMaxHits} fork(s) refused\n`));
       }
