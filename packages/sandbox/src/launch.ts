@@ -109,49 +109,53 @@ export class SandboxProcess {
     });
     const child = this.child;
 
-    const stdio = child.stdio as unknown as (Readable | Writable | null)[];
-    const argsPipe = stdio[ARGS_FD] as Writable;
-    const codePipe = stdio[CODE_FD] as Writable;
-    const statusPipe = stdio[STATUS_FD] as Readable;
-    const exitPipe = stdio[EXIT_FD] as Readable;
-    const seccompPipe = stdio[SECCOMP_FD] as Writable;
-    // EPIPE here means bwrap died early; its exit status tells the story.
-    for (const s of [argsPipe, codePipe, seccompPipe]) s.on('error', () => {});
-    argsPipe.end(serializeBwrapArgs(options));
-    codePipe.end(spec.code);
-    seccompPipe.end(filter);
-    if (spec.stdin !== undefined && child.stdin) {
-      child.stdin.on('error', () => {});
-      child.stdin.end(spec.stdin);
-    }
-
-    child.stdout?.on('data', (chunk: Buffer) => spec.onOutput('stdout', chunk));
-    child.stderr?.on('data', (chunk: Buffer) => {
-      if (this.initPID !== null) return spec.onOutput('stderr', chunk);
-      // Before the sandbox is up, stderr is bwrap's (or setpriv's) own; hold it to explain a failure.
-      if (this.setupStderrBytes < SETUP_STDERR_LIMIT) {
-        this.setupStderr.push(chunk);
-        this.setupStderrBytes += chunk.length;
-      }
-    });
-
     let statusBuf = '';
-    statusPipe.setEncoding('utf8');
-    statusPipe.on('data', (text: string) => {
-      statusBuf += text;
-      let nl: number;
-      while ((nl = statusBuf.indexOf('\n')) >= 0) {
-        this.onStatus(statusBuf.slice(0, nl), spec);
-        statusBuf = statusBuf.slice(nl + 1);
-      }
-      if (statusBuf.length > 64 * 1024) statusBuf = '';
-    });
-
     let exitBuf = '';
-    exitPipe.setEncoding('utf8');
-    exitPipe.on('data', (text: string) => {
-      if (exitBuf.length < 256) exitBuf += text;
-    });
+    // Without a pid the spawn failed (EMFILE, ENOMEM…): there are no pipes, and the 'error'
+    // event (handled below) reports it; touching the pipes would throw and crash the server.
+    if (child.pid !== undefined) {
+      const stdio = child.stdio as unknown as (Readable | Writable | null)[];
+      const argsPipe = stdio[ARGS_FD] as Writable;
+      const codePipe = stdio[CODE_FD] as Writable;
+      const statusPipe = stdio[STATUS_FD] as Readable;
+      const exitPipe = stdio[EXIT_FD] as Readable;
+      const seccompPipe = stdio[SECCOMP_FD] as Writable;
+      // EPIPE here means bwrap died early; its exit status tells the story.
+      for (const s of [argsPipe, codePipe, seccompPipe]) s.on('error', () => {});
+      argsPipe.end(serializeBwrapArgs(options));
+      codePipe.end(spec.code);
+      seccompPipe.end(filter);
+      if (spec.stdin !== undefined && child.stdin) {
+        child.stdin.on('error', () => {});
+        child.stdin.end(spec.stdin);
+      }
+
+      child.stdout?.on('data', (chunk: Buffer) => spec.onOutput('stdout', chunk));
+      child.stderr?.on('data', (chunk: Buffer) => {
+        if (this.initPID !== null) return spec.onOutput('stderr', chunk);
+        // Before the sandbox is up, stderr is bwrap's (or setpriv's) own; hold it to explain a failure.
+        if (this.setupStderrBytes < SETUP_STDERR_LIMIT) {
+          this.setupStderr.push(chunk);
+          this.setupStderrBytes += chunk.length;
+        }
+      });
+
+      statusPipe.setEncoding('utf8');
+      statusPipe.on('data', (text: string) => {
+        statusBuf += text;
+        let nl: number;
+        while ((nl = statusBuf.indexOf('\n')) >= 0) {
+          this.onStatus(statusBuf.slice(0, nl), spec);
+          statusBuf = statusBuf.slice(nl + 1);
+        }
+        if (statusBuf.length > 64 * 1024) statusBuf = '';
+      });
+
+      exitPipe.setEncoding('utf8');
+      exitPipe.on('data', (text: string) => {
+        if (exitBuf.length < 256) exitBuf += text;
+      });
+    }
 
     this.exited = new Promise<SandboxExit>((resolve) => {
       child.on('error', (err) => {

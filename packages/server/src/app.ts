@@ -3,6 +3,7 @@
  * session manager to the HTTP routes. `listen()` serves; `drain()` stops taking work and lets
  * what runs finish; `close()` stops every execution and removes every workspace.
  */
+import { setMaxListeners } from 'node:events';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { type ConnectionError, type FastifyError, type FastifyInstance } from 'fastify';
@@ -105,6 +106,8 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
 
   const sessions = new SessionManager({ config, paths, bwrapPath, uidPool, resolveLanguage, log: app.log });
   const shutdown = new AbortController();
+  // Every open stream listens on it (and removes its listener when it ends): no fixed bound.
+  setMaxListeners(0, shutdown.signal);
   let healthProblem: string | null = 'the sandbox self-check has not finished';
   let draining = false;
   const ctx: ServerContext = {

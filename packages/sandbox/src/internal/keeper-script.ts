@@ -2,8 +2,10 @@
  * The keeper: the process the server spawns for each sandbox (Perl, which Debian always has,
  * starts in ~3 ms). It runs as root, before any privilege drop:
  *
- * - PR_SET_PDEATHSIG: it dies with the server, and bwrap's --die-with-parent then takes the
- *   sandbox down too;
+ * - PR_SET_PDEATHSIG (SIGTERM, caught): when the server dies, the keeper SIGKILLs every process
+ *   of the execution's cgroups and every descendant of its own, then exits. bwrap's
+ *   --die-with-parent alone is not enough: it has a race that leaves sandboxes running
+ *   (containers/bubblewrap#633; seen here after a SIGKILLed server);
  * - PR_SET_CHILD_SUBREAPER: bwrap's outer process exits without reaping the sandbox's PID 1,
  *   which would otherwise become a zombie of the host's PID 1 (never reaped if the server is
  *   PID 1 in a container); the keeper reaps it, so its own exit means everything is gone;
@@ -17,7 +19,42 @@
 export const KEEPER_SCRIPT = String.raw`
 my $ncg = shift @ARGV;
 my @cg = splice(@ARGV, 0, $ncg);
-syscall(157, 1, 9);
+sub descendants {
+  my (%kids, %zombie);
+  opendir(my $p, "/proc") or return ();
+  for my $n (grep { /^\d+$/ } readdir($p)) {
+    open(my $st, '<', "/proc/$n/stat") or next;
+    my $line = <$st>;
+    close($st);
+    next unless defined $line && $line =~ /.*\)\s+(\S)\s+(\d+)/;
+    push @{ $kids{$2} }, $n;
+    $zombie{$n} = 1 if $1 eq 'Z';
+  }
+  closedir($p);
+  my @out;
+  my @todo = ($$);
+  while (@todo) {
+    my $q = shift @todo;
+    for my $c (@{ $kids{$q} || [] }) { push @out, $c unless $zombie{$c}; push @todo, $c; }
+  }
+  return @out;
+}
+$SIG{TERM} = sub {
+  for (1 .. 100) {
+    my @victims = descendants();
+    for my $f (@cg) {
+      next unless open(my $fh, '<', $f);
+      while (my $l = <$fh>) { chomp $l; push @victims, $l if $l =~ /^\d+$/; }
+      close($fh);
+    }
+    1 while waitpid(-1, 1) > 0;
+    last unless @victims;
+    kill 'KILL', @victims;
+    select(undef, undef, undef, 0.02);
+  }
+  exit 137;
+};
+syscall(157, 1, 15);
 exit 125 if getppid() == 1;
 syscall(157, 36, 1);
 if (opendir(my $d, "/proc/self/fd")) {
