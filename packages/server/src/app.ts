@@ -158,10 +158,14 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   systemRoutes(app, ctx);
   fileRoutes(app, ctx);
 
-  const selfCheck = selfTest(paths, bwrapPath, uidPool).then((problem) => {
-    healthProblem = problem;
-    if (problem) app.log.error(`sandbox self-check failed: ${problem}`);
-  });
+  // A failing check (even one that throws: a mount refused, no seccomp filter for this CPU)
+  // becomes /healthz's 503 with the reason; the server still starts and says why.
+  const selfCheck = selfTest(paths, bwrapPath, uidPool)
+    .catch((err: Error) => `the sandbox self-check could not run: ${err.message}`)
+    .then((problem) => {
+      healthProblem = problem;
+      if (problem) app.log.error(`sandbox self-check failed: ${problem}`);
+    });
 
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
@@ -324,7 +328,10 @@ async function selfTest(paths: SandboxHostPaths, bwrapPath: string, uidPool: UID
       command: ['/usr/bin/bash', '/run/sluice/check.sh'],
       code: 'test -w /workspace && ! test -w /usr',
       limits: { fileSize: 1024 * 1024, openFiles: 64, processes: 64 },
-      onOutput: (_s, chunk) => (stderr += chunk.toString('utf8')),
+      // Only the start of what it says is kept for the message.
+      onOutput: (_s, chunk) => {
+        if (stderr.length < 4096) stderr += chunk.toString('utf8').slice(0, 4096);
+      },
     });
     const timer = setTimeout(() => proc.kill(), 15_000);
     const exit = await proc.exited;
