@@ -32,6 +32,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { decodeSSEStream, parseExecutionEvent } from '../packages/protocol/dist/index.js';
+import { calibrateClock, intEnv, wallNow } from './common.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'packages/cli/dist/bin.js');
@@ -79,37 +80,8 @@ const program = (lines) => [
 ].join('\n');
 const PROGRAM = program(LINES);
 
-function intEnv(name, fallback) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: expected a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
 
 const log = (msg) => process.stderr.write(`… ${msg}\n`);
-
-// ---------------------------------------------------------------------------------------------
-// Clock: wall-clock ms with µs resolution, comparable with Python's time.time_ns() (both
-// CLOCK_REALTIME): performance.now() anchored at the instant Date.now() ticks (as bench/run.mjs).
-// ---------------------------------------------------------------------------------------------
-let wallOffset = 0;
-function calibrateClock() {
-  const samples = [];
-  for (let i = 0; i < 5; i++) {
-    const d0 = Date.now();
-    let d1 = d0;
-    let p = 0;
-    while (d1 === d0) {
-      p = performance.now();
-      d1 = Date.now();
-    }
-    samples.push(d1 - p);
-  }
-  samples.sort((a, b) => a - b);
-  wallOffset = samples[2];
-}
-const wallNow = () => performance.now() + wallOffset;
 
 // ---------------------------------------------------------------------------------------------
 // HTTP clients. Node's fetch is undici; its Agent class is not exported by Node, but the global

@@ -18,6 +18,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeSSEStream, parseExecutionEvent } from '../packages/protocol/dist/index.js';
+import { calibrateClock, intEnv, toWall } from './common.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'packages/cli/dist/bin.js');
@@ -54,36 +55,6 @@ const THROUGHPUT_BYTES = THROUGHPUT_MIB * 16 * 65536;
 const children = new Set();
 let server = null;
 
-function intEnv(name, fallback) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: expected a positive integer, got ${JSON.stringify(raw)}`);
-  return n;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Clock: wall-clock milliseconds with sub-millisecond resolution, comparable with Python's
-// time.time_ns() (both CLOCK_REALTIME). Date.now() alone has 1 ms steps, too coarse for a pipe,
-// so anchor performance.now() (monotonic, µs) at the instant Date.now() ticks.
-// ---------------------------------------------------------------------------------------------
-let wallOffset = 0;
-function calibrateClock() {
-  const samples = [];
-  for (let i = 0; i < 5; i++) {
-    const d0 = Date.now();
-    let d1 = d0;
-    let p = 0;
-    while (d1 === d0) {
-      p = performance.now();
-      d1 = Date.now();
-    }
-    samples.push(d1 - p);
-  }
-  samples.sort((a, b) => a - b);
-  wallOffset = samples[2];
-}
-const wallNow = () => performance.now() + wallOffset;
 
 // ---------------------------------------------------------------------------------------------
 // Server
@@ -248,7 +219,7 @@ function lineLatencies() {
   return {
     out,
     push(text, at) {
-      const wall = at + wallOffset;
+      const wall = toWall(at);
       partial += text;
       let nl;
       while ((nl = partial.indexOf('\n')) !== -1) {
