@@ -10,7 +10,7 @@ import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, type TestServer } from './helpers/server.js';
-import { assertContiguous, doneOf, postJSON, readSSE, stream, text, type Timed } from './helpers/client.js';
+import { doneOf, postJSON, readSSE, runStream, text, type RunOutcome } from './helpers/client.js';
 import { assertNothingLeft, hostProcesses, uidsOf, waitFor, type HostProc } from './helpers/host.js';
 
 const SECRET_NAME = 'SLUICE_FAKE_SECRET';
@@ -37,19 +37,9 @@ after(async () => {
   await server?.stop();
 });
 
-interface RunOutcome {
-  events: Timed[];
-  stdout: string;
-  stderr: string;
-  done: Extract<Timed, { type: 'done' }>;
-}
 
-/** Runs code through `POST /stream`, checks the log's shape, and folds it. */
-async function run(session: string, body: Record<string, unknown>): Promise<RunOutcome> {
-  const events = await stream(server.url, session, body);
-  assertContiguous(events);
-  return { events, stdout: text(events, 'stdout'), stderr: text(events, 'stderr'), done: doneOf(events) };
-}
+/** Runs code through `POST /stream` on this file's server. */
+const run = (session: string, body: Record<string, unknown>): Promise<RunOutcome> => runStream(server.url, session, body);
 
 /** Runs python that prints one JSON object as its last stdout line; returns it parsed. */
 async function probe(session: string, code: string, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {

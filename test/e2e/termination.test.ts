@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { startServer, type TestServer } from './helpers/server.js';
-import { assertContiguous, doneOf, postJSON, readSSE, stream, text, type Timed } from './helpers/client.js';
+import { outcome, postJSON, readSSE, runStream, type RunOutcome, type Timed } from './helpers/client.js';
 import { assertNothingLeft, hostProcesses, waitFor, type HostProc } from './helpers/host.js';
 
 /** Time between SIGTERM and SIGKILL on this file's server, ms. */
@@ -29,23 +29,9 @@ after(async () => {
   await server?.stop();
 });
 
-type Done = Extract<Timed, { type: 'done' }>;
 
-interface RunOutcome {
-  events: Timed[];
-  stdout: string;
-  stderr: string;
-  done: Done;
-}
 
-function outcome(events: Timed[]): RunOutcome {
-  assertContiguous(events);
-  return { events, stdout: text(events, 'stdout'), stderr: text(events, 'stderr'), done: doneOf(events) };
-}
-
-async function run(session: string, body: Record<string, unknown>): Promise<RunOutcome> {
-  return outcome(await stream(server.url, session, body));
-}
+const run = (session: string, body: Record<string, unknown>): Promise<RunOutcome> => runStream(server.url, session, body);
 
 /** An execution streaming over SSE, whose events the test can wait for while it runs. */
 interface LiveRun {

@@ -67,3 +67,22 @@ export function assertContiguous(events: readonly ExecutionEvent[]): void {
     if (e.seq !== i + 1) throw new Error(`seq ${e.seq} at position ${i + 1}`);
   });
 }
+
+/** A finished run: its events (checked contiguous, one `done` last), folded per stream. */
+export interface RunOutcome {
+  events: Timed[];
+  stdout: string;
+  stderr: string;
+  done: Extract<Timed, { type: 'done' }>;
+}
+
+/** Checks a complete log's shape and folds it. */
+export function outcome(events: Timed[]): RunOutcome {
+  assertContiguous(events);
+  return { events, stdout: text(events, 'stdout'), stderr: text(events, 'stderr'), done: doneOf(events) };
+}
+
+/** Runs code with `POST /stream` and returns the checked, folded outcome. */
+export async function runStream(base: string, session: string, body: Record<string, unknown>): Promise<RunOutcome> {
+  return outcome(await stream(base, session, body));
+}

@@ -11,7 +11,7 @@ import { randomInt } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { seccompArch } from '@sluice/sandbox';
 import { startServer, type TestServer } from '../helpers/server.js';
-import { assertContiguous, doneOf, postJSON, stream, text, type Timed } from '../helpers/client.js';
+import { postJSON, runStream, type RunOutcome } from '../helpers/client.js';
 
 /** Host uids of this server's sessions: a random range of its own (see isolation.test.ts). */
 const UID_BASE = 3_000_000 + randomInt(0, 50_000) * 64;
@@ -29,18 +29,8 @@ after(async () => {
   await server?.stop();
 });
 
-interface RunOutcome {
-  events: Timed[];
-  stdout: string;
-  stderr: string;
-  done: Extract<Timed, { type: 'done' }>;
-}
 
-async function run(session: string, body: Record<string, unknown>): Promise<RunOutcome> {
-  const events = await stream(server.url, session, { timeout: 60, ...body });
-  assertContiguous(events);
-  return { events, stdout: text(events, 'stdout'), stderr: text(events, 'stderr'), done: doneOf(events) };
-}
+const run = (session: string, body: Record<string, unknown>): Promise<RunOutcome> => runStream(server.url, session, { timeout: 60, ...body });
 
 /** The last stdout line of a run that must have exited 0, parsed as JSON. */
 function lastJSON(r: RunOutcome, what: string): Record<string, unknown> {
