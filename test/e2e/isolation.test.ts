@@ -266,7 +266,7 @@ test('/tmp is private to each execution while /workspace persists across executi
   assert.equal(other['ws'], false);
 });
 
-test('only fds 0, 1 and 2 are open in the sandboxed program', async () => {
+test('only fds 0, 1, 2 and the events pipe (3) are open in the sandboxed program', async () => {
   const r = await run('fds', { language: 'bash', code: 'ls -l /proc/self/fd/' });
   assert.equal(r.done.exit_code, 0, r.stderr);
   const fds: { fd: number; target: string }[] = [];
@@ -277,7 +277,8 @@ test('only fds 0, 1 and 2 are open in the sandboxed program', async () => {
   // `ls` itself holds one fd: the /proc/<pid>/fd directory it is listing.
   const others = fds.filter((f) => !/^\/proc\/\d+\/fd$/.test(f.target));
   assert.equal(fds.length - others.length, 1, `the listing's own fd: ${r.stdout}`);
-  assert.deepEqual(others.map((f) => f.fd), [0, 1, 2], r.stdout);
+  assert.deepEqual(others.map((f) => f.fd), [0, 1, 2, 3], r.stdout);
+  assert.match(others[3]?.target ?? '', /^pipe:/, `fd 3 is the events pipe: ${r.stdout}`);
 
   // python sees the same (fds that vanish once the listing is closed are the listing's own).
   const p = await probe(
@@ -293,7 +294,7 @@ test('only fds 0, 1 and 2 are open in the sandboxed program', async () => {
       'print(json.dumps(sorted(fds)))',
     ].join('\n'),
   );
-  assert.deepEqual(p, [0, 1, 2]);
+  assert.deepEqual(p, [0, 1, 2, 3]);
 });
 
 test('pid namespace: the program has a low pid and sees only its own few processes', async () => {

@@ -93,6 +93,25 @@ export function parseRunRequest(body: unknown): Validated<RunRequest> {
   return r.result(out);
 }
 
+/** Body of `POST /api/executions/{id}/stdin`. */
+export interface StdinRequest {
+  data: string;
+  /** Close stdin after `data` (end of file). */
+  eof?: boolean;
+}
+
+/** Validates the body of a stdin write: `data` may be empty when `eof` is true. */
+export function parseStdinRequest(body: unknown): Validated<StdinRequest> {
+  const r = new FieldReader(body, 'request body');
+  const data = r.string('data', { allowEmpty: true });
+  const out: StdinRequest = { data: data ?? '' };
+  assign(out, 'eof', r.boolean('eof'));
+  r.rejectUnknown(['data', 'eof']);
+  const checked = r.result(out);
+  if (checked.ok && data === undefined && out.eof !== true) return invalid('data', 'a string (or "eof": true)', undefined);
+  return checked;
+}
+
 /** Validates the body of `POST /api/sessions` (an absent body means all defaults). */
 export function parseCreateSessionRequest(body: unknown): Validated<CreateSessionRequest> {
   const r = new FieldReader(body ?? {}, 'request body');

@@ -13,6 +13,14 @@ export interface BwrapSpec {
   /** Host files bound read-only over the sandbox's /etc/passwd and /etc/group. */
   passwdFile?: string;
   groupFile?: string;
+  /**
+   * Host copy of the helper files (packages/sandbox/runtime: the sluice modules, kernels,
+   * sluice-progress…), bound read-only at RUNTIME_PATH; its node/ at /node_modules, so
+   * `require('sluice')` and `import 'sluice'` resolve from any file.
+   */
+  runtimeDir?: string;
+  /** More read-only binds a runtime needs. */
+  extraBinds?: readonly { src: string; dest: string }[];
   /** Host file of the status reporter (see reporter-script.ts), bound at REPORTER_PATH. */
   reporterFile: string;
   /** Environment of the sandboxed command, built from scratch. */
@@ -29,6 +37,9 @@ export interface BwrapSpec {
   /** fd bwrap reads the seccomp BPF program from (to EOF) and applies before running the command. */
   seccompFD: number;
 }
+
+/** Where the helper files appear inside the sandbox. */
+export const RUNTIME_PATH = '/opt/sluice';
 
 /** uid and gid the code runs as inside the sandbox (the host uid is the session's own). */
 export const SANDBOX_UID = 1000;
@@ -82,6 +93,10 @@ export function buildBwrapOptions(spec: BwrapSpec): string[] {
     '--bind', spec.workspace, '/workspace',
     '--chdir', '/workspace',
     '--ro-bind', spec.reporterFile, REPORTER_PATH,
+  );
+  if (spec.runtimeDir !== undefined) o.push('--ro-bind', spec.runtimeDir, RUNTIME_PATH, '--ro-bind', `${spec.runtimeDir}/node`, '/node_modules');
+  for (const b of spec.extraBinds ?? []) o.push('--ro-bind', b.src, b.dest);
+  o.push(
     '--file', String(spec.codeFD), spec.codePath,
     // Last mount operation: without it the sandbox can write to / and /etc (bwrap's root tmpfs).
     '--remount-ro', '/',

@@ -17,7 +17,7 @@ import { buildBwrapOptions, serializeBwrapArgs, type BwrapSpec } from './bwrap-o
 import { KEEPER_SCRIPT } from './internal/keeper-script.js';
 import { PERL, REPORTER_PATH } from './internal/reporter-script.js';
 import { buildSeccompFilter } from './seccomp/build-filter.js';
-import { programStarted, signalNamespace } from './signal-namespace.js';
+import { programPID, programStarted, signalNamespace } from './signal-namespace.js';
 
 /** rlimits applied to every process of the sandbox (prlimit names). */
 export interface RLimits {
@@ -35,13 +35,20 @@ export interface LaunchSpec extends Omit<BwrapSpec, 'codeFD' | 'statusFD' | 'sec
   hostUID: number | undefined;
   command: readonly string[];
   code: string;
-  /** Data for the program's stdin; undefined means /dev/null. */
+  /**
+   * Data for the program's stdin, then end of file. Undefined keeps stdin open: the caller
+   * writes to it with writeStdin() and ends it with endStdin() (interactive programs).
+   */
   stdin?: string;
+  /** Open a control pipe (server → program, fd 4 inside: SLUICE_CONTROL_FD); kernels use it. */
+  control?: boolean;
   limits: RLimits;
   /** cgroup.procs files the sandbox joins before the privilege drop (empty: no cgroups). */
   cgroupProcsFiles?: readonly string[];
   /** Receives output as raw bytes, in the order read, from the moment the sandbox is up. */
   onOutput(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+  /** Receives the raw bytes the program writes to its events fd (SLUICE_EVENTS_FD, 3 inside). */
+  onEvents?(chunk: Buffer): void;
 }
 
 /** How the sandboxed command ended. */
@@ -61,6 +68,13 @@ const ARGS_FD = 3;
 const EXIT_FD = 6;
 /** bwrap reads the seccomp BPF from this fd; the keeper closes every fd above it. */
 const SECCOMP_FD = 7;
+/** Events pipe (program → server); the reporter moves it to fd 3 for the program. */
+const EVENTS_FD = 8;
+/** Control pipe (server → kernel); the reporter moves it to fd 4 for the program. */
+const CONTROL_FD = 9;
+/** The fds the program sees them on. */
+export const PROGRAM_EVENTS_FD = 3;
+export const PROGRAM_CONTROL_FD = 4;
 /** Bytes of bwrap's own stderr kept to explain a failed start. */
 const SETUP_STDERR_LIMIT = 16 * 1024;
 
@@ -78,12 +92,16 @@ export class SandboxProcess {
   private pendingStop: { graceMs: number } | null = null;
   private graceTimer: NodeJS.Timeout | null = null;
   private startFallback: NodeJS.Timeout | null = null;
+  private stdinPipe: Writable | null = null;
+  private controlPipe: Writable | null = null;
 
   constructor(spec: LaunchSpec) {
     // Before spawning: an architecture without a syscall table throws here, and the sandbox
     // never starts without its filter.
     const filter = seccompFilter(spec.network);
-    const options = buildBwrapOptions({ ...spec, codeFD: CODE_FD, statusFD: STATUS_FD, seccompFD: SECCOMP_FD });
+    const env: Record<string, string> = { ...spec.env, SLUICE_EVENTS_FD: String(PROGRAM_EVENTS_FD) };
+    if (spec.control) env['SLUICE_CONTROL_FD'] = String(PROGRAM_CONTROL_FD);
+    const options = buildBwrapOptions({ ...spec, env, codeFD: CODE_FD, statusFD: STATUS_FD, seccompFD: SECCOMP_FD });
     const chain: string[] = [
       '/usr/bin/prlimit',
       '--core=0',
@@ -105,7 +123,7 @@ export class SandboxProcess {
       // Its own process group: a terminal's Ctrl-C meant for the server must not kill sandboxes
       // (the server drains them); PDEATHSIG still ties them to the server's life.
       detached: true,
-      stdio: [spec.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', spec.control ? 'pipe' : 'ignore'],
     });
     const child = this.child;
 
@@ -125,10 +143,18 @@ export class SandboxProcess {
       argsPipe.end(serializeBwrapArgs(options));
       codePipe.end(spec.code);
       seccompPipe.end(filter);
-      if (spec.stdin !== undefined && child.stdin) {
+      if (child.stdin) {
+        // EPIPE: the program closed its stdin or exited; what it did not read is lost, as in a shell.
         child.stdin.on('error', () => {});
-        child.stdin.end(spec.stdin);
+        if (spec.stdin !== undefined) child.stdin.end(spec.stdin);
+        else this.stdinPipe = child.stdin;
       }
+      if (spec.control) {
+        this.controlPipe = stdio[CONTROL_FD] as Writable;
+        this.controlPipe.on('error', () => {});
+      }
+      const eventsPipe = stdio[EVENTS_FD] as Readable;
+      eventsPipe.on('data', (chunk: Buffer) => spec.onEvents?.(chunk));
 
       child.stdout?.on('data', (chunk: Buffer) => spec.onOutput('stdout', chunk));
       child.stderr?.on('data', (chunk: Buffer) => {
@@ -187,6 +213,40 @@ export class SandboxProcess {
         resolve({ exitCode, signal: exitCode !== null && exitCode > 128 ? signalName(exitCode - 128) : null, setupError: null });
       });
     });
+  }
+
+  /**
+   * Writes to the program's stdin (kept open when the spec gave no `stdin`). Returns false once
+   * stdin is closed. Writes are queued by the stream; callers bound what they send.
+   */
+  writeStdin(data: string | Buffer): boolean {
+    if (!this.stdinPipe || this.stdinPipe.writableEnded || this.stdinPipe.destroyed) return false;
+    this.stdinPipe.write(data);
+    return true;
+  }
+
+  /** Closes the program's stdin (end of file). Idempotent. */
+  endStdin(): void {
+    if (this.stdinPipe && !this.stdinPipe.writableEnded) this.stdinPipe.end();
+  }
+
+  /** Bytes queued for stdin that the program has not read yet. */
+  get stdinBacklog(): number {
+    return this.stdinPipe?.writableLength ?? 0;
+  }
+
+  /** Sends one line to a kernel's control pipe; false when there is none or it is closed. */
+  writeControl(line: string): boolean {
+    const pipe = this.controlPipe;
+    if (!pipe || pipe.writableEnded || pipe.destroyed) return false;
+    pipe.write(line.endsWith('\n') ? line : `${line}\n`);
+    return true;
+  }
+
+  /** Host pid of the program itself (the reporter's child), or null when it is not running. */
+  async programPID(): Promise<number | null> {
+    if (this.initPID === null || this.closed) return null;
+    return programPID(this.initPID).catch(() => null);
   }
 
   /** Host pid of the sandbox's PID 1, once known. */

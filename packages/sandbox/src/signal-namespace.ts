@@ -54,3 +54,12 @@ export async function programStarted(initPID: number): Promise<boolean> {
   }
   return false;
 }
+
+/** Host pid of the sandbox's program (PID 1 → status reporter → program), or null if not running. */
+export async function programPID(initPID: number): Promise<number | null> {
+  for (const reporter of await childrenOf(initPID)) {
+    const kids = await childrenOf(reporter).catch(() => []);
+    if (kids[0] !== undefined) return kids[0];
+  }
+  return null;
+}

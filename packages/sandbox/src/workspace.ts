@@ -13,7 +13,9 @@
  * Without root there are no mounts: `ws` is a plain directory and `view` is the same path.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SANDBOX_UID } from './bwrap-options.js';
@@ -27,6 +29,8 @@ export interface SandboxHostPaths {
   groupFile: string;
   /** The status reporter script, bound read-only into every sandbox. */
   reporterFile: string;
+  /** The copy of packages/sandbox/runtime the sandboxes bind (see installRuntime). */
+  runtimeDir: string;
 }
 
 /**
@@ -62,7 +66,8 @@ export async function prepareDataDir(dataDir: string): Promise<SandboxHostPaths>
   const reporterFile = join(etc, 'exec.pl');
   await writeFile(reporterFile, REPORTER_SCRIPT, { mode: 0o644 });
   await writeFile(groupFile, `root:x:0:\nsandbox:x:${SANDBOX_UID}:\nnogroup:x:65534:\n`, { mode: 0o644 });
-  return { dataDir: root, workspacesDir, passwdFile, groupFile, reporterFile };
+  const runtimeDir = await installRuntime(root);
+  return { dataDir: root, workspacesDir, passwdFile, groupFile, reporterFile, runtimeDir };
 }
 
 /** Size and inode caps of a session's workspace tmpfs. */
@@ -157,4 +162,36 @@ function run(cmd: string, args: string[]): Promise<void> {
 /** Names of workspace directories currently on disk (for tests and diagnostics). */
 export async function listWorkspaces(paths: SandboxHostPaths): Promise<string[]> {
   return readdir(paths.workspacesDir);
+}
+
+/**
+ * Copies the helper files into the data directory: the sandbox's uid must be able to read what
+ * it binds, and a checkout under /root (mode 700) would not be. The TypeScript compiler goes
+ * along (package.json and its one-file build), so `require('typescript')` works inside.
+ */
+async function installRuntime(root: string): Promise<string> {
+  const dest = join(root, 'runtime');
+  const staging = join(root, `runtime.${process.pid}.tmp`);
+  await rm(staging, { recursive: true, force: true });
+  const source = fileURLToPath(new URL('../runtime', import.meta.url));
+  await cp(source, staging, { recursive: true });
+  const req = createRequire(import.meta.url);
+  const tsDir = dirname(req.resolve('typescript/package.json'));
+  await mkdir(join(staging, 'node', 'typescript', 'lib'), { recursive: true });
+  await cp(join(tsDir, 'package.json'), join(staging, 'node', 'typescript', 'package.json'));
+  await cp(join(tsDir, 'lib', 'typescript.js'), join(staging, 'node', 'typescript', 'lib', 'typescript.js'));
+  await makeReadable(staging);
+  await rm(dest, { recursive: true, force: true });
+  await rename(staging, dest);
+  return dest;
+}
+
+/** dirs 0755, files 0644 (0755 when executable by the owner). */
+async function makeReadable(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) await makeReadable(p);
+    else if (entry.isFile()) await chmod(p, ((await stat(p)).mode & 0o100) !== 0 ? 0o755 : 0o644);
+  }
 }

@@ -321,12 +321,14 @@ async function selfTest(paths: SandboxHostPaths, bwrapPath: string, uidPool: UID
       passwdFile: paths.passwdFile,
       groupFile: paths.groupFile,
       reporterFile: paths.reporterFile,
+      runtimeDir: paths.runtimeDir,
       env: baseEnv(),
       network: false,
       tmpBytes: 1024 * 1024,
       codePath: '/run/sluice/check.sh',
       command: ['/usr/bin/bash', '/run/sluice/check.sh'],
       code: 'test -w /workspace && ! test -w /usr',
+      stdin: '',
       limits: { fileSize: 1024 * 1024, openFiles: 64, processes: 64 },
       // Only the start of what it says is kept for the message.
       onOutput: (_s, chunk) => {

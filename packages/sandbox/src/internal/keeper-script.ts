@@ -9,8 +9,8 @@
  * - PR_SET_CHILD_SUBREAPER: bwrap's outer process exits without reaping the sandbox's PID 1,
  *   which would otherwise become a zombie of the host's PID 1 (never reaped if the server is
  *   PID 1 in a container); the keeper reaps it, so its own exit means everything is gone;
- * - it closes every inherited fd above 7 (0–2 stdio, 3 bwrap options, 4 bwrap status, 5 code,
- *   6 exit status, 7 seccomp filter), so nothing of the server leaks into the sandbox;
+ * - it closes every inherited fd above 9 (0–2 stdio, 3 bwrap options, 4 bwrap status, 5 code,
+ *   6 exit status, 7 seccomp filter, 8 events, 9 kernel control), so nothing of the server leaks into the sandbox;
  * - its child joins the execution's cgroups before it execs the rest of the chain, so nothing
  *   can fork before it is inside them (SANDBOX.md rule 7), and the privilege drop comes after.
  *
@@ -58,7 +58,7 @@ syscall(157, 1, 15);
 exit 125 if getppid() == 1;
 syscall(157, 36, 1);
 if (opendir(my $d, "/proc/self/fd")) {
-  my @fds = grep { /^\d+$/ && $_ > 7 } readdir($d);
+  my @fds = grep { /^\d+$/ && $_ > 9 } readdir($d);
   closedir($d);
   for (@fds) { my $fh; (open($fh, "<&=", $_) || open($fh, ">&=", $_)) and close($fh); }
 }

@@ -4,6 +4,10 @@
  * death by signal N and a plain `exit(128 + N)` as the same number. It ignores the stop
  * signals so that it outlives the program it reports on; the program gets them back at their
  * defaults, and never sees fd 6.
+ *
+ * The launcher passes the events pipe (program → server) on fd 8 and, for kernels, the control
+ * pipe (server → program) on fd 9; the program gets them as fds 3 and 4 (SLUICE_EVENTS_FD,
+ * SLUICE_CONTROL_FD), so everything it sees is 0–4 with no holes.
  */
 export const REPORTER_SCRIPT = String.raw`
 $SIG{$_} = 'IGNORE' for qw(TERM INT HUP);
@@ -12,6 +16,17 @@ exit 125 unless defined $pid;
 if ($pid == 0) {
   $SIG{$_} = 'DEFAULT' for qw(TERM INT HUP);
   if (open(my $fh, ">&=", 6)) { close($fh); }
+  # dup() takes the lowest free fd, 3 then 4 (0-2 are stdio, the rest are closed), and with
+  # $^F raised it stays open across exec; POSIX (10 ms to load) only if a hole is taken.
+  $^F = 10;
+  our @keep;
+  for my $m ([8, 3], [9, 4]) {
+    my ($from, $to) = @$m;
+    open(my $src, "<&=", $from) || open($src, ">&=", $from) or next;
+    open(my $dup, "+<&", $src) || open($dup, ">&", $src) || open($dup, "<&", $src) or next;
+    if (fileno($dup) != $to) { require POSIX; POSIX::dup2($from, $to); close($dup); } else { push @keep, $dup; }
+    close($src);
+  }
   exec { $ARGV[0] } @ARGV;
   print STDERR "sluice: cannot run $ARGV[0]: $!\n";
   exit 127;

@@ -13,9 +13,14 @@ import {
   type Runtime,
   type SandboxProcess,
 } from '@sluice/sandbox';
+import { ApiError } from '../api-error.js';
 import { cgroupHost } from './cgroup-host.js';
 import { EventLog } from './event-log.js';
+import { EventsChannel } from './events-channel.js';
 import { OutputPipeline } from './output-pipeline.js';
+
+/** stdin bytes that may wait for the program to read them. */
+const MAX_STDIN_BACKLOG = 1024 * 1024;
 
 export type ExecutionState = 'queued' | 'running' | 'finished';
 
@@ -27,6 +32,7 @@ export interface RunContext {
   passwdFile: string;
   groupFile: string;
   reporterFile: string;
+  runtimeDir: string;
   env: Record<string, string>;
   network: boolean;
   tmpBytes: number;
@@ -81,6 +87,10 @@ export class Execution {
   private readonly runtime: Runtime;
   private code: string;
   private stdin: string | undefined;
+  /** stdin sent before the program started (bounded by MAX_STDIN_BACKLOG). */
+  private pendingStdin: string[] = [];
+  private pendingStdinBytes = 0;
+  private stdinEOF = false;
   private readonly runEnv: Record<string, string>;
   private resolveFinished!: () => void;
 
@@ -93,6 +103,8 @@ export class Execution {
     this.runtime = init.runtime;
     this.code = init.code;
     this.stdin = init.stdin;
+    // A body `stdin` is the whole input; without one, stdin stays open for POST …/stdin.
+    this.stdinEOF = init.stdin !== undefined;
     this.runEnv = init.env;
     this.timeoutSec = init.timeoutSec;
     this.log = new EventLog(init.maxLogBytes);
@@ -109,6 +121,29 @@ export class Execution {
    */
   cancel(graceMs: number): void {
     this.stop('cancelled', graceMs);
+  }
+
+  /**
+   * Writes to the program's stdin (`eof` closes it after `data`). Before the program starts,
+   * the data waits (bounded); INVALID_REQUEST once stdin is closed or the execution finished,
+   * RATE_LIMITED while the program has not read what it was sent.
+   */
+  writeStdin(data: string, eof: boolean): void {
+    if (this.stateValue === 'finished') throw new ApiError('INVALID_REQUEST', `execution ${this.id} has finished; nothing reads its stdin`);
+    if (this.stdinEOF) throw new ApiError('INVALID_REQUEST', `the stdin of execution ${this.id} is closed (the run gave \`stdin\`, or eof was sent)`);
+    const bytes = Buffer.byteLength(data);
+    const backlog = this.proc ? this.proc.stdinBacklog : this.pendingStdinBytes;
+    if (bytes > 0 && backlog + bytes > MAX_STDIN_BACKLOG) {
+      throw new ApiError('RATE_LIMITED', `the program has not read the ${backlog} bytes of stdin sent before; at most ${MAX_STDIN_BACKLOG} may wait`, { retryAfter: 1 });
+    }
+    if (eof) this.stdinEOF = true;
+    if (!this.proc) {
+      if (bytes > 0) this.pendingStdin.push(data);
+      this.pendingStdinBytes += bytes;
+      return;
+    }
+    if (bytes > 0) this.proc.writeStdin(data);
+    if (eof) this.proc.endStdin();
   }
 
   /** Stops with the given reason (the first reason wins). */
@@ -143,6 +178,14 @@ export class Execution {
       },
       { limitBytes: ctx.outputLimitBytes },
     );
+    const channel = new EventsChannel({
+      event: (e) => {
+        // Output read before the event was written must come first in the log.
+        pipeline.flush();
+        this.log.append(e);
+      },
+      malformed: (note) => pipeline.write('stderr', Buffer.from(`sluice: ${note}\n`)),
+    });
     const codePath = `${CODE_DIR}/${this.runtime.fileName}`;
     const cgroup = await this.createCgroup(ctx);
     let proc: SandboxProcess;
@@ -154,6 +197,7 @@ export class Execution {
         passwdFile: ctx.passwdFile,
         groupFile: ctx.groupFile,
         reporterFile: ctx.reporterFile,
+        runtimeDir: ctx.runtimeDir,
         env: { ...baseEnv(), ...this.runtime.env, ...ctx.env, ...this.runEnv },
         network: ctx.network,
         tmpBytes: ctx.tmpBytes,
@@ -169,6 +213,9 @@ export class Execution {
           pipeline.write(stream, chunk);
           if (pipeline.totalBytes > ctx.outputKillBytes) this.stop('output_limit', 0);
         },
+        // Deferred to the check phase: output the program wrote before the event is readable in
+        // the same poll, and its 'data' callbacks run first.
+        onEvents: (chunk) => setImmediate(() => channel.write(chunk)),
       });
     } catch (err) {
       // spawn() can throw synchronously (e.g. fd exhaustion); the log must still end with done.
@@ -184,6 +231,10 @@ export class Execution {
         ? watchCPUBudget(cgroup, { budgetNs: ctx.cpuTimeSec * 1e9, onExceeded: () => this.stop('timeout', 0) })
         : null;
     this.proc = proc;
+    for (const data of this.pendingStdin) proc.writeStdin(data);
+    if (this.stdinEOF && this.stdin === undefined) proc.endStdin();
+    this.pendingStdin = [];
+    this.pendingStdinBytes = 0;
     // The code lives on in the sandbox's file now; don't hold it for the log's lifetime.
     this.code = '';
     this.stdin = undefined;
@@ -207,6 +258,8 @@ export class Execution {
       }
       await cgroup.destroy().catch(() => undefined);
     }
+    await new Promise<void>((r) => setImmediate(r));
+    channel.end();
     pipeline.finish();
     if (exit.setupError !== null) {
       this.log.append({ type: 'error', code: 'SANDBOX_UNAVAILABLE', error: `the sandbox failed to start: ${exit.setupError}` });

@@ -1,8 +1,9 @@
-/** `GET /api/executions/{id}`, `…/events` (replay, then live) and `POST …/cancel`. */
+/** `GET /api/executions/{id}`, `…/events` (replay, then live), `POST …/stdin` and `POST …/cancel`. */
 import type { FastifyInstance } from 'fastify';
+import { parseStdinRequest } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
 import { ownerOf } from './authenticate.js';
-import type { ServerContext } from './context.js';
+import { check, type ServerContext } from './context.js';
 import { negotiate } from './negotiate.js';
 import { executionView } from './views.js';
 import { writeEvents } from './write-events.js';
@@ -35,6 +36,13 @@ export function executionRoutes(app: FastifyInstance, ctx: ServerContext): void 
       detach();
     }
     return reply;
+  });
+
+  app.post<ExecRoute>('/api/executions/:id/stdin', async (req, reply) => {
+    const exec = ctx.sessions.execution(ownerOf(req), req.params.id);
+    const body = check(parseStdinRequest(req.body));
+    exec.writeStdin(body.data, body.eof === true);
+    return reply.code(202).send({ execution_id: exec.id, state: exec.state, bytes: Buffer.byteLength(body.data), eof: body.eof === true });
   });
 
   app.post<ExecRoute>('/api/executions/:id/cancel', async (req, reply) => {

@@ -3,10 +3,10 @@
  * A run on an unknown session id creates the session with defaults.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { parseRunRequest, validateSessionID, type RunRequest } from '@sluice/protocol';
-import { runtimeFor } from '@sluice/sandbox';
+import { parseRunRequest, validateSessionID } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
 import type { Execution } from '../execution/execution.js';
+import { submitRun } from './submit-run.js';
 import { ownerOf } from './authenticate.js';
 import { check, type ServerContext } from './context.js';
 import { negotiate, type ResponseFormat } from './negotiate.js';
@@ -30,14 +30,14 @@ async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: Fas
   const idemKey = idempotencyKey(req.headers['idempotency-key']);
   const exec =
     idemKey === undefined
-      ? await submit(ctx, owner, sessionID, body)
+      ? await submitRun(ctx, owner, sessionID, body)
       : ctx.sessions.execution(
           owner,
           await ctx.idempotency.resolve(
             owner,
             idemKey,
             (id) => ctx.sessions.hasExecution(owner, id),
-            async () => (await submit(ctx, owner, sessionID, body)).id,
+            async () => (await submitRun(ctx, owner, sessionID, body)).id,
           ),
         );
 
@@ -66,30 +66,6 @@ async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: Fas
   } finally {
     detach();
   }
-}
-
-async function submit(ctx: ServerContext, owner: string | null, sessionID: string, body: RunRequest): Promise<Execution> {
-  // Check the language before creating a session, so a typo does not leave one behind.
-  const requested = body.language === undefined ? undefined : ctx.resolveLanguage(body.language);
-  if (body.mode === 'kernel') {
-    throw new ApiError('INVALID_REQUEST', 'mode: expected "process" (kernel mode is not available on this server yet), got "kernel" (string)');
-  }
-  // Refuse a run that cannot be admitted before a session is created for it.
-  ctx.sessions.checkRun(owner, sessionID);
-  const session = await ctx.sessions.getOrCreate(owner, sessionID);
-  const language = requested ?? session.settings.language;
-  const runtime = runtimeFor(language);
-  if (!runtime) throw new ApiError('UNSUPPORTED_LANGUAGE', `language: ${language} cannot run on this server`);
-  const timeoutSec = Math.min(body.timeout ?? session.settings.timeoutSec ?? ctx.config.defaultTimeoutSec, ctx.config.maxTimeoutSec);
-  return ctx.sessions.submit(session, {
-    language,
-    mode: 'process',
-    runtime,
-    code: body.code,
-    stdin: body.stdin,
-    env: body.env ?? {},
-    timeoutSec,
-  });
 }
 
 function idempotencyKey(raw: string | string[] | undefined): string | undefined {

@@ -308,6 +308,7 @@ export class SessionManager {
         passwdFile: this.deps.paths.passwdFile,
         groupFile: this.deps.paths.groupFile,
         reporterFile: this.deps.paths.reporterFile,
+        runtimeDir: this.deps.paths.runtimeDir,
         tmpBytes: c.tmpBytes,
         outputKillBytes: c.outputKillBytes,
         killGraceMs: c.killGraceMs,

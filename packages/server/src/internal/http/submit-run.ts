@@ -1,0 +1,33 @@
+/**
+ * Turns a validated run request into a queued execution: shared by the HTTP run routes and the
+ * WebSocket `execute` message, so both apply the same language, mode, timeout and admission rules.
+ */
+import type { RunRequest } from '@sluice/protocol';
+import { runtimeFor } from '@sluice/sandbox';
+import { ApiError } from '../api-error.js';
+import type { Execution } from '../execution/execution.js';
+import type { ServerContext } from './context.js';
+
+export async function submitRun(ctx: ServerContext, owner: string | null, sessionID: string, body: RunRequest): Promise<Execution> {
+  // Check the language before creating a session, so a typo does not leave one behind.
+  const requested = body.language === undefined ? undefined : ctx.resolveLanguage(body.language);
+  if (body.mode === 'kernel') {
+    throw new ApiError('INVALID_REQUEST', 'mode: expected "process" (kernel mode is not available on this server yet), got "kernel" (string)');
+  }
+  // Refuse a run that cannot be admitted before a session is created for it.
+  ctx.sessions.checkRun(owner, sessionID);
+  const session = await ctx.sessions.getOrCreate(owner, sessionID);
+  const language = requested ?? session.settings.language;
+  const runtime = runtimeFor(language);
+  if (!runtime) throw new ApiError('UNSUPPORTED_LANGUAGE', `language: ${language} cannot run on this server`);
+  const timeoutSec = Math.min(body.timeout ?? session.settings.timeoutSec ?? ctx.config.defaultTimeoutSec, ctx.config.maxTimeoutSec);
+  return ctx.sessions.submit(session, {
+    language,
+    mode: 'process',
+    runtime,
+    code: body.code,
+    stdin: body.stdin,
+    env: body.env ?? {},
+    timeoutSec,
+  });
+}
