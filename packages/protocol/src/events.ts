@@ -69,6 +69,8 @@ export interface DoneEvent extends EventBase {
   duration_ms: number;
   reason: DoneReason;
   signal?: string;
+  /** Kernel mode: the kernel's state was lost during this execution (it died, or did not stop on interrupt and was restarted). */
+  kernel_restarted?: boolean;
 }
 export interface ErrorEvent extends EventBase {
   type: 'error';

@@ -13,6 +13,8 @@ export interface ExecutionResult {
   duration_ms: number | null;
   reason: DoneReason | null;
   signal: string | null;
+  /** Kernel mode: the kernel's state was lost during this execution. */
+  kernel_restarted: boolean;
   /** `data` of every `result` event, in order. */
   results: Record<string, unknown>[];
   progress: Omit<ProgressEvent, 'type' | 'seq' | 'ts'>[];
@@ -37,6 +39,7 @@ export function emptyResult(): ExecutionResult {
     duration_ms: null,
     reason: null,
     signal: null,
+    kernel_restarted: false,
     results: [],
     progress: [],
     truncated: false,
@@ -79,6 +82,7 @@ export function foldEvent(acc: ExecutionResult, ev: ExecutionEvent): ExecutionRe
       acc.duration_ms = ev.duration_ms;
       acc.reason = ev.reason;
       acc.signal = ev.signal ?? null;
+      acc.kernel_restarted = ev.kernel_restarted === true;
       break;
     case 'error':
       acc.error = { code: ev.code, message: ev.error };

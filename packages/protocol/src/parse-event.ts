@@ -88,6 +88,8 @@ function readEvent(f: Fields): ExecutionEvent {
       };
       const signal = f.optional('signal', () => f.string('signal'));
       if (signal !== undefined) ev.signal = signal;
+      const restarted = f.optional('kernel_restarted', () => f.boolean('kernel_restarted'));
+      if (restarted !== undefined) ev.kernel_restarted = restarted;
       return ev;
     }
     case 'error':
@@ -129,6 +131,12 @@ class Fields {
   /** Reads an optional field: absent → undefined, present → checked by `read`. */
   optional<T>(key: string, read: () => T): T | undefined {
     return this.has(key) ? read() : undefined;
+  }
+
+  boolean(key: string): boolean {
+    const v = this.raw(key);
+    if (typeof v !== 'boolean') this.fail(key, 'true or false', v);
+    return v;
   }
 
   string(key: string): string {

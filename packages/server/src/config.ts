@@ -49,6 +49,8 @@ export interface ServerConfig {
   /** Sandboxes (sessions with an execution running or queued) at once: server-wide and per tenant. */
   maxRunning: number;
   maxRunningPerTenant: number;
+  /** Kernels (long-lived interpreters) up at once; past it the least recently used idle one is stopped. */
+  maxKernels: number;
   /** Sessions at once: server-wide and per tenant. */
   maxSessions: number;
   maxSessionsPerTenant: number;
@@ -120,6 +122,7 @@ export function defaultConfig(): ServerConfig {
     insecureNoAuth: false,
     maxRunning,
     maxRunningPerTenant: perTenantRunning(maxRunning),
+    maxKernels: 64,
     maxSessions,
     maxSessionsPerTenant: perTenantSessions(maxSessions),
     headersTimeoutSec: 10,
@@ -183,6 +186,7 @@ const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bo
   SLUICE_MAX_RUNNING: ['maxRunning', 'int'],
   SLUICE_MAX_RUNNING_PER_TENANT: ['maxRunningPerTenant', 'int'],
   SLUICE_MAX_SESSIONS: ['maxSessions', 'int'],
+  SLUICE_MAX_KERNELS: ['maxKernels', 'int'],
   SLUICE_MAX_SESSIONS_PER_TENANT: ['maxSessionsPerTenant', 'int'],
   SLUICE_HEADERS_TIMEOUT: ['headersTimeoutSec', 'number'],
   SLUICE_REQUEST_TIMEOUT: ['requestTimeoutSec', 'number'],

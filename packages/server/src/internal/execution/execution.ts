@@ -17,7 +17,16 @@ import { ApiError } from '../api-error.js';
 import { cgroupHost } from './cgroup-host.js';
 import { EventLog } from './event-log.js';
 import { EventsChannel } from './events-channel.js';
+import { isKernelLanguage, type Kernel, type KernelLanguage } from '../kernel/kernel.js';
 import { OutputPipeline } from './output-pipeline.js';
+
+/** The part of a sandboxed process or kernel cell that an execution steers. */
+interface Runner {
+  stop(graceMs: number): void;
+  writeStdin(data: string): void;
+  endStdin(): void;
+  readonly stdinBacklog: number;
+}
 
 /** stdin bytes that may wait for the program to read them. */
 const MAX_STDIN_BACKLOG = 1024 * 1024;
@@ -83,7 +92,8 @@ export class Execution {
 
   private stateValue: ExecutionState = 'queued';
   private stopReason: DoneReason | null = null;
-  private proc: SandboxProcess | null = null;
+  /** What runs the code now: a sandboxed process, or a cell in the session's kernel. */
+  private proc: Runner | null = null;
   private readonly runtime: Runtime;
   private code: string;
   private stdin: string | undefined;
@@ -157,8 +167,11 @@ export class Execution {
     this.proc?.stop(graceMs);
   }
 
-  /** Runs the code; resolves when `done` is in the log. Called once by the session's queue. */
-  async run(ctx: RunContext): Promise<void> {
+  /**
+   * Runs the code; resolves when `done` is in the log. Called once by the session's queue,
+   * which hands over its kernels for kernel mode.
+   */
+  async run(ctx: RunContext, kernelFor?: (language: KernelLanguage) => Kernel): Promise<void> {
     if (this.stateValue !== 'queued') return this.finished;
     this.stateValue = 'running';
     const startedAt = Date.now();
@@ -178,6 +191,9 @@ export class Execution {
       },
       { limitBytes: ctx.outputLimitBytes },
     );
+    if (this.mode === 'kernel' && kernelFor && isKernelLanguage(this.language)) {
+      return this.runCell(ctx, kernelFor(this.language), pipeline, startedAt);
+    }
     const channel = new EventsChannel({
       event: (e) => {
         // Output read before the event was written must come first in the log.
@@ -268,6 +284,68 @@ export class Execution {
     this.finish({ exitCode: exit.exitCode, signal: exit.signal, startedAt });
   }
 
+  /** Kernel mode: the code is one cell of the session's long-lived interpreter. */
+  private async runCell(ctx: RunContext, kernel: Kernel, pipeline: OutputPipeline, startedAt: number): Promise<void> {
+    const stdin = this.pendingStdin.join('');
+    const cell = kernel.execute(
+      this.code,
+      { data: this.stdin ?? (stdin === '' ? undefined : stdin), eof: this.stdinEOF },
+      {
+        output: (stream, chunk) => {
+          pipeline.write(stream, chunk);
+          if (pipeline.totalBytes > ctx.outputKillBytes) this.stop('output_limit', 0);
+        },
+        event: (e) => {
+          pipeline.flush();
+          this.log.append(e);
+        },
+        note: (text) => pipeline.write('stderr', Buffer.from(`sluice: ${text}\n`)),
+      },
+    );
+    this.code = '';
+    this.stdin = undefined;
+    this.pendingStdin = [];
+    this.pendingStdinBytes = 0;
+    this.proc = {
+      // SIGINT first; a kernel that ignores it for the grace period is restarted. An immediate
+      // stop (output flood) still gets a short chance to keep the kernel's state.
+      stop: (graceMs) => kernel.interrupt(Math.max(graceMs, 500)),
+      writeStdin: (data) => cell.writeStdin(data),
+      endStdin: () => cell.endStdin(),
+      stdinBacklog: 0,
+    };
+    const timer = setTimeout(() => this.stop('timeout', ctx.killGraceMs), this.timeoutSec * 1000);
+    const budget = ctx.cpuTimeSec > 0 ? kernel.watchCellCPU(ctx.cpuTimeSec * 1e9, () => this.stop('timeout', ctx.killGraceMs)) : null;
+    if (this.stopReason) this.proc.stop(ctx.killGraceMs);
+    const outcome = await cell.done;
+    clearTimeout(timer);
+    budget?.stop();
+    const name = this.language === 'python' ? 'Python' : 'JavaScript';
+    if (outcome.status === 'died' && outcome.oomKills > 0) this.stopReason ??= 'memory_limit';
+    else if (outcome.oomKills > 0) {
+      pipeline.write('stderr', Buffer.from(`\nsluice: the memory limit (${ctx.memoryBytes} bytes) was reached; the kernel killed ${outcome.oomKills} process(es)\n`));
+    }
+    if (outcome.setupError !== null) {
+      pipeline.finish();
+      this.log.append({ type: 'error', code: 'SANDBOX_UNAVAILABLE', error: `the ${name} kernel failed to start: ${outcome.setupError}` });
+      this.stopReason = 'error';
+      this.finish({ exitCode: null, signal: null, startedAt });
+      return;
+    }
+    if (outcome.kernelRestarted) {
+      const why =
+        outcome.status === 'died' && !this.stopReason
+          ? `the ${name} kernel exited (${outcome.signal ?? `status ${outcome.exitCode ?? 'unknown'}`})`
+          : outcome.status === 'died' && this.stopReason === 'memory_limit'
+            ? `the ${name} kernel was killed at the memory limit (${ctx.memoryBytes} bytes)`
+            : `the ${name} kernel did not stop on SIGINT and was restarted`;
+      pipeline.write('stderr', Buffer.from(`\nsluice: ${why}; its variables and imports are gone, and the next execution starts a fresh kernel\n`));
+    }
+    pipeline.finish();
+    // An interrupted cell says 130 (the kernel's verdict); a dead kernel's own status is the truth.
+    this.finish({ exitCode: outcome.exitCode, signal: outcome.status === 'died' ? outcome.signal : null, startedAt, kernelRestarted: outcome.kernelRestarted });
+  }
+
   /** A cgroup for this execution, or null where the host has none (rlimits still apply). */
   private async createCgroup(ctx: RunContext): Promise<ExecutionCgroup | null> {
     const host = await cgroupHost(ctx.cgroupParent);
@@ -280,7 +358,7 @@ export class Execution {
     return ExecutionCgroup.create(host, this.id, limits).catch(() => null);
   }
 
-  private finish(r: { exitCode: number | null; signal: string | null; startedAt: number }): void {
+  private finish(r: { exitCode: number | null; signal: string | null; startedAt: number; kernelRestarted?: boolean }): void {
     if (this.stateValue === 'finished') return;
     const durationMs = Date.now() - r.startedAt;
     const reason: DoneReason = this.stopReason ?? (r.signal !== null ? 'signaled' : 'exited');
@@ -291,6 +369,7 @@ export class Execution {
       duration_ms: durationMs,
       reason,
       ...(r.signal !== null ? { signal: r.signal } : {}),
+      ...(r.kernelRestarted ? { kernel_restarted: true } : {}),
     });
     this.log.close();
     this.stateValue = 'finished';

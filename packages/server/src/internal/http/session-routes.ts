@@ -25,4 +25,17 @@ export function sessionRoutes(app: FastifyInstance, ctx: ServerContext): void {
     await ctx.sessions.delete(ownerOf(req), id);
     return reply.code(204).send();
   });
+
+  // Restarting is activity (it is a command to the session), unlike looking at it.
+  app.post<{ Params: { id: string } }>('/api/sessions/:id/restart', async (req) => {
+    const id = check(validateSessionID(req.params.id));
+    const session = ctx.sessions.get(ownerOf(req), id);
+    session.touch();
+    const running = session.current;
+    // A cell running now ends as cancelled, with kernel_restarted in its done.
+    if (running?.mode === 'kernel') running.stop('cancelled', 0);
+    const stopped = session.liveKernels.map((k) => k.language);
+    await session.stopKernels();
+    return { ...sessionView(session), restarted: stopped };
+  });
 }

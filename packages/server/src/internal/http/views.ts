@@ -19,6 +19,7 @@ export function sessionView(s: Session): Record<string, unknown> {
     running_execution: s.current?.id ?? null,
     queued: s.queued,
     executions: s.executions,
+    kernels: s.liveKernels.map((k) => k.describe()),
     created_at: iso(s.createdAt),
     last_active_at: iso(s.lastActiveAt),
     expires_at: iso(s.expiresAt),

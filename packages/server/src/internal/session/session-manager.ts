@@ -20,6 +20,7 @@ import { ApiError } from '../api-error.js';
 import { cgroupHost, releaseCgroupHost } from '../execution/cgroup-host.js';
 import { Execution, type ExecutionInit } from '../execution/execution.js';
 import { randomID } from '../random-id.js';
+import type { Kernel } from '../kernel/kernel.js';
 import { Session, type SessionSettings } from './session.js';
 
 export interface SessionManagerDeps {
@@ -315,7 +316,17 @@ export class SessionManager {
         cgroupParent: this.cgroupParent,
       }),
       c.maxQueue,
+      (k) => this.kernelStarted(k),
     );
+  }
+
+  /** Keeps the number of kernels up within SLUICE_MAX_KERNELS: the least recently used idle ones go. */
+  private kernelStarted(started: Kernel): void {
+    const live = [...this.sessions.values()].flatMap((s) => s.liveKernels);
+    const excess = live.length - this.deps.config.maxKernels;
+    if (excess <= 0) return;
+    const idle = live.filter((k) => k !== started && !k.busy).sort((a, b) => a.lastUsedAt - b.lastUsedAt);
+    for (const k of idle.slice(0, excess)) void k.evict();
   }
 
   private async destroy(s: Session): Promise<void> {

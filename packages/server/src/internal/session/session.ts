@@ -5,6 +5,7 @@
 import type { Language, SessionLimits } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
 import type { Execution, RunContext } from '../execution/execution.js';
+import { Kernel, type KernelLanguage } from '../kernel/kernel.js';
 
 export interface SessionSettings {
   language: Language;
@@ -25,6 +26,7 @@ export class Session {
   private readonly queue: Execution[] = [];
   private destroyed = false;
   private executionCount = 0;
+  private readonly kernels = new Map<KernelLanguage, Kernel>();
 
   constructor(
     readonly id: string,
@@ -37,6 +39,7 @@ export class Session {
       'workspace' | 'hostUID' | 'env' | 'network' | 'limits' | 'outputLimitBytes' | 'memoryBytes' | 'cpu' | 'cpuTimeSec'
     >,
     private readonly maxQueue: number,
+    private readonly onKernelStart: (k: Kernel) => void = () => {},
   ) {}
 
   /** Queues an execution; runs it now if nothing else is running. */
@@ -83,13 +86,57 @@ export class Session {
     this.lastActiveAt = Date.now();
   }
 
-  /** Cancels everything queued and running; resolves once all of it has finished. */
+  /** Cancels everything queued and running; resolves once all of it has finished and the kernels are gone. */
   async destroy(graceMs: number): Promise<void> {
     this.destroyed = true;
     const all = [...this.queue, ...(this.running ? [this.running] : [])];
     this.queue.length = 0;
     for (const e of all) e.cancel(graceMs);
     await Promise.all(all.map((e) => e.finished));
+    await this.stopKernels();
+  }
+
+  /** The session's kernel for a language (started by its first cell). */
+  kernel(language: KernelLanguage): Kernel {
+    let k = this.kernels.get(language);
+    if (!k) {
+      k = new Kernel(language, () => this.runContext(), this.onKernelStart);
+      this.kernels.set(language, k);
+    }
+    return k;
+  }
+
+  /** Kernels that are up, for views and for freeing resources. */
+  get liveKernels(): Kernel[] {
+    return [...this.kernels.values()].filter((k) => k.running);
+  }
+
+  /**
+   * Stops every kernel: variables and imports are gone, the next cell starts a fresh kernel.
+   * A cell running now ends with `kernel_restarted`.
+   */
+  async stopKernels(): Promise<void> {
+    await Promise.all([...this.kernels.values()].map((k) => k.shutdown()));
+  }
+
+  /** What a sandbox of this session needs to start: its workspace, uid, env and limits. */
+  runContext(): RunContext {
+    return {
+      ...this.context(),
+      workspace: this.workspace,
+      hostUID: this.hostUID,
+      env: this.settings.env,
+      network: this.settings.network,
+      limits: {
+        fileSize: this.settings.limits.file_size,
+        openFiles: this.settings.limits.open_files,
+        processes: this.settings.limits.processes,
+      },
+      outputLimitBytes: this.settings.limits.output_bytes,
+      memoryBytes: this.settings.limits.memory_bytes,
+      cpu: this.settings.limits.cpu,
+      cpuTimeSec: this.settings.limits.cpu_time,
+    };
   }
 
   private pump(): void {
@@ -98,24 +145,8 @@ export class Session {
     if (!next) return;
     if (next.state !== 'queued') return this.pump();
     this.running = next;
-    const base = this.context();
     void next
-      .run({
-        ...base,
-        workspace: this.workspace,
-        hostUID: this.hostUID,
-        env: this.settings.env,
-        network: this.settings.network,
-        limits: {
-          fileSize: this.settings.limits.file_size,
-          openFiles: this.settings.limits.open_files,
-          processes: this.settings.limits.processes,
-        },
-        outputLimitBytes: this.settings.limits.output_bytes,
-        memoryBytes: this.settings.limits.memory_bytes,
-        cpu: this.settings.limits.cpu,
-        cpuTimeSec: this.settings.limits.cpu_time,
-      })
+      .run(this.runContext(), (language) => this.kernel(language))
       .finally(() => {
         this.running = null;
         this.touch();

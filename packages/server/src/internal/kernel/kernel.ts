@@ -1,0 +1,357 @@
+/**
+ * A stateful kernel: one long-lived interpreter per session and language, in its own sandbox
+ * on the session's workspace (same uid, limits and network as the session's other sandboxes),
+ * that runs cells one at a time (packages/sandbox/runtime/kernels, protocol below).
+ *
+ * - server → kernel, control pipe: `execute {nonce, code, stdin?, stdin_eof?}`, `stdin`, `stdin_eof`;
+ *   interrupts are SIGINT to the kernel process.
+ * - kernel → server, events pipe: the helpers' `progress`/`result`, `sluice.kernel_ready`, and
+ *   after each cell `sluice.cell_done {nonce, status, exit_code}`, written after the marker
+ *   `\x1esluice:<nonce>\x1e` on stdout and stderr, so every output byte before the marker is the
+ *   cell's (SentinelSplitter). A cell is over when all three arrived.
+ *
+ * The kernel's sandbox has its own cgroup for its whole life (memory, pids, CPU share), and
+ * the kernel kills a cell's leftover processes before it reports the cell done, so `done`
+ * still comes after every process the cell started is gone.
+ */
+import type { Language } from '@sluice/protocol';
+import { ExecutionCgroup, launchSandbox, RUNTIME_PATH, watchCPUBudget, type CPUBudgetWatch, type SandboxProcess } from '@sluice/sandbox';
+import { randomBytes } from 'node:crypto';
+import { cgroupHost } from '../execution/cgroup-host.js';
+import { EventsChannel, type ChannelEvent, type KernelMessage } from '../execution/events-channel.js';
+import { baseEnv, type RunContext } from '../execution/execution.js';
+import { SentinelSplitter } from './sentinel-splitter.js';
+import { randomID } from '../random-id.js';
+
+export type KernelLanguage = Extract<Language, 'python' | 'javascript'>;
+
+export function isKernelLanguage(l: Language): l is KernelLanguage {
+  return l === 'python' || l === 'javascript';
+}
+
+/** Where a cell's output and events go. */
+export interface CellSink {
+  output(stream: 'stdout' | 'stderr', chunk: Buffer): void;
+  event(e: ChannelEvent): void;
+  /** A note for the user (malformed channel line, kernel trouble), shown on stderr. */
+  note(text: string): void;
+}
+
+export interface CellOutcome {
+  exitCode: number | null;
+  signal: string | null;
+  /** The kernel's own verdict, or `died` when the kernel process ended during the cell. */
+  status: 'ok' | 'error' | 'interrupted' | 'died';
+  /** The kernel's state (variables, imports) was lost during this cell. */
+  kernelRestarted: boolean;
+  /** The kernel's cgroup saw OOM kills during the cell. */
+  oomKills: number;
+  /** The kernel could not start at all. */
+  setupError: string | null;
+}
+
+export interface Cell {
+  readonly done: Promise<CellOutcome>;
+  writeStdin(data: string): void;
+  endStdin(): void;
+}
+
+interface ActiveCell {
+  nonce: string;
+  sink: CellSink;
+  cellDone: KernelMessage & { type: 'sluice.cell_done' };
+  resolve(o: CellOutcome): void;
+  finished: boolean;
+  doneTimer: NodeJS.Timeout | null;
+  restarted: boolean;
+  oomBase: number;
+}
+
+/** How long after `cell_done` the markers may still be missing (a cell that closed fd 1). */
+const MARKER_WAIT_MS = 1000;
+
+export class Kernel {
+  private proc: SandboxProcess | null = null;
+  private cgroup: ExecutionCgroup | null = null;
+  private exited: Promise<void> | null = null;
+  private readonly splitters = { stdout: new SentinelSplitter(), stderr: new SentinelSplitter() };
+  private active: (Omit<ActiveCell, 'cellDone'> & { cellDone: ActiveCell['cellDone'] | null }) | null = null;
+  private interruptTimer: NodeJS.Timeout | null = null;
+  private version: string | null = null;
+  /** Cells run since the kernel started (0: the next cell starts it). */
+  cells = 0;
+  lastUsedAt = Date.now();
+
+  /** Set when the server stopped this kernel while idle (SLUICE_MAX_KERNELS); said to the next cell. */
+  private evicted = false;
+
+  constructor(
+    readonly language: KernelLanguage,
+    private readonly context: () => RunContext,
+    private readonly onStart: (k: Kernel) => void = () => {},
+  ) {}
+
+  /** Stops an idle kernel to free its memory; the session's next cell is told its state is gone. */
+  async evict(): Promise<void> {
+    if (this.active || !this.proc) return;
+    this.evicted = true;
+    await this.shutdown();
+  }
+
+  /** True while a kernel process is up (its state is worth keeping). */
+  get running(): boolean {
+    return this.proc !== null;
+  }
+
+  get busy(): boolean {
+    return this.active !== null;
+  }
+
+  /** Runs one cell, starting the kernel first when it is not running. */
+  execute(code: string, stdin: { data: string | undefined; eof: boolean }, sink: CellSink): Cell {
+    if (this.active) throw new Error('kernel: a cell is already running');
+    this.lastUsedAt = Date.now();
+    const nonce = randomBytes(16).toString('hex');
+    let resolve!: (o: CellOutcome) => void;
+    const done = new Promise<CellOutcome>((r) => (resolve = r));
+    this.active = { nonce, sink, cellDone: null, resolve, finished: false, doneTimer: null, restarted: false, oomBase: 0 };
+    const active = this.active;
+    this.splitters.stdout.expect(nonce);
+    this.splitters.stderr.expect(nonce);
+    void this.begin(active, code, stdin).catch((err: unknown) => {
+      this.finishCell({ exitCode: null, signal: null, status: 'died', kernelRestarted: false, oomKills: 0, setupError: `the kernel failed to start: ${(err as Error).message}` });
+    });
+    return {
+      done,
+      writeStdin: (data) => {
+        if (this.active === active) this.proc?.writeControl(JSON.stringify({ type: 'stdin', data }));
+      },
+      endStdin: () => {
+        if (this.active === active) this.proc?.writeControl(JSON.stringify({ type: 'stdin_eof' }));
+      },
+    };
+  }
+
+  /**
+   * Interrupts the running cell: SIGINT to the kernel, then, if the cell has not ended after
+   * `graceMs`, a restart (the kernel is killed; the next cell starts a fresh one).
+   */
+  interrupt(graceMs: number): void {
+    const active = this.active;
+    const proc = this.proc;
+    if (!active || !proc) return;
+    void proc.programPID().then((pid) => {
+      if (pid === null || this.active !== active) return;
+      try {
+        process.kill(pid, 'SIGINT');
+      } catch {
+        // Gone already: its exit ends the cell.
+      }
+    });
+    this.interruptTimer ??= setTimeout(() => {
+      this.interruptTimer = null;
+      if (this.active !== active) return;
+      active.restarted = true;
+      void this.shutdown();
+    }, graceMs);
+  }
+
+  /** Kills the kernel (its state is lost); a running cell ends as `died` with kernelRestarted. */
+  async shutdown(): Promise<void> {
+    const proc = this.proc;
+    if (this.active) this.active.restarted = true;
+    if (!proc) return;
+    proc.kill();
+    await this.exited;
+  }
+
+  private async begin(active: NonNullable<Kernel['active']>, code: string, stdin: { data: string | undefined; eof: boolean }): Promise<void> {
+    if (!this.proc) {
+      if (this.evicted) {
+        active.sink.note(`this session's ${this.language} kernel was stopped while idle to make room for others (SLUICE_MAX_KERNELS); its variables and imports are gone`);
+        this.evicted = false;
+      }
+      await this.start();
+      this.onStart(this);
+    }
+    if (this.active !== active) return;
+    const stats = await this.cgroup?.stats().catch(() => null);
+    active.oomBase = stats?.oomKills ?? 0;
+    this.cells++;
+    const msg: Record<string, unknown> = { type: 'execute', nonce: active.nonce, code };
+    if (stdin.data !== undefined) msg['stdin'] = stdin.data;
+    if (stdin.eof) msg['stdin_eof'] = true;
+    this.proc?.writeControl(JSON.stringify(msg));
+  }
+
+  private async start(): Promise<void> {
+    const ctx = this.context();
+    const host = await cgroupHost(ctx.cgroupParent);
+    this.cgroup =
+      host.version === 'none'
+        ? null
+        : await ExecutionCgroup.create(host, `k${randomID().slice(0, 24)}`, {
+            memoryBytes: ctx.memoryBytes,
+            cpuQuota: ctx.cpu,
+            ...(ctx.limits.processes !== undefined ? { pids: ctx.limits.processes } : {}),
+          }).catch(() => null);
+    const cgroup = this.cgroup;
+    const memory = cgroup ? ctx.memoryBytes : undefined;
+    const command =
+      this.language === 'python'
+        ? ['/usr/bin/python3', '-u', `${RUNTIME_PATH}/kernels/python_kernel.py`]
+        : [
+            '/usr/bin/node',
+            ...(memory === undefined ? [] : [`--max-old-space-size=${Math.max(16, Math.floor(memory / 2 / 1024 / 1024))}`]),
+            `${RUNTIME_PATH}/kernels/node_kernel.js`,
+          ];
+    const channel = new EventsChannel({
+      event: (e) => {
+        const a = this.active;
+        if (!a || a.finished) return;
+        // Bytes held back as a possible marker start (≤ 41, beginning with \x1e) stay held.
+        a.sink.event(e);
+      },
+      malformed: (note) => this.active?.sink.note(note),
+      kernel: (m) => this.onKernelMessage(m),
+    });
+    const proc = launchSandbox({
+      bwrapPath: ctx.bwrapPath,
+      hostUID: ctx.hostUID,
+      workspace: ctx.workspace,
+      passwdFile: ctx.passwdFile,
+      groupFile: ctx.groupFile,
+      reporterFile: ctx.reporterFile,
+      runtimeDir: ctx.runtimeDir,
+      env: {
+        ...baseEnv(),
+        ...(this.language === 'python' ? { PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', PYTHONPATH: `/workspace:${RUNTIME_PATH}/python`, MPLBACKEND: 'Agg' } : {}),
+        ...ctx.env,
+      },
+      network: ctx.network,
+      tmpBytes: ctx.tmpBytes,
+      codePath: '/run/sluice/kernel',
+      code: '',
+      command,
+      control: true,
+      cgroupProcsFiles: cgroup?.procsFiles() ?? [],
+      limits: cgroup && ctx.limits.processes !== undefined ? { ...ctx.limits, processes: ctx.limits.processes + 32 } : ctx.limits,
+      onOutput: (stream, chunk) => {
+        const own = this.splitters[stream].push(chunk);
+        const a = this.active;
+        if (own.length > 0 && a && !a.finished) a.sink.output(stream, own);
+        if (this.splitters[stream].seen) this.maybeFinish();
+      },
+      // Deferred like in process mode: output written before an event is read first.
+      onEvents: (chunk) => setImmediate(() => channel.write(chunk)),
+    });
+    this.proc = proc;
+    this.exited = proc.exited.then(async (exit) => {
+      await new Promise<void>((r) => setImmediate(r));
+      channel.end();
+      const stats = await cgroup?.stats().catch(() => null);
+      await cgroup?.destroy().catch(() => undefined);
+      if (this.proc === proc) this.proc = null;
+      if (this.cgroup === cgroup) this.cgroup = null;
+      this.cells = 0;
+      const a = this.active;
+      if (a && !a.finished) {
+        this.flushHeld(a);
+        this.finishCell({
+          exitCode: exit.exitCode,
+          signal: exit.signal,
+          status: 'died',
+          kernelRestarted: true,
+          oomKills: Math.max(0, (stats?.oomKills ?? 0) - a.oomBase),
+          setupError: exit.setupError,
+        });
+      }
+    });
+  }
+
+  private onKernelMessage(m: KernelMessage): void {
+    switch (m.type) {
+      case 'sluice.kernel_ready':
+        this.version = m.version;
+        return;
+      case 'sluice.cell_done': {
+        const a = this.active;
+        if (!a || a.finished || m.nonce !== a.nonce) return;
+        a.cellDone = m;
+        this.maybeFinish();
+        // A cell that closed its stdout or stderr never lets its marker through there.
+        a.doneTimer ??= setTimeout(() => this.finishWithVerdict(a), MARKER_WAIT_MS);
+        return;
+      }
+    }
+  }
+
+  private maybeFinish(): void {
+    const a = this.active;
+    if (!a || a.finished || !a.cellDone) return;
+    if (this.splitters.stdout.seen && this.splitters.stderr.seen) this.finishWithVerdict(a);
+  }
+
+  private finishWithVerdict(a: NonNullable<Kernel['active']>): void {
+    if (a.finished || this.active !== a || !a.cellDone) return;
+    const verdict = a.cellDone;
+    const cgroup = this.cgroup;
+    // OOM kills inside the cell (a child, since the kernel itself survived) are worth a note.
+    void (cgroup ? cgroup.stats().catch(() => null) : Promise.resolve(null)).then((stats) => {
+      if (a.finished || this.active !== a) return;
+      this.finishCell({
+        exitCode: verdict.exit_code,
+        signal: null,
+        status: verdict.status,
+        kernelRestarted: a.restarted,
+        oomKills: Math.max(0, (stats?.oomKills ?? 0) - a.oomBase),
+        setupError: null,
+      });
+    });
+  }
+
+  /** The kernel died: bytes held as a possible marker were output after all. */
+  private flushHeld(a: NonNullable<Kernel['active']>): void {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      if (this.splitters[stream].seen) continue;
+      const held = this.splitters[stream].flushHeld();
+      if (held.length > 0) a.sink.output(stream, held);
+    }
+  }
+
+  private finishCell(o: CellOutcome): void {
+    const a = this.active;
+    if (!a || a.finished) return;
+    a.finished = true;
+    if (a.doneTimer) clearTimeout(a.doneTimer);
+    if (this.interruptTimer) clearTimeout(this.interruptTimer);
+    this.interruptTimer = null;
+    this.active = null;
+    this.lastUsedAt = Date.now();
+    a.resolve({ ...o, kernelRestarted: o.kernelRestarted || a.restarted });
+  }
+
+  /**
+   * Watches the CPU time the kernel's cgroup spends from now on (the running cell's), calling
+   * `onExceeded` once it passes `budgetNs`. Null where the host has no cgroups.
+   */
+  watchCellCPU(budgetNs: number, onExceeded: () => void): CPUBudgetWatch | null {
+    let base: number | undefined;
+    return watchCPUBudget(
+      {
+        cpuUsageNs: async () => {
+          const used = await this.cgroup?.cpuUsageNs();
+          if (used === undefined) return undefined;
+          base ??= used;
+          return used - base;
+        },
+      },
+      { budgetNs, onExceeded },
+    );
+  }
+
+  /** What GET /api/sessions/{id} says about this kernel. */
+  describe(): { language: KernelLanguage; state: 'idle' | 'busy'; cells: number; version: string | null } {
+    return { language: this.language, state: this.active ? 'busy' : 'idle', cells: this.cells, version: this.version };
+  }
+}
