@@ -1,4 +1,56 @@
 /**
- * @sluice/sdk: the TypeScript client of Sluice (work in progress: the client lands next).
+ * @sluice/sdk: the TypeScript client of Sluice. Runs code in a session and streams what it
+ * prints as typed events, over SSE or a shared WebSocket, resuming dropped connections so every
+ * event arrives exactly once; files, sessions, executions; typed errors. Web-standard APIs only:
+ * the same code runs in Node 20+ and in browsers. See docs/sdk.md.
  */
-export type { ExecutionEvent } from '@sluice/protocol';
+export { Sluice, type SluiceOptions } from './client.js';
+export { Session, type RunOptions, type AttachOptions } from './session.js';
+export { Sessions, type CreateSessionOptions } from './sessions.js';
+export { Executions, type EventsOptions } from './executions.js';
+export { SessionFiles, type FileRequestOptions, type WrittenFile } from './session-files.js';
+export { ExecutionStream, type ExecutionStreamOptions, type StreamCallbacks } from './execution-stream.js';
+export { isTimeout, toRunResult, type ProgressInfo, type RunResult } from './run-result.js';
+export type { CancelResult, ExecutionInfo, FileEntry, LanguageInfo, SessionInfo, SessionLimits } from './views.js';
+export type { WebSocketConstructor, WebSocketLike } from './web-socket.js';
+export type { Transport } from './internal/client-context.js';
+export type { ReconnectOptions } from './internal/backoff.js';
+export type { FetchFunction } from './internal/http-client.js';
+export {
+  ClientErrorCode,
+  ConnectionError,
+  errorFromCode,
+  errorFromResponse,
+  ForbiddenError,
+  InternalError,
+  InvalidRequestError,
+  NotFoundError,
+  PayloadTooLargeError,
+  RateLimitedError,
+  SandboxUnavailableError,
+  SessionBusyError,
+  SluiceError,
+  TimeoutError,
+  UnauthorizedError,
+  UnsupportedLanguageError,
+  type SluiceErrorCode,
+  type SluiceErrorDetails,
+} from './errors.js';
+// The wire types, re-exported so that callers need one import.
+export {
+  ErrorCode,
+  type DoneEvent,
+  type DoneReason,
+  type ErrorEvent,
+  type ExecutionEvent,
+  type EventType,
+  type GapEvent,
+  type Language,
+  type Mode,
+  type ProgressEvent,
+  type ResultEvent,
+  type StartEvent,
+  type StderrEvent,
+  type StdoutEvent,
+  type TruncatedEvent,
+} from '@sluice/protocol';

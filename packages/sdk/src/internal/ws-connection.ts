@@ -1,0 +1,372 @@
+/**
+ * The one WebSocket of a session handle (`GET /api/sessions/{id}/ws`, notes in docs/sdk.md),
+ * shared by every stream of that handle: opened on first use, messages routed by
+ * `execution_id` (or `request_id` until an execute is `accepted`), reopened with backoff when it
+ * drops (every live stream subscribes again from the last seq it queued), pinged so a dead peer
+ * is noticed even where ping frames are invisible (browsers), and closed when idle.
+ *
+ * An `execute` is sent once and never again: the protocol has no idempotency key for it, so if
+ * the socket drops before its `accepted`, the stream fails with a ConnectionError rather than
+ * risk running the code twice. Once accepted, a drop is resumed without loss.
+ */
+import { parseExecutionEvent, type RunRequest } from '@sluice/protocol';
+import { ConnectionError, errorFromCode, InternalError, InvalidRequestError, NotFoundError, PayloadTooLargeError, SluiceError, UnauthorizedError } from '../errors.js';
+import { WS_OPEN, type WebSocketConstructor, type WebSocketLike } from '../web-socket.js';
+import { deferred, unref, type Deferred } from './abort.js';
+import { backoffDelay, type ReconnectPolicy } from './backoff.js';
+import { randomID } from './random-id.js';
+import { WSExecutionSource, type WSChannel, type WSQueueLimits } from './ws-execution-source.js';
+
+export interface WSConnectionOptions {
+  /** `ws(s)://host/api/sessions/{id}/ws`. */
+  url: string;
+  /** `["sluice"]`, plus `sluice.auth.<key>` when the client has an API key. */
+  protocols: string[];
+  WebSocket: WebSocketConstructor;
+  reconnect: ReconnectPolicy;
+  queue: WSQueueLimits;
+  /** Close the socket after this long without streams, milliseconds. */
+  idleTimeoutMs: number;
+  /** Send `ping` this often; a socket silent for twice as long is taken for dead. 0 disables. */
+  pingIntervalMs: number;
+  random?: () => number;
+}
+
+/** RFC 6455 close codes the SDK sends (browsers allow only 1000 and 3000–4999). */
+const CLOSE_NORMAL = 1000;
+const CLOSE_UNRESPONSIVE = 4000;
+
+export class WSConnection implements WSChannel {
+  private socket: WebSocketLike | undefined;
+  private readonly sources = new Set<WSExecutionSource>();
+  private readonly byExecution = new Map<string, WSExecutionSource>();
+  private readonly byRequest = new Map<string, WSExecutionSource>();
+  private openWaiters: Deferred<void>[] = [];
+  /** Consecutive failed attempts since a message was last received. */
+  private failures = 0;
+  private lastFailure: unknown;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private idleTimer: ReturnType<typeof setTimeout> | undefined;
+  private pingTimer: ReturnType<typeof setInterval> | undefined;
+  private lastHeard = 0;
+  /** Sockets opened so far (tests and diagnostics). */
+  opened = 0;
+
+  constructor(private readonly opts: WSConnectionOptions) {}
+
+  /** Starts a run on this socket. */
+  execute(body: RunRequest): WSExecutionSource {
+    const source = new WSExecutionSource(this, { kind: 'run', requestID: randomID(), body }, this.opts.queue);
+    if (source.start.kind === 'run') this.byRequest.set(source.start.requestID, source);
+    this.adopt(source);
+    if (this.isOpen()) this.sendExecute(source);
+    return source;
+  }
+
+  /** Follows an existing execution from seq `from` (inclusive). */
+  attach(executionID: string, from: number): WSExecutionSource {
+    const existing = this.byExecution.get(executionID);
+    if (existing?.live) {
+      throw new InvalidRequestError(`execution ${executionID} is already streamed on this session's WebSocket; read it with transport "sse" for a second reader`);
+    }
+    const source = new WSExecutionSource(this, { kind: 'attach', executionID, from }, this.opts.queue);
+    this.adopt(source);
+    if (this.isOpen()) this.sendIfOpen(source.subscribeMessage() ?? {});
+    return source;
+  }
+
+  /** Closes the socket; streams still open on it fail with a ConnectionError. */
+  close(): void {
+    this.failAll(new ConnectionError('the WebSocket was closed by close()'));
+    this.clearIdle();
+  }
+
+  /** Streams currently following an execution (tests). */
+  get liveStreams(): number {
+    return this.sources.size;
+  }
+
+  // ---- WSChannel -------------------------------------------------------------------------
+
+  sendIfOpen(message: Record<string, unknown>): void {
+    // When closed, nothing is lost: a reopened socket renews every live subscription.
+    const ws = this.socket;
+    if (ws && ws.readyState === WS_OPEN) ws.send(JSON.stringify(message));
+  }
+
+  async sendWhenOpen(message: Record<string, unknown>): Promise<void> {
+    if (!this.isOpen()) {
+      const waiter = deferred<void>();
+      this.openWaiters.push(waiter);
+      this.clearIdle();
+      this.ensureOpen();
+      try {
+        await waiter.promise;
+      } finally {
+        this.openWaiters = this.openWaiters.filter((w) => w !== waiter);
+        this.maybeIdle();
+      }
+    }
+    const ws = this.socket;
+    if (!ws || ws.readyState !== WS_OPEN) throw new ConnectionError('the WebSocket closed before the message could be sent');
+    ws.send(JSON.stringify(message));
+  }
+
+  bound(source: WSExecutionSource): void {
+    const id = source.boundID;
+    if (id !== undefined && source.live) this.byExecution.set(id, source);
+  }
+
+  release(source: WSExecutionSource): void {
+    this.sources.delete(source);
+    if (source.start.kind === 'run') this.byRequest.delete(source.start.requestID);
+    const id = source.boundID;
+    if (id !== undefined && this.byExecution.get(id) === source) this.byExecution.delete(id);
+    this.maybeIdle();
+  }
+
+  // ---- the socket ------------------------------------------------------------------------
+
+  private adopt(source: WSExecutionSource): void {
+    this.sources.add(source);
+    this.clearIdle();
+    this.ensureOpen();
+  }
+
+  private isOpen(): boolean {
+    return this.socket !== undefined && this.socket.readyState === WS_OPEN;
+  }
+
+  private hasWork(): boolean {
+    return this.sources.size > 0 || this.openWaiters.length > 0;
+  }
+
+  private ensureOpen(): void {
+    if (this.socket !== undefined || this.retryTimer !== undefined) return;
+    this.dial();
+  }
+
+  private dial(): void {
+    let ws: WebSocketLike;
+    try {
+      ws = new this.opts.WebSocket(this.opts.url, this.opts.protocols);
+    } catch (err: unknown) {
+      // A malformed URL or a refused subprotocol list: retrying cannot help.
+      this.failAll(new ConnectionError(`could not open a WebSocket to ${this.opts.url}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+      return;
+    }
+    this.socket = ws;
+    ws.addEventListener('open', () => {
+      if (this.socket === ws) this.onOpen(ws);
+    });
+    ws.addEventListener('message', (event) => {
+      if (this.socket === ws) this.onMessage(event.data);
+    });
+    ws.addEventListener('error', (event) => {
+      if (this.socket === ws) this.lastFailure = event;
+    });
+    ws.addEventListener('close', (event) => {
+      if (this.socket === ws) this.onClose(event.code, event.reason);
+    });
+  }
+
+  private onOpen(ws: WebSocketLike): void {
+    this.opened++;
+    this.lastHeard = Date.now();
+    this.startPing();
+    for (const source of this.sources) {
+      if (!source.live) continue;
+      if (source.start.kind === 'run' && !source.executeSent) {
+        this.sendExecute(source);
+        continue;
+      }
+      const sub = source.paused ? undefined : source.subscribeMessage();
+      if (sub) ws.send(JSON.stringify(sub));
+    }
+    const waiters = this.openWaiters;
+    this.openWaiters = [];
+    for (const w of waiters) w.resolve();
+    this.maybeIdle();
+  }
+
+  private sendExecute(source: WSExecutionSource): void {
+    if (source.start.kind !== 'run' || source.executeSent) return;
+    const ws = this.socket;
+    if (!ws || ws.readyState !== WS_OPEN) return;
+    source.executeSent = true;
+    ws.send(JSON.stringify({ type: 'execute', request_id: source.start.requestID, ...source.start.body }));
+  }
+
+  private onMessage(data: unknown): void {
+    this.lastHeard = Date.now();
+    this.failures = 0;
+    const text = typeof data === 'string' ? data : data instanceof ArrayBuffer || ArrayBuffer.isView(data) ? new TextDecoder().decode(data) : undefined;
+    if (text === undefined) return;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return; // not ours to judge: the server sends JSON only
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
+    const msg = value as Record<string, unknown>;
+    const type = msg['type'];
+    const requestID = typeof msg['request_id'] === 'string' ? msg['request_id'] : undefined;
+    const executionID = typeof msg['execution_id'] === 'string' ? msg['execution_id'] : undefined;
+
+    if (type === 'accepted') {
+      const source = requestID === undefined ? undefined : this.byRequest.get(requestID);
+      if (!source || executionID === undefined) return;
+      this.byRequest.delete(requestID ?? '');
+      source.bind(executionID);
+      if (!source.live) {
+        // Its consumer left before the server named the execution: stop the flow at once.
+        this.sendIfOpen({ type: 'unsubscribe', execution_id: executionID });
+      }
+      return;
+    }
+    if (type === 'pong') return;
+    if (type === 'error' && typeof msg['seq'] !== 'number') {
+      this.onErrorMessage(msg, requestID, executionID);
+      return;
+    }
+    if (typeof msg['seq'] !== 'number' || executionID === undefined) return;
+    const source = this.byExecution.get(executionID);
+    if (!source) return;
+    const parsed = parseExecutionEvent(msg);
+    if (!parsed.ok) {
+      source.fail(new InternalError(`an event is malformed: ${parsed.message}`));
+      return;
+    }
+    source.push(parsed.value);
+  }
+
+  /** A message-level error: the answer to an execute or a subscribe that could not be done. */
+  private onErrorMessage(msg: Record<string, unknown>, requestID: string | undefined, executionID: string | undefined): void {
+    const code = typeof msg['code'] === 'string' ? msg['code'] : 'INTERNAL';
+    const message = typeof msg['error'] === 'string' ? msg['error'] : 'the server refused a message';
+    const err = errorFromCode(code, message);
+    if (requestID !== undefined) {
+      const source = this.byRequest.get(requestID);
+      if (source) {
+        this.byRequest.delete(requestID);
+        source.fail(err);
+      }
+      return;
+    }
+    // A refused subscribe (the execution is gone, or the socket follows too many) ends that
+    // stream; a refused stdin or cancel is not the stream's failure.
+    if (executionID !== undefined && (err.code === 'NOT_FOUND' || err.code === 'RATE_LIMITED')) this.byExecution.get(executionID)?.fail(err);
+  }
+
+  private onClose(code: number, reason: string): void {
+    this.socket = undefined;
+    this.stopPing();
+    // An execute in flight may or may not have started: never send it twice.
+    for (const source of [...this.byRequest.values()]) {
+      if (source.executeSent) {
+        source.fail(
+          new ConnectionError(
+            `the WebSocket closed (code ${code}${reason ? `: ${reason}` : ''}) before the server acknowledged the run; it may have started (see GET /api/sessions/{id}), and is not sent again so that it never runs twice`,
+          ),
+        );
+      }
+    }
+    const terminal = closeError(code, reason);
+    if (terminal) {
+      this.failAll(terminal);
+      return;
+    }
+    if (!this.hasWork()) return; // reopened on next use
+    this.failures++;
+    this.lastFailure = new ConnectionError(`the WebSocket closed with code ${code}${reason ? ` (${reason})` : ''}`);
+    if (this.failures > this.opts.reconnect.maxAttempts) {
+      const attempts = this.opts.reconnect.maxAttempts;
+      const why = this.lastFailure instanceof Error ? this.lastFailure.message : String(this.lastFailure);
+      this.failAll(new ConnectionError(`lost the WebSocket after ${attempts} reconnection attempt${attempts === 1 ? '' : 's'} (reconnect.maxAttempts): ${why}`, { cause: this.lastFailure }));
+      return;
+    }
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.hasWork()) this.dial();
+    }, backoffDelay(this.failures, this.opts.reconnect, this.opts.random));
+    unref(this.retryTimer);
+  }
+
+  /** Ends every stream and waiter with `err`, and the socket with it; the next use starts afresh. */
+  private failAll(err: unknown): void {
+    const ws = this.socket;
+    this.socket = undefined;
+    this.stopPing();
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (ws && ws.readyState <= WS_OPEN) ws.close(CLOSE_NORMAL);
+    for (const source of [...this.sources]) source.fail(err);
+    this.sources.clear();
+    this.byExecution.clear();
+    this.byRequest.clear();
+    const waiters = this.openWaiters;
+    this.openWaiters = [];
+    for (const w of waiters) w.reject(err);
+    this.failures = 0;
+  }
+
+  private startPing(): void {
+    this.stopPing();
+    const interval = this.opts.pingIntervalMs;
+    if (interval <= 0) return;
+    this.pingTimer = setInterval(() => {
+      const ws = this.socket;
+      if (!ws || ws.readyState !== WS_OPEN) return;
+      if (Date.now() - this.lastHeard > 2 * interval) {
+        // Silent through two pings: the peer or the path is gone, though no close came.
+        this.socket = undefined;
+        ws.close(CLOSE_UNRESPONSIVE, 'no answer to ping');
+        this.onClose(CLOSE_UNRESPONSIVE, 'no answer to ping');
+        return;
+      }
+      ws.send('{"type":"ping"}');
+    }, interval);
+    unref(this.pingTimer);
+  }
+
+  private stopPing(): void {
+    if (this.pingTimer !== undefined) clearInterval(this.pingTimer);
+    this.pingTimer = undefined;
+  }
+
+  private maybeIdle(): void {
+    if (this.hasWork() || this.socket === undefined || this.idleTimer !== undefined) return;
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      if (this.hasWork()) return;
+      const ws = this.socket;
+      this.socket = undefined;
+      this.stopPing();
+      ws?.close(CLOSE_NORMAL);
+    }, this.opts.idleTimeoutMs);
+    unref(this.idleTimer);
+  }
+
+  private clearIdle(): void {
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+  }
+}
+
+/** The error a close code means when retrying cannot help; undefined when it can. */
+export function closeError(code: number, reason: string): SluiceError | undefined {
+  const why = reason || undefined;
+  switch (code) {
+    case 4401:
+      return new UnauthorizedError(why ?? 'the WebSocket was refused: missing or wrong API key');
+    case 4404:
+      return new NotFoundError(why ?? 'no such session (or it was deleted)');
+    case 4400:
+      return new InvalidRequestError(why ?? 'the server closed the WebSocket after malformed messages');
+    case 1009:
+      return new PayloadTooLargeError(why ?? 'a message was over the WebSocket size limit');
+    default:
+      return undefined;
+  }
+}
