@@ -34,6 +34,7 @@ import { runRoutes } from './internal/http/run-routes.js';
 import { sessionRoutes } from './internal/http/session-routes.js';
 import { systemRoutes } from './internal/http/system-routes.js';
 import { fileRoutes } from './internal/http/file-routes.js';
+import { wsRoutes } from './internal/http/ws-routes.js';
 import { SessionManager } from './internal/session/session-manager.js';
 
 /** A built server. */
@@ -157,6 +158,7 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   executionRoutes(app, ctx);
   systemRoutes(app, ctx);
   fileRoutes(app, ctx);
+  wsRoutes(app, ctx, keys);
 
   // A failing check (even one that throws: a mount refused, no seccomp filter for this CPU)
   // becomes /healthz's 503 with the reason; the server still starts and says why.

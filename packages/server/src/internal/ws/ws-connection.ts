@@ -1,0 +1,292 @@
+/**
+ * One open WebSocket on a session (docs/websocket.md): answers the client's messages, follows
+ * the logs of the executions it subscribed to (several at once, each frame tagged with its
+ * execution id, each execution in seq order), checks the peer is alive, and closes with a code
+ * that names the reason.
+ *
+ * Bounds: every outgoing frame goes through a SendPacer (an unread socket holds about 1 MiB of
+ * events and 64 KiB of replies, no more); at most MAX_SUBSCRIPTIONS followers per socket;
+ * incoming messages are capped by `maxPayload` (closed 1009 by `ws`). Executions a socket started
+ * keep running when it closes: a client reconnects and subscribes from the last seq it saw.
+ */
+import type { FastifyBaseLogger } from 'fastify';
+import type { RawData, WebSocket } from 'ws';
+import { assertNever, type ErrorCode } from '@sluice/protocol';
+import { ApiError } from '../api-error.js';
+import type { Execution } from '../execution/execution.js';
+import type { ServerContext } from '../http/context.js';
+import { submitRun } from '../http/submit-run.js';
+import type { Session } from '../session/session.js';
+import { closeReason, WSCloseCode } from './close-codes.js';
+import { SendPacer, type DrainSource } from './send-pacer.js';
+import {
+  acceptedMessage,
+  errorMessage,
+  eventFrame,
+  parseClientMessage,
+  pongMessage,
+  type ClientMessage,
+  type ExecuteMessage,
+  type MessageIDs,
+} from './ws-messages.js';
+
+/** Malformed messages a socket may send; the last one closes it with 4400. */
+export const MAX_MALFORMED = 5;
+/** Executions one socket may follow at once. */
+export const MAX_SUBSCRIPTIONS = 64;
+/** How long a server-initiated close waits for the peer's close frame before dropping the socket. */
+const CLOSE_HANDSHAKE_MS = 2000;
+
+export interface ConnectionInit {
+  ctx: ServerContext;
+  owner: string | null;
+  session: Session;
+  log: FastifyBaseLogger;
+}
+
+/** One follower: an execution's log, read from `from`, until `done` or `abort`. */
+interface Subscription {
+  exec: Execution;
+  ac: AbortController;
+  /** Settles when the follower has stopped. */
+  ended: Promise<void>;
+}
+
+export class WSConnection {
+  readonly owner: string | null;
+  readonly session: Session;
+  private readonly ctx: ServerContext;
+  private readonly log: FastifyBaseLogger;
+  private readonly pacer: SendPacer;
+  private readonly subscriptions = new Map<string, Subscription>();
+  private readonly heartbeat: NodeJS.Timeout | null;
+  private malformed = 0;
+  private closing = false;
+  private pongSeen = true;
+  private flushedAtPing = 0;
+  private killTimer: NodeJS.Timeout | null = null;
+  private resolveClosed!: () => void;
+  /** Resolves once the socket has closed and every follower has stopped. */
+  readonly closed: Promise<void>;
+
+  constructor(
+    private readonly ws: WebSocket,
+    raw: DrainSource,
+    init: ConnectionInit,
+  ) {
+    this.ctx = init.ctx;
+    this.owner = init.owner;
+    this.session = init.session;
+    this.log = init.log;
+    this.closed = new Promise((r) => (this.resolveClosed = r));
+    this.pacer = new SendPacer(ws, raw);
+    ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
+    ws.on('pong', () => (this.pongSeen = true));
+    // `ws` closes the socket itself on protocol errors (1002, 1007, 1009); this only logs them.
+    ws.on('error', (err) => this.log.debug({ err }, 'websocket error'));
+    ws.once('close', () => void this.onClose());
+    const periodMs = this.ctx.config.heartbeatSec * 1000;
+    this.heartbeat = periodMs > 0 ? setInterval(() => this.beat(), periodMs) : null;
+  }
+
+  /**
+   * Closes with `code`. With `flushMs` > 0 the followers first get up to that long to send what
+   * their logs hold up to `done` (shutdown, a deleted session): a client sees how its executions
+   * ended. New messages are ignored from now on.
+   */
+  async shut(code: WSCloseCode, reason: string, flushMs = 0): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (flushMs > 0 && this.subscriptions.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<void>((r) => (timer = setTimeout(r, flushMs)));
+      await Promise.race([Promise.all([...this.subscriptions.values()].map((s) => s.ended)), timeout]);
+      clearTimeout(timer);
+    }
+    for (const s of this.subscriptions.values()) s.ac.abort();
+    if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) this.ws.close(code, closeReason(reason));
+    // A peer that does not read never sees the close frame: do not wait for its answer forever.
+    this.killTimer = setTimeout(() => this.ws.terminate(), CLOSE_HANDSHAKE_MS);
+    this.killTimer.unref();
+  }
+
+  /** Closes with 4404 when the session is gone (deleted, expired, or replaced by a new one of that id). */
+  checkSession(): void {
+    if (!this.closing && !this.sessionAlive()) {
+      void this.shut(WSCloseCode.NO_SESSION, `session ${this.session.id} was deleted`, this.ctx.config.killGraceMs + 1000);
+    }
+  }
+
+  private sessionAlive(): boolean {
+    try {
+      return this.ctx.sessions.get(this.owner, this.session.id) === this.session;
+    } catch {
+      return false;
+    }
+  }
+
+  private onMessage(data: RawData, isBinary: boolean): void {
+    this.pongSeen = true;
+    if (this.closing) return;
+    if (isBinary) {
+      this.malformedMessage({}, 'message: expected a JSON text frame, got a binary frame');
+      return;
+    }
+    const parsed = parseClientMessage(toBuffer(data).toString('utf8'));
+    if (!parsed.ok) {
+      this.malformedMessage(parsed.ids, parsed.message, parsed.code);
+      return;
+    }
+    this.dispatch(parsed.value);
+  }
+
+  private malformedMessage(ids: MessageIDs, message: string, code: ErrorCode = 'INVALID_REQUEST'): void {
+    this.malformed++;
+    this.pacer.sendReply(errorMessage(code, message, ids));
+    if (this.malformed >= MAX_MALFORMED) {
+      void this.shut(WSCloseCode.BAD_MESSAGES, `${this.malformed} malformed messages; the last: ${message}`);
+    }
+  }
+
+  private dispatch(m: ClientMessage): void {
+    switch (m.type) {
+      case 'execute':
+        void this.execute(m);
+        return;
+      case 'subscribe':
+        this.attempt({ execution_id: m.execution_id }, () => {
+          const exec = this.ctx.sessions.execution(this.owner, m.execution_id);
+          if (!this.subscriptions.has(exec.id)) this.checkRoom();
+          this.follow(exec, m.from);
+        });
+        return;
+      case 'unsubscribe':
+        this.subscriptions.get(m.execution_id)?.ac.abort();
+        this.subscriptions.delete(m.execution_id);
+        return;
+      case 'cancel':
+        this.attempt({ execution_id: m.execution_id }, () => this.ctx.sessions.execution(this.owner, m.execution_id).cancel(this.ctx.config.killGraceMs));
+        return;
+      case 'stdin':
+        this.attempt({ execution_id: m.execution_id }, () => this.ctx.sessions.execution(this.owner, m.execution_id).writeStdin(m.data, m.eof));
+        return;
+      case 'ping':
+        this.pacer.sendReply(pongMessage());
+        return;
+      default:
+        assertNever(m, 'message');
+    }
+  }
+
+  private async execute(m: ExecuteMessage): Promise<void> {
+    const ids = { request_id: m.request_id };
+    try {
+      if (!this.sessionAlive()) {
+        this.replyError(new ApiError('NOT_FOUND', `session ${JSON.stringify(this.session.id)} was deleted`), ids);
+        this.checkSession();
+        return;
+      }
+      const unhealthy = this.ctx.health();
+      if (unhealthy !== null) throw new ApiError('SANDBOX_UNAVAILABLE', unhealthy, { retryAfter: 5 });
+      this.checkRoom();
+      const exec = await submitRun(this.ctx, this.owner, this.session.id, m.run);
+      // Closed meanwhile: the execution runs on (like a dropped HTTP stream), nobody to tell.
+      if (this.closing) return;
+      this.pacer.sendReply(acceptedMessage(m.request_id, exec.id));
+      this.follow(exec, 1);
+    } catch (err) {
+      this.replyError(err, ids);
+    }
+  }
+
+  /** Runs a message's action, answering a failure with an error message that names its ids. */
+  private attempt(ids: MessageIDs, action: () => void): void {
+    try {
+      action();
+    } catch (err) {
+      this.replyError(err, ids);
+    }
+  }
+
+  private replyError(err: unknown, ids: MessageIDs): void {
+    if (this.closing) return;
+    if (err instanceof ApiError) {
+      this.pacer.sendReply(errorMessage(err.code, err.message, ids));
+      return;
+    }
+    this.log.error({ err }, 'websocket message failed');
+    this.pacer.sendReply(errorMessage('INTERNAL', 'internal error; see the server log', ids));
+  }
+
+  private checkRoom(): void {
+    if (this.subscriptions.size >= MAX_SUBSCRIPTIONS) {
+      throw new ApiError(
+        'RATE_LIMITED',
+        `this socket follows ${this.subscriptions.size} executions, its maximum; unsubscribe from one, or open another socket`,
+      );
+    }
+  }
+
+  /** Starts (or restarts, from `from`) following an execution's log onto the socket. */
+  private follow(exec: Execution, from: number): void {
+    this.subscriptions.get(exec.id)?.ac.abort();
+    const ac = new AbortController();
+    const sub: Subscription = { exec, ac, ended: Promise.resolve() };
+    sub.ended = this.pump(exec, from, ac.signal)
+      .catch((err: unknown) => this.log.error({ err, execution: exec.id }, 'websocket follower failed'))
+      .finally(() => {
+        if (this.subscriptions.get(exec.id) === sub) this.subscriptions.delete(exec.id);
+      });
+    this.subscriptions.set(exec.id, sub);
+  }
+
+  private async pump(exec: Execution, from: number, signal: AbortSignal): Promise<void> {
+    // A reader keeps the session from expiring under it, as an HTTP stream does.
+    const detach = this.ctx.sessions.attach(this.owner, exec.sessionID);
+    try {
+      for await (const batch of exec.log.follow(from, signal)) {
+        for (const entry of batch) {
+          if (this.pacer.full) await this.pacer.room(signal);
+          if (signal.aborted) return;
+          this.pacer.sendEvent(eventFrame(entry, exec.id));
+        }
+      }
+    } finally {
+      detach();
+    }
+  }
+
+  /**
+   * Every heartbeat period: a ping frame. A peer that answered none of the last one and read
+   * nothing since is gone (or stuck): closed with 4408. A peer that is reading a backlog slowly
+   * has not answered yet because the ping waits behind the data; it is progressing, so it stays.
+   */
+  private beat(): void {
+    if (this.closing) return;
+    if (!this.pongSeen && this.pacer.flushed === this.flushedAtPing) {
+      this.log.debug('websocket peer did not answer a ping; closing it');
+      void this.shut(WSCloseCode.UNRESPONSIVE, 'no answer to ping frames');
+      return;
+    }
+    this.pongSeen = false;
+    this.flushedAtPing = this.pacer.flushed;
+    this.ws.ping();
+  }
+
+  private async onClose(): Promise<void> {
+    this.closing = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.killTimer) clearTimeout(this.killTimer);
+    this.pacer.close();
+    const subs = [...this.subscriptions.values()];
+    for (const s of subs) s.ac.abort();
+    await Promise.all(subs.map((s) => s.ended));
+    this.resolveClosed();
+  }
+}
+
+function toBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
+}
