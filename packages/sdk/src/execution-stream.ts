@@ -176,8 +176,8 @@ export class ExecutionStream implements AsyncIterable<ExecutionEvent> {
     } catch (err: unknown) {
       // A callback threw: the consumer is gone, as if it had left the loop.
       this.finish();
-      this.completion.reject(err);
       await this.cancelAndClose();
+      this.completion.reject(err);
       throw err;
     }
     if (ev.type === 'done') {

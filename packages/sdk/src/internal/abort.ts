@@ -35,7 +35,10 @@ export function deferred<T>(): Deferred<T> {
   };
 }
 
-/** Waits `ms`, or rejects with `signal.reason` as soon as it aborts. The timer never keeps Node alive. */
+/**
+ * Waits `ms`, or rejects with `signal.reason` as soon as it aborts. The timer keeps Node alive
+ * on purpose: a backoff between reconnections may be the only thing a program is waiting on.
+ */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
@@ -50,7 +53,6 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
       signal?.removeEventListener('abort', onAbort);
       resolve();
     }, ms);
-    unref(timer);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -14,7 +14,7 @@
  */
 import { parseExecutionEvent, SSEDecoder, type ExecutionEvent, type RunRequest } from '@sluice/protocol';
 import { ConnectionError, InternalError, isAbortError, SluiceError, TimeoutError } from '../errors.js';
-import { deferred, sleep, unref } from './abort.js';
+import { deferred, sleep } from './abort.js';
 import { backoffDelay, type ReconnectPolicy } from './backoff.js';
 import type { ExecutionEventSource } from './event-source.js';
 import type { HTTPClient } from './http-client.js';
@@ -185,7 +185,6 @@ export class SSEExecutionSource implements ExecutionEventSource {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const silent = new Promise<'silent'>((resolve) => {
       timer = setTimeout(() => resolve('silent'), this.opts.heartbeatTimeoutMs);
-      unref(timer);
     });
     const read = reader.read();
     read.catch(() => {}); // settled by the cancel in release() when silence wins the race

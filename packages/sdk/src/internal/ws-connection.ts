@@ -290,7 +290,7 @@ export class WSConnection implements WSChannel {
       this.retryTimer = undefined;
       if (this.hasWork()) this.dial();
     }, backoffDelay(this.failures, this.opts.reconnect, this.opts.random));
-    unref(this.retryTimer);
+    // Not unref'd: between two sockets, this timer is what keeps a waiting program alive.
   }
 
   /** Ends every stream and waiter with `err`, and the socket with it; the next use starts afresh. */
