@@ -1,5 +1,7 @@
 /** `GET /healthz` (open to all), `GET /api/languages`, `GET /`. */
 import type { FastifyInstance } from 'fastify';
+import { LANGUAGES } from '@sluice/protocol';
+import { defaultModeFor, modesFor } from '@sluice/sandbox';
 import { ApiError } from '../api-error.js';
 import type { ServerContext } from './context.js';
 
@@ -15,8 +17,22 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return { status: 'ok', sessions: ctx.sessions.sessionCount, ...cgroups };
   });
 
+  // Every language of the contract, installed or not (then `reason` says why and what to install).
   app.get('/api/languages', async () => ({
-    languages: [...ctx.languages.values()].map((info) => ({ ...info, default_mode: 'process' })),
+    languages: LANGUAGES.flatMap((language) => {
+      const info = ctx.languages.get(language);
+      if (!info) return [];
+      return [
+        {
+          language,
+          installed: info.installed,
+          version: info.version,
+          reason: info.reason,
+          default_mode: defaultModeFor(language),
+          modes: modesFor(language),
+        },
+      ];
+    }),
   }));
 
   app.get('/', async () => ({
