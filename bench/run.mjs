@@ -30,6 +30,7 @@ const LATENCY_LINES = intEnv('BENCH_LINES', 100);
 const LATENCY_INTERVAL_S = 0.02;
 const THROUGHPUT_MIB = intEnv('BENCH_MIB', 200);
 const THROUGHPUT_REPEATS = 3;
+const KERNEL_RUNS = intEnv('BENCH_KERNEL_RUNS', 30);
 const OUTPUT_LIMIT = 256 * 1024 * 1024;
 
 const PRINT_1 = 'print(1)';
@@ -193,7 +194,7 @@ async function sluiceFirstByte() {
   const session = newSession('fb');
   const t0 = performance.now();
   let first = NaN;
-  const done = await streamRun(session, { code: PRINT_1, language: 'python' }, (ev, at) => {
+  const done = await streamRun(session, { code: PRINT_1, language: 'python', mode: 'process' }, (ev, at) => {
     if (ev.type === 'stdout' && Number.isNaN(first)) first = at - t0;
   });
   const total = performance.now() - t0;
@@ -210,6 +211,38 @@ async function bareFirstByte() {
     if (Number.isNaN(first)) first = at - t0;
   });
   return { first, total: performance.now() - t0 };
+}
+
+/**
+ * Kernel mode: a cold start (first cell of a new session, which starts the kernel), then
+ * `KERNEL_RUNS` warm round trips of `1 + 1` (request → done, with its `result`), against a
+ * process-mode `print(1)` in the same session and a bare `python3 -c 'print(1)'` start.
+ */
+async function kernelRoundTrips() {
+  const session = newSession('kernel');
+  const t0 = performance.now();
+  await streamRun(session, { code: 'x = 1', language: 'python', mode: 'kernel' });
+  const cold = performance.now() - t0;
+  const warm = [];
+  const proc = [];
+  const bare = [];
+  for (let i = 0; i < KERNEL_RUNS; i++) {
+    let result = null;
+    const t1 = performance.now();
+    await streamRun(session, { code: '1 + 1', language: 'python', mode: 'kernel' }, (ev) => {
+      if (ev.type === 'result') result = ev.data['text/plain'];
+    });
+    warm.push(performance.now() - t1);
+    if (result !== '2') throw new Error(`kernel answered ${JSON.stringify(result)} to 1 + 1`);
+    const t2 = performance.now();
+    await streamRun(session, { code: PRINT_1, language: 'python', mode: 'process' });
+    proc.push(performance.now() - t2);
+    const t3 = performance.now();
+    await bareRun(PRINT_1);
+    bare.push(performance.now() - t3);
+  }
+  await deleteSession(session);
+  return { cold, warm, proc, bare };
 }
 
 /** Splits arriving text into lines; each complete line gets the arrival time of its last chunk. */
@@ -235,7 +268,7 @@ function lineLatencies() {
 async function sluiceLatency() {
   const session = newSession('lat');
   const lines = lineLatencies();
-  await streamRun(session, { code: LATENCY_CODE, language: 'python', timeout: 60 }, (ev, at) => {
+  await streamRun(session, { code: LATENCY_CODE, language: 'python', mode: 'process', timeout: 60 }, (ev, at) => {
     if (ev.type === 'stdout') lines.push(ev.content, at);
   });
   await deleteSession(session);
@@ -258,7 +291,7 @@ async function sluiceThroughput() {
   let chunks = 0;
   const cpu0 = [await serverCPU(), clientCPU()];
   const t0 = performance.now();
-  await streamRun(session, { code: THROUGHPUT_CODE, language: 'python', timeout: 120 }, (ev) => {
+  await streamRun(session, { code: THROUGHPUT_CODE, language: 'python', mode: 'process', timeout: 120 }, (ev) => {
     if (ev.type === 'stdout') {
       bytes += Buffer.byteLength(ev.content);
       chunks++;
@@ -364,6 +397,9 @@ async function main() {
     tpB.push(await bareThroughput());
     tpS.push(await sluiceThroughput());
   }
+  // 4. Kernel round trips.
+  log(`kernel: cold start, then ${KERNEL_RUNS} warm 1 + 1 cells, process-mode and bare print(1) alternating`);
+  const kern = await kernelRoundTrips();
   const memAfter = await serverMemory();
   const sessionsLeft = await fetch(`${server.url}/api/sessions`).then((r) => r.json());
 
@@ -399,6 +435,19 @@ async function main() {
     '',
   ]);
   console.log(table(['metric', 'sluice (SSE)', 'bare pipe', 'sluice / bare'], rows));
+
+  console.log(`\nkernel mode (python; request → done over SSE; bare = spawn → exit of ${PYTHON} -c 'print(1)')`);
+  console.log(
+    table(
+      ['what', 'median', 'p90', 'vs bare process start'],
+      [
+        ['kernel, warm 1 + 1 (with its result)', fmtMs(median(kern.warm)), fmtMs(pct(kern.warm, 90)), fmtRatio(median(kern.warm) / median(kern.bare))],
+        ['process mode print(1), same session', fmtMs(median(kern.proc)), fmtMs(pct(kern.proc, 90)), fmtRatio(median(kern.proc) / median(kern.bare))],
+        ['bare python3 -c print(1)', fmtMs(median(kern.bare)), fmtMs(pct(kern.bare, 90)), '1'],
+        ['kernel cold start (first cell of a session)', fmtMs(kern.cold), '', fmtRatio(kern.cold / median(kern.bare))],
+      ],
+    ),
+  );
 
   const mib = (m) => `${m.toFixed(0)} MiB`;
   console.log('\nserver memory (/proc/<pid>/status)');
