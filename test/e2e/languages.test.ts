@@ -16,7 +16,7 @@ let server: TestServer;
 const languages = new Map<string, Record<string, unknown>>();
 
 before(async () => {
-  server = await startServer();
+  server = await startServer({ SLUICE_WARM_RUNTIMES: 'true' });
   const res = await fetch(`${server.url}/api/languages`);
   const body = (await res.json()) as { languages: Record<string, unknown>[] };
   for (const l of body.languages) languages.set(String(l['language']), l);

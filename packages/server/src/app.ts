@@ -16,6 +16,7 @@ import {
   prepareDataDir,
   probeRuntime,
   UIDPool,
+  warmRuntimes,
   createWorkspace,
   removeWorkspace,
   type RuntimeInfo,
@@ -67,6 +68,9 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   const bwrapPath = await findBubblewrap();
   if (!bwrapPath) throw new Error(`bubblewrap is not installed; install it with: ${INSTALL_BUBBLEWRAP}`);
   const paths = await prepareDataDir(config.dataDir);
+  // Compiler caches for typescript and java, built once in the background: runs before it is
+  // done still work, only slower.
+  if (config.warmRuntimes) void warmRuntimes(paths.runtimeDir);
   const uidPool = isRoot() ? new UIDPool(config.uidBase, config.uidCount) : undefined;
 
   const headersTimeoutMs = config.headersTimeoutSec * 1000;

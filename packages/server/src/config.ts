@@ -51,6 +51,8 @@ export interface ServerConfig {
   maxRunningPerTenant: number;
   /** Kernels (long-lived interpreters) up at once; past it the least recently used idle one is stopped. */
   maxKernels: number;
+  /** Builds the typescript and java compiler caches in the background at start (a few CPU seconds). */
+  warmRuntimes: boolean;
   /** Sessions at once: server-wide and per tenant. */
   maxSessions: number;
   maxSessionsPerTenant: number;
@@ -123,6 +125,7 @@ export function defaultConfig(): ServerConfig {
     maxRunning,
     maxRunningPerTenant: perTenantRunning(maxRunning),
     maxKernels: 64,
+    warmRuntimes: true,
     maxSessions,
     maxSessionsPerTenant: perTenantSessions(maxSessions),
     headersTimeoutSec: 10,
@@ -187,6 +190,7 @@ const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bo
   SLUICE_MAX_RUNNING_PER_TENANT: ['maxRunningPerTenant', 'int'],
   SLUICE_MAX_SESSIONS: ['maxSessions', 'int'],
   SLUICE_MAX_KERNELS: ['maxKernels', 'int'],
+  SLUICE_WARM_RUNTIMES: ['warmRuntimes', 'bool'],
   SLUICE_MAX_SESSIONS_PER_TENANT: ['maxSessionsPerTenant', 'int'],
   SLUICE_HEADERS_TIMEOUT: ['headersTimeoutSec', 'number'],
   SLUICE_REQUEST_TIMEOUT: ['requestTimeoutSec', 'number'],

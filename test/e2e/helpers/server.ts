@@ -25,7 +25,8 @@ export interface TestServer {
 export async function startServer(env: Record<string, string> = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'sluice-e2e-'));
   const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir], {
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SLUICE_LOG_LEVEL: 'warn', ...env },
+    // No compiler caches (CPU that the other tests' timing would pay for) unless a test asks.
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SLUICE_LOG_LEVEL: 'warn', SLUICE_WARM_RUNTIMES: 'false', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -8,6 +8,7 @@ import {
   CODE_DIR,
   ExecutionCgroup,
   launchSandbox,
+  RUNTIME_PATH,
   watchCPUBudget,
   type RLimits,
   type Runtime,
@@ -214,13 +215,14 @@ export class Execution {
         groupFile: ctx.groupFile,
         reporterFile: ctx.reporterFile,
         runtimeDir: ctx.runtimeDir,
+        ...(this.runtime.binds ? { extraBinds: this.runtime.binds } : {}),
         env: { ...baseEnv(), ...this.runtime.env, ...ctx.env, ...this.runEnv },
         network: ctx.network,
         tmpBytes: ctx.tmpBytes,
         codePath,
         command: [this.runtime.executable, ...this.runtime.args(codePath, cgroup ? ctx.memoryBytes : undefined)],
         cgroupProcsFiles: cgroup?.procsFiles() ?? [],
-        code: this.code,
+        code: this.runtime.prepareCode ? this.runtime.prepareCode(this.code) : this.code,
         ...(this.stdin !== undefined ? { stdin: this.stdin } : {}),
         // With a pids cgroup, RLIMIT_NPROC (per uid, counting bwrap's own processes too) is only
         // a backstop above it, so the cgroup is what stops a fork bomb and can report it.
@@ -382,7 +384,8 @@ export class Execution {
 /** The environment every sandboxed program starts from; nothing of the server's own. */
 export function baseEnv(): Record<string, string> {
   return {
-    PATH: '/usr/local/bin:/usr/bin:/bin',
+    // The helpers (sluice-progress, sluice-result) live in RUNTIME_PATH/bin.
+    PATH: `/usr/local/bin:/usr/bin:/bin:${RUNTIME_PATH}/bin`,
     HOME: '/workspace',
     TMPDIR: '/tmp',
     LANG: 'C.UTF-8',
