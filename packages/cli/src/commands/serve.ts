@@ -6,8 +6,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
-import { createSluiceServer, loadConfig, type ServerConfig } from '@sluice/server';
-import { findBubblewrap, INSTALL_BUBBLEWRAP, isRoot } from '@sluice/sandbox';
+import type { ServerConfig } from '@sluice/server';
 
 interface ServeOptions {
   host?: string;
@@ -27,6 +26,8 @@ export function serveCommand(program: Command): void {
     .option('--no-install', 'do not install bubblewrap with apt-get when it is missing')
     .option('--insecure-no-auth', 'listen on a non-loopback address without API keys (or SLUICE_INSECURE_NO_AUTH=1)')
     .action(async (opts: ServeOptions) => {
+      // Loaded here, not at the top, so that the client commands do not pay for the server's start-up.
+      const { createSluiceServer, loadConfig } = await import('@sluice/server');
       const overrides: Partial<ServerConfig> = {};
       if (opts.host !== undefined) overrides.host = opts.host;
       if (opts.port !== undefined) overrides.port = Number(opts.port);
@@ -66,6 +67,7 @@ export function serveCommand(program: Command): void {
 }
 
 async function ensureBubblewrap(install: boolean): Promise<void> {
+  const { findBubblewrap, INSTALL_BUBBLEWRAP, isRoot } = await import('@sluice/sandbox');
   if (await findBubblewrap()) return;
   if (!isRoot() || !install) {
     fail(`sluice: bubblewrap (bwrap) is not installed. Install it with:\n\n  sudo ${INSTALL_BUBBLEWRAP}\n`);
