@@ -22,3 +22,14 @@ test('a gap event (seq = to_seq) moves the cursor past the missing range', () =>
   assert.equal(c.accept(20), false);
   assert.equal(c.next, 41);
 });
+
+test('in strict order, only the next seq (or a gap starting at it) follows', () => {
+  const c = new SeqCursor(4);
+  assert.equal(c.follows(4), false, 'a duplicate');
+  assert.equal(c.follows(7), false, 'an event that overtook 5 and 6');
+  assert.equal(c.follows(5), true);
+  assert.equal(c.follows(9, 5), true, 'a gap from 5 to 9');
+  assert.equal(c.follows(9, 6), false, 'a gap that leaves 5 out');
+  c.advance(9);
+  assert.equal(c.next, 10);
+});

@@ -19,6 +19,21 @@ export class SeqCursor {
     return true;
   }
 
+  /**
+   * True when `seq` is the very next one (or a `gap` starting there), without advancing: for
+   * channels where an event from an older subscription may overtake the replay of a newer one
+   * (a WebSocket resubscription), anything else is dropped and arrives again in order.
+   */
+  follows(seq: number, gapFrom?: number): boolean {
+    if (seq === this.last + 1) return true;
+    return gapFrom !== undefined && gapFrom <= this.last + 1 && seq > this.last;
+  }
+
+  /** Moves the cursor to `seq` (after {@link follows} said yes). */
+  advance(seq: number): void {
+    if (seq > this.last) this.last = seq;
+  }
+
   /** The first seq still wanted (`?from=` / WebSocket `subscribe.from`). */
   get next(): number {
     return this.last + 1;

@@ -154,6 +154,25 @@ test('a dropped socket is reopened and each live stream resubscribes from its ne
   assert.deepEqual((await take(a, 10)).map((e) => e.seq), [1, 2, 3, 4]);
 });
 
+test('after a resubscription, events of the old subscription that overtake the replay are dropped, not skipped to', async () => {
+  const conn = connection({ queue: { maxEvents: 4, maxBytes: 1 << 20 } });
+  const a = conn.attach('A', 1);
+  const ws = socket();
+  ws.open();
+  for (let seq = 1; seq <= 5; seq++) ws.receive(out('A', seq)); // 5 overflows: unsubscribe
+  assert.deepEqual(ws.sentOf('unsubscribe'), [{ type: 'unsubscribe', execution_id: 'A' }]);
+  ws.receive(out('A', 6)); // in flight while paused: dropped
+  assert.deepEqual((await take(a, 2)).map((e) => e.seq), [1, 2]); // drained to half: subscribe from 5
+  assert.deepEqual(ws.sentOf('subscribe').at(-1), { type: 'subscribe', execution_id: 'A', from: 5 });
+  ws.receive(out('A', 6)); // still in flight from the first subscription, ahead of the replay
+  ws.receive(out('A', 5)); // the replay
+  ws.receive(out('A', 6));
+  assert.deepEqual((await take(a, 4)).map((e) => e.seq), [3, 4, 5, 6]);
+  ws.receive(done('A', 7));
+  assert.deepEqual((await take(a, 10)).map((e) => e.seq), [7]);
+  conn.close();
+});
+
 test('an execute whose socket dropped before accepted fails instead of running twice', async () => {
   const conn = connection();
   const a = conn.execute({ code: 'a' });

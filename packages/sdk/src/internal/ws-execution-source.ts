@@ -98,14 +98,17 @@ export class WSExecutionSource implements ExecutionEventSource {
 
   /** An event for this execution arrived on the socket. */
   push(ev: ExecutionEvent): void {
-    if (!this.live || this.paused || ev.seq <= this.cursor.last) return;
+    if (!this.live || this.paused) return;
+    // Only the next seq: a duplicate, or an event of an older subscription overtaking the
+    // replay of a newer one, is dropped; the current subscription delivers it in order.
+    if (!this.cursor.follows(ev.seq, ev.type === 'gap' ? ev.from_seq : undefined)) return;
     if (this.queue.length >= this.limits.maxEvents || this.queuedBytes >= this.limits.maxBytes) {
       // Full: stop the flow; this event and those in flight are fetched again on resume.
       this.paused = true;
       if (this.knownID !== undefined) this.channel.sendIfOpen({ type: 'unsubscribe', execution_id: this.knownID });
       return;
     }
-    this.cursor.accept(ev.seq);
+    this.cursor.advance(ev.seq);
     this.queue.push(ev);
     this.queuedBytes += approximateSize(ev);
     this.peakEvents = Math.max(this.peakEvents, this.queue.length);
