@@ -17,7 +17,7 @@ ignoreOutputErrors();
 const program = new Command()
   .name('sluice')
   .description('Run untrusted code in sandboxes and stream its output live.')
-  .showHelpAfterError()
+  .showHelpAfterError('(sluice --help, or sluice COMMAND --help, lists the options)')
   // Usage errors exit 2, as most Unix tools do (commander's own default is 1, which a program may return too).
   .exitOverride();
 

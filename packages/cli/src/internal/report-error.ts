@@ -34,7 +34,7 @@ function withHint(message: string, hint: string | undefined): string[] {
 function hintFor(code: SluiceErrorCode, serverURL: string | undefined): string | undefined {
   switch (code) {
     case 'CONNECTION_ERROR':
-      return `is a server running at ${serverURL ?? 'that URL'}? Start one with \`sluice serve\`, or point --url / SLUICE_URL at it`;
+      return `start a server with \`sluice serve\`, or point --url (or SLUICE_URL) at one; tried ${serverURL ?? 'the default URL'}`;
     case 'UNAUTHORIZED':
       return 'set SLUICE_API_KEY to one of the server\'s API keys (SLUICE_API_KEYS on the server)';
     case 'SESSION_BUSY':

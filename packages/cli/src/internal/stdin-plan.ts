@@ -4,7 +4,7 @@
  * `sluice run x.py < data.txt`, `producer | sluice run x.py` and an interactive `input()` all
  * behave as they would locally.
  */
-import { fstatSync } from 'node:fs';
+import { fstatSync, statSync, type Stats } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { StringDecoder } from 'node:string_decoder';
@@ -19,8 +19,9 @@ export type StdinPlan = { kind: 'text'; text: string } | { kind: 'forward'; inpu
 const INLINE_FILE_BYTES = 256 * 1024;
 
 /**
- * `--stdin TEXT` → that text; `--no-stdin`, or code read from stdin → empty; a small regular file
- * on fd 0 → its content; anything else (a terminal, a pipe, a large file) → forwarded.
+ * `--stdin TEXT` → that text; `--no-stdin`, code read from stdin, or `< /dev/null` → empty; a
+ * small regular file on fd 0 → its content; anything else (a terminal, a pipe, a large file) →
+ * forwarded.
  */
 export async function planStdin(flag: string | boolean | undefined, codeFromStdin: boolean): Promise<StdinPlan> {
   if (typeof flag === 'string') return { kind: 'text', text: flag };
@@ -31,8 +32,19 @@ export async function planStdin(flag: string | boolean | undefined, codeFromStdi
   } catch {
     return { kind: 'text', text: '' }; // fd 0 is closed
   }
+  if (isDevNull(stat)) return { kind: 'text', text: '' };
   if (stat.isFile() && stat.size <= INLINE_FILE_BYTES) return { kind: 'text', text: await text(process.stdin) };
   return { kind: 'forward', input: process.stdin };
+}
+
+/** fd 0 is /dev/null (scripts, CI, a spawn with stdin ignored): nothing to forward. */
+function isDevNull(stat: Stats): boolean {
+  if (!stat.isCharacterDevice()) return false;
+  try {
+    return statSync('/dev/null').rdev === stat.rdev;
+  } catch {
+    return false;
+  }
 }
 
 /**
