@@ -38,8 +38,11 @@ after(async () => {
 });
 
 
-/** Runs code through `POST /stream` on this file's server. */
-const run = (session: string, body: Record<string, unknown>): Promise<RunOutcome> => runStream(server.url, session, body);
+/**
+ * Runs code through `POST /stream` on this file's server, in process mode: what one execution
+ * can see and keep (a kernel's own process is checked in kernels.test.ts).
+ */
+const run = (session: string, body: Record<string, unknown>): Promise<RunOutcome> => runStream(server.url, session, { mode: 'process', ...body });
 
 /** Runs python that prints one JSON object as its last stdout line; returns it parsed. */
 async function probe(session: string, code: string, extra: Record<string, unknown> = {}): Promise<Record<string, unknown>> {
@@ -79,12 +82,13 @@ test('no host environment: only allow-listed variables, empty /proc/1/environ, n
   );
   const env = r['env'] as Record<string, string>;
   const allowed = new Set([
-    'PWD', 'PATH', 'HOME', 'TMPDIR', 'LANG', 'LC_ALL', 'USER', 'TERM',
-    'PYTHONUNBUFFERED', 'PYTHONDONTWRITEBYTECODE', 'PYTHONPATH', 'SLUICE_EVENTS_FD',
+    'PWD', 'PATH', 'HOME', 'TMPDIR', 'XDG_CACHE_HOME', 'LANG', 'LC_ALL', 'USER', 'TERM',
+    'PYTHONUNBUFFERED', 'PYTHONDONTWRITEBYTECODE', 'PYTHONPATH', 'MPLBACKEND', 'MPLCONFIGDIR',
+    'SLUICE_EVENTS_FD', 'SLUICE_CONTROL_FD',
   ]);
   for (const name of Object.keys(env)) assert.ok(allowed.has(name), `unexpected variable in the sandbox: ${name}=${env[name]}`);
   assert.equal(env[SECRET_NAME], undefined);
-  assert.equal(env['PATH'], '/usr/local/bin:/usr/bin:/bin');
+  assert.equal(env['PATH'], '/usr/local/bin:/usr/bin:/bin:/opt/sluice/bin');
   assert.equal(env['HOME'], '/workspace');
   if (env['PWD'] !== undefined) assert.equal(env['PWD'], '/workspace');
   const selfEnviron = String(r['self_environ']);
@@ -278,7 +282,8 @@ test('only fds 0, 1, 2 and the events pipe (3) are open in the sandboxed program
   const others = fds.filter((f) => !/^\/proc\/\d+\/fd$/.test(f.target));
   assert.equal(fds.length - others.length, 1, `the listing's own fd: ${r.stdout}`);
   assert.deepEqual(others.map((f) => f.fd), [0, 1, 2, 3], r.stdout);
-  assert.match(others[3]?.target ?? '', /^pipe:/, `fd 3 is the events pipe: ${r.stdout}`);
+  // Node's stdio 'pipe' is a socketpair.
+  assert.match(others[3]?.target ?? '', /^(pipe|socket):/, `fd 3 is the events channel: ${r.stdout}`);
 
   // python sees the same (fds that vanish once the listing is closed are the listing's own).
   const p = await probe(

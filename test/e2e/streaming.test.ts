@@ -41,8 +41,10 @@ test('print() without flush streams line by line while the program runs', async 
 });
 
 test('javascript and bash stream too, and stdout and stderr keep their order', async () => {
+  // Process mode: process.exit() ends the program (in a kernel it would end the kernel).
   const js = await stream(server.url, 'live-js', {
     language: 'javascript',
+    mode: 'process',
     code: 'console.log("out1"); console.error("err1"); setTimeout(() => { console.log("out2"); process.exit(3); }, 200);',
   });
   assertContiguous(js);
@@ -70,7 +72,7 @@ test('the start event names the execution, session, language and mode; SSE heade
   if (start?.type !== 'start') return;
   assert.equal(start.session_id, 'headers');
   assert.equal(start.language, 'python');
-  assert.equal(start.mode, 'process');
+  assert.equal(start.mode, 'kernel', 'python runs in a kernel by default');
   assert.equal(res.headers.get('sluice-execution-id'), start.execution_id);
 });
 

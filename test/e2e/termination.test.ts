@@ -31,7 +31,7 @@ after(async () => {
 
 
 
-const run = (session: string, body: Record<string, unknown>): Promise<RunOutcome> => runStream(server.url, session, body);
+const run = (session: string, body: Record<string, unknown>): Promise<RunOutcome> => runStream(server.url, session, { mode: 'process', ...body });
 
 /** An execution streaming over SSE, whose events the test can wait for while it runs. */
 interface LiveRun {
@@ -42,8 +42,9 @@ interface LiveRun {
   when(what: string, pred: (e: Timed) => boolean): Promise<Timed>;
 }
 
+/** Starts a run in process mode (signals reach the program itself; kernels: kernels.test.ts). */
 async function startRun(session: string, body: Record<string, unknown>): Promise<LiveRun> {
-  const res = await postJSON(`${server.url}/api/sessions/${session}/stream`, body);
+  const res = await postJSON(`${server.url}/api/sessions/${session}/stream`, { mode: 'process', ...body });
   assert.equal(res.status, 200, `stream answered ${res.status}`);
   const id = res.headers.get('sluice-execution-id');
   assert.ok(id, 'Sluice-Execution-Id header');

@@ -74,6 +74,9 @@ export function buildBwrapOptions(spec: BwrapSpec): string[] {
     '--ro-bind-try', '/etc/localtime', '/etc/localtime',
     '--ro-bind-try', '/etc/ssl', '/etc/ssl',
     '--ro-bind-try', '/etc/mime.types', '/etc/mime.types',
+    // Debian's matplotlib reads its defaults there (without it, import fails); fontconfig's conf.
+    '--ro-bind-try', '/etc/matplotlibrc', '/etc/matplotlibrc',
+    '--ro-bind-try', '/etc/fonts', '/etc/fonts',
   );
   if (spec.network) {
     o.push(

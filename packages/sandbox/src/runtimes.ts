@@ -151,7 +151,8 @@ const RUNTIMES: Record<Language, Runtime> = {
     fileName: 'main.py',
     // -u: unbuffered binary stdio, so print() streams without flush=True.
     args: (p) => ['-u', p],
-    env: { PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', PYTHONPATH: `/workspace:${OPT}/python` },
+    // matplotlib: no display, and its font cache in /tmp rather than the user's workspace.
+    env: { PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', PYTHONPATH: `/workspace:${OPT}/python`, MPLBACKEND: 'Agg', MPLCONFIGDIR: '/tmp/.matplotlib' },
     versionArgs: ['--version'],
   },
   javascript: {

@@ -22,7 +22,7 @@ import {
   type RuntimeInfo,
   type SandboxHostPaths,
 } from '@sluice/sandbox';
-import type { ServerConfig } from './config.js';
+import { enabledLanguages, type ServerConfig } from './config.js';
 import { ApiError } from './internal/api-error.js';
 import { KeyRing } from './internal/auth/api-keys.js';
 import { exposureProblem, isLoopbackHost } from './internal/auth/exposure.js';
@@ -98,7 +98,11 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   });
 
   const languages = new Map<Language, RuntimeInfo>();
-  for (const info of await Promise.all(LANGUAGES.map((l) => probeRuntime(l)))) languages.set(info.language, info);
+  const enabled = enabledLanguages(config);
+  for (const info of await Promise.all(LANGUAGES.map((l) => probeRuntime(l)))) {
+    const off = enabled !== null && !enabled.includes(info.language);
+    languages.set(info.language, off ? { ...info, installed: false, reason: 'not enabled on this server (SLUICE_LANGUAGES)' } : info);
+  }
   const resolveLanguage = (name: string): Language => {
     const info = languages.get(name as Language);
     const installed = [...languages.values()].filter((i) => i.installed).map((i) => i.language);

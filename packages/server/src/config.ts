@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LANGUAGES } from '@sluice/protocol';
 import { checkUniqueKeys, parseAPIKeys, type APIKey } from './internal/auth/api-keys.js';
 import { exposureProblem } from './internal/auth/exposure.js';
 
@@ -51,6 +52,8 @@ export interface ServerConfig {
   maxRunningPerTenant: number;
   /** Kernels (long-lived interpreters) up at once; past it the least recently used idle one is stopped. */
   maxKernels: number;
+  /** Comma-separated languages this server offers ('' = every installed one); the others answer UNSUPPORTED_LANGUAGE. */
+  languages: string;
   /** Builds the typescript and java compiler caches in the background at start (a few CPU seconds). */
   warmRuntimes: boolean;
   /** Sessions at once: server-wide and per tenant. */
@@ -126,6 +129,7 @@ export function defaultConfig(): ServerConfig {
     maxRunningPerTenant: perTenantRunning(maxRunning),
     maxKernels: 64,
     warmRuntimes: true,
+    languages: '',
     maxSessions,
     maxSessionsPerTenant: perTenantSessions(maxSessions),
     headersTimeoutSec: 10,
@@ -191,6 +195,7 @@ const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bo
   SLUICE_MAX_SESSIONS: ['maxSessions', 'int'],
   SLUICE_MAX_KERNELS: ['maxKernels', 'int'],
   SLUICE_WARM_RUNTIMES: ['warmRuntimes', 'bool'],
+  SLUICE_LANGUAGES: ['languages', 'string'],
   SLUICE_MAX_SESSIONS_PER_TENANT: ['maxSessionsPerTenant', 'int'],
   SLUICE_HEADERS_TIMEOUT: ['headersTimeoutSec', 'number'],
   SLUICE_REQUEST_TIMEOUT: ['requestTimeoutSec', 'number'],
@@ -293,6 +298,9 @@ function validateConfig(c: ServerConfig): void {
   }
   if (c.maxRunningPerTenant > c.maxRunning) c.maxRunningPerTenant = c.maxRunning;
   if (c.maxSessionsPerTenant > c.maxSessions) c.maxSessionsPerTenant = c.maxSessions;
+  for (const l of enabledLanguages(c) ?? []) {
+    if (!(LANGUAGES as readonly string[]).includes(l)) throw new Error(`SLUICE_LANGUAGES: expected names from ${LANGUAGES.join(', ')}, got ${JSON.stringify(l)}`);
+  }
   checkUniqueKeys(c.apiKeys);
   const exposed = exposureProblem(c);
   if (exposed) throw new Error(exposed);
@@ -302,4 +310,10 @@ function validateConfig(c: ServerConfig): void {
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(c.logLevel)) {
     throw new Error(`SLUICE_LOG_LEVEL: expected fatal, error, warn, info, debug, trace or silent, got ${JSON.stringify(c.logLevel)}`);
   }
+}
+
+/** The languages SLUICE_LANGUAGES names, or null when it names none (every installed one). */
+export function enabledLanguages(c: Pick<ServerConfig, 'languages'>): string[] | null {
+  const names = c.languages.split(',').map((l) => l.trim()).filter((l) => l !== '');
+  return names.length > 0 ? names : null;
 }

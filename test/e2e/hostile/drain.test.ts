@@ -159,7 +159,7 @@ test('SIGTERM with a short grace: what still runs is cancelled (SIGKILL for a SI
   const { server, uidBase } = await drainingServer({ SLUICE_DRAIN_GRACE: '1', SLUICE_KILL_GRACE_MS: '500' });
   const marker = `sleep 37.${randomInt(100000, 999999)}`;
   try {
-    const sleeper = await start(server, 'sleeper', { code: 'import time\nprint("up", flush=True)\ntime.sleep(30)', language: 'python' });
+    const sleeper = await start(server, 'sleeper', { code: 'import time\nprint("up", flush=True)\ntime.sleep(30)', language: 'python', mode: 'process' });
     const stubborn = await start(server, 'stubborn', { code: `trap "" TERM; echo up; ${marker}; echo survived`, language: 'bash' });
     const quick = await start(server, 'quick', { code: ticking(3, 0.2), language: 'bash' });
     await sleeper.when((e) => e.type === 'stdout');

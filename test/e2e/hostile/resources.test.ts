@@ -111,7 +111,8 @@ interface Outcome {
 
 /** Runs code with `POST /stream`, checks the log's shape and folds it; `onStart` gets the execution id. */
 async function run(sessionID: string, body: Record<string, unknown>, onStart?: (id: string) => void): Promise<Outcome> {
-  const res = await postJSON(`${server.url}/api/sessions/${sessionID}/stream`, body);
+  // Process mode: each bomb gets its own execution cgroup to sample (kernels: kernels.test.ts).
+  const res = await postJSON(`${server.url}/api/sessions/${sessionID}/stream`, { mode: 'process', ...body });
   assert.equal(res.status, 200, `stream answered ${res.status}`);
   let executionID = '';
   const events = await readSSE(res, (ev) => {

@@ -17,13 +17,12 @@ export function execCommand(program: Command): void {
     .command('exec')
     .description('run code in an existing session (kernel state and files persist between calls)')
     .argument('<session>', 'the session\'s id (see `sluice sessions ls`)')
-    .argument('[code...]', 'the code, its words joined by spaces; - (or nothing, with stdin not a terminal) reads it from stdin');
+    .argument('[code...]', 'the code, its words joined by spaces (use -- before code that starts with -); - reads it from stdin');
   withRunOptions(cmd).action((session: string, words: string[], flags: RunFlags) =>
     clientAction(flags, async () => {
-      const fromStdin = words.length === 0 || (words.length === 1 && words[0] === '-');
-      if (fromStdin && process.stdin.isTTY === true && words.length === 0) {
-        throw usageError('give the code to run (sluice exec SESSION CODE…), or - to read it from stdin');
-      }
+      // Reading stdin only on an explicit `-`: a script whose stdin is /dev/null must not run empty code by accident.
+      if (words.length === 0) throw usageError('give the code to run (sluice exec SESSION CODE…), or - to read it from stdin');
+      const fromStdin = words.length === 1 && words[0] === '-';
       const code = fromStdin ? await text(process.stdin) : words.join(' ');
       const transport = flags.transport ?? 'sse';
       return execute({

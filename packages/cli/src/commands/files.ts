@@ -5,7 +5,7 @@
  * file renamed into place at the end, so a failed download never leaves half a file.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, openAsBlob } from 'node:fs';
+import { createWriteStream, openAsBlob, rmSync } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -102,6 +102,12 @@ async function get(sluice: Sluice, remote: string, local: string): Promise<numbe
   const file = createWriteStream(partial, { flags: 'wx' });
   let localFailure: unknown;
   file.once('error', (err) => (localFailure = err));
+  // Ctrl-C mid-download: no half file left behind.
+  const onSignal = (): void => {
+    rmSync(partial, { force: true });
+    process.exit(ExitCode.CANCELLED);
+  };
+  process.once('SIGINT', onSignal);
   try {
     await pipeline(body, file);
     await rename(partial, target).catch((err: unknown) => {
@@ -115,6 +121,8 @@ async function get(sluice: Sluice, remote: string, local: string): Promise<numbe
       throw new CLIError(`cannot write ${target}: ${why}`, ExitCode.CANT_CREATE);
     }
     throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
   }
   return ExitCode.OK;
 }

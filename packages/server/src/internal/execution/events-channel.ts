@@ -16,7 +16,8 @@ export type ChannelEvent =
 /** The kernel's messages (see packages/sandbox/runtime/kernels). */
 export type KernelMessage =
   | { type: 'sluice.kernel_ready'; language: string; version: string }
-  | { type: 'sluice.cell_done'; nonce: string; status: 'ok' | 'error' | 'interrupted'; exit_code: number };
+  /** `exiting`: the cell ended the kernel itself (process.exit()); it is going away. */
+  | { type: 'sluice.cell_done'; nonce: string; status: 'ok' | 'error' | 'interrupted'; exit_code: number; exiting: boolean };
 
 export interface ChannelSink {
   event(e: ChannelEvent): void;
@@ -138,7 +139,13 @@ export function parseChannelMessage(v: unknown): ChannelEvent | KernelMessage | 
       const { nonce, status, exit_code: code } = o;
       if (typeof nonce !== 'string') return 'sluice.cell_done.nonce: expected a string';
       if (status !== 'ok' && status !== 'error' && status !== 'interrupted') return 'sluice.cell_done.status: expected ok, error or interrupted';
-      return { type: 'sluice.cell_done', nonce, status, exit_code: typeof code === 'number' && Number.isInteger(code) ? code : status === 'ok' ? 0 : 1 };
+      return {
+        type: 'sluice.cell_done',
+        nonce,
+        status,
+        exit_code: typeof code === 'number' && Number.isInteger(code) ? code : status === 'ok' ? 0 : 1,
+        exiting: o['exiting'] === true,
+      };
     }
     default:
       return `unknown type ${JSON.stringify(o['type'])}: expected "progress" or "result"`;

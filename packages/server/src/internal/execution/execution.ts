@@ -290,8 +290,7 @@ export class Execution {
   private async runCell(ctx: RunContext, kernel: Kernel, pipeline: OutputPipeline, startedAt: number): Promise<void> {
     const stdin = this.pendingStdin.join('');
     const cell = kernel.execute(
-      this.code,
-      { data: this.stdin ?? (stdin === '' ? undefined : stdin), eof: this.stdinEOF },
+      { code: this.code, stdin: { data: this.stdin ?? (stdin === '' ? undefined : stdin), eof: this.stdinEOF }, env: this.runEnv },
       {
         output: (stream, chunk) => {
           pipeline.write(stream, chunk);
@@ -340,7 +339,9 @@ export class Execution {
           ? `the ${name} kernel exited (${outcome.signal ?? `status ${outcome.exitCode ?? 'unknown'}`})`
           : outcome.status === 'died' && this.stopReason === 'memory_limit'
             ? `the ${name} kernel was killed at the memory limit (${ctx.memoryBytes} bytes)`
-            : `the ${name} kernel did not stop on SIGINT and was restarted`;
+            : !this.stopReason
+              ? `the cell ended the ${name} kernel (process.exit())`
+              : `the ${name} kernel did not stop on SIGINT and was restarted`;
       pipeline.write('stderr', Buffer.from(`\nsluice: ${why}; its variables and imports are gone, and the next execution starts a fresh kernel\n`));
     }
     pipeline.finish();
@@ -388,6 +389,8 @@ export function baseEnv(): Record<string, string> {
     PATH: `/usr/local/bin:/usr/bin:/bin:${RUNTIME_PATH}/bin`,
     HOME: '/workspace',
     TMPDIR: '/tmp',
+    // Caches (fontconfig, pip…) in the private /tmp, not in the user's workspace.
+    XDG_CACHE_HOME: '/tmp/.cache',
     LANG: 'C.UTF-8',
     LC_ALL: 'C.UTF-8',
     USER: 'sandbox',

@@ -15,7 +15,7 @@
  * still comes after every process the cell started is gone.
  */
 import type { Language } from '@sluice/protocol';
-import { ExecutionCgroup, launchSandbox, RUNTIME_PATH, watchCPUBudget, type CPUBudgetWatch, type SandboxProcess } from '@sluice/sandbox';
+import { ExecutionCgroup, launchSandbox, RUNTIME_PATH, runtimeFor, watchCPUBudget, type CPUBudgetWatch, type SandboxProcess } from '@sluice/sandbox';
 import { randomBytes } from 'node:crypto';
 import { cgroupHost } from '../execution/cgroup-host.js';
 import { EventsChannel, type ChannelEvent, type KernelMessage } from '../execution/events-channel.js';
@@ -65,10 +65,21 @@ interface ActiveCell {
   doneTimer: NodeJS.Timeout | null;
   restarted: boolean;
   oomBase: number;
+  /** The kernel process this cell runs in, once there is one: only its death ends the cell. */
+  proc: SandboxProcess | null;
 }
 
 /** How long after `cell_done` the markers may still be missing (a cell that closed fd 1). */
 const MARKER_WAIT_MS = 1000;
+
+/** One cell to run. */
+export interface CellRequest {
+  code: string;
+  /** Input known at submit time; `eof` closes the cell's stdin after it. */
+  stdin: { data: string | undefined; eof: boolean };
+  /** The run's own variables: set for this cell only, over the kernel's (session) environment. */
+  env: Record<string, string>;
+}
 
 export class Kernel {
   private proc: SandboxProcess | null = null;
@@ -84,6 +95,8 @@ export class Kernel {
 
   /** Set when the server stopped this kernel while idle (SLUICE_MAX_KERNELS); said to the next cell. */
   private evicted = false;
+  /** The kernel said its last cell ended it (process.exit()); it is on its way out. */
+  private exiting = false;
 
   constructor(
     readonly language: KernelLanguage,
@@ -108,17 +121,17 @@ export class Kernel {
   }
 
   /** Runs one cell, starting the kernel first when it is not running. */
-  execute(code: string, stdin: { data: string | undefined; eof: boolean }, sink: CellSink): Cell {
+  execute(request: CellRequest, sink: CellSink): Cell {
     if (this.active) throw new Error('kernel: a cell is already running');
     this.lastUsedAt = Date.now();
     const nonce = randomBytes(16).toString('hex');
     let resolve!: (o: CellOutcome) => void;
     const done = new Promise<CellOutcome>((r) => (resolve = r));
-    this.active = { nonce, sink, cellDone: null, resolve, finished: false, doneTimer: null, restarted: false, oomBase: 0 };
+    this.active = { nonce, sink, cellDone: null, resolve, finished: false, doneTimer: null, restarted: false, oomBase: 0, proc: null };
     const active = this.active;
     this.splitters.stdout.expect(nonce);
     this.splitters.stderr.expect(nonce);
-    void this.begin(active, code, stdin).catch((err: unknown) => {
+    void this.begin(active, request).catch((err: unknown) => {
       this.finishCell({ exitCode: null, signal: null, status: 'died', kernelRestarted: false, oomKills: 0, setupError: `the kernel failed to start: ${(err as Error).message}` });
     });
     return {
@@ -165,7 +178,8 @@ export class Kernel {
     await this.exited;
   }
 
-  private async begin(active: NonNullable<Kernel['active']>, code: string, stdin: { data: string | undefined; eof: boolean }): Promise<void> {
+  private async begin(active: NonNullable<Kernel['active']>, { code, stdin, env }: CellRequest): Promise<void> {
+    if (this.exiting && this.proc) await this.exited;
     if (!this.proc) {
       if (this.evicted) {
         active.sink.note(`this session's ${this.language} kernel was stopped while idle to make room for others (SLUICE_MAX_KERNELS); its variables and imports are gone`);
@@ -175,12 +189,14 @@ export class Kernel {
       this.onStart(this);
     }
     if (this.active !== active) return;
+    active.proc = this.proc;
     const stats = await this.cgroup?.stats().catch(() => null);
     active.oomBase = stats?.oomKills ?? 0;
     this.cells++;
     const msg: Record<string, unknown> = { type: 'execute', nonce: active.nonce, code };
     if (stdin.data !== undefined) msg['stdin'] = stdin.data;
     if (stdin.eof) msg['stdin_eof'] = true;
+    if (Object.keys(env).length > 0) msg['env'] = env;
     this.proc?.writeControl(JSON.stringify(msg));
   }
 
@@ -225,7 +241,7 @@ export class Kernel {
       runtimeDir: ctx.runtimeDir,
       env: {
         ...baseEnv(),
-        ...(this.language === 'python' ? { PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', PYTHONPATH: `/workspace:${RUNTIME_PATH}/python`, MPLBACKEND: 'Agg' } : {}),
+        ...runtimeFor(this.language)?.env,
         ...ctx.env,
       },
       network: ctx.network,
@@ -246,16 +262,20 @@ export class Kernel {
       onEvents: (chunk) => setImmediate(() => channel.write(chunk)),
     });
     this.proc = proc;
+    if (this.active) this.active.proc = proc;
     this.exited = proc.exited.then(async (exit) => {
       await new Promise<void>((r) => setImmediate(r));
       channel.end();
       const stats = await cgroup?.stats().catch(() => null);
       await cgroup?.destroy().catch(() => undefined);
-      if (this.proc === proc) this.proc = null;
+      if (this.proc === proc) {
+        this.proc = null;
+        this.exiting = false;
+      }
       if (this.cgroup === cgroup) this.cgroup = null;
       this.cells = 0;
       const a = this.active;
-      if (a && !a.finished) {
+      if (a && !a.finished && a.proc === proc) {
         this.flushHeld(a);
         this.finishCell({
           exitCode: exit.exitCode,
@@ -278,6 +298,11 @@ export class Kernel {
         const a = this.active;
         if (!a || a.finished || m.nonce !== a.nonce) return;
         a.cellDone = m;
+        if (m.exiting) {
+          // Its state goes with it; the next cell waits for it to be gone and starts another.
+          a.restarted = true;
+          this.exiting = true;
+        }
         this.maybeFinish();
         // A cell that closed its stdout or stderr never lets its marker through there.
         a.doneTimer ??= setTimeout(() => this.finishWithVerdict(a), MARKER_WAIT_MS);

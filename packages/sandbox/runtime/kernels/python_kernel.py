@@ -1,0 +1,652 @@
+"""Sluice's Python kernel: one long-lived interpreter per session, run as the sandboxed program.
+
+Protocol (the server's kernel client relies on exactly this):
+  fd 4 (SLUICE_CONTROL_FD), server -> kernel, JSON lines:
+    {"type":"execute","nonce":"<hex>","code":"...","stdin":"..."?,"stdin_eof":bool?,"env":{...}?}
+    {"type":"stdin","data":"..."}   {"type":"stdin_eof"}
+  fd 3 (SLUICE_EVENTS_FD), kernel -> server, JSON lines, one write() each:
+    {"type":"sluice.kernel_ready","language":"python","version":"3.11.2","pid":N} once,
+    then per cell: user events, {"type":"result",...}, and last
+    {"type":"sluice.cell_done","nonce":...,"status":"ok"|"error"|"interrupted","exit_code":N}
+  After each cell, before cell_done: the bytes \\x1esluice:<nonce>\\x1e on fd 1 and on fd 2.
+  SIGINT interrupts the running cell and is ignored between cells.
+
+Cells run like Jupyter's: one persistent __main__ namespace, the value of a trailing expression
+is shown unless the code ends with ';', top-level await works, matplotlib figures left open
+are sent as PNG results and closed. A cell's processes die with it: everything in the PID
+namespace but the kernel and its ancestors, or only its descendants when
+SLUICE_KERNEL_SCOPE=descendants (tests, or when PID 1 is not bubblewrap's init).
+"""
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # before anything can import matplotlib
+
+import __future__
+import ast
+import builtins
+import errno
+import io
+import json
+import linecache
+import queue
+import re
+import signal
+import sys
+import threading
+import time
+import types
+
+EVENTS_FD = int(os.environ.get("SLUICE_EVENTS_FD") or 3)
+CONTROL_FD = int(os.environ.get("SLUICE_CONTROL_FD") or 4)
+KERNEL_FILE = os.path.abspath(__file__)
+CO_COROUTINE = 0x0080  # inspect.CO_COROUTINE, without importing inspect (~10 ms)
+FUTURE_FLAGS = 0
+for _name in __future__.all_feature_names:
+    FUTURE_FLAGS |= getattr(__future__, _name).compiler_flag
+NONCE = re.compile(r"[0-9A-Fa-f]{1,128}\Z")
+KILL_WAIT = 0.2  # seconds to wait for a cell's killed processes to be gone
+
+
+class State:
+    in_cell = False  # SIGINT raises KeyboardInterrupt only while this is set
+    saved_env = {}  # the values a cell's env replaced, put back when it ends
+    execute_pending = False  # an execute was read and its cell has not started yet
+    early_interrupt = False  # a SIGINT hit that pending cell before it started
+    count = 0
+    flags = 0  # __future__ flags that earlier cells turned on
+    loop = None
+
+
+def write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            import select
+
+            select.select([], [fd], [])
+            continue
+        view = view[n:]
+
+
+def emit(event):
+    write_all(EVENTS_FD, json.dumps(event, separators=(",", ":")).encode("ascii") + b"\n")
+
+
+def flush_std():
+    for stream in (sys.stdout, sys.stderr, STDOUT, STDERR):
+        try:
+            stream.flush()
+        except Exception:
+            pass
+
+
+class CellStdin(io.TextIOBase):
+    """sys.stdin for cells: fed by the control thread's stdin messages; reads block until
+    data or end of input arrives (and are interruptible by SIGINT)."""
+
+    encoding = "utf-8"
+    errors = "strict"
+    name = "<stdin>"
+
+    def __init__(self):
+        super().__init__()
+        self._cond = threading.Condition()
+        self._buf = ""
+        self._eof = True
+        self._active = False
+
+    def begin(self, data, eof):
+        with self._cond:
+            self._buf, self._eof, self._active = data, eof, True
+            self._cond.notify_all()
+
+    def end(self):
+        with self._cond:
+            self._buf, self._eof, self._active = "", True, False
+            self._cond.notify_all()
+
+    def feed(self, data):
+        with self._cond:
+            if self._active and not self._eof:
+                self._buf += data
+                self._cond.notify_all()
+
+    def close_input(self):
+        with self._cond:
+            if self._active:
+                self._eof = True
+                self._cond.notify_all()
+
+    def readable(self):
+        return True
+
+    def isatty(self):
+        return False
+
+    def fileno(self):
+        raise io.UnsupportedOperation("the kernel's stdin is fed by messages and has no fd")
+
+    @property
+    def buffer(self):
+        return _BinaryStdin(self)
+
+    def read(self, size=-1):
+        size = -1 if size is None else size
+        with self._cond:
+            while not self._eof and (size < 0 or len(self._buf) < size):
+                self._cond.wait()
+            n = len(self._buf) if size < 0 else size
+            out, self._buf = self._buf[:n], self._buf[n:]
+            return out
+
+    def readline(self, size=-1):
+        size = -1 if size is None else size
+        with self._cond:
+            while not self._eof and "\n" not in self._buf and (size < 0 or len(self._buf) < size):
+                self._cond.wait()
+            i = self._buf.find("\n")
+            n = len(self._buf) if i < 0 else i + 1
+            if size >= 0:
+                n = min(n, size)
+            out, self._buf = self._buf[:n], self._buf[n:]
+            return out
+
+
+class _BinaryStdin(io.BufferedIOBase):
+    def __init__(self, text):
+        super().__init__()
+        self._text = text
+
+    def readable(self):
+        return True
+
+    def read(self, size=-1):
+        return self._text.read(size).encode("utf-8", "surrogateescape")
+
+    read1 = read
+
+    def readline(self, size=-1):
+        return self._text.readline(size).encode("utf-8", "surrogateescape")
+
+
+def unbuffered(fd):
+    # Like python -u: a write-through text layer over the raw fd, so print() streams.
+    return io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True)
+
+
+STDOUT = unbuffered(1)
+STDERR = unbuffered(2)
+STDIN = CellStdin()
+QUEUE = queue.SimpleQueue()
+
+
+def on_sigint(signum, frame):
+    if State.in_cell:
+        raise KeyboardInterrupt
+    if State.execute_pending:
+        State.early_interrupt = True
+
+
+def control_reader():
+    pending = b""
+    while True:
+        try:
+            chunk = os.read(CONTROL_FD, 1 << 16)
+        except InterruptedError:
+            continue
+        except OSError:
+            chunk = b""
+        if not chunk:
+            QUEUE.put(None)
+            return
+        pending += chunk
+        if b"\n" not in chunk:
+            continue
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            try:
+                handle_control(json.loads(line))
+            except Exception:
+                pass  # a malformed message is dropped; the next one may be fine
+
+
+def handle_control(msg):
+    kind = msg.get("type") if isinstance(msg, dict) else None
+    if kind == "execute":
+        nonce = msg.get("nonce")
+        if not isinstance(nonce, str) or not NONCE.match(nonce):
+            return
+        data = msg.get("stdin")
+        # Stdin goes live now, not when the cell starts: messages right behind the execute are kept.
+        STDIN.begin(data if isinstance(data, str) else "", msg.get("stdin_eof") is True)
+        State.early_interrupt = False
+        State.execute_pending = True
+        QUEUE.put(msg)
+    elif kind == "stdin":
+        data = msg.get("data")
+        if isinstance(data, str):
+            STDIN.feed(data)
+    elif kind == "stdin_eof":
+        STDIN.close_input()
+
+
+# --- the cell's processes --------------------------------------------------------------
+
+
+def read_proc(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
+
+
+def stat_of(pid):
+    """(state, ppid) of a process, or None when it is gone."""
+    try:
+        data = read_proc("/proc/%d/stat" % pid)
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    return fields[0], int(fields[1])
+
+
+def children_of(pid):
+    out = []
+    try:
+        tids = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for tid in tids:
+        try:
+            out.extend(int(x) for x in read_proc("/proc/%d/task/%s/children" % (pid, tid)).split())
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def all_pids():
+    return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+
+
+def descendants():
+    if HAVE_CHILDREN_FILES:
+        found, stack = [], children_of(MY_PID)
+        while stack:
+            pid = stack.pop()
+            found.append(pid)
+            stack.extend(children_of(pid))
+        return found
+    parents = {}
+    for pid in all_pids():
+        st = stat_of(pid)
+        if st:
+            parents.setdefault(st[1], []).append(pid)
+    found, stack = [], list(parents.get(MY_PID, ()))
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(parents.get(pid, ()))
+    return found
+
+
+def live_strays():
+    pids = descendants() if SCOPE == "descendants" else [p for p in all_pids() if p not in PROTECTED]
+    out = []
+    for pid in pids:
+        st = stat_of(pid)
+        # A zombie is dead already; its parent (a Popen, say) reaps it and keeps the status.
+        if st is not None and st[0] != b"Z":
+            out.append(pid)
+    return out
+
+
+class Reserve:
+    """One fd kept open so that the kernel can still read /proc when a cell has used up every fd."""
+
+    fd = None
+
+    @classmethod
+    def take(cls):
+        if cls.fd is None:
+            try:
+                cls.fd = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass
+
+
+def kill_strays():
+    try:
+        _kill(live_strays())
+    except OSError as e:
+        if e.errno != errno.EMFILE or Reserve.fd is None:
+            return
+        os.close(Reserve.fd)
+        Reserve.fd = None
+        try:
+            _kill(live_strays())
+        except OSError:
+            pass
+        finally:
+            Reserve.take()
+
+
+def _kill(targets):
+    if not targets:
+        return
+    deadline = time.monotonic() + KILL_WAIT
+    while True:
+        for pid in targets:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.0005)
+        targets = live_strays()
+        if not targets or time.monotonic() > deadline:
+            return
+
+
+def ancestors(pid):
+    out = set()
+    while pid > 0 and pid not in out:
+        out.add(pid)
+        st = stat_of(pid)
+        if st is None:
+            break
+        pid = st[1]
+    return out
+
+
+def choose_scope():
+    if os.environ.get("SLUICE_KERNEL_SCOPE") == "descendants":
+        return "descendants"
+    try:
+        init = read_proc("/proc/1/comm").strip()
+    except OSError:
+        init = b""
+    # "Everything but my ancestors" is only safe in a PID namespace of our own.
+    return "namespace" if init == b"bwrap" else "descendants"
+
+
+MY_PID = os.getpid()
+PROTECTED = ancestors(MY_PID)
+SCOPE = choose_scope()
+HAVE_CHILDREN_FILES = os.path.exists("/proc/%d/task/%d/children" % (MY_PID, MY_PID))
+
+
+# --- running a cell ----------------------------------------------------------------------
+
+G = {}  # the user's namespace, set up in main()
+
+
+def ends_with_semicolon(lines, node):
+    line = lines[node.end_lineno - 1]
+    # end_col_offset counts UTF-8 bytes.
+    rest = line.encode("utf-8", "surrogatepass")[node.end_col_offset :].decode("utf-8", "replace")
+    rest = "\n".join([rest] + lines[node.end_lineno :])
+    # Only closing parens, ';', comments and blanks can follow the last expression.
+    return re.sub(r"#[^\n]*", "", rest).rstrip().endswith(";")
+
+
+def compile_cell(code, filename):
+    """(body, last): code objects for the statements and the trailing expression (or None)."""
+    flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT | State.flags
+    tree = compile(code, filename, "exec", flags | ast.PyCF_ONLY_AST, dont_inherit=True)
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not ends_with_semicolon(code.split("\n"), tree.body[-1]):
+        last = ast.Expression(tree.body.pop().value)
+    body = compile(tree, filename, "exec", flags, dont_inherit=True) if tree.body else None
+    if body is not None:
+        State.flags |= body.co_flags & FUTURE_FLAGS
+    if last is not None:
+        last = compile(last, filename, "eval", ast.PyCF_ALLOW_TOP_LEVEL_AWAIT | State.flags, dont_inherit=True)
+    return body, last
+
+
+def run_code(co):
+    value = eval(co, G)
+    if co.co_flags & CO_COROUTINE:
+        value = run_coroutine(value)
+    return value
+
+
+def run_coroutine(coro):
+    import asyncio
+
+    if State.loop is None or State.loop.is_closed():
+        State.loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(State.loop)
+    loop = State.loop
+    task = loop.create_task(coro)
+    try:
+        return loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        if not task.done():
+            # Give the cell's coroutine its CancelledError (finally blocks, closes) within a bound.
+            task.cancel()
+            try:
+                loop.run_until_complete(asyncio.wait([task], timeout=1))
+            except BaseException:
+                pass
+        raise
+
+
+def trim_traceback(tb):
+    """The traceback from the cell's first frame on: the kernel's frames are not the user's."""
+    t = tb
+    while t is not None and not t.tb_frame.f_code.co_filename.startswith("<cell "):
+        t = t.tb_next
+    if t is None:
+        t = tb
+        while t is not None and t.tb_frame.f_code.co_filename == KERNEL_FILE:
+            t = t.tb_next
+    # The SIGINT handler's frame at the end (an interrupt) is not the user's either.
+    last_user = None
+    frame = t
+    while frame is not None:
+        if frame.tb_frame.f_code.co_filename != KERNEL_FILE:
+            last_user = frame
+        frame = frame.tb_next
+    if last_user is not None:
+        last_user.tb_next = None
+    return t
+
+
+def print_exception(exc):
+    tb = trim_traceback(exc.__traceback__)
+    exc.__traceback__ = tb  # the default excepthook prints this, not its tb argument
+    sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, tb
+    flush_std()
+    try:
+        if sys.excepthook is sys.__excepthook__:
+            # The C hook reads source lines from disk; the traceback module finds cells in linecache.
+            import traceback
+
+            traceback.print_exception(type(exc), exc, tb, file=sys.stderr)
+        else:
+            sys.excepthook(type(exc), exc, tb)
+    except Exception:
+        import traceback
+
+        traceback.print_exception(type(exc), exc, tb, file=STDERR)
+    flush_std()
+
+
+def exit_status(exc):
+    """(status, exit_code) for SystemExit, as the interpreter would exit."""
+    code = exc.code
+    if code is None:
+        return "ok", 0
+    if isinstance(code, int) and not isinstance(code, bool):
+        code &= 0xFF
+        return ("ok" if code == 0 else "error"), code
+    try:
+        print(code, file=sys.stderr)
+    except Exception:
+        pass
+    return "error", 1
+
+
+def show(value):
+    bundle = sluice.mime_bundle(value)
+    if bundle is not None:
+        flush_std()
+        emit({"type": "result", "data": bundle})
+
+
+def show_figures(skip):
+    if "matplotlib.pyplot" not in sys.modules:
+        return
+    try:
+        from matplotlib._pylab_helpers import Gcf
+
+        managers = Gcf.get_all_fig_managers()
+    except Exception:
+        return
+    for manager in managers:
+        try:
+            figure = manager.canvas.figure
+            if figure is not skip:
+                show(figure)
+        except Exception as e:
+            print_exception(e)
+        finally:
+            Gcf.destroy(manager)
+
+
+def set_env(env):
+    """The run's own variables, for this cell only (children inherit os.environ)."""
+    State.saved_env = {}
+    if not isinstance(env, dict):
+        return
+    for k, v in env.items():
+        if isinstance(k, str) and isinstance(v, str):
+            State.saved_env.setdefault(k, os.environ.get(k))
+            os.environ[k] = v
+
+
+def restore_env():
+    for k, v in State.saved_env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    State.saved_env = {}
+
+
+def run_cell(msg):
+    set_env(msg.get("env"))
+    State.count += 1
+    State.in_cell = True
+    State.execute_pending = False
+    nonce, code = msg["nonce"], msg.get("code")
+    status, exit_code, value = "ok", 0, None
+    try:
+        try:
+            if State.early_interrupt:
+                raise KeyboardInterrupt
+            if not isinstance(code, str):
+                raise TypeError("the execute message has no code string")
+            # compile() reads \r and \r\n as \n anyway; normalising keeps ast positions on our lines.
+            code = code.replace("\r\n", "\n").replace("\r", "\n")
+            filename = "<cell %d>" % State.count
+            linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+            body, last = compile_cell(code, filename)
+            if body is not None:
+                run_code(body)
+            if last is not None:
+                value = run_code(last)
+                if value is not None:
+                    builtins._ = value
+                    show(value)
+        finally:
+            State.in_cell = False
+    except KeyboardInterrupt as e:
+        State.in_cell = False
+        print_exception(e)
+        status, exit_code = "interrupted", 130
+    except SystemExit as e:
+        State.in_cell = False
+        status, exit_code = exit_status(e)
+    except BaseException as e:
+        State.in_cell = False
+        print_exception(e)
+        status, exit_code = "error", 1
+    finish(nonce, status, exit_code, value)
+
+
+def finish(nonce, status, exit_code, value):
+    STDIN.end()
+    restore_env()
+    try:
+        show_figures(value)
+    except BaseException:
+        pass
+    flush_std()
+    kill_strays()
+    sentinel = ("\x1esluice:%s\x1e" % nonce).encode("ascii")
+    for fd in (1, 2):
+        try:
+            write_all(fd, sentinel)
+        except OSError:
+            pass
+    emit({"type": "sluice.cell_done", "nonce": nonce, "status": status, "exit_code": exit_code})
+
+
+def main():
+    global sluice, G, KERNEL_MODULE
+    # Cells get their stdin from messages; children get EOF instead of the idle pipe on fd 0.
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    os.set_inheritable(CONTROL_FD, False)
+    Reserve.take()
+    os.environ["SLUICE_EVENTS_FD"] = str(EVENTS_FD)
+    # Imports resolve from the working directory, as in the REPL, not from this file's folder.
+    here = os.path.dirname(KERNEL_FILE)
+    sys.path[:] = [""] + [p for p in sys.path if p != here]
+    helpers = os.path.join(os.path.dirname(here), "python")
+    if helpers not in sys.path:
+        sys.path.append(helpers)
+    import sluice
+
+    sys.stdout, sys.stderr, sys.stdin = STDOUT, STDERR, STDIN
+    sys.argv = [""]
+    builtins.progress = sluice.progress
+    builtins.result = sluice.result
+    builtins.display = sluice.result
+
+    # A real __main__ module around the namespace, so pickle finds classes defined in cells.
+    main_module = types.ModuleType("__main__")
+    main_module.__builtins__ = builtins
+    G = main_module.__dict__
+    KERNEL_MODULE = sys.modules["__main__"]
+    sys.modules["__main__"] = main_module
+
+    signal.signal(signal.SIGINT, on_sigint)
+    threading.Thread(target=control_reader, name="sluice-control", daemon=True).start()
+    emit({
+        "type": "sluice.kernel_ready",
+        "language": "python",
+        "version": "%d.%d.%d" % sys.version_info[:3],
+        "pid": MY_PID,
+    })
+    while True:
+        msg = QUEUE.get()
+        if msg is None:  # the server closed the control pipe
+            flush_std()
+            os._exit(0)
+        run_cell(msg)
+
+
+sluice = None
+KERNEL_MODULE = None
+
+if __name__ == "__main__":
+    main()
