@@ -19,7 +19,10 @@ export type SluiceErrorCode = ErrorCode | ClientErrorCode;
 export interface SluiceErrorDetails {
   /** HTTP status of the answer (the table's status for errors that arrived another way). */
   status?: number;
-  /** The server's request id (`Request-Id` / `X-Request-Id` answer header), when it sent one. */
+  /**
+   * Names the request: the server's `Request-Id` / `X-Request-Id` answer header when it sends one,
+   * otherwise the `X-Request-Id` the SDK sent (or, over WebSocket, the `execute`'s `request_id`).
+   */
   requestID?: string;
   /** Seconds to wait before retrying (`Retry-After`), when the server said. */
   retryAfter?: number;
@@ -32,7 +35,7 @@ export class SluiceError extends Error {
   readonly code: SluiceErrorCode;
   /** HTTP status, or undefined for errors that never reached the server. */
   readonly status: number | undefined;
-  /** The server's request id, when it sent one. */
+  /** The id of the failed request (see {@link SluiceErrorDetails.requestID}); undefined for errors not tied to one. */
   readonly requestID: string | undefined;
 
   constructor(code: SluiceErrorCode, message: string, details: SluiceErrorDetails = {}) {
@@ -176,10 +179,11 @@ export interface ErrorResponse {
 /**
  * Builds the typed error of a non-2xx answer from its `{error: {code, message}}` body, falling
  * back to the status when the body is not Sluice's (a proxy's HTML page, an empty 502).
+ * `sentRequestID` (the `X-Request-Id` sent) names the request when the answer does not.
  */
-export async function errorFromResponse(res: ErrorResponse, what: string): Promise<SluiceError> {
+export async function errorFromResponse(res: ErrorResponse, what: string, sentRequestID?: string): Promise<SluiceError> {
   const details: SluiceErrorDetails = { status: res.status };
-  const requestID = res.headers.get('request-id') ?? res.headers.get('x-request-id');
+  const requestID = res.headers.get('request-id') ?? res.headers.get('x-request-id') ?? sentRequestID ?? null;
   if (requestID !== null) details.requestID = requestID;
   const retryAfter = parseRetryAfter(res.headers.get('retry-after'));
   if (retryAfter !== undefined) details.retryAfter = retryAfter;

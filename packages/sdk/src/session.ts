@@ -163,8 +163,23 @@ export class Session {
       queue: this.ctx.ws.queue,
       idleTimeoutMs: this.ctx.ws.idleTimeoutMs,
       pingIntervalMs: this.ctx.ws.pingIntervalMs,
+      createSession: () => this.createIfMissing(),
     });
     return this.ws;
+  }
+
+  /** Creates this session with the server's defaults unless it exists (what an HTTP run on a new id does). */
+  private async createIfMissing(): Promise<void> {
+    try {
+      this.settings = readSessionInfo(await this.ctx.http.json('POST', '/api/sessions', { json: { id: this.id }, timeoutMs: this.ctx.commandTimeoutMs }));
+    } catch (err: unknown) {
+      // Refused because another client created it meanwhile is success too: the session is there.
+      try {
+        await this.refresh();
+      } catch {
+        throw err;
+      }
+    }
   }
 }
 

@@ -1,10 +1,12 @@
 /**
- * The one place the SDK talks HTTP: builds URLs under the base URL, adds the bearer token, turns
- * non-2xx answers into typed errors (errors.ts), network failures into ConnectionError and a
- * client-side deadline into TimeoutError. A caller's own AbortSignal rejects with its reason.
+ * The one place the SDK talks HTTP: builds URLs under the base URL, adds the bearer token and an
+ * `X-Request-Id`, turns non-2xx answers into typed errors (errors.ts), network failures into
+ * ConnectionError and a client-side deadline into TimeoutError, each naming the request. A
+ * caller's own AbortSignal rejects with its reason.
  */
 import { ConnectionError, errorFromResponse, isAbortError, TimeoutError } from '../errors.js';
 import { anySignal, unref } from './abort.js';
+import { randomID } from './random-id.js';
 
 /** The fetch the SDK calls: the global one, or any function of the same shape. */
 export type FetchFunction = (input: string, init?: RequestInit) => Promise<Response>;
@@ -62,6 +64,8 @@ export class HTTPClient {
     const what = `${method} ${path}`;
     const headers: Record<string, string> = { ...this.headers, ...opts.headers };
     if (this.apiKey !== undefined) headers['authorization'] = `Bearer ${this.apiKey}`;
+    // Errors carry it, so a failure can be matched with a proxy's or the server's logs.
+    const requestID = (headers['x-request-id'] ??= randomID());
     let body: BodyInit | undefined = opts.body;
     if (opts.json !== undefined) {
       headers['content-type'] = 'application/json';
@@ -78,13 +82,13 @@ export class HTTPClient {
     try {
       res = await this.fetchFn(this.url(path, opts.query), init);
     } catch (err: unknown) {
-      throw this.failure(err, what, opts.signal, deadline.signal, timeoutMs);
+      throw this.failure(err, what, opts.signal, deadline.signal, timeoutMs, requestID);
     } finally {
       clearTimeout(timer);
       linked.dispose();
     }
     if (res.ok || opts.accept?.includes(res.status)) return res;
-    throw await errorFromResponse(res, what);
+    throw await errorFromResponse(res, what, requestID);
   }
 
   /** A request whose answer is JSON (or nothing, for 204). */
@@ -119,11 +123,12 @@ export class HTTPClient {
   }
 
   /** What a failed fetch becomes: the caller's abort reason, a TimeoutError, or a ConnectionError. */
-  private failure(err: unknown, what: string, callerSignal: AbortSignal | undefined, deadline: AbortSignal | undefined, timeoutMs: number): unknown {
+  private failure(err: unknown, what: string, callerSignal: AbortSignal | undefined, deadline: AbortSignal | undefined, timeoutMs: number, requestID?: string): unknown {
     if (callerSignal?.aborted) return callerSignal.reason;
-    if (deadline?.aborted) return new TimeoutError(`${what}: no answer within ${timeoutMs} ms (timeoutMs)`, { cause: err });
+    const details = requestID === undefined ? { cause: err } : { cause: err, requestID };
+    if (deadline?.aborted) return new TimeoutError(`${what}: no answer within ${timeoutMs} ms (timeoutMs)`, details);
     if (isAbortError(err)) return err;
-    return new ConnectionError(`${what}: ${describeNetworkError(err)} (is the server at ${this.baseURL} running?)`, { cause: err });
+    return new ConnectionError(`${what}: ${describeNetworkError(err)} (is the server at ${this.baseURL} running?)`, details);
   }
 }
 

@@ -2,7 +2,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionEvent } from '@sluice/protocol';
-import { ConnectionError, SessionBusyError, UnauthorizedError } from '../errors.js';
+import { ConnectionError, NotFoundError, SessionBusyError, UnauthorizedError, UnsupportedLanguageError } from '../errors.js';
 import type { WebSocketLike } from '../web-socket.js';
 import { WSConnection, type WSConnectionOptions } from './ws-connection.js';
 import type { WSExecutionSource } from './ws-execution-source.js';
@@ -189,6 +189,76 @@ test('a refused execute rejects with the typed error of its code', async () => {
   ws.receive({ type: 'error', request_id: requestIDOf(ws, 0), code: 'SESSION_BUSY', error: 'queue full' });
   await assert.rejects(a.next(), SessionBusyError);
   await assert.rejects(a.executionID, SessionBusyError);
+});
+
+test('a refused execute names its request_id in the typed error', async () => {
+  const conn = connection();
+  const a = conn.execute({ code: 'a' });
+  const ws = socket();
+  ws.open();
+  const id = requestIDOf(ws, 0);
+  ws.receive({ type: 'error', request_id: id, code: 'UNSUPPORTED_LANGUAGE', error: 'no cobol' });
+  await assert.rejects(a.next(), (err: unknown) => err instanceof UnsupportedLanguageError && err.requestID === id && err.status === 422);
+});
+
+test('a run refused with 4404 at the upgrade creates the session once and is sent on the next socket', async () => {
+  let created = 0;
+  const conn = connection({ createSession: async () => void created++ });
+  const a = conn.execute({ code: 'a' });
+  socket().open(); // the upgrade is accepted, then closed at once: the execute was never read
+  socket().drop(4404, 'no session with id "s1"');
+  await sleep(10);
+  assert.equal(created, 1);
+  assert.equal(FakeSocket.all.length, 2, 'dialled again after creating the session');
+  const ws = socket();
+  ws.open();
+  assert.equal(ws.sentOf('execute').length, 1, 'the run goes out on the new socket');
+  ws.receive({ type: 'accepted', request_id: requestIDOf(ws, 0), execution_id: 'A' });
+  ws.receive(done('A', 1));
+  assert.deepEqual((await take(a, 10)).map((e) => e.seq), [1]);
+  conn.close();
+});
+
+test('a second 4404 right after creating the session, or one without a run waiting, is NotFoundError', async () => {
+  let created = 0;
+  const conn = connection({ createSession: async () => void created++ });
+  const a = conn.execute({ code: 'a' });
+  socket().open();
+  socket().drop(4404, 'gone');
+  await sleep(10);
+  socket().open();
+  socket().drop(4404, 'gone');
+  await assert.rejects(a.next(), (err: unknown) => err instanceof NotFoundError && err.message === 'gone');
+  assert.equal(created, 1);
+  const b = conn.attach('B', 1); // following only: nothing to create the session for
+  socket().open();
+  socket().drop(4404, 'gone');
+  await assert.rejects(b.next(), NotFoundError);
+  assert.equal(created, 1);
+});
+
+test('a run on a socket refused with 4401 fails with UnauthorizedError, not a maybe-started ConnectionError', async () => {
+  const conn = connection();
+  const a = conn.execute({ code: 'a' });
+  socket().open();
+  socket().drop(4401, 'bad key');
+  await assert.rejects(a.next(), (err: unknown) => err instanceof UnauthorizedError && err.message === 'bad key');
+});
+
+test('a run on a socket refused with 4429 (too many sockets) is sent again on the next one', async () => {
+  const conn = connection();
+  const a = conn.execute({ code: 'a' });
+  socket().open();
+  socket().drop(4429, 'too many sockets');
+  await sleep(10);
+  const ws = socket();
+  assert.equal(FakeSocket.all.length, 2);
+  ws.open();
+  assert.equal(ws.sentOf('execute').length, 1);
+  ws.receive({ type: 'accepted', request_id: requestIDOf(ws, 0), execution_id: 'A' });
+  ws.receive(done('A', 1));
+  assert.deepEqual((await take(a, 10)).map((e) => e.seq), [1]);
+  conn.close();
 });
 
 test('close code 4401 fails every stream with UnauthorizedError, without retrying', async () => {

@@ -7,7 +7,13 @@
  *
  * An `execute` is sent once and never again: the protocol has no idempotency key for it, so if
  * the socket drops before its `accepted`, the stream fails with a ConnectionError rather than
- * risk running the code twice. Once accepted, a drop is resumed without loss.
+ * risk running the code twice. Once accepted, a drop is resumed without loss. The exception is a
+ * socket the server refused at the upgrade (4401, 4404, 4429 before any message): it read
+ * nothing, so its executes are sent again on the next socket.
+ *
+ * A run on a session that does not exist creates it over HTTP; the socket cannot (4404 at the
+ * upgrade), so with `createSession` a refused socket carrying a run creates the session once and
+ * dials again: `sluice.session("new-id").run(…)` behaves the same on both transports.
  */
 import { parseExecutionEvent, type RunRequest } from '@sluice/protocol';
 import { ConnectionError, errorFromCode, InternalError, InvalidRequestError, NotFoundError, PayloadTooLargeError, SluiceError, UnauthorizedError } from '../errors.js';
@@ -29,12 +35,18 @@ export interface WSConnectionOptions {
   idleTimeoutMs: number;
   /** Send `ping` this often; a socket silent for twice as long is taken for dead. 0 disables. */
   pingIntervalMs: number;
+  /** Creates the session when the server answers 4404 to a socket that carries a run. */
+  createSession?: (() => Promise<void>) | undefined;
   random?: () => number;
 }
 
 /** RFC 6455 close codes the SDK sends (browsers allow only 1000 and 3000–4999). */
 const CLOSE_NORMAL = 1000;
 const CLOSE_UNRESPONSIVE = 4000;
+
+/** Close codes with which the server refuses a socket at the upgrade, before reading any message. */
+const REFUSED_AT_UPGRADE: ReadonlySet<number> = new Set([4401, 4404, 4429]);
+const NO_SESSION = 4404;
 
 export class WSConnection implements WSChannel {
   private socket: WebSocketLike | undefined;
@@ -49,6 +61,12 @@ export class WSConnection implements WSChannel {
   private idleTimer: ReturnType<typeof setTimeout> | undefined;
   private pingTimer: ReturnType<typeof setInterval> | undefined;
   private lastHeard = 0;
+  /** The current socket has delivered a message (so the server has read what was sent before). */
+  private heard = false;
+  /** The session is being created after a 4404; set until the next dial. */
+  private creating: Promise<void> | undefined;
+  /** A 4404 already led to creating the session; a second one without a message in between fails. */
+  private createdSession = false;
   /** Sockets opened so far (tests and diagnostics). */
   opened = 0;
 
@@ -142,7 +160,7 @@ export class WSConnection implements WSChannel {
   }
 
   private ensureOpen(): void {
-    if (this.socket !== undefined || this.retryTimer !== undefined) return;
+    if (this.socket !== undefined || this.retryTimer !== undefined || this.creating !== undefined) return;
     this.dial();
   }
 
@@ -156,6 +174,7 @@ export class WSConnection implements WSChannel {
       return;
     }
     this.socket = ws;
+    this.heard = false;
     ws.addEventListener('open', () => {
       if (this.socket === ws) this.onOpen(ws);
     });
@@ -200,6 +219,8 @@ export class WSConnection implements WSChannel {
   private onMessage(data: unknown): void {
     this.lastHeard = Date.now();
     this.failures = 0;
+    this.heard = true;
+    this.createdSession = false;
     const text = typeof data === 'string' ? data : data instanceof ArrayBuffer || ArrayBuffer.isView(data) ? new TextDecoder().decode(data) : undefined;
     if (text === undefined) return;
     let value: unknown;
@@ -245,7 +266,7 @@ export class WSConnection implements WSChannel {
   private onErrorMessage(msg: Record<string, unknown>, requestID: string | undefined, executionID: string | undefined): void {
     const code = typeof msg['code'] === 'string' ? msg['code'] : 'INTERNAL';
     const message = typeof msg['error'] === 'string' ? msg['error'] : 'the server refused a message';
-    const err = errorFromCode(code, message);
+    const err = errorFromCode(code, message, requestID === undefined ? {} : { requestID });
     if (requestID !== undefined) {
       const source = this.byRequest.get(requestID);
       if (source) {
@@ -262,6 +283,16 @@ export class WSConnection implements WSChannel {
   private onClose(code: number, reason: string): void {
     this.socket = undefined;
     this.stopPing();
+    if (!this.heard && REFUSED_AT_UPGRADE.has(code)) {
+      // Refused before the server read a message: nothing ran, every execute may go again.
+      for (const source of this.byRequest.values()) source.executeSent = false;
+      if (code === NO_SESSION && this.createSessionAndRedial()) return;
+    }
+    const terminal = closeError(code, reason);
+    if (terminal) {
+      this.failAll(terminal);
+      return;
+    }
     // An execute in flight may or may not have started: never send it twice.
     for (const source of [...this.byRequest.values()]) {
       if (source.executeSent) {
@@ -271,11 +302,6 @@ export class WSConnection implements WSChannel {
           ),
         );
       }
-    }
-    const terminal = closeError(code, reason);
-    if (terminal) {
-      this.failAll(terminal);
-      return;
     }
     if (!this.hasWork()) return; // reopened on next use
     this.failures++;
@@ -293,6 +319,32 @@ export class WSConnection implements WSChannel {
     // Not unref'd: between two sockets, this timer is what keeps a waiting program alive.
   }
 
+  /**
+   * After a 4404 at the upgrade: creates the session if a run is waiting (as an HTTP run on a
+   * new id would) and dials again; false when that does not apply (no run, no `createSession`,
+   * or it was just tried), and the 4404 stands.
+   */
+  private createSessionAndRedial(): boolean {
+    const create = this.opts.createSession;
+    const runWaiting = [...this.byRequest.values()].some((s) => s.live && !s.executeSent);
+    if (create === undefined || !runWaiting || this.createdSession) return false;
+    this.createdSession = true;
+    const creating = create().then(
+      () => {
+        if (this.creating !== creating) return; // close() came first
+        this.creating = undefined;
+        if (this.hasWork()) this.dial();
+      },
+      (err: unknown) => {
+        if (this.creating !== creating) return;
+        this.creating = undefined;
+        this.failAll(err);
+      },
+    );
+    this.creating = creating;
+    return true;
+  }
+
   /** Ends every stream and waiter with `err`, and the socket with it; the next use starts afresh. */
   private failAll(err: unknown): void {
     const ws = this.socket;
@@ -300,6 +352,8 @@ export class WSConnection implements WSChannel {
     this.stopPing();
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    this.creating = undefined;
+    this.createdSession = false;
     if (ws && ws.readyState <= WS_OPEN) ws.close(CLOSE_NORMAL);
     for (const source of [...this.sources]) source.fail(err);
     this.sources.clear();
