@@ -5,7 +5,7 @@
  * `finally` paths release every reader, listener and timer. The transport underneath (SSE or
  * the session's WebSocket) resumes dropped connections, so every event arrives exactly once.
  */
-import { emptyResult, foldEvent, type ExecutionEvent, type ProgressEvent, type ResultEvent } from '@sluice/protocol';
+import { assertNever, emptyResult, foldEvent, type ExecutionEvent, type ProgressEvent, type ResultEvent } from '@sluice/protocol';
 import { ConnectionError, errorFromCode, SluiceError } from './errors.js';
 import { abortError, deferred, unref } from './internal/abort.js';
 import type { ExecutionEventSource } from './internal/event-source.js';
@@ -211,8 +211,13 @@ export class ExecutionStream implements AsyncIterable<ExecutionEvent> {
       case 'error':
         o.onError?.(errorFromCode(ev.code, ev.error));
         break;
+      case 'start':
+      case 'truncated':
+      case 'gap':
+      case 'done':
+        break; // no callback of their own: onEvent and the fold carry them
       default:
-        break;
+        assertNever(ev, 'event');
     }
   }
 

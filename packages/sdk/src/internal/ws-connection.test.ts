@@ -2,7 +2,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionEvent } from '@sluice/protocol';
-import { ConnectionError, NotFoundError, SessionBusyError, UnauthorizedError, UnsupportedLanguageError } from '../errors.js';
+import { ConnectionError, InvalidRequestError, NotFoundError, RateLimitedError, SessionBusyError, UnauthorizedError, UnsupportedLanguageError } from '../errors.js';
 import type { WebSocketLike } from '../web-socket.js';
 import { WSConnection, type WSConnectionOptions } from './ws-connection.js';
 import type { WSExecutionSource } from './ws-execution-source.js';
@@ -325,16 +325,62 @@ test('the socket closes itself when idle and reopens on the next stream', async 
   conn.close();
 });
 
-test('cancel and stdin wait for the socket and name the execution', async () => {
+test('cancel and stdin wait for the socket, name the execution, and resolve at the pong that follows them', async () => {
   const conn = connection();
   const a = conn.attach('A', 1);
-  const sent = Promise.all([a.cancel(), a.stdin('x', true)]);
-  socket().open();
+  let settled = false;
+  const sent = Promise.all([a.cancel(), a.stdin('x', true)]).then(() => (settled = true));
+  const ws = socket();
+  ws.open();
+  await sleep(0);
+  assert.deepEqual(ws.sentOf('cancel'), [{ type: 'cancel', execution_id: 'A' }]);
+  assert.deepEqual(ws.sentOf('stdin'), [{ type: 'stdin', execution_id: 'A', data: 'x', eof: true }]);
+  assert.equal(ws.sentOf('ping').length, 3, 'one ping after the subscribe and after each command');
+  ws.receive({ type: 'pong' }); // the subscribe's
+  ws.receive({ type: 'pong' }); // the cancel's
+  await sleep(0);
+  assert.equal(settled, false, 'the stdin is not answered yet');
+  ws.receive({ type: 'pong' });
   await sent;
-  assert.deepEqual(socket().sentOf('cancel'), [{ type: 'cancel', execution_id: 'A' }]);
-  assert.deepEqual(socket().sentOf('stdin'), [{ type: 'stdin', execution_id: 'A', data: 'x', eof: true }]);
   conn.close();
   await assert.rejects(a.next(), ConnectionError);
+});
+
+test("a refused stdin rejects with the server's typed error and the stream goes on", async () => {
+  const conn = connection();
+  const a = conn.attach('A', 1);
+  const ws = socket();
+  ws.open();
+  ws.receive({ type: 'pong' }); // the subscribe was taken
+  const write = a.stdin('late', false);
+  await sleep(0);
+  ws.receive({ type: 'error', execution_id: 'A', code: 'INVALID_REQUEST', error: 'stdin is closed' });
+  ws.receive({ type: 'pong' });
+  await assert.rejects(write, (err: unknown) => err instanceof InvalidRequestError && err.message === 'stdin is closed');
+  ws.receive(out('A', 1));
+  ws.receive(done('A', 2));
+  assert.deepEqual((await take(a, 10)).map((e) => e.seq), [1, 2]);
+});
+
+test('a refused subscribe ends its stream with the typed error; a command cut by a drop rejects', async () => {
+  const conn = connection();
+  const a = conn.attach('A', 1);
+  const b = conn.attach('B', 1);
+  const ws = socket();
+  ws.open();
+  ws.receive({ type: 'error', execution_id: 'A', code: 'NOT_FOUND', error: 'no execution A' });
+  ws.receive({ type: 'pong' });
+  ws.receive({ type: 'error', execution_id: 'B', code: 'RATE_LIMITED', error: 'this socket follows 64 executions' });
+  await assert.rejects(a.next(), NotFoundError);
+  await assert.rejects(b.next(), RateLimitedError);
+  const c = conn.attach('C', 1);
+  ws.receive({ type: 'pong' }); // B's
+  ws.receive({ type: 'pong' }); // C's subscribe
+  const cancel = c.cancel();
+  await sleep(0);
+  ws.drop();
+  await assert.rejects(cancel, (err: unknown) => err instanceof ConnectionError && /before the server confirmed the cancel/.test(err.message));
+  conn.close();
 });
 
 test('a socket that stops answering pings is reopened', async () => {

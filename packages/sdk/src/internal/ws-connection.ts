@@ -11,6 +11,11 @@
  * socket the server refused at the upgrade (4401, 4404, 4429 before any message): it read
  * nothing, so its executes are sent again on the next socket.
  *
+ * The protocol answers `subscribe`, `cancel` and `stdin` only when it refuses them, with an error
+ * naming the execution; replies come in the order of the messages. So each of these is followed
+ * by a `ping`: its `pong` says the command was taken, and an error before that pong is the
+ * command's own. `stream.stdin()` and `cancel()` then resolve or reject as they do over HTTP.
+ *
  * A run on a session that does not exist creates it over HTTP; the socket cannot (4404 at the
  * upgrade), so with `createSession` a refused socket carrying a run creates the session once and
  * dials again: `sluice.session("new-id").run(…)` behaves the same on both transports.
@@ -44,6 +49,17 @@ export interface WSConnectionOptions {
 const CLOSE_NORMAL = 1000;
 const CLOSE_UNRESPONSIVE = 4000;
 
+/**
+ * A `ping` sent after a message the server answers only to refuse: its `pong` is the all-clear
+ * (`keepalive` pings carry nothing).
+ */
+type Barrier =
+  | { kind: 'keepalive' }
+  | { kind: 'subscribe'; executionID: string; source: WSExecutionSource }
+  | { kind: 'cancel' | 'stdin'; executionID: string; answered: Deferred<void> };
+
+const PING = '{"type":"ping"}';
+
 /** Close codes with which the server refuses a socket at the upgrade, before reading any message. */
 const REFUSED_AT_UPGRADE: ReadonlySet<number> = new Set([4401, 4404, 4429]);
 const NO_SESSION = 4404;
@@ -54,6 +70,10 @@ export class WSConnection implements WSChannel {
   private readonly byExecution = new Map<string, WSExecutionSource>();
   private readonly byRequest = new Map<string, WSExecutionSource>();
   private openWaiters: Deferred<void>[] = [];
+  /** Pings sent on the current socket and not answered yet, oldest first. */
+  private barriers: Barrier[] = [];
+  /** `cancel`/`stdin` commands waiting for their answer (they keep the socket from idling). */
+  private pendingCommands = 0;
   /** Consecutive failed attempts since a message was last received. */
   private failures = 0;
   private lastFailure: unknown;
@@ -89,7 +109,7 @@ export class WSConnection implements WSChannel {
     }
     const source = new WSExecutionSource(this, { kind: 'attach', executionID, from }, this.opts.queue);
     this.adopt(source);
-    if (this.isOpen()) this.sendIfOpen(source.subscribeMessage() ?? {});
+    if (this.isOpen()) this.subscribe(source);
     return source;
   }
 
@@ -112,22 +132,39 @@ export class WSConnection implements WSChannel {
     if (ws && ws.readyState === WS_OPEN) ws.send(JSON.stringify(message));
   }
 
-  async sendWhenOpen(message: Record<string, unknown>): Promise<void> {
-    if (!this.isOpen()) {
-      const waiter = deferred<void>();
-      this.openWaiters.push(waiter);
-      this.clearIdle();
-      this.ensureOpen();
-      try {
-        await waiter.promise;
-      } finally {
-        this.openWaiters = this.openWaiters.filter((w) => w !== waiter);
-        this.maybeIdle();
-      }
-    }
+  subscribe(source: WSExecutionSource): void {
     const ws = this.socket;
-    if (!ws || ws.readyState !== WS_OPEN) throw new ConnectionError('the WebSocket closed before the message could be sent');
+    const executionID = source.boundID;
+    const message = source.subscribeMessage();
+    if (!ws || ws.readyState !== WS_OPEN || executionID === undefined || message === undefined) return;
     ws.send(JSON.stringify(message));
+    this.ping(ws, { kind: 'subscribe', executionID, source });
+  }
+
+  async command(message: { type: 'cancel' | 'stdin'; execution_id: string } & Record<string, unknown>): Promise<void> {
+    this.pendingCommands++;
+    this.clearIdle();
+    try {
+      if (!this.isOpen()) {
+        const waiter = deferred<void>();
+        this.openWaiters.push(waiter);
+        this.ensureOpen();
+        try {
+          await waiter.promise;
+        } finally {
+          this.openWaiters = this.openWaiters.filter((w) => w !== waiter);
+        }
+      }
+      const ws = this.socket;
+      if (!ws || ws.readyState !== WS_OPEN) throw new ConnectionError(`the WebSocket closed before the ${message.type} could be sent`);
+      const answered = deferred<void>();
+      ws.send(JSON.stringify(message));
+      this.ping(ws, { kind: message.type, executionID: message.execution_id, answered });
+      await answered.promise;
+    } finally {
+      this.pendingCommands--;
+      this.maybeIdle();
+    }
   }
 
   bound(source: WSExecutionSource): void {
@@ -156,7 +193,19 @@ export class WSConnection implements WSChannel {
   }
 
   private hasWork(): boolean {
-    return this.sources.size > 0 || this.openWaiters.length > 0;
+    return this.sources.size > 0 || this.openWaiters.length > 0 || this.pendingCommands > 0;
+  }
+
+  private ping(ws: WebSocketLike, barrier: Barrier): void {
+    ws.send(PING);
+    this.barriers.push(barrier);
+  }
+
+  /** Settles the commands still waiting for their pong when the socket is gone. */
+  private dropBarriers(err: (kind: 'cancel' | 'stdin') => unknown): void {
+    const barriers = this.barriers;
+    this.barriers = [];
+    for (const b of barriers) if (b.kind === 'cancel' || b.kind === 'stdin') b.answered.reject(err(b.kind));
   }
 
   private ensureOpen(): void {
@@ -175,8 +224,9 @@ export class WSConnection implements WSChannel {
     }
     this.socket = ws;
     this.heard = false;
+    this.barriers = [];
     ws.addEventListener('open', () => {
-      if (this.socket === ws) this.onOpen(ws);
+      if (this.socket === ws) this.onOpen();
     });
     ws.addEventListener('message', (event) => {
       if (this.socket === ws) this.onMessage(event.data);
@@ -189,7 +239,7 @@ export class WSConnection implements WSChannel {
     });
   }
 
-  private onOpen(ws: WebSocketLike): void {
+  private onOpen(): void {
     this.opened++;
     this.lastHeard = Date.now();
     this.startPing();
@@ -199,8 +249,7 @@ export class WSConnection implements WSChannel {
         this.sendExecute(source);
         continue;
       }
-      const sub = source.paused ? undefined : source.subscribeMessage();
-      if (sub) ws.send(JSON.stringify(sub));
+      if (!source.paused) this.subscribe(source);
     }
     const waiters = this.openWaiters;
     this.openWaiters = [];
@@ -246,7 +295,11 @@ export class WSConnection implements WSChannel {
       }
       return;
     }
-    if (type === 'pong') return;
+    if (type === 'pong') {
+      const barrier = this.barriers.shift();
+      if (barrier?.kind === 'cancel' || barrier?.kind === 'stdin') barrier.answered.resolve();
+      return;
+    }
     if (type === 'error' && typeof msg['seq'] !== 'number') {
       this.onErrorMessage(msg, requestID, executionID);
       return;
@@ -275,14 +328,27 @@ export class WSConnection implements WSChannel {
       }
       return;
     }
-    // A refused subscribe (the execution is gone, or the socket follows too many) ends that
-    // stream; a refused stdin or cancel is not the stream's failure.
-    if (executionID !== undefined && (err.code === 'NOT_FOUND' || err.code === 'RATE_LIMITED')) this.byExecution.get(executionID)?.fail(err);
+    if (executionID === undefined) return;
+    // Replies keep the order of the messages, and each refusable message is followed by a ping:
+    // an error before the oldest unanswered pong refuses the message sent just before that ping.
+    const head = this.barriers[0];
+    if (head !== undefined && head.kind !== 'keepalive' && head.executionID === executionID) {
+      this.barriers[0] = { kind: 'keepalive' }; // its pong still comes, and now settles nothing
+      if (head.kind === 'subscribe') {
+        // The execution is gone, or the socket follows too many: the stream cannot go on.
+        if (this.byExecution.get(executionID) === head.source) head.source.fail(err);
+      } else {
+        head.answered.reject(err); // a refused stdin or cancel is the caller's, not the stream's
+      }
+      return;
+    }
+    if (err.code === 'NOT_FOUND') this.byExecution.get(executionID)?.fail(err);
   }
 
   private onClose(code: number, reason: string): void {
     this.socket = undefined;
     this.stopPing();
+    this.dropBarriers((kind) => new ConnectionError(`the WebSocket closed (code ${code}) before the server confirmed the ${kind}${kind === 'stdin' ? '; the input may or may not have been written' : ''}`));
     if (!this.heard && REFUSED_AT_UPGRADE.has(code)) {
       // Refused before the server read a message: nothing ran, every execute may go again.
       for (const source of this.byRequest.values()) source.executeSent = false;
@@ -354,6 +420,7 @@ export class WSConnection implements WSChannel {
     this.retryTimer = undefined;
     this.creating = undefined;
     this.createdSession = false;
+    this.dropBarriers(() => err);
     if (ws && ws.readyState <= WS_OPEN) ws.close(CLOSE_NORMAL);
     for (const source of [...this.sources]) source.fail(err);
     this.sources.clear();
@@ -379,7 +446,7 @@ export class WSConnection implements WSChannel {
         this.onClose(CLOSE_UNRESPONSIVE, 'no answer to ping');
         return;
       }
-      ws.send('{"type":"ping"}');
+      this.ping(ws, { kind: 'keepalive' });
     }, interval);
     unref(this.pingTimer);
   }
@@ -397,6 +464,7 @@ export class WSConnection implements WSChannel {
       const ws = this.socket;
       this.socket = undefined;
       this.stopPing();
+      this.barriers = [];
       ws?.close(CLOSE_NORMAL);
     }, this.opts.idleTimeoutMs);
     unref(this.idleTimer);

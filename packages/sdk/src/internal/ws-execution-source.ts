@@ -28,8 +28,13 @@ export const DEFAULT_WS_QUEUE: WSQueueLimits = { maxEvents: 1024, maxBytes: 8 * 
 export interface WSChannel {
   /** Sends now if the socket is open; otherwise drops it (a reopened socket renews every subscription). */
   sendIfOpen(message: Record<string, unknown>): void;
-  /** Sends once the socket is open; rejects if it cannot be opened. */
-  sendWhenOpen(message: Record<string, unknown>): Promise<void>;
+  /** Subscribes the stream from its next seq, if the socket is open (a refusal fails the stream). */
+  subscribe(source: WSExecutionSource): void;
+  /**
+   * Sends a command about an execution (`cancel`, `stdin`) once the socket is open; resolves when
+   * the server has taken it, rejects with the typed error it answered or a ConnectionError.
+   */
+  command(message: { type: 'cancel' | 'stdin'; execution_id: string } & Record<string, unknown>): Promise<void>;
   /** The stream learned its execution id (its `accepted`). */
   bound(source: WSExecutionSource): void;
   /** The stream will take no more events (done, failed, or closed by its consumer). */
@@ -138,8 +143,7 @@ export class WSExecutionSource implements ExecutionEventSource {
         this.queuedBytes -= approximateSize(ev);
         if (this.paused && this.queue.length <= this.limits.maxEvents / 2 && this.queuedBytes <= this.limits.maxBytes / 2) {
           this.paused = false;
-          const msg = this.subscribeMessage();
-          if (msg) this.channel.sendIfOpen(msg);
+          this.channel.subscribe(this);
         }
         if (ev.type === 'done') this.deliveredDone = true;
         return ev;
@@ -153,14 +157,12 @@ export class WSExecutionSource implements ExecutionEventSource {
 
   async cancel(): Promise<void> {
     const id = await this.executionID;
-    await this.channel.sendWhenOpen({ type: 'cancel', execution_id: id });
+    await this.channel.command({ type: 'cancel', execution_id: id });
   }
 
   async stdin(data: string, eof: boolean): Promise<void> {
     const id = await this.executionID;
-    const msg: Record<string, unknown> = { type: 'stdin', execution_id: id, data };
-    if (eof) msg['eof'] = true;
-    await this.channel.sendWhenOpen(msg);
+    await this.channel.command(eof ? { type: 'stdin', execution_id: id, data, eof: true } : { type: 'stdin', execution_id: id, data });
   }
 
   close(): void {
