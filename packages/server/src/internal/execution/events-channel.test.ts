@@ -67,7 +67,11 @@ test('an over-long line is skipped up to its newline, and the next line still pa
 test('kernel messages go to the kernel hook, and are malformed without one', () => {
   const k = collect(true);
   k.ch.write(Buffer.from('{"type":"sluice.cell_done","nonce":"ab","status":"error","exit_code":1}\n'));
-  assert.deepEqual(k.kernel, [{ type: 'sluice.cell_done', nonce: 'ab', status: 'error', exit_code: 1 }]);
+  k.ch.write(Buffer.from('{"type":"sluice.cell_done","nonce":"cd","status":"ok","exit_code":3,"exiting":true}\n'));
+  assert.deepEqual(k.kernel, [
+    { type: 'sluice.cell_done', nonce: 'ab', status: 'error', exit_code: 1, exiting: false },
+    { type: 'sluice.cell_done', nonce: 'cd', status: 'ok', exit_code: 3, exiting: true },
+  ]);
   const p = collect(false);
   p.ch.write(Buffer.from('{"type":"sluice.cell_done","nonce":"ab","status":"ok"}\n'));
   assert.equal(p.kernel.length, 0);
