@@ -245,6 +245,61 @@ async function kernelRoundTrips() {
   return { cold, warm, proc, bare };
 }
 
+/**
+ * The kernel's own time: the kernel script driven directly over its control (fd 4) and events
+ * (fd 3) pipes, no server, no sandbox: `execute` written → `cell_done` read, for `1 + 1`.
+ * This is what a cell costs inside the kernel; the rest of a round trip is HTTP and the server.
+ */
+async function kernelOwnTimes(language) {
+  const runtime = join(ROOT, 'packages/sandbox/runtime');
+  const [cmd, args] =
+    language === 'python' ? [PYTHON, ['-u', join(runtime, 'kernels/python_kernel.py')]] : [process.execPath, [join(runtime, 'kernels/node_kernel.js')]];
+  const work = await mkdtemp(join(tmpdir(), 'sluice-bench-kernel-'));
+  const child = spawn(cmd, args, {
+    cwd: work,
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+    env: {
+      PATH: process.env.PATH ?? '/usr/bin:/bin',
+      SLUICE_EVENTS_FD: '3',
+      SLUICE_CONTROL_FD: '4',
+      SLUICE_KERNEL_SCOPE: 'descendants',
+      PYTHONPATH: join(runtime, 'python'),
+      NODE_PATH: join(runtime, 'node'),
+    },
+  });
+  child.stdout.resume();
+  child.stderr.resume();
+  let buf = '';
+  let waiting = null;
+  child.stdio[3].setEncoding('utf8').on('data', (t) => {
+    buf += t;
+    let nl;
+    while ((nl = buf.indexOf('\n')) !== -1) {
+      const msg = JSON.parse(buf.slice(0, nl));
+      buf = buf.slice(nl + 1);
+      if (waiting && msg.type === waiting.type) {
+        const w = waiting;
+        waiting = null;
+        w.resolve(msg);
+      }
+    }
+  });
+  const next = (type) => new Promise((resolve) => (waiting = { type, resolve }));
+  await next('sluice.kernel_ready');
+  const times = [];
+  for (let i = 0; i < KERNEL_RUNS * 10; i++) {
+    const done = next('sluice.cell_done');
+    const t0 = performance.now();
+    child.stdio[4].write(`${JSON.stringify({ type: 'execute', nonce: i.toString(16).padStart(32, '0'), code: '1 + 1' })}\n`);
+    const m = await done;
+    times.push(performance.now() - t0);
+    if (m.exit_code !== 0) throw new Error(`the ${language} kernel failed 1 + 1`);
+  }
+  child.kill('SIGKILL');
+  await rm(work, { recursive: true, force: true });
+  return times;
+}
+
 /** Splits arriving text into lines; each complete line gets the arrival time of its last chunk. */
 function lineLatencies() {
   const out = [];
@@ -400,6 +455,9 @@ async function main() {
   // 4. Kernel round trips.
   log(`kernel: cold start, then ${KERNEL_RUNS} warm 1 + 1 cells, process-mode and bare print(1) alternating`);
   const kern = await kernelRoundTrips();
+  log(`kernel own time: ${KERNEL_RUNS * 10} cells of 1 + 1 straight over the kernel's pipes, python and javascript`);
+  const ownPy = await kernelOwnTimes('python');
+  const ownJS = await kernelOwnTimes('javascript');
   const memAfter = await serverMemory();
   const sessionsLeft = await fetch(`${server.url}/api/sessions`).then((r) => r.json());
 
@@ -445,6 +503,8 @@ async function main() {
         ['process mode print(1), same session', fmtMs(median(kern.proc)), fmtMs(pct(kern.proc, 90)), fmtRatio(median(kern.proc) / median(kern.bare))],
         ['bare python3 -c print(1)', fmtMs(median(kern.bare)), fmtMs(pct(kern.bare, 90)), '1'],
         ['kernel cold start (first cell of a session)', fmtMs(kern.cold), '', fmtRatio(kern.cold / median(kern.bare))],
+        ['python kernel own time, 1 + 1 (execute → cell_done on its pipes)', fmtMs(median(ownPy)), fmtMs(pct(ownPy, 90)), fmtRatio(median(ownPy) / median(kern.bare))],
+        ['javascript kernel own time, 1 + 1', fmtMs(median(ownJS)), fmtMs(pct(ownJS, 90)), fmtRatio(median(ownJS) / median(kern.bare))],
       ],
     ),
   );
