@@ -1,0 +1,216 @@
+/**
+ * The kernel scripts' protocol, driven directly over their pipes (no server, no sandbox): what
+ * the server's kernel client relies on. End-to-end behaviour is in test/e2e/kernels.test.ts.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+
+const RUNTIME_SOURCE = fileURLToPath(new URL('../runtime', import.meta.url));
+
+type Message = Record<string, unknown> & { type: string };
+
+class Driver {
+  private readonly child: ChildProcess;
+  private buf = '';
+  private readonly messages: Message[] = [];
+  private waiter: (() => void) | null = null;
+  readonly out = { stdout: '', stderr: '' };
+  private constructor(child: ChildProcess, readonly dir: string) {
+    this.child = child;
+    child.stdout?.setEncoding('utf8').on('data', (t: string) => (this.out.stdout += t));
+    child.stderr?.setEncoding('utf8').on('data', (t: string) => (this.out.stderr += t));
+    (child.stdio[3] as Readable).setEncoding('utf8').on('data', (t: string) => {
+      this.buf += t;
+      let nl;
+      while ((nl = this.buf.indexOf('\n')) !== -1) {
+        this.messages.push(JSON.parse(this.buf.slice(0, nl)) as Message);
+        this.buf = this.buf.slice(nl + 1);
+      }
+      this.waiter?.();
+    });
+  }
+
+  static async start(language: 'python' | 'javascript'): Promise<Driver> {
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-kernel-test-'));
+    const [cmd, args] =
+      language === 'python'
+        ? ['/usr/bin/python3', ['-u', join(RUNTIME_SOURCE, 'kernels', 'python_kernel.py')]]
+        : [process.execPath, [join(RUNTIME_SOURCE, 'kernels', 'node_kernel.js')]];
+    const child = spawn(cmd, args, {
+      cwd: dir,
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        SLUICE_EVENTS_FD: '3',
+        SLUICE_CONTROL_FD: '4',
+        // Outside a PID namespace only the kernel's own descendants are a cell's leftovers.
+        SLUICE_KERNEL_SCOPE: 'descendants',
+        PYTHONPATH: join(RUNTIME_SOURCE, 'python'),
+        NODE_PATH: join(RUNTIME_SOURCE, 'node'),
+      },
+    });
+    const d = new Driver(child, dir);
+    await d.next((m) => m.type === 'sluice.kernel_ready');
+    return d;
+  }
+
+  send(msg: Record<string, unknown>): void {
+    (this.child.stdio[4] as Writable).write(`${JSON.stringify(msg)}\n`);
+  }
+
+  /** Waits for (and consumes up to) the first message matching `pred`; returns those before it too. */
+  async next(pred: (m: Message) => boolean, ms = 10_000): Promise<Message[]> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const i = this.messages.findIndex(pred);
+      if (i !== -1) return this.messages.splice(0, i + 1);
+      if (Date.now() > deadline) throw new Error(`no matching message in ${ms} ms; stderr: ${this.out.stderr}`);
+      await new Promise<void>((r) => {
+        this.waiter = r;
+        setTimeout(r, 50);
+      });
+    }
+  }
+
+  private nonces = 0;
+  /** Runs a cell; resolves with its messages (cell_done last) and the output it wrote. */
+  async cell(code: string, extra: Record<string, unknown> = {}): Promise<{ messages: Message[]; done: Message; stdout: string; stderr: string }> {
+    const nonce = (++this.nonces).toString(16).padStart(32, '0');
+    const o = { stdout: this.out.stdout.length, stderr: this.out.stderr.length };
+    this.send({ type: 'execute', nonce, code, ...extra });
+    const messages = await this.next((m) => m.type === 'sluice.cell_done' && m['nonce'] === nonce);
+    const done = messages[messages.length - 1] as Message;
+    const marker = `\x1esluice:${nonce}\x1e`;
+    // The markers are written before cell_done; allow the pipes a moment to deliver them.
+    for (let i = 0; i < 100 && !(this.out.stdout.endsWith(marker) && this.out.stderr.endsWith(marker)); i++) await new Promise((r) => setTimeout(r, 10));
+    const stdout = this.out.stdout.slice(o.stdout);
+    const stderr = this.out.stderr.slice(o.stderr);
+    assert.ok(stdout.endsWith(marker), `stdout ends with the marker: ${JSON.stringify(stdout)}`);
+    assert.ok(stderr.endsWith(marker), `stderr ends with the marker: ${JSON.stringify(stderr)}`);
+    return { messages, done, stdout: stdout.slice(0, -marker.length), stderr: stderr.slice(0, -marker.length) };
+  }
+
+  signal(s: NodeJS.Signals): void {
+    this.child.kill(s);
+  }
+
+  async stop(): Promise<void> {
+    const gone = new Promise((r) => this.child.once('exit', r));
+    this.child.kill('SIGKILL');
+    await gone;
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+const results = (messages: Message[]): unknown[] => messages.filter((m) => m.type === 'result').map((m) => m['data']);
+
+for (const language of ['python', 'javascript'] as const) {
+  const py = language === 'python';
+
+  test(`${language} kernel: state across cells, results, markers before cell_done, errors the kernel survives`, async () => {
+    const k = await Driver.start(language);
+    try {
+      const a = await k.cell(py ? 'x = 20\nprint("set")' : 'var x = 20; console.log("set")');
+      assert.deepEqual(a.done, { type: 'sluice.cell_done', nonce: a.done['nonce'], status: 'ok', exit_code: 0 });
+      assert.equal(a.stdout, 'set\n');
+      const b = await k.cell('x + 22');
+      assert.deepEqual(results(b.messages), [{ 'text/plain': '42', 'application/json': 42 }]);
+      const c = await k.cell(py ? 'raise ValueError("boom")' : 'throw new Error("boom")');
+      assert.equal(c.done['status'], 'error');
+      assert.equal(c.done['exit_code'], 1);
+      assert.match(c.stderr, /boom/);
+      assert.deepEqual(results((await k.cell('x')).messages), [{ 'text/plain': '20', 'application/json': 20 }]);
+    } finally {
+      await k.stop();
+    }
+  });
+
+  test(`${language} kernel: progress and explicit results are events, in order with cell_done last`, async () => {
+    const k = await Driver.start(language);
+    try {
+      const r = await k.cell(py ? 'progress(10, "a")\nresult({"k": 1})\nprogress(percent=90)' : 'progress(10, "a"); result({ k: 1 }); progress(90);');
+      assert.deepEqual(
+        r.messages.map((m) => m.type),
+        ['progress', 'result', 'progress', 'sluice.cell_done'],
+      );
+      assert.equal(r.messages[0]?.['percent'], 10);
+      assert.equal(r.messages[0]?.['message'], 'a');
+    } finally {
+      await k.stop();
+    }
+  });
+
+  test(`${language} kernel: stdin from the execute message and from stdin messages; env for one cell`, async () => {
+    const k = await Driver.start(language);
+    try {
+      const read = py ? 'print(input().upper())' : 'const rl = require("readline").createInterface({ input: process.stdin }); for await (const l of rl) { console.log(l.toUpperCase()); break; }';
+      assert.equal((await k.cell(read, { stdin: 'given\n', stdin_eof: true })).stdout, 'GIVEN\n');
+      const nonce = 'f'.repeat(32);
+      const o = k.out.stdout.length;
+      k.send({ type: 'execute', nonce, code: read });
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(k.out.stdout.length, o, 'the cell waits for input');
+      k.send({ type: 'stdin', data: 'later\n' });
+      await k.next((m) => m.type === 'sluice.cell_done' && m['nonce'] === nonce);
+      assert.ok(k.out.stdout.slice(o).startsWith('LATER\n'));
+
+      const env = py ? 'import os\nos.environ.get("ONLY", "unset")' : 'process.env.ONLY ?? "unset"';
+      assert.deepEqual(results((await k.cell(env, { env: { ONLY: 'here' } })).messages), [{ 'text/plain': "'here'", 'application/json': 'here' }]);
+      assert.deepEqual(results((await k.cell(env)).messages), [{ 'text/plain': "'unset'", 'application/json': 'unset' }]);
+    } finally {
+      await k.stop();
+    }
+  });
+
+  test(`${language} kernel: SIGINT interrupts a busy cell (status interrupted, 130) and is ignored between cells`, async () => {
+    const k = await Driver.start(language);
+    try {
+      await k.cell(py ? 'kept = 1' : 'var kept = 1;');
+      k.signal('SIGINT'); // between cells: nothing happens
+      await new Promise((r) => setTimeout(r, 100));
+      const nonce = 'e'.repeat(32);
+      k.send({ type: 'execute', nonce, code: py ? 'while True: pass' : 'while (true) {}' });
+      await new Promise((r) => setTimeout(r, 300));
+      k.signal('SIGINT');
+      const [done] = (await k.next((m) => m.type === 'sluice.cell_done' && m['nonce'] === nonce)).slice(-1);
+      assert.equal(done?.['status'], 'interrupted');
+      assert.equal(done?.['exit_code'], 130);
+      assert.deepEqual(results((await k.cell('kept')).messages), [{ 'text/plain': '1', 'application/json': 1 }]);
+    } finally {
+      await k.stop();
+    }
+  });
+
+  test(`${language} kernel: a child left running by a cell is killed when the cell ends`, async () => {
+    const k = await Driver.start(language);
+    try {
+      const r = await k.cell(
+        py ? 'import subprocess\np = subprocess.Popen(["sleep", "60"])\nprint(p.pid)' : 'const p = require("child_process").spawn("sleep", ["60"], { detached: true, stdio: "ignore" }); p.unref(); console.log(p.pid);',
+      );
+      const pid = Number(r.stdout.trim());
+      assert.ok(pid > 0, r.stdout);
+      // Gone, or a zombie that its Popen object will reap: dead either way.
+      const state = async (): Promise<string> => {
+        try {
+          return (await readFile(`/proc/${pid}/stat`, 'utf8')).replace(/^.*\) /s, '')[0] ?? '';
+        } catch {
+          return 'gone';
+        }
+      };
+      let st = await state();
+      for (let i = 0; i < 50 && st !== 'gone' && st !== 'Z'; i++) {
+        await new Promise((res) => setTimeout(res, 20));
+        st = await state();
+      }
+      assert.ok(st === 'gone' || st === 'Z', `the child ${pid} is dead (state ${st})`);
+    } finally {
+      await k.stop();
+    }
+  });
+}
