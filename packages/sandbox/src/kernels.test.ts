@@ -110,6 +110,19 @@ class Driver {
 
 const results = (messages: Message[]): unknown[] => messages.filter((m) => m.type === 'result').map((m) => m['data']);
 
+test('python kernel: a process forked by a cell ends with its copy of the cell and never acts as the kernel', async () => {
+  const k = await Driver.start('python');
+  try {
+    const r = await k.cell('import os, time\npid = os.fork()\nif pid == 0:\n    print("child")\nelse:\n    os.waitpid(pid, 0)\n    time.sleep(0.1)\n    print("parent")');
+    assert.equal(r.stdout, 'child\nparent\n');
+    assert.equal(r.done['status'], 'ok');
+    // Exactly one cell_done for that cell, and the kernel still answers.
+    assert.deepEqual(results((await k.cell('1 + 1')).messages), [{ 'text/plain': '2', 'application/json': 2 }]);
+  } finally {
+    await k.stop();
+  }
+});
+
 for (const language of ['python', 'javascript'] as const) {
   const py = language === 'python';
 

@@ -582,6 +582,11 @@ def run_cell(msg):
 
 
 def finish(nonce, status, exit_code, value):
+    if os.getpid() != MY_PID:
+        # A process the cell forked (os.fork()) got here at the end of its copy of the cell: it
+        # must not act as the kernel (end the cell, read the control fd). It exits like a script.
+        flush_std()
+        os._exit(exit_code)
     STDIN.end()
     restore_env()
     try:
