@@ -339,6 +339,19 @@ test('a cell that uses up every file descriptor does not take the kernel down', 
   assert.deepEqual(results((await cell(s, 'python', 'held.clear()\nkept')).events), [{ 'text/plain': '1', 'application/json': 1 }]);
 });
 
+test('a memory bomb in a cell: the kernel is killed at the limit, done says memory_limit and kernel_restarted; the next cell works', async () => {
+  const s = session('oom');
+  const res = await postJSON(`${server.url}/api/sessions`, { id: s, limits: { memory_bytes: 128 * 1024 * 1024 } });
+  assert.equal(res.status, 201, await res.text());
+  await cell(s, 'python', 'kept = 1');
+  const r = await cell(s, 'python', 'hog = []\nwhile True:\n    hog.append(bytearray(16 << 20))');
+  assert.equal(r.done.reason, 'memory_limit', JSON.stringify(r.done));
+  assert.equal(r.done.kernel_restarted, true);
+  assert.match(r.stderr, /memory limit/);
+  const next = await cell(s, 'python', '"kept" in globals()');
+  assert.deepEqual(results(next.events), [{ 'text/plain': 'False', 'application/json': false }]);
+});
+
 test('deleting a session stops its kernel processes', async () => {
   const s = session('delete');
   const r = await cell(s, 'python', 'import os\nos.getpid()');
