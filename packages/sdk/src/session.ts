@@ -34,6 +34,11 @@ export interface RunOptions extends StreamCallbacks {
   transport?: Transport | undefined;
   /** Aborting cancels the execution on the server and rejects with `signal.reason`. */
   signal?: AbortSignal | undefined;
+  /**
+   * Leaving the loop early (`break`, abort) cancels the execution (default true). With false the
+   * run goes on without this reader; follow it again with `attach(executionID, { from })`.
+   */
+  cancelOnLeave?: boolean | undefined;
   /** This call's reconnection policy (default: the client's). */
   reconnect?: ReconnectOptions | undefined;
   /** SSE only: the start's `Idempotency-Key` (default: random per call). Reuse one to make a retried call return the same execution. */
