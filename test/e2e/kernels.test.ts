@@ -361,3 +361,20 @@ test('deleting a session stops its kernel processes', async () => {
   assert.equal((await fetch(`${server.url}/api/sessions/${s}`, { method: 'DELETE' })).status, 204);
   await waitFor('the kernel to be gone', 5000, async () => ((await hostProcesses()).filter((p) => p.args.includes('python_kernel.py')).length < before ? true : undefined));
 });
+
+test('SLUICE_MAX_KERNELS: past the cap the least recently used idle kernel is stopped, and its next cell says so', async () => {
+  const small = await startServer({ SLUICE_MAX_KERNELS: '1' });
+  try {
+    const a = await runStream(small.url, 'lru-a', { language: 'python', code: 'x = 1' });
+    assert.equal(a.done.exit_code, 0, a.stderr);
+    const b = await runStream(small.url, 'lru-b', { language: 'python', code: 'y = 2' });
+    assert.equal(b.done.exit_code, 0, b.stderr);
+    const view = (await (await fetch(`${small.url}/api/sessions/lru-a`)).json()) as { kernels?: unknown[] };
+    assert.deepEqual(view.kernels, [], 'a\'s kernel was stopped to make room for b\'s');
+    const again = await runStream(small.url, 'lru-a', { language: 'python', code: '"x" in globals()' });
+    assert.match(again.stderr, /SLUICE_MAX_KERNELS/);
+    assert.deepEqual(results(again.events), [{ 'text/plain': 'False', 'application/json': false }]);
+  } finally {
+    await small.stop();
+  }
+});
