@@ -317,28 +317,38 @@ test('a second Ctrl-C exits at once, without waiting for the done', async () => 
   assert.equal(r.code, 130, show(r));
   assert.ok(took < 1500, `exited ${took.toFixed(0)} ms after the first SIGINT, before the grace period ended`);
   const events = ndjson(r.stdout);
-  assert.ok(!events.some((e) => e.type === 'done'), 'it did not wait for done');
-  // The first Ctrl-C's cancel still stops the program on the server.
   const start = startOf(events);
-  await waitFor('the execution to finish', 10_000, async () => {
-    const view = (await getJSON(`/api/executions/${start.execution_id}`)).body as { state: string; reason: string | null };
-    return view.state === 'finished' ? view : undefined;
-  }).then((view) => assert.equal(view.reason, 'cancelled'));
-  await processGone(`sleep ${marker}`);
-  await deleteSession(start.session_id); // left for its idle TTL by the quick exit
+  try {
+    assert.ok(!events.some((e) => e.type === 'done'), 'it did not wait for done');
+    // The first Ctrl-C's cancel still stops the program on the server.
+    const view = await waitFor('the execution to finish', 10_000, async () => {
+      const v = (await getJSON(`/api/executions/${start.execution_id}`)).body as { state: string; reason: string | null };
+      return v.state === 'finished' ? v : undefined;
+    });
+    assert.equal(view.reason, 'cancelled');
+    await processGone(`sleep ${marker}`);
+  } finally {
+    await deleteSession(start.session_id); // left for its idle TTL by the quick exit
+  }
 });
 
 test('a closed stdout (| head) cancels the remote execution and exits 141 quietly', async () => {
-  const cli = startCLI(['run', '--url', server.url, '--session', 'cli-epipe', '--mode', 'process', '-c', 'import time\ni = 0\nwhile True:\n    print(f"line {i}")\n    i += 1\n    time.sleep(0.01)\n'], { limitMs: 20_000 });
-  await cli.waitForStdout(/line 2\n/);
-  cli.closeStdout();
-  const r = await cli.exited;
-  assert.equal(r.code, 141, show(r));
-  assert.equal(r.stderr, '', 'quietly');
-  const view = (await getJSON('/api/sessions/cli-epipe')).body as { state: string; running_execution: string | null };
-  assert.equal(view.state, 'idle', 'the execution was cancelled, not left running');
-  assert.equal(view.running_execution, null);
-  await deleteSession('cli-epipe');
+  try {
+    const cli = startCLI(['run', '--url', server.url, '--session', 'epipe', '--mode', 'process', '-c', 'import time\ni = 0\nwhile True:\n    print(f"line {i}")\n    i += 1\n    time.sleep(0.01)\n'], { limitMs: 20_000 });
+    await cli.waitForStdout(/line 2\n/);
+    cli.closeStdout();
+    const r = await cli.exited;
+    assert.equal(r.code, 141, show(r));
+    assert.equal(r.stderr, '', 'quietly');
+    // The cancel was accepted before the CLI exited; the program is gone moments later, long
+    // before the 60 s timeout that would end it otherwise.
+    await waitFor('the session to be idle', 5000, async () => {
+      const view = (await getJSON('/api/sessions/epipe')).body as { state: string; running_execution: string | null };
+      return view.state === 'idle' && view.running_execution === null ? true : undefined;
+    });
+  } finally {
+    await deleteSession('epipe');
+  }
 });
 
 test('--timeout: the program is stopped and the CLI exits 124, as coreutils timeout does', async () => {
@@ -406,7 +416,7 @@ test('the CLI\'s stdin reaches the program: piped as it arrives, or given with -
 });
 
 test('sessions create, ls (table, -q, --json) and rm (-f for missing ones)', async () => {
-  for (const id of ['cli-s1', 'cli-s2']) {
+  for (const id of ['ls-a', 'ls-b']) {
     const c = await sluice(['sessions', 'create'], [id, '--idle-ttl', '300']);
     assert.equal(c.code, 0, show(c));
   }
@@ -414,55 +424,61 @@ test('sessions create, ls (table, -q, --json) and rm (-f for missing ones)', asy
   assert.equal(table.code, 0, show(table));
   const lines = table.stdout.trimEnd().split('\n');
   assert.match(lines[0] ?? '', /^ID\s+LANGUAGE\s+STATE\s+EXECUTIONS\s+CREATED\s+EXPIRES$/);
-  assert.ok(lines.some((l) => /^cli-s1\s+python\s+idle\s+0\s/.test(l)), table.stdout);
+  assert.ok(lines.some((l) => /^ls-a\s+python\s+idle\s+0\s/.test(l)), table.stdout);
 
   const quiet = await sluice(['sessions', 'ls'], ['-q']);
-  assert.deepEqual(quiet.stdout.trimEnd().split('\n').sort(), ['cli-s1', 'cli-s2']);
+  const mine = (id: string): boolean => id === 'ls-a' || id === 'ls-b';
+  assert.deepEqual(quiet.stdout.trimEnd().split('\n').filter(mine).sort(), ['ls-a', 'ls-b']);
+  assert.ok(quiet.stdout.split('\n').every((l) => /^[\w-]*$/.test(l)), `ids only: ${quiet.stdout}`);
   const json = await sluice(['sessions', 'ls'], ['--json']);
   const infos = json.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as { id: string; idleTTL: number });
-  assert.deepEqual(infos.map((i) => [i.id, i.idleTTL]).sort(), [['cli-s1', 300], ['cli-s2', 300]]);
+  assert.deepEqual(infos.filter((i) => mine(i.id)).map((i) => [i.id, i.idleTTL]).sort(), [['ls-a', 300], ['ls-b', 300]]);
 
-  const removed = await sluice(['sessions', 'rm'], ['cli-s1', 'cli-s2']);
+  const removed = await sluice(['sessions', 'rm'], ['ls-a', 'ls-b']);
   assert.equal(removed.code, 0, show(removed));
-  assert.deepEqual(await sessionIDs(), []);
+  assert.deepEqual((await sessionIDs()).filter(mine), []);
 
-  const missing = await sluice(['sessions', 'rm'], ['cli-s1']);
+  const missing = await sluice(['sessions', 'rm'], ['ls-a']);
   assert.equal(missing.code, 66, show(missing));
-  assert.match(missing.stderr, /^sluice: NOT_FOUND: no session with id "cli-s1"\n$/);
-  const forced = await sluice(['sessions', 'rm'], ['-f', 'cli-s1']);
+  assert.match(missing.stderr, /^sluice: NOT_FOUND: no session with id "ls-a"( \(request id [\w-]+\))?\n$/);
+  // The server's request id is shown whenever it sends one.
+  const probe = await fetch(`${server.url}/api/sessions/ls-a`, { method: 'DELETE' });
+  await probe.body?.cancel();
+  if ((probe.headers.get('request-id') ?? probe.headers.get('x-request-id')) !== null) assert.match(missing.stderr, /\(request id [\w-]+\)\n$/);
+  const forced = await sluice(['sessions', 'rm'], ['-f', 'ls-a']);
   assert.equal(forced.code, 0, show(forced));
   assert.equal(forced.stderr, '');
 });
 
 test('files put and get round-trip binary files byte for byte, through paths and through stdin/stdout', async () => {
-  await sluice(['sessions', 'create'], ['cli-files']);
+  await sluice(['sessions', 'create'], ['files-s']);
   // Every byte value, then random bytes: nothing may be decoded or re-encoded on the way.
   const data = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), randomBytes(300 * 1024)]);
   const local = join(scratch, 'blob.bin');
   await writeFile(local, data);
 
-  const put = await sluice(['files', 'put'], [local, 'cli-files:in/']);
+  const put = await sluice(['files', 'put'], [local, 'files-s:in/']);
   assert.equal(put.code, 0, show(put));
-  const ls = await sluice(['files', 'ls'], ['cli-files:in']);
+  const ls = await sluice(['files', 'ls'], ['files-s:in']);
   assert.match(ls.stdout, /^file\s+300 KiB\s+\S+\s+in\/blob\.bin$/m, ls.stdout);
   // The program sees the very bytes.
-  const check = await sluiceRun(['--session', 'cli-files', '--mode', 'process', '-c', 'import hashlib; print(hashlib.sha256(open("in/blob.bin","rb").read()).hexdigest())']);
+  const check = await sluiceRun(['--session', 'files-s', '--mode', 'process', '-c', 'import hashlib; print(hashlib.sha256(open("in/blob.bin","rb").read()).hexdigest())']);
   assert.equal(check.stdout, `${createHash('sha256').update(data).digest('hex')}\n`, show(check));
 
   const outDir = join(scratch, 'out');
   await mkdir(outDir);
-  const get = await sluice(['files', 'get'], ['cli-files:/workspace/in/blob.bin', outDir]);
+  const get = await sluice(['files', 'get'], ['files-s:/workspace/in/blob.bin', outDir]);
   assert.equal(get.code, 0, show(get));
   assert.ok(data.equals(await readFile(join(outDir, 'blob.bin'))), 'downloaded into the directory under its own name, byte for byte');
   assert.deepEqual(await readdir(outDir), ['blob.bin'], 'no temporary file left behind');
 
-  const viaStdin = await sluice(['files', 'put'], ['-', 'cli-files:piped.bin'], { input: data });
+  const viaStdin = await sluice(['files', 'put'], ['-', 'files-s:piped.bin'], { input: data });
   assert.equal(viaStdin.code, 0, show(viaStdin));
-  const toStdout = await sluice(['files', 'get'], ['cli-files:piped.bin', '-']);
+  const toStdout = await sluice(['files', 'get'], ['files-s:piped.bin', '-']);
   assert.equal(toStdout.code, 0, show(toStdout));
   assert.ok(data.equals(toStdout.stdoutBytes), 'stdin → workspace → stdout, byte for byte');
 
-  const missing = await sluice(['files', 'get'], ['cli-files:nope.bin', join(scratch, 'nope.bin')]);
+  const missing = await sluice(['files', 'get'], ['files-s:nope.bin', join(scratch, 'nope.bin')]);
   assert.equal(missing.code, 66, show(missing));
   assert.match(missing.stderr, /^sluice: NOT_FOUND: /);
   await assert.rejects(readFile(join(scratch, 'nope.bin')), 'a failed download leaves no file');
@@ -470,7 +486,7 @@ test('files put and get round-trip binary files byte for byte, through paths and
   const bad = await sluice(['files', 'get'], ['no-colon', '-']);
   assert.equal(bad.code, 2, show(bad));
   assert.match(bad.stderr, /REMOTE: expected SESSION:PATH/);
-  await deleteSession('cli-files');
+  await deleteSession('files-s');
 });
 
 test('progress: a bar that redraws in place on a terminal; nothing on stderr when it is not one', async (t) => {
