@@ -5,7 +5,11 @@
  * and drawn again below it. Writes wait for `drain`, so a slow reader slows the SDK's reads
  * instead of filling memory. A closed stdout (`| head`) is reported once through `onClosed`.
  */
+import type { Writable } from 'node:stream';
 import { renderProgressBar, type ProgressState } from './progress-bar.js';
+
+/** What the terminal writes to: process.stdout and process.stderr, or any stream shaped like them. */
+export type OutputStream = Writable & { isTTY?: boolean | undefined; columns?: number | undefined };
 
 /** Why our own output failed: its reader went away (EPIPE), or another write error. */
 export type OutputFailure = 'broken_pipe' | 'io_error';
@@ -29,8 +33,8 @@ export class Terminal {
   };
 
   constructor(
-    private readonly out: NodeJS.WriteStream,
-    private readonly err: NodeJS.WriteStream,
+    private readonly out: OutputStream,
+    private readonly err: OutputStream,
     opts: { progressBar: boolean },
     private readonly onClosed: (why: OutputFailure) => void = () => {},
   ) {
@@ -76,7 +80,7 @@ export class Terminal {
     this.err.off('error', this.onError);
   }
 
-  private async emit(stream: NodeJS.WriteStream, text: string): Promise<void> {
+  private async emit(stream: OutputStream, text: string): Promise<void> {
     if (text === '' || this.failure !== undefined || stream.destroyed) return;
     const tty = stream.isTTY === true;
     if (tty) this.eraseBar();
@@ -90,7 +94,7 @@ export class Terminal {
   private drawBar(): void {
     if (this.latest === undefined || this.failure !== undefined) return;
     // A pseudo-terminal nobody sized (script(1) writing to a pipe) reports 0 columns.
-    const columns = this.err.columns > 0 ? this.err.columns : 80;
+    const columns = (this.err.columns ?? 0) > 0 ? (this.err.columns ?? 80) : 80;
     const line = renderProgressBar(this.latest, columns);
     if (line === null) {
       this.eraseBar();
