@@ -264,6 +264,7 @@ async function kernelOwnTimes(language) {
       SLUICE_CONTROL_FD: '4',
       SLUICE_KERNEL_SCOPE: 'descendants',
       PYTHONPATH: join(runtime, 'python'),
+      PYTHONDONTWRITEBYTECODE: '1',
       NODE_PATH: join(runtime, 'node'),
     },
   });

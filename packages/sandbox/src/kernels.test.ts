@@ -52,6 +52,7 @@ class Driver {
         // Outside a PID namespace only the kernel's own descendants are a cell's leftovers.
         SLUICE_KERNEL_SCOPE: 'descendants',
         PYTHONPATH: join(RUNTIME_SOURCE, 'python'),
+        PYTHONDONTWRITEBYTECODE: '1',
         NODE_PATH: join(RUNTIME_SOURCE, 'node'),
       },
     });
