@@ -208,6 +208,14 @@ test('stdin: the body stdin reaches input(); interactive input waits for POST /s
   assert.equal(r.done.exit_code, 0, r.stderr);
   const hello = r.events.find((e) => e.type === 'stdout' && e.content.includes('hello'));
   assert.ok(hello && hello.arrivedAt >= sentAt && sentAt - t0 >= 300);
+  // Input sent at once, while a new session's kernel is still starting, is not lost.
+  const fresh = await postJSON(`${server.url}/api/sessions/${session('stdin-early')}/stream`, { language: 'python', code: 'import sys\nprint(input().upper(), repr(sys.stdin.read()))' });
+  const early = outcome(
+    await readSSE(fresh, (ev) => {
+      if (ev.type === 'start') void postJSON(`${server.url}/api/executions/${ev.execution_id}/stdin`, { data: 'fast\nrest', eof: true });
+    }),
+  );
+  assert.equal(early.stdout, "FAST 'rest'\n", early.stderr);
   // The variable from that interactive cell persists like any other.
   assert.deepEqual(results((await cell(s, 'python', 'name')).events), [{ 'text/plain': "'Ada'", 'application/json': 'Ada' }]);
 });
@@ -275,9 +283,13 @@ function hostHasPython(module: string): boolean {
 test('output of subprocesses a cell starts is streamed; processes a cell leaves behind are gone when it ends', async () => {
   const s = session('children');
   const marker = `sluice-left-${process.pid}-${Date.now()}`;
-  const py = await cell(s, 'python', `import subprocess, os\nsubprocess.run(["echo", "from a child"])\nos.system("echo from a shell >&2")\nsubprocess.Popen(["sh", "-c", "exec -a ${marker} sleep 300"])\nprint("parent")`);
+  const py = await cell(
+    s,
+    'python',
+    `import subprocess, os, time\nsubprocess.run(["echo", "from a child"])\nos.system("echo from a shell >&2")\nsubprocess.Popen(["bash", "-c", "exec -a ${marker} sleep 300"])\ntime.sleep(0.3)\nprint("running:", subprocess.run(["pgrep", "-f", "${marker}"], capture_output=True).returncode == 0)`,
+  );
   assert.equal(py.done.exit_code, 0, py.stderr);
-  assert.equal(py.stdout, 'from a child\nparent\n');
+  assert.equal(py.stdout, 'from a child\nrunning: True\n');
   assert.equal(py.stderr, 'from a shell\n');
   await waitFor('the left-behind child to be killed', 5000, async () => ((await hostProcesses()).some((p) => p.args.includes(marker)) ? undefined : true));
   const js = await cell(s, 'javascript', 'require("child_process").execSync("echo from a node child", { stdio: "inherit" });');

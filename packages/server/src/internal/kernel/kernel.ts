@@ -67,6 +67,8 @@ interface ActiveCell {
   oomBase: number;
   /** The kernel process this cell runs in, once there is one: only its death ends the cell. */
   proc: SandboxProcess | null;
+  /** Input sent before the execute message went out; null once it has. */
+  early: { data: string; eof: boolean } | null;
 }
 
 /** How long after `cell_done` the markers may still be missing (a cell that closed fd 1). */
@@ -127,7 +129,7 @@ export class Kernel {
     const nonce = randomBytes(16).toString('hex');
     let resolve!: (o: CellOutcome) => void;
     const done = new Promise<CellOutcome>((r) => (resolve = r));
-    this.active = { nonce, sink, cellDone: null, resolve, finished: false, doneTimer: null, restarted: false, oomBase: 0, proc: null };
+    this.active = { nonce, sink, cellDone: null, resolve, finished: false, doneTimer: null, restarted: false, oomBase: 0, proc: null, early: { data: '', eof: false } };
     const active = this.active;
     this.splitters.stdout.expect(nonce);
     this.splitters.stderr.expect(nonce);
@@ -136,11 +138,17 @@ export class Kernel {
     });
     return {
       done,
+      // Until the execute message is out (the kernel may still be starting), input waits here:
+      // the kernel drops stdin that comes before its cell.
       writeStdin: (data) => {
-        if (this.active === active) this.proc?.writeControl(JSON.stringify({ type: 'stdin', data }));
+        if (this.active !== active) return;
+        if (active.early) active.early.data += data;
+        else this.proc?.writeControl(JSON.stringify({ type: 'stdin', data }));
       },
       endStdin: () => {
-        if (this.active === active) this.proc?.writeControl(JSON.stringify({ type: 'stdin_eof' }));
+        if (this.active !== active) return;
+        if (active.early) active.early.eof = true;
+        else this.proc?.writeControl(JSON.stringify({ type: 'stdin_eof' }));
       },
     };
   }
@@ -194,8 +202,11 @@ export class Kernel {
     active.oomBase = stats?.oomKills ?? 0;
     this.cells++;
     const msg: Record<string, unknown> = { type: 'execute', nonce: active.nonce, code };
-    if (stdin.data !== undefined) msg['stdin'] = stdin.data;
-    if (stdin.eof) msg['stdin_eof'] = true;
+    const early = active.early ?? { data: '', eof: false };
+    active.early = null;
+    const data = (stdin.data ?? '') + early.data;
+    if (data !== '') msg['stdin'] = data;
+    if (stdin.eof || early.eof) msg['stdin_eof'] = true;
     if (Object.keys(env).length > 0) msg['env'] = env;
     this.proc?.writeControl(JSON.stringify(msg));
   }
