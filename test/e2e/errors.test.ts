@@ -427,3 +427,16 @@ test('curl -d style bodies (form-urlencoded or no Content-Type, but JSON text) a
   assertMentions(await expectError(bad, 'INVALID_REQUEST'), ['request body', 'expected JSON']);
   assert.equal((await fetch(`${server.url}/api/sessions/curl-style`, { method: 'DELETE' })).status, 204);
 });
+
+test('every answer names its request: a client X-Request-Id comes back (streams too), otherwise one is made up', async () => {
+  const given = await fetch(`${server.url}/api/sessions/rid-missing`, { headers: { 'x-request-id': 'client-42' } });
+  assert.equal(given.status, 404);
+  assert.equal(given.headers.get('x-request-id'), 'client-42');
+  await given.body?.cancel();
+  const made = await fetch(`${server.url}/api/sessions/rid-missing`, { headers: { 'x-request-id': 'not a valid id' } });
+  assert.match(made.headers.get('x-request-id') ?? '', /^[0-9a-f]{24}$/);
+  await made.body?.cancel();
+  const streamed = await postJSON(`${server.url}/api/sessions/rid-stream/stream`, { code: 'echo', language: 'bash' }, { 'x-request-id': 'stream-7' });
+  assert.equal(streamed.headers.get('x-request-id'), 'stream-7');
+  await streamed.text();
+});

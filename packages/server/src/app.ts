@@ -3,6 +3,7 @@
  * session manager to the HTTP routes. `listen()` serves; `drain()` stops taking work and lets
  * what runs finish; `close()` stops every execution and removes every workspace.
  */
+import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -57,6 +58,9 @@ export interface SluiceServer {
 /** Largest request header block, bytes (Node's default, fixed here so no flag can raise it). */
 const MAX_HEADER_BYTES = 16 * 1024;
 
+/** Request ids taken from clients: short and printable, so they are safe in logs and headers. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
 /**
  * Creates a server from a config. Fails if the config would expose an unauthenticated server,
  * if bubblewrap is missing, or if the data dir is unusable.
@@ -88,6 +92,16 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
     },
     clientErrorHandler: answerClientError,
     return503OnClosing: true,
+    // A client's X-Request-Id (the SDK sends one) names the request in our logs and comes back
+    // on the answer, so a failure can be found on both sides; a missing or odd one is replaced.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomBytes(12).toString('hex');
+    },
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    // On the raw response: streams write their head themselves.
+    reply.raw.setHeader('x-request-id', req.id);
   });
   app.server.maxConnections = config.maxConnections;
   let lastDropWarning = 0;
