@@ -1,7 +1,11 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConnectionError, SessionBusyError, TimeoutError } from '../errors.js';
 import { HTTPClient, type FetchFunction } from './http-client.js';
+
+// The fake fetches hold no socket and the client's deadline timers are unref'd: keep the loop up.
+const keepAlive = setInterval(() => {}, 1000);
+after(() => clearInterval(keepAlive));
 
 function client(fetch: FetchFunction, timeoutMs = 1000): HTTPClient {
   return new HTTPClient({ baseURL: 'http://sluice.test/prefix/', apiKey: 'k', fetch, timeoutMs, headers: {} });

@@ -1,4 +1,4 @@
-import { after, test } from 'node:test';
+import { after, afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ExecutionEvent } from '@sluice/protocol';
@@ -62,9 +62,27 @@ class FakeSocket implements WebSocketLike {
   }
 }
 
+/** Connections of the current test, closed after it so that no late timer of theirs dials into the next. */
+const connections: WSConnection[] = [];
+afterEach(() => {
+  for (const c of connections.splice(0)) c.close();
+});
+
+/**
+ * Waits until `cond` holds. Tests poll rather than sleep a fixed time: on a loaded machine Node
+ * may run a 20 ms timer before a 1 ms one scheduled just before it.
+ */
+async function until(cond: () => boolean, what: string, timeoutMs = 2000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > timeoutMs) throw new Error(`still not ${what} after ${timeoutMs} ms`);
+    await sleep(1);
+  }
+}
+
 function connection(over: Partial<WSConnectionOptions> = {}): WSConnection {
   FakeSocket.all = [];
-  return new WSConnection({
+  const conn = new WSConnection({
     url: 'ws://sluice.test/api/sessions/s1/ws',
     protocols: ['sluice', 'sluice.auth.a2V5'],
     WebSocket: FakeSocket,
@@ -74,6 +92,8 @@ function connection(over: Partial<WSConnectionOptions> = {}): WSConnection {
     pingIntervalMs: 0,
     ...over,
   });
+  connections.push(conn);
+  return conn;
 }
 
 function socket(i = -1): FakeSocket {
@@ -142,8 +162,7 @@ test('a dropped socket is reopened and each live stream resubscribes from its ne
   ws.receive(out('A', 1));
   ws.receive(out('A', 2));
   ws.drop();
-  await sleep(20);
-  assert.equal(FakeSocket.all.length, 2, 'reopened');
+  await until(() => FakeSocket.all.length === 2, 'reopened');
   ws = socket();
   ws.open();
   assert.deepEqual(ws.sentOf('subscribe'), [{ type: 'subscribe', execution_id: 'A', from: 3 }]);
@@ -207,9 +226,8 @@ test('a run refused with 4404 at the upgrade creates the session once and is sen
   const a = conn.execute({ code: 'a' });
   socket().open(); // the upgrade is accepted, then closed at once: the execute was never read
   socket().drop(4404, 'no session with id "s1"');
-  await sleep(10);
+  await until(() => FakeSocket.all.length === 2, 'dialled again after creating the session');
   assert.equal(created, 1);
-  assert.equal(FakeSocket.all.length, 2, 'dialled again after creating the session');
   const ws = socket();
   ws.open();
   assert.equal(ws.sentOf('execute').length, 1, 'the run goes out on the new socket');
@@ -225,7 +243,7 @@ test('a second 4404 right after creating the session, or one without a run waiti
   const a = conn.execute({ code: 'a' });
   socket().open();
   socket().drop(4404, 'gone');
-  await sleep(10);
+  await until(() => FakeSocket.all.length === 2, 'dialled again after creating the session');
   socket().open();
   socket().drop(4404, 'gone');
   await assert.rejects(a.next(), (err: unknown) => err instanceof NotFoundError && err.message === 'gone');
@@ -250,9 +268,8 @@ test('a run on a socket refused with 4429 (too many sockets) is sent again on th
   const a = conn.execute({ code: 'a' });
   socket().open();
   socket().drop(4429, 'too many sockets');
-  await sleep(10);
+  await until(() => FakeSocket.all.length === 2, 'dialled again');
   const ws = socket();
-  assert.equal(FakeSocket.all.length, 2);
   ws.open();
   assert.equal(ws.sentOf('execute').length, 1);
   ws.receive({ type: 'accepted', request_id: requestIDOf(ws, 0), execution_id: 'A' });
@@ -273,9 +290,9 @@ test('close code 4401 fails every stream with UnauthorizedError, without retryin
 test('reconnection gives up after maxAttempts', async () => {
   const conn = connection();
   const a = conn.attach('A', 1);
-  for (let i = 0; i < 10 && FakeSocket.all.length <= 4; i++) {
+  for (let n = 1; n <= 4; n++) {
     socket().drop();
-    await sleep(10);
+    if (n < 4) await until(() => FakeSocket.all.length === n + 1, `redialled after drop ${n}`);
   }
   await assert.rejects(a.next(), (err: unknown) => err instanceof ConnectionError && /reconnect\.maxAttempts/.test(err.message));
   assert.equal(FakeSocket.all.length, 4, 'the first socket and three retries');
@@ -318,8 +335,7 @@ test('the socket closes itself when idle and reopens on the next stream', async 
   ws.receive(done('A', 1));
   await take(a, 1);
   a.close();
-  await sleep(30);
-  assert.equal(ws.closedWith, 1000);
+  await until(() => ws.closedWith === 1000, 'closed when idle');
   conn.attach('B', 1);
   assert.equal(FakeSocket.all.length, 2);
   conn.close();
@@ -387,7 +403,7 @@ test('a socket that stops answering pings is reopened', async () => {
   const conn = connection({ pingIntervalMs: 10 });
   conn.attach('A', 1);
   socket().open();
-  await sleep(60);
+  await until(() => FakeSocket.all.length >= 2, 'a new socket was dialled');
   assert.ok(socket(0).sentOf('ping').length >= 1);
   assert.equal(socket(0).closedWith, 4000);
   assert.ok(FakeSocket.all.length >= 2, 'a new socket was dialled');
