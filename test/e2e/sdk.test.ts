@@ -116,8 +116,11 @@ interface Proxy {
   url: string;
   cuts(): number;
   connections(): number;
-  /** Arms the proxy: the first connection that then carries `n` more bytes from the server is destroyed, once. */
-  cutAfter(n: number): void;
+  /**
+   * Arms the proxy: the first connection that then carries `n` more bytes from the server is
+   * destroyed, and so on `times` times (each new connection gets its own `n` bytes).
+   */
+  cutAfter(n: number, times?: number): void;
   close(): Promise<void>;
 }
 
@@ -125,6 +128,7 @@ interface Proxy {
 async function startProxy(target: string): Promise<Proxy> {
   const { hostname, port } = new URL(target);
   let armed: number | undefined;
+  let remaining = 0;
   let cuts = 0;
   let connections = 0;
   const open = new Set<Socket>();
@@ -139,7 +143,7 @@ async function startProxy(target: string): Promise<Proxy> {
       if (armed !== undefined) {
         carried += d.length;
         if (carried >= armed) {
-          armed = undefined;
+          if (--remaining === 0) armed = undefined;
           cuts++;
           downstream.destroy();
           upstream.destroy();
@@ -167,8 +171,9 @@ async function startProxy(target: string): Promise<Proxy> {
     url: `http://127.0.0.1:${addr.port}`,
     cuts: () => cuts,
     connections: () => connections,
-    cutAfter: (n) => {
+    cutAfter: (n, times = 1) => {
       armed = n;
+      remaining = times;
     },
     close: async () => {
       for (const s of open) s.destroy();
@@ -264,17 +269,17 @@ for (const transport of ['sse', 'websocket'] as const) {
       sluice.close();
     });
 
-    test('every event arrives exactly once across a connection cut mid-stream', async () => {
+    test('every event arrives exactly once across connections cut mid-stream, three times', async () => {
       const proxy = await startProxy(server.url);
       const sluice = client(transport, proxy.url);
       try {
         const session = await sluice.sessions.create();
         const prog = numberedLines(30, 0.05);
         const connectionsBefore = proxy.connections();
-        proxy.cutAfter(1500);
+        proxy.cutAfter(900, 3);
         const events: ExecutionEvent[] = [];
         for await (const e of session.stream(prog.code, { mode: 'process' })) events.push(e);
-        assert.equal(proxy.cuts(), 1, 'the proxy cut the stream once');
+        assert.equal(proxy.cuts(), 3, 'the proxy cut the stream three times');
         assert.ok(proxy.connections() > connectionsBefore, 'the SDK reconnected');
         assertExactlyOnce(events);
         assert.equal(stdoutOf(events), prog.stdout);
