@@ -8,7 +8,7 @@ import { ExecutionStream, type StreamCallbacks } from './execution-stream.js';
 import { reconnectPolicy, type ReconnectOptions } from './internal/backoff.js';
 import { base64url } from './internal/base64url.js';
 import { checkTransport, requireWebSocket, webSocketURL, type ClientContext, type Transport } from './internal/client-context.js';
-import type { ExecutionEventSource } from './internal/event-source.js';
+import { abortedSource, type ExecutionEventSource } from './internal/event-source.js';
 import { randomID } from './internal/random-id.js';
 import { SSEExecutionSource } from './internal/sse-execution-source.js';
 import { WSConnection } from './internal/ws-connection.js';
@@ -91,7 +91,10 @@ export class Session {
     const body = runBody(code, opts, transport);
     const reconnect = reconnectPolicy(opts.reconnect, this.ctx.reconnect);
     let source: ExecutionEventSource;
-    if (transport === 'websocket') {
+    if (opts.signal?.aborted) {
+      // Aborted before it began: nothing is sent (a WebSocket execute would go out at once).
+      source = abortedSource(opts.signal.reason);
+    } else if (transport === 'websocket') {
       source = this.connection().execute(body);
     } else {
       const idempotencyKey = opts.idempotencyKey ?? randomID();

@@ -19,3 +19,16 @@ export interface ExecutionEventSource {
   /** Releases the connection and every timer; no effect on the execution. Idempotent. */
   close(): void;
 }
+
+/** The source of a call whose signal was aborted before it began: it sends nothing, and every read rejects with the abort's reason. */
+export function abortedSource(reason: unknown): ExecutionEventSource {
+  const executionID = Promise.reject(reason);
+  executionID.catch(() => {});
+  return {
+    executionID,
+    next: () => Promise.reject(reason),
+    cancel: async () => {},
+    stdin: () => Promise.reject(reason),
+    close: () => {},
+  };
+}
