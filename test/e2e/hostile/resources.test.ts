@@ -32,7 +32,7 @@ let rssAtStart = 0;
 before(async () => {
   server = await startServer({ SLUICE_UID_BASE: String(randomInt(2_000_000, 3_000_000)), SLUICE_KILL_GRACE_MS: String(GRACE_MS) });
   // The server detects cgroups (and creates its parent) as it starts; a first run makes sure.
-  const warm = await stream(server.url, 'warm-up', { code: 'print("ok")' });
+  const warm = await stream(server.url, 'warm-up', { code: 'print("ok")', mode: 'process' });
   assert.equal(text(warm, 'stdout'), 'ok\n');
   parents = await parentGroups(server);
   rssAtStart = await serverRSS();
