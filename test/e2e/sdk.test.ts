@@ -522,6 +522,7 @@ const EXAMPLE_OUTPUT: Record<string, RegExp> = {
   'cancel.js': /^after break: cancelled\naborted after 500 ms\ncancelled: true, signal SIG[A-Z]+\n$/,
   'resume.js': /^step 0\nstep 1\nstep 2\nstep 3\nstep 4\nstep 5\nstep 6\nstep 7\ndone: exited\n$/,
   'kernel.js': /^area: 12\.566370614359172\nrestarted: python\nradius is gone\n$/,
+  'readme.js': /^3\.5\n0\n1\n2\n$/,
 };
 
 test('every example program of docs/sdk.md runs against the server and prints what the page says', async () => {

@@ -1,10 +1,12 @@
-// docs/sdk.md quotes the example programs (packages/sdk/examples/*.ts, type-checked by the
-// build and run against a real server in test/e2e/sdk.test.ts): its code blocks must equal them.
+// docs/sdk.md and the README quote the example programs (packages/sdk/examples/*.ts,
+// type-checked by the build and run against a real server in test/e2e/sdk.test.ts): their code
+// blocks must equal them.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 
 const docURL = new URL('../../../docs/sdk.md', import.meta.url);
+const readmeURL = new URL('../../../README.md', import.meta.url);
 const examplesURL = new URL('../examples/', import.meta.url);
 
 /** Each `<!-- example: NAME -->` marker and the fenced block right after it. */
@@ -24,8 +26,14 @@ test('every code block that docs/sdk.md marks as an example is that example file
   }
 });
 
-test('every example file is quoted in docs/sdk.md', () => {
+test('the README\'s SDK example is examples/readme.ts, byte for byte', () => {
+  const quoted = quotedExamples(readFileSync(readmeURL, 'utf8'));
+  assert.deepEqual([...quoted.keys()], ['readme.ts']);
+  assert.equal(quoted.get('readme.ts'), readFileSync(new URL('readme.ts', examplesURL), 'utf8'));
+});
+
+test('every example file is quoted in docs/sdk.md (the README\'s in the README)', () => {
   const quoted = quotedExamples(readFileSync(docURL, 'utf8'));
-  const files = readdirSync(examplesURL).filter((f) => f.endsWith('.ts'));
+  const files = readdirSync(examplesURL).filter((f) => f.endsWith('.ts') && f !== 'readme.ts');
   for (const f of files) assert.ok(quoted.has(f), `docs/sdk.md does not quote examples/${f}`);
 });
