@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // House-style checks the type checker cannot make (STYLE.md): no `any`, no focused tests,
-// the protocol package stays free of Node APIs, library code does not print with console.log.
+// the protocol package stays free of Node APIs, library code does not print with console.log (the CLI and the example programs may).
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -27,7 +27,7 @@ for (const file of files) {
     if (!isTest && file.startsWith('packages/protocol/') && /from\s+['"]node:/.test(line)) {
       problems.push(`${at}: the protocol package must use web-standard APIs only`);
     }
-    if (!isTest && !file.startsWith('packages/cli/') && /console\.log\(/.test(code)) problems.push(`${at}: use the logger, not console.log`);
+    if (!isTest && !file.startsWith('packages/cli/') && !file.startsWith('packages/sdk/examples/') && /console\.log\(/.test(code)) problems.push(`${at}: use the logger, not console.log`);
   });
 }
 if (problems.length) {
