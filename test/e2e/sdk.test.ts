@@ -8,6 +8,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -252,6 +253,13 @@ for (const transport of ['sse', 'websocket'] as const) {
       await assert.rejects(stream.stdin('late'), (e: unknown) => e instanceof InvalidRequestError && (transport === 'websocket' || REQUEST_ID.test(e.requestID ?? '')));
       const r = await stream.result();
       assert.equal(r.stdout, "name? hello, Ada\n'rest'\n");
+      // 3 MiB in one write: over a WebSocket it goes in confirmed pieces under the frame limit.
+      const big = session.stream('import sys, hashlib\nd = sys.stdin.read()\nprint(len(d), hashlib.sha256(d.encode()).hexdigest()[:12])', { mode: 'process' });
+      const text = 'é'.repeat(1024 * 1024) + 'z'.repeat(1024 * 1024);
+      await big.stdin(text);
+      await big.closeStdin();
+      const bigResult = await big.result();
+      assert.equal(bigResult.stdout, `${text.length} ${createHash('sha256').update(text).digest('hex').slice(0, 12)}\n`, bigResult.stderr);
       await session.delete();
       sluice.close();
     });

@@ -4,6 +4,7 @@ import { reconnectPolicy, type ReconnectOptions } from './internal/backoff.js';
 import type { ClientContext } from './internal/client-context.js';
 import { SSEExecutionSource } from './internal/sse-execution-source.js';
 import { readCancelResult, readExecutionInfo, type CancelResult, type ExecutionInfo } from './views.js';
+import { sendStdin } from './internal/stdin-pieces.js';
 
 /** Options of {@link Executions.events}. */
 export interface EventsOptions extends StreamCallbacks {
@@ -31,10 +32,13 @@ export class Executions {
 
   /** Writes to its stdin; `eof` closes stdin after `data`. */
   async stdin(id: string, data: string, opts: { eof?: boolean; signal?: AbortSignal } = {}): Promise<void> {
-    const json: { data: string; eof?: boolean } = { data };
-    if (opts.eof === true) json.eof = true;
-    const res = await this.ctx.http.request('POST', `${this.path(id)}/stdin`, { json, signal: opts.signal });
-    await res.body?.cancel();
+    // In pieces under the body limit; a piece the server cannot take yet is sent again.
+    await sendStdin(data, opts.eof === true, async (piece, eofNow) => {
+      const json: { data: string; eof?: boolean } = { data: piece };
+      if (eofNow) json.eof = true;
+      const res = await this.ctx.http.request('POST', `${this.path(id)}/stdin`, { json, signal: opts.signal });
+      await res.body?.cancel();
+    });
   }
 
   /**

@@ -19,6 +19,7 @@ import { backoffDelay, type ReconnectPolicy } from './backoff.js';
 import type { ExecutionEventSource } from './event-source.js';
 import type { HTTPClient } from './http-client.js';
 import { SeqCursor } from './seq-cursor.js';
+import { sendStdin } from './stdin-pieces.js';
 
 /** Where a stream begins: a new run, or an execution that exists, from seq `from` (inclusive). */
 export type SSEStart =
@@ -110,10 +111,12 @@ export class SSEExecutionSource implements ExecutionEventSource {
 
   async stdin(data: string, eof: boolean): Promise<void> {
     const id = await this.executionID;
-    const json: { data: string; eof?: boolean } = { data };
-    if (eof) json.eof = true;
-    const res = await this.http.request('POST', `/api/executions/${encodeURIComponent(id)}/stdin`, { json, timeoutMs: this.opts.commandTimeoutMs });
-    await res.body?.cancel();
+    await sendStdin(data, eof, async (piece, eofNow) => {
+      const json: { data: string; eof?: boolean } = { data: piece };
+      if (eofNow) json.eof = true;
+      const res = await this.http.request('POST', `/api/executions/${encodeURIComponent(id)}/stdin`, { json, timeoutMs: this.opts.commandTimeoutMs });
+      await res.body?.cancel();
+    });
   }
 
   close(): void {

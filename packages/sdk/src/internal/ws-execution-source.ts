@@ -14,6 +14,7 @@ import { ConnectionError } from '../errors.js';
 import { deferred, type Deferred } from './abort.js';
 import type { ExecutionEventSource } from './event-source.js';
 import { SeqCursor } from './seq-cursor.js';
+import { sendStdin } from './stdin-pieces.js';
 
 /** Bounds of one stream's queue of received, undelivered events. */
 export interface WSQueueLimits {
@@ -162,7 +163,9 @@ export class WSExecutionSource implements ExecutionEventSource {
 
   async stdin(data: string, eof: boolean): Promise<void> {
     const id = await this.executionID;
-    await this.channel.command(eof ? { type: 'stdin', execution_id: id, data, eof: true } : { type: 'stdin', execution_id: id, data });
+    // In pieces: a message over the server's frame limit would close the whole socket (1009)
+    // and every stream on it.
+    await sendStdin(data, eof, (part, end) => this.channel.command(end ? { type: 'stdin', execution_id: id, data: part, eof: true } : { type: 'stdin', execution_id: id, data: part }));
   }
 
   close(): void {
@@ -196,3 +199,4 @@ export function approximateSize(ev: ExecutionEvent): number {
       return 256;
   }
 }
+
