@@ -26,7 +26,9 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
   const dataDir = await mkdtemp(join(tmpdir(), 'sluice-e2e-'));
   const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir], {
     // No compiler caches (CPU that the other tests' timing would pay for) unless a test asks.
-    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SLUICE_LOG_LEVEL: 'warn', SLUICE_WARM_RUNTIMES: 'false', ...env },
+    // A short drain at stop: a test that failed mid-run leaves executions running, and the
+    // server must still end (unmounting its workspaces) before stop() gives up and SIGKILLs it.
+    env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', SLUICE_LOG_LEVEL: 'warn', SLUICE_WARM_RUNTIMES: 'false', SLUICE_DRAIN_GRACE: '3', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
