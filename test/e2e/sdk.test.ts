@@ -545,3 +545,20 @@ test('every example program of docs/sdk.md runs against the server and prints wh
     assert.match(stdout, EXAMPLE_OUTPUT[program] ?? /^$/, program);
   }
 });
+
+test('attaching from past the end of a finished execution ends at once with no events, on both transports', async () => {
+  const sluice = client('sse');
+  const session = await sluice.sessions.create();
+  const r = await session.run('echo done-here', { language: 'bash' });
+  assert.equal(r.stdout, 'done-here\n');
+  const info = await sluice.executions.get(r.executionID);
+  for (const transport of ['sse', 'websocket'] as const) {
+    const c = client(transport);
+    const seen: string[] = [];
+    for await (const ev of c.session(session.id).attach(r.executionID, { from: info.lastSeq + 1, signal: AbortSignal.timeout(5000) })) seen.push(ev.type);
+    assert.deepEqual(seen, [], transport);
+    c.close();
+  }
+  await session.delete();
+  sluice.close();
+});

@@ -482,3 +482,22 @@ test('server shutdown sends the running execution’s done, then closes sockets 
     await own.stop();
   }
 });
+
+test('subscribe from past the end of a finished log is answered with end (HTTP answers 204 there)', async () => {
+  await createSession(server.url, 'ws-end');
+  const c = await Client.open(server.url, 'ws-end');
+  const id = await c.execute('e', { code: 'echo hi', language: 'bash' });
+  const done = await c.done(id);
+  const lastSeq = Number(done['seq']);
+  c.send({ type: 'subscribe', execution_id: id, from: lastSeq + 1 });
+  const end = await c.waitFor((m) => m['type'] === 'end', 'end');
+  assert.deepEqual(end, { type: 'end', execution_id: id, last_seq: lastSeq });
+  // From inside the log it is events as usual, done last, and no end.
+  const before = c.events(id).length;
+  c.send({ type: 'subscribe', execution_id: id, from: lastSeq });
+  await c.waitFor((m) => m['type'] === 'done' && c.events(id).length > before, 'the done again');
+  c.send({ type: 'ping' });
+  await c.waitFor((m) => m['type'] === 'pong', 'pong');
+  assert.equal(c.received.filter((r) => r.msg['type'] === 'end').length, 1);
+  await c.close();
+});

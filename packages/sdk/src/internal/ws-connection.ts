@@ -300,6 +300,11 @@ export class WSConnection implements WSChannel {
       if (barrier?.kind === 'cancel' || barrier?.kind === 'stdin') barrier.answered.resolve();
       return;
     }
+    if (type === 'end') {
+      // A subscribe from past the end of a finished log: the stream is over (HTTP's 204).
+      if (executionID !== undefined) this.byExecution.get(executionID)?.end();
+      return;
+    }
     if (type === 'error' && typeof msg['seq'] !== 'number') {
       this.onErrorMessage(msg, requestID, executionID);
       return;

@@ -127,6 +127,14 @@ export class WSExecutionSource implements ExecutionEventSource {
     this.wake();
   }
 
+  /** The server says nothing more will come (a subscribe past the end of a finished log). */
+  end(): void {
+    if (!this.live) return;
+    this.receivedDone = true;
+    this.channel.release(this);
+    this.wake();
+  }
+
   /** The execution cannot be followed on this socket any more. */
   fail(err: unknown): void {
     if (!this.live) return;

@@ -21,6 +21,7 @@ import { closeReason, WSCloseCode } from './close-codes.js';
 import { SendPacer, type DrainSource } from './send-pacer.js';
 import {
   acceptedMessage,
+  endMessage,
   errorMessage,
   eventFrame,
   parseClientMessage,
@@ -244,13 +245,17 @@ export class WSConnection {
     // A reader keeps the session from expiring under it, as an HTTP stream does.
     const detach = this.ctx.sessions.attach(this.owner, exec.sessionID);
     try {
+      let sent = 0;
       for await (const batch of exec.log.follow(from, signal)) {
         for (const entry of batch) {
           if (this.pacer.full) await this.pacer.room(signal);
           if (signal.aborted) return;
           this.pacer.sendEvent(eventFrame(entry, exec.id));
+          sent++;
         }
       }
+      // Past the end of a finished log: say so, rather than leave the client waiting.
+      if (!signal.aborted && sent === 0 && exec.log.closed) this.pacer.sendReply(endMessage(exec.id, exec.log.lastSeq));
     } finally {
       detach();
     }

@@ -140,6 +140,14 @@ export function acceptedMessage(requestID: string, executionID: string): string 
   return JSON.stringify({ type: 'accepted', request_id: requestID, execution_id: executionID });
 }
 
+/**
+ * `{"type":"end","execution_id":…,"last_seq":N}`: a subscribe from past the end of a finished
+ * log; nothing will come (HTTP answers 204 there).
+ */
+export function endMessage(executionID: string, lastSeq: number): string {
+  return JSON.stringify({ type: 'end', execution_id: executionID, last_seq: lastSeq });
+}
+
 /** `{"type":"pong"}`. */
 export function pongMessage(): string {
   return '{"type":"pong"}';
