@@ -11,6 +11,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { EVENT_TYPES, parseExecutionEvent, type ExecutionEvent } from '@sluice/protocol';
 import { ErrorEvent as ConnectionError, EventSource, type FetchLike } from 'eventsource';
+import { listenLoopback } from './helpers/net.js';
 import { startServer, type TestServer } from './helpers/server.js';
 import { assertContiguous, doneOf, postJSON, readNDJSON, readSSE, text, type Timed } from './helpers/client.js';
 
@@ -251,16 +252,10 @@ async function startCuttingProxy(target: string, cutInFrame: number): Promise<{ 
       });
     });
   });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  const addr = proxy.address();
-  assert.ok(addr && typeof addr === 'object');
+  const listening = await listenLoopback(proxy, sockets);
   return {
-    url: `http://127.0.0.1:${addr.port}`,
+    ...listening,
     cuts: () => cuts,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => proxy.close(() => r()));
-    },
   };
 }
 

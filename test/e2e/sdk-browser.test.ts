@@ -17,6 +17,7 @@ import type { Duplex } from 'node:stream';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type * as SDK from '@sluice/sdk';
+import { listenLoopback } from './helpers/net.js';
 import { REPO_ROOT, startServer, type TestServer } from './helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -82,16 +83,7 @@ async function startFront(target: string): Promise<{ url: string; close(): Promi
     up.on('error', end).on('close', end);
     socket.on('error', end).on('close', end);
   });
-  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
-  const addr = front.address();
-  assert.ok(addr && typeof addr === 'object');
-  return {
-    url: `http://127.0.0.1:${addr.port}`,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => front.close(() => r()));
-    },
-  };
+  return listenLoopback(front, sockets);
 }
 
 before(async () => {

@@ -30,6 +30,7 @@ import {
   type SluiceOptions,
   type Transport,
 } from '@sluice/sdk';
+import { listenLoopback } from './helpers/net.js';
 import { REPO_ROOT, startServer, type TestServer } from './helpers/server.js';
 
 const KEY = 'sdk-e2e-key-0123456789abcdef';
@@ -165,20 +166,14 @@ async function startProxy(target: string): Promise<Proxy> {
     downstream.on('close', end).on('error', end);
     upstream.on('close', end).on('error', end);
   });
-  await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-  const addr = proxy.address();
-  assert.ok(addr && typeof addr === 'object');
+  const listening = await listenLoopback(proxy, open);
   return {
-    url: `http://127.0.0.1:${addr.port}`,
+    ...listening,
     cuts: () => cuts,
     connections: () => connections,
     cutAfter: (n, times = 1) => {
       armed = n;
       remaining = times;
-    },
-    close: async () => {
-      for (const s of open) s.destroy();
-      await new Promise<void>((r) => proxy.close(() => r()));
     },
   };
 }

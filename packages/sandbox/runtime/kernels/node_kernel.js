@@ -47,23 +47,7 @@ const sluice = require(path.join(__dirname, '..', 'node', 'sluice', 'index.js'))
 
 // --- output ------------------------------------------------------------------------------
 
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-
-function sleepMs(ms) {
-  Atomics.wait(sleeper, 0, 0, ms);
-}
-
-function writeAllSync(fd, buf) {
-  let off = 0;
-  while (off < buf.length) {
-    try {
-      off += fs.writeSync(fd, buf, off, buf.length - off);
-    } catch (err) {
-      if (err && err.code === 'EAGAIN') sleepMs(1);
-      else throw err;
-    }
-  }
-}
+const { blockStd, sleepMs, writeAllSync } = sluice._io;
 
 function emit(event) {
   writeAllSync(EVENTS_FD, Buffer.from(`${stringify(event)}\n`));
@@ -913,13 +897,7 @@ function quietExperimentalLoader() {
 
 async function main() {
   // Pipes are async in Node once full; blocking writes keep output, events and sentinels in order.
-  for (const s of [process.stdout, process.stderr]) {
-    try {
-      if (s._handle && typeof s._handle.setBlocking === 'function') s._handle.setBlocking(true);
-    } catch {
-      // not a pipe
-    }
-  }
+  blockStd();
   process.on('SIGINT', () => {
     if (state.abortWait !== null && state.cell !== null) state.abortWait(INTERRUPTED);
   });

@@ -59,18 +59,7 @@ class State:
 
 
 def write_all(fd, data):
-    view = memoryview(data)
-    while view:
-        try:
-            n = os.write(fd, view)
-        except InterruptedError:
-            continue
-        except BlockingIOError:
-            import select
-
-            select.select([], [fd], [])
-            continue
-        view = view[n:]
+    sluice._write_all(fd, data)  # the helper module's, imported by main()
 
 
 def emit(event):

@@ -37,20 +37,27 @@ function getEventsFD() {
       // no such fd
     }
   }
-  if (eventsFD >= 0) {
-    // Pipes are async in Node once full; blocking writes keep stdout ahead of the events.
-    for (const s of [process.stdout, process.stderr]) {
-      try {
-        if (s._handle && typeof s._handle.setBlocking === 'function') s._handle.setBlocking(true);
-      } catch {
-        // not a pipe
-      }
-    }
-  }
+  // Pipes are async in Node once full; blocking writes keep stdout ahead of the events.
+  if (eventsFD >= 0) blockStd();
   return eventsFD;
 }
 
+/** Makes process.stdout and stderr write synchronously when they are pipes. */
+function blockStd() {
+  for (const s of [process.stdout, process.stderr]) {
+    try {
+      if (s._handle && typeof s._handle.setBlocking === 'function') s._handle.setBlocking(true);
+    } catch {
+      // not a pipe
+    }
+  }
+}
+
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+function sleepMs(ms) {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
 
 /** Writes all of `buf` to `fd` synchronously, waiting out EAGAIN on a non-blocking fd. */
 function writeAllSync(fd, buf) {
@@ -59,7 +66,7 @@ function writeAllSync(fd, buf) {
     try {
       off += fs.writeSync(fd, buf, off, buf.length - off);
     } catch (err) {
-      if (err && err.code === 'EAGAIN') Atomics.wait(sleeper, 0, 0, 1);
+      if (err && err.code === 'EAGAIN') sleepMs(1);
       else throw err;
     }
   }
@@ -252,3 +259,5 @@ function jpeg(bytes) {
 }
 
 module.exports = { progress, result, display: result, mimeBundle, html, markdown, svg, png, jpeg };
+// For Sluice's own kernel (not part of the API; not enumerable).
+Object.defineProperty(module.exports, '_io', { value: Object.freeze({ blockStd, sleepMs, writeAllSync }) });

@@ -10,6 +10,7 @@ import {
   launchSandbox,
   RUNTIME_PATH,
   watchCPUBudget,
+  type LaunchSpec,
   type RLimits,
   type Runtime,
   type SandboxProcess,
@@ -208,25 +209,13 @@ export class Execution {
     let proc: SandboxProcess;
     try {
       proc = launchSandbox({
-        bwrapPath: ctx.bwrapPath,
-        hostUID: ctx.hostUID,
-        workspace: ctx.workspace,
-        passwdFile: ctx.passwdFile,
-        groupFile: ctx.groupFile,
-        reporterFile: ctx.reporterFile,
-        runtimeDir: ctx.runtimeDir,
+        ...sandboxBase(ctx, this.runtime, cgroup),
         ...(this.runtime.binds ? { extraBinds: this.runtime.binds } : {}),
         env: { ...baseEnv(), ...this.runtime.env, ...ctx.env, ...this.runEnv },
-        network: ctx.network,
-        tmpBytes: ctx.tmpBytes,
         codePath,
         command: [this.runtime.executable, ...this.runtime.args(codePath, cgroup ? ctx.memoryBytes : undefined)],
-        cgroupProcsFiles: cgroup?.procsFiles() ?? [],
         code: this.runtime.prepareCode ? this.runtime.prepareCode(this.code) : this.code,
         ...(this.stdin !== undefined ? { stdin: this.stdin } : {}),
-        // With a pids cgroup, RLIMIT_NPROC (per uid, counting bwrap's own processes too) is only
-        // a backstop above it, so the cgroup is what stops a fork bomb and can report it.
-        limits: cgroup && ctx.limits.processes !== undefined ? { ...ctx.limits, processes: ctx.limits.processes + 32 } : ctx.limits,
         onOutput: (stream, chunk) => {
           pipeline.write(stream, chunk);
           if (pipeline.totalBytes > ctx.outputKillBytes) this.stop('output_limit', 0);
@@ -380,6 +369,30 @@ export class Execution {
     this.proc = null;
     this.resolveFinished();
   }
+}
+
+/**
+ * What every sandbox of a session shares, a process run's or a kernel's: the session's files,
+ * uid, network, limits and the execution's cgroup; the environment starts from baseEnv() and
+ * the runtime's variables, then the session's.
+ */
+export function sandboxBase(ctx: RunContext, runtime: Runtime, cgroup: ExecutionCgroup | null) {
+  return {
+    bwrapPath: ctx.bwrapPath,
+    hostUID: ctx.hostUID,
+    workspace: ctx.workspace,
+    passwdFile: ctx.passwdFile,
+    groupFile: ctx.groupFile,
+    reporterFile: ctx.reporterFile,
+    runtimeDir: ctx.runtimeDir,
+    env: { ...baseEnv(), ...runtime.env, ...ctx.env },
+    network: ctx.network,
+    tmpBytes: ctx.tmpBytes,
+    cgroupProcsFiles: cgroup?.procsFiles() ?? [],
+    // With a pids cgroup, RLIMIT_NPROC (per uid, counting bwrap's own processes too) is only
+    // a backstop above it, so the cgroup is what stops a fork bomb and can report it.
+    limits: cgroup && ctx.limits.processes !== undefined ? { ...ctx.limits, processes: ctx.limits.processes + 32 } : ctx.limits,
+  } satisfies Partial<LaunchSpec>;
 }
 
 /** The environment every sandboxed program starts from; nothing of the server's own. */

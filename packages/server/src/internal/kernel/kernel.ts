@@ -19,7 +19,7 @@ import { ExecutionCgroup, launchSandbox, RUNTIME_PATH, runtimeFor, watchCPUBudge
 import { randomBytes } from 'node:crypto';
 import { cgroupHost } from '../execution/cgroup-host.js';
 import { EventsChannel, type ChannelEvent, type KernelMessage } from '../execution/events-channel.js';
-import { baseEnv, type RunContext } from '../execution/execution.js';
+import { sandboxBase, type RunContext } from '../execution/execution.js';
 import { SentinelSplitter } from './sentinel-splitter.js';
 import { randomID } from '../random-id.js';
 
@@ -242,27 +242,14 @@ export class Kernel {
       malformed: (note) => this.active?.sink.note(note),
       kernel: (m) => this.onKernelMessage(m),
     });
+    const runtime = runtimeFor(this.language);
+    if (!runtime) throw new Error(`no runtime for ${this.language}`);
     const proc = launchSandbox({
-      bwrapPath: ctx.bwrapPath,
-      hostUID: ctx.hostUID,
-      workspace: ctx.workspace,
-      passwdFile: ctx.passwdFile,
-      groupFile: ctx.groupFile,
-      reporterFile: ctx.reporterFile,
-      runtimeDir: ctx.runtimeDir,
-      env: {
-        ...baseEnv(),
-        ...runtimeFor(this.language)?.env,
-        ...ctx.env,
-      },
-      network: ctx.network,
-      tmpBytes: ctx.tmpBytes,
+      ...sandboxBase(ctx, runtime, cgroup),
       codePath: '/run/sluice/kernel',
       code: '',
       command,
       control: true,
-      cgroupProcsFiles: cgroup?.procsFiles() ?? [],
-      limits: cgroup && ctx.limits.processes !== undefined ? { ...ctx.limits, processes: ctx.limits.processes + 32 } : ctx.limits,
       onOutput: (stream, chunk) => {
         const own = this.splitters[stream].push(chunk);
         const a = this.active;
