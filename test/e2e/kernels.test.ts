@@ -390,3 +390,33 @@ test('SLUICE_MAX_KERNELS: past the cap the least recently used idle kernel is st
     await small.stop();
   }
 });
+
+test('stdin a kernel cell does not read is bounded: past about 1 MiB unread the server answers RATE_LIMITED', async () => {
+  const s = session('stdin-bound');
+  await cell(s, 'python', 'x = 1');
+  const res = await postJSON(`${server.url}/api/sessions/${s}/stream`, { language: 'python', code: 'import time, sys\nprint("sleeping", flush=True)\ntime.sleep(3)\nprint(len(sys.stdin.read()))' });
+  const statuses: number[] = [];
+  let accepted = 0;
+  let startID = '';
+  const events = await readSSE(res, (ev) => {
+    if (ev.type === 'stdout' && ev.content.startsWith('sleeping')) {
+      void (async () => {
+        const piece = 'y'.repeat(512 * 1024);
+        for (let i = 0; i < 12; i++) {
+          const r = await postJSON(`${server.url}/api/executions/${startID}/stdin`, { data: piece });
+          statuses.push(r.status);
+          await r.body?.cancel();
+          if (r.status === 202) accepted += piece.length;
+          if (r.status === 429) break;
+        }
+        await (await postJSON(`${server.url}/api/executions/${startID}/stdin`, { eof: true })).body?.cancel();
+      })();
+    }
+    if (ev.type === 'start') startID = ev.execution_id;
+  });
+  const r = outcome(events);
+  assert.ok(statuses.includes(429), `RATE_LIMITED came: ${statuses.join(' ')}`);
+  assert.ok(accepted <= 4 * 1024 * 1024, `at most a few MiB taken while the cell slept: ${accepted}`);
+  // Everything accepted reached the cell.
+  assert.equal(r.stdout, `sleeping\n${accepted}\n`, r.stderr);
+});

@@ -97,6 +97,11 @@ class Driver {
     return { messages, done, stdout: stdout.slice(0, -marker.length), stderr: stderr.slice(0, -marker.length) };
   }
 
+  /** Bytes written to the control pipe that the kernel has not read. */
+  controlBacklog(): number {
+    return (this.child.stdio[4] as Writable).writableLength;
+  }
+
   signal(s: NodeJS.Signals): void {
     this.child.kill(s);
   }
@@ -177,6 +182,30 @@ for (const language of ['python', 'javascript'] as const) {
       const env = py ? 'import os\nos.environ.get("ONLY", "unset")' : 'process.env.ONLY ?? "unset"';
       assert.deepEqual(results((await k.cell(env, { env: { ONLY: 'here' } })).messages), [{ 'text/plain': "'here'", 'application/json': 'here' }]);
       assert.deepEqual(results((await k.cell(env)).messages), [{ 'text/plain': "'unset'", 'application/json': 'unset' }]);
+    } finally {
+      await k.stop();
+    }
+  });
+
+  test(`${language} kernel: unread stdin stays bounded (the kernel stops reading control), and all of it arrives`, async () => {
+    const k = await Driver.start(language);
+    try {
+      const nonce = 'd'.repeat(32);
+      const code = py
+        ? 'import sys, time\ntime.sleep(1.5)\nprint(len(sys.stdin.read()))'
+        : 'await new Promise((r) => setTimeout(r, 1500));\nlet n = 0;\nfor await (const c of process.stdin) n += c.length;\nconsole.log(n);';
+      const o = k.out.stdout.length;
+      k.send({ type: 'execute', nonce, code });
+      const piece = 'x'.repeat(1 << 20);
+      for (let i = 0; i < 4; i++) k.send({ type: 'stdin', data: piece });
+      k.send({ type: 'stdin_eof' });
+      await new Promise((r) => setTimeout(r, 700));
+      // 4 MiB sent, the cell reads nothing yet: the kernel took at most ~2 MiB (1 MiB held plus
+      // the message that passed it), the rest waits on the writer's side.
+      assert.ok(k.controlBacklog() > 1 << 20, `the kernel stopped reading: ${k.controlBacklog()} bytes wait`);
+      await k.next((m) => m.type === 'sluice.cell_done' && m['nonce'] === nonce, 20_000);
+      assert.ok(k.out.stdout.slice(o).startsWith(`${4 << 20}\n`), k.out.stdout.slice(o, o + 80));
+      assert.equal(k.controlBacklog(), 0);
     } finally {
       await k.stop();
     }

@@ -235,6 +235,11 @@ export class SandboxProcess {
     return this.stdinPipe?.writableLength ?? 0;
   }
 
+  /** Bytes queued for the control pipe that the kernel has not read yet. */
+  get controlBacklog(): number {
+    return this.controlPipe?.writableLength ?? 0;
+  }
+
   /** Sends one line to a kernel's control pipe; false when there is none or it is closed. */
   writeControl(line: string): boolean {
     const pipe = this.controlPipe;

@@ -95,6 +95,14 @@ function printError(err) {
 // --- a cell's stdin ----------------------------------------------------------------------
 
 /** stdin of one cell: fed by stdin messages, read by input() and by process.stdin. */
+/** Characters of stdin a cell may have waiting unread in the kernel (as the server's 1 MiB). */
+const STDIN_HOLD = 1 << 20;
+/**
+ * Past STDIN_HOLD the kernel stops reading its control pipe: the pipe fills and the server
+ * answers RATE_LIMITED, as for a process's stdin. Set once the control socket exists.
+ */
+const controlFlow = { pause() {}, resume() {} };
+
 class CellInput {
   constructor(data, eof) {
     this.buf = data;
@@ -110,6 +118,7 @@ class CellInput {
     if (this.eof) return;
     this.buf += data;
     this.pump();
+    if (this.buf.length > STDIN_HOLD) controlFlow.pause();
   }
 
   end() {
@@ -150,6 +159,13 @@ class CellInput {
   }
 
   pump() {
+    this.deliver();
+    // Reading resumes once the cell has taken its input down (or ended).
+    if (this.closed || this.buf.length <= STDIN_HOLD) controlFlow.resume();
+  }
+
+  /** Hands buffered input to waiting line readers and to the stream, as far as they want it. */
+  deliver() {
     while (this.waiters.length > 0) {
       const nl = this.buf.indexOf('\n');
       if (nl >= 0) {
@@ -915,6 +931,8 @@ async function main() {
   }
 
   const control = new net.Socket({ fd: CONTROL_FD, readable: true, writable: false });
+  controlFlow.pause = () => control.pause();
+  controlFlow.resume = () => control.resume();
   control.setEncoding('utf8');
   let pending = '';
   control.on('data', (chunk) => {

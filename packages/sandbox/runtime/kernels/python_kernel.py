@@ -74,6 +74,10 @@ def flush_std():
             pass
 
 
+# Characters of stdin a cell may have waiting unread in the kernel (as the server's 1 MiB).
+STDIN_HOLD = 1 << 20
+
+
 class CellStdin(io.TextIOBase):
     """sys.stdin for cells: fed by the control thread's stdin messages; reads block until
     data or end of input arrives (and are interruptible by SIGINT)."""
@@ -104,6 +108,10 @@ class CellStdin(io.TextIOBase):
             if self._active and not self._eof:
                 self._buf += data
                 self._cond.notify_all()
+            # Input the cell has not read stays bounded: the control thread stops reading, the
+            # pipe fills, and the server answers RATE_LIMITED, as for a process's stdin.
+            while self._active and len(self._buf) > STDIN_HOLD:
+                self._cond.wait()
 
     def close_input(self):
         with self._cond:
@@ -126,24 +134,32 @@ class CellStdin(io.TextIOBase):
 
     def read(self, size=-1):
         size = -1 if size is None else size
-        with self._cond:
-            while not self._eof and (size < 0 or len(self._buf) < size):
-                self._cond.wait()
-            n = len(self._buf) if size < 0 else size
-            out, self._buf = self._buf[:n], self._buf[n:]
-            return out
+        return self._take(lambda buf: len(buf) if size < 0 else size, size)
 
     def readline(self, size=-1):
         size = -1 if size is None else size
+        return self._take(lambda buf: buf.find("\n") + 1 or len(buf), size, stop_at_newline=True)
+
+    def _take(self, want, size, stop_at_newline=False):
+        """Moves input out as it arrives (so the feeder is never left waiting on a full buffer)
+        until `size` characters, a newline when asked, or the end of input."""
+        parts, got = [], 0
         with self._cond:
-            while not self._eof and "\n" not in self._buf and (size < 0 or len(self._buf) < size):
+            while True:
+                n = want(self._buf)
+                if size >= 0:
+                    n = min(n, size - got)
+                if n > 0:
+                    part, self._buf = self._buf[:n], self._buf[n:]
+                    parts.append(part)
+                    got += n
+                    self._cond.notify_all()
+                    if stop_at_newline and part.endswith("\n"):
+                        break
+                if (size >= 0 and got >= size) or (self._eof and not self._buf):
+                    break
                 self._cond.wait()
-            i = self._buf.find("\n")
-            n = len(self._buf) if i < 0 else i + 1
-            if size >= 0:
-                n = min(n, size)
-            out, self._buf = self._buf[:n], self._buf[n:]
-            return out
+        return "".join(parts)
 
 
 class _BinaryStdin(io.BufferedIOBase):

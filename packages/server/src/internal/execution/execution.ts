@@ -302,7 +302,9 @@ export class Execution {
       stop: (graceMs) => kernel.interrupt(Math.max(graceMs, 500)),
       writeStdin: (data) => cell.writeStdin(data),
       endStdin: () => cell.endStdin(),
-      stdinBacklog: 0,
+      get stdinBacklog() {
+        return cell.stdinBacklog;
+      },
     };
     const timer = setTimeout(() => this.stop('timeout', ctx.killGraceMs), this.timeoutSec * 1000);
     const budget = ctx.cpuTimeSec > 0 ? kernel.watchCellCPU(ctx.cpuTimeSec * 1e9, () => this.stop('timeout', ctx.killGraceMs)) : null;

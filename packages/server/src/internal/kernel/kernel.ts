@@ -54,6 +54,11 @@ export interface Cell {
   readonly done: Promise<CellOutcome>;
   writeStdin(data: string): void;
   endStdin(): void;
+  /**
+   * Input bytes waiting on the server's side: held until the execute goes out, or queued for
+   * the control pipe. (The kernel holds at most 1 MiB unread and then stops reading the pipe.)
+   */
+  readonly stdinBacklog: number;
 }
 
 interface ActiveCell {
@@ -149,6 +154,9 @@ export class Kernel {
         if (this.active !== active) return;
         if (active.early) active.early.eof = true;
         else this.proc?.writeControl(JSON.stringify({ type: 'stdin_eof' }));
+      },
+      get stdinBacklog(): number {
+        return (active.early ? Buffer.byteLength(active.early.data) : 0) + (active.proc?.controlBacklog ?? 0);
       },
     };
   }
