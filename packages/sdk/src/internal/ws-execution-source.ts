@@ -9,7 +9,7 @@
  * memory stays bounded by the queue limits, whatever the program prints and however slowly the
  * caller reads.
  */
-import type { ExecutionEvent, RunRequest } from '@sluice/protocol';
+import { assertNever, type ExecutionEvent, type RunRequest } from '@sluice/protocol';
 import { ConnectionError } from '../errors.js';
 import { deferred, type Deferred } from './abort.js';
 import type { ExecutionEventSource } from './event-source.js';
@@ -203,8 +203,20 @@ export function approximateSize(ev: ExecutionEvent): number {
     case 'stdout':
     case 'stderr':
       return 64 + ev.content.length * 2;
-    default:
+    case 'result':
+      // A result can be a megabyte of base64 PNG: count its data, not a flat guess.
+      return 256 + (JSON.stringify(ev.data)?.length ?? 0) * 2;
+    case 'progress':
+      return 256 + (ev.message?.length ?? 0) * 2 + (ev.data === undefined ? 0 : (JSON.stringify(ev.data)?.length ?? 0) * 2);
+    case 'error':
+      return 256 + ev.error.length * 2;
+    case 'start':
+    case 'truncated':
+    case 'gap':
+    case 'done':
       return 256;
+    default:
+      return assertNever(ev, 'event');
   }
 }
 

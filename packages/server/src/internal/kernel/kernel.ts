@@ -14,7 +14,7 @@
  * the kernel kills a cell's leftover processes before it reports the cell done, so `done`
  * still comes after every process the cell started is gone.
  */
-import type { Language } from '@sluice/protocol';
+import { assertNever, type Language } from '@sluice/protocol';
 import { ExecutionCgroup, launchSandbox, RUNTIME_PATH, runtimeFor, watchCPUBudget, type CPUBudgetWatch, type SandboxProcess } from '@sluice/sandbox';
 import { randomBytes } from 'node:crypto';
 import { cgroupHost } from '../execution/cgroup-host.js';
@@ -314,6 +314,8 @@ export class Kernel {
         a.doneTimer ??= setTimeout(() => this.finishWithVerdict(a), MARKER_WAIT_MS);
         return;
       }
+      default:
+        assertNever(m, 'kernel message');
     }
   }
 
