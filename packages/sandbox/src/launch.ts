@@ -40,7 +40,10 @@ export interface LaunchSpec extends Omit<BwrapSpec, 'codeFD' | 'statusFD' | 'sec
    * writes to it with writeStdin() and ends it with endStdin() (interactive programs).
    */
   stdin?: string;
-  /** Open a control pipe (server → program, fd 4 inside: SLUICE_CONTROL_FD); kernels use it. */
+  /**
+   * Open a control socket (fd 4 inside: SLUICE_CONTROL_FD); kernels use it both ways: requests
+   * in, their own messages (`onControl`) out, apart from the user's events channel.
+   */
   control?: boolean;
   limits: RLimits;
   /** cgroup.procs files the sandbox joins before the privilege drop (empty: no cgroups). */
@@ -49,6 +52,8 @@ export interface LaunchSpec extends Omit<BwrapSpec, 'codeFD' | 'statusFD' | 'sec
   onOutput(stream: 'stdout' | 'stderr', chunk: Buffer): void;
   /** Receives the raw bytes the program writes to its events fd (SLUICE_EVENTS_FD, 3 inside). */
   onEvents?(chunk: Buffer): void;
+  /** Receives the raw bytes a kernel writes to its control socket. */
+  onControl?(chunk: Buffer): void;
 }
 
 /** How the sandboxed command ended. */
@@ -77,6 +82,14 @@ export const PROGRAM_EVENTS_FD = 3;
 export const PROGRAM_CONTROL_FD = 4;
 /** Bytes of bwrap's own stderr kept to explain a failed start. */
 const SETUP_STDERR_LIMIT = 16 * 1024;
+/** The byte that acknowledges a `"sync": true` line on the events socket. */
+const ACK = 0x06;
+/**
+ * Acknowledgements the program has not read may wait in our buffer up to this many bytes
+ * (past the socket's own); a program that writes sync lines and never reads the answers gets
+ * no more of them, and we hold nothing more for it.
+ */
+const MAX_UNREAD_ACKS = 64 * 1024;
 
 /** A running sandboxed process. */
 export class SandboxProcess {
@@ -93,7 +106,8 @@ export class SandboxProcess {
   private graceTimer: NodeJS.Timeout | null = null;
   private startFallback: NodeJS.Timeout | null = null;
   private stdinPipe: Writable | null = null;
-  private controlPipe: Writable | null = null;
+  private controlPipe: (Readable & Writable) | null = null;
+  private eventsPipe: (Readable & Writable) | null = null;
 
   constructor(spec: LaunchSpec) {
     // Before spawning: an architecture without a syscall table throws here, and the sandbox
@@ -150,10 +164,15 @@ export class SandboxProcess {
         else this.stdinPipe = child.stdin;
       }
       if (spec.control) {
-        this.controlPipe = stdio[CONTROL_FD] as Writable;
-        this.controlPipe.on('error', () => {});
+        const control = stdio[CONTROL_FD] as Readable & Writable;
+        this.controlPipe = control;
+        control.on('error', () => {});
+        control.on('data', (chunk: Buffer) => spec.onControl?.(chunk));
       }
-      const eventsPipe = stdio[EVENTS_FD] as Readable;
+      // A socket both ways (libuv makes child stdio as socketpairs): events in, acks out.
+      const eventsPipe = stdio[EVENTS_FD] as Readable & Writable;
+      this.eventsPipe = eventsPipe;
+      eventsPipe.on('error', () => {});
       eventsPipe.on('data', (chunk: Buffer) => spec.onEvents?.(chunk));
 
       child.stdout?.on('data', (chunk: Buffer) => spec.onOutput('stdout', chunk));
@@ -234,6 +253,29 @@ export class SandboxProcess {
   get stdinBacklog(): number {
     return this.stdinPipe?.writableLength ?? 0;
   }
+
+  /**
+   * Answers `count` sync lines of the events channel: each gets one byte, which its helper
+   * waits for before it returns. Dropped once MAX_UNREAD_ACKS wait unread.
+   */
+  ackEvents(count: number): void {
+    const pipe = this.eventsPipe;
+    if (count <= 0 || !pipe || pipe.destroyed || pipe.writableEnded) return;
+    if (pipe.writableLength + count > MAX_UNREAD_ACKS) return;
+    pipe.write(Buffer.alloc(count, ACK));
+  }
+
+  /** Pauses and resumes reading the events channel (the program blocks once its socket is full). */
+  readonly events = {
+    pause: (): void => void this.eventsPipe?.pause(),
+    resume: (): void => void this.eventsPipe?.resume(),
+  };
+
+  /** Pauses and resumes reading a kernel's control socket. */
+  readonly control = {
+    pause: (): void => void this.controlPipe?.pause(),
+    resume: (): void => void this.controlPipe?.resume(),
+  };
 
   /** Bytes queued for the control pipe that the kernel has not read yet. */
   get controlBacklog(): number {

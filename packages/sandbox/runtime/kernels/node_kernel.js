@@ -3,15 +3,19 @@
  * Sluice's JavaScript kernel: one long-lived Node process per session, run as the sandboxed
  * program. The protocol is python_kernel.py's:
  *
- *   fd 4 (SLUICE_CONTROL_FD), server → kernel, JSON lines:
- *     {"type":"execute","nonce":"<hex>","code":"…","stdin":"…"?,"stdin_eof":bool?,"env":{…}?}
- *     {"type":"stdin","data":"…"}   {"type":"stdin_eof"}
- *   fd 3 (SLUICE_EVENTS_FD), kernel → server, JSON lines, one write each:
- *     {"type":"sluice.kernel_ready","language":"javascript","version":"20.x.y","pid":N} once;
- *     per cell: user events, {"type":"result",…}, then
- *     {"type":"sluice.cell_done","nonce":…,"status":"ok"|"error"|"interrupted","exit_code":N,"exiting":true?}
- *     (exiting: process.exit() in the cell ends the kernel too)
- *   Before cell_done: the bytes \x1esluice:<nonce>\x1e on fd 1 and on fd 2.
+ *   the control socket (fd 4; its number is taken out of the environment at start), JSON lines:
+ *     server → kernel:
+ *       {"type":"execute","nonce":"<hex>","code":"…","stdin":"…"?,"stdin_eof":bool?,"env":{…}?}
+ *       {"type":"stdin","data":"…"}   {"type":"stdin_eof"}
+ *     kernel → server, one write each:
+ *       {"type":"sluice.kernel_ready","language":"javascript","version":"20.x.y","pid":N} once;
+ *       {"type":"sluice.cell_done","nonce":…,"status":"ok"|"error"|"interrupted","exit_code":N,
+ *        "exiting":true?,"broken":"stdout"|"stderr"?} after each cell (exiting: process.exit()
+ *        in the cell, or a cell that closed or redirected fd 1/2, ends the kernel too);
+ *       {"type":"sluice.background","stream":…,"text":…}: what a callback of an ended cell
+ *        printed (found by the cell's async context), which belongs to no running cell.
+ *   fd 3 (SLUICE_EVENTS_FD) carries only events (progress, result), each a sync line; before
+ *   cell_done the kernel flushes the cell's output and sends a {"type":"sync"} fence there.
  *   SIGINT interrupts the running cell (vm breakOnSigint, or abandons the awaited promise) and
  *   is ignored between cells.
  *
@@ -31,6 +35,7 @@ const util = require('node:util');
 const vm = require('node:vm');
 const Module = require('node:module');
 const { Readable } = require('node:stream');
+const { AsyncLocalStorage } = require('node:async_hooks');
 
 const EVENTS_FD = Number(process.env.SLUICE_EVENTS_FD || 3);
 const CONTROL_FD = Number(process.env.SLUICE_CONTROL_FD || 4);
@@ -47,10 +52,51 @@ const sluice = require(path.join(__dirname, '..', 'node', 'sluice', 'index.js'))
 
 // --- output ------------------------------------------------------------------------------
 
-const { blockStd, sleepMs, writeAllSync } = sluice._io;
+const { blockStd, sleepMs, writeAllSync, emit } = sluice._io;
+// Taken before any cell runs: the fd of the kernel's own channel, and stdio's identity.
+delete process.env.SLUICE_CONTROL_FD;
+const STDIO = new Map([1, 2].map((fd) => [fd, fs.fstatSync(fd)]));
+const { fstatSync } = fs;
 
-function emit(event) {
-  writeAllSync(EVENTS_FD, Buffer.from(`${stringify(event)}\n`));
+/** A message to the server on the control socket. */
+function tell(message) {
+  writeAllSync(CONTROL_FD, Buffer.from(`${stringify(message)}\n`));
+}
+
+/** The cell whose async context runs now (undefined: the kernel's own, or between cells). */
+const cellContext = new AsyncLocalStorage();
+
+/** stdout/stderr writes of a callback whose cell has ended go to the server marked as such. */
+function markBackground(stream, name) {
+  const write = stream.write;
+  stream.write = function (chunk, encoding, callback) {
+    const cell = cellContext.getStore();
+    if (cell === undefined || !cell.ended) return write.apply(this, arguments);
+    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString(typeof encoding === 'string' ? encoding : 'utf8');
+    try {
+      if (text !== '') tell({ type: 'sluice.background', stream: name, text });
+    } catch {
+      // the server is gone
+    }
+    const done = typeof encoding === 'function' ? encoding : callback;
+    if (typeof done === 'function') process.nextTick(done);
+    return true;
+  };
+}
+
+/** The stream whose fd a cell closed or pointed elsewhere, or null. */
+function brokenStdio() {
+  for (const [fd, name] of [[1, 'stdout'], [2, 'stderr']]) {
+    let st;
+    try {
+      st = fstatSync(fd);
+    } catch {
+      return name;
+    }
+    const was = STDIO.get(fd);
+    if (st.ino !== was.ino || st.dev !== was.dev) return name;
+  }
+  return null;
 }
 
 /** Resolves once everything written to process.stdout/stderr has reached the fds. */
@@ -735,8 +781,14 @@ function show(value) {
 }
 
 async function runCell(msg) {
-  state.count += 1;
   const cell = { nonce: msg.nonce, failure: null, ended: false };
+  msg.nonce = undefined;
+  // Every callback the cell schedules carries it, so its output after the cell is known.
+  return cellContext.run(cell, () => runCellIn(cell, msg));
+}
+
+async function runCellIn(cell, msg) {
+  state.count += 1;
   state.cell = cell;
   state.input = new CellInput(typeof msg.stdin === 'string' ? msg.stdin : '', msg.stdin_eof === true);
   setCellEnv(msg.env);
@@ -815,15 +867,15 @@ function finishCell(cell, status, exitCode, exiting = false) {
   } catch (err) {
     printError(err);
   }
-  const sentinel = Buffer.from(`\x1esluice:${cell.nonce}\x1e`);
-  for (const fd of [1, 2]) {
-    try {
-      writeAllSync(fd, sentinel);
-    } catch {
-      // the stream is gone; cell_done still ends the cell
-    }
+  const broken = brokenStdio();
+  try {
+    // Every event of the cell is placed, and all its output read, before its end.
+    emit({ type: 'sync' });
+  } catch {
+    // the events socket is gone; cell_done still ends the cell
   }
-  emit({ type: 'sluice.cell_done', nonce: cell.nonce, status, exit_code: exitCode, ...(exiting ? { exiting: true } : {}) });
+  tell({ type: 'sluice.cell_done', nonce: cell.nonce, status, exit_code: exitCode, ...(exiting || broken ? { exiting: true } : {}), ...(broken ? { broken } : {}) });
+  if (broken && !exiting) process.exit(0);
 }
 
 function nextCell() {
@@ -912,8 +964,10 @@ function quietExperimentalLoader() {
 }
 
 async function main() {
-  // Pipes are async in Node once full; blocking writes keep output, events and sentinels in order.
+  // Pipes are async in Node once full; blocking writes keep output and events in order.
   blockStd();
+  markBackground(process.stdout, 'stdout');
+  markBackground(process.stderr, 'stderr');
   process.on('SIGINT', () => {
     if (state.abortWait !== null && state.cell !== null) state.abortWait(INTERRUPTED);
   });
@@ -930,6 +984,7 @@ async function main() {
     // import() in cells will report its own error
   }
 
+  // Reads here; the kernel's messages go out with synchronous writes on the same fd.
   const control = new net.Socket({ fd: CONTROL_FD, readable: true, writable: false });
   controlFlow.pause = () => control.pause();
   controlFlow.resume = () => control.resume();
@@ -953,7 +1008,7 @@ async function main() {
   control.on('error', () => process.exit(0));
   control.on('end', () => process.exit(0)); // the server is gone
 
-  emit({ type: 'sluice.kernel_ready', language: 'javascript', version: process.versions.node, pid: MY_PID });
+  tell({ type: 'sluice.kernel_ready', language: 'javascript', version: process.versions.node, pid: MY_PID });
 }
 
 if (require.main === module) {

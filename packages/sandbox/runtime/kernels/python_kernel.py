@@ -1,15 +1,27 @@
 """Sluice's Python kernel: one long-lived interpreter per session, run as the sandboxed program.
 
-Protocol (the server's kernel client relies on exactly this):
-  fd 4 (SLUICE_CONTROL_FD), server -> kernel, JSON lines:
-    {"type":"execute","nonce":"<hex>","code":"...","stdin":"..."?,"stdin_eof":bool?,"env":{...}?}
-    {"type":"stdin","data":"..."}   {"type":"stdin_eof"}
-  fd 3 (SLUICE_EVENTS_FD), kernel -> server, JSON lines, one write() each:
-    {"type":"sluice.kernel_ready","language":"python","version":"3.11.2","pid":N} once,
-    then per cell: user events, {"type":"result",...}, and last
-    {"type":"sluice.cell_done","nonce":...,"status":"ok"|"error"|"interrupted","exit_code":N}
-  After each cell, before cell_done: the bytes \\x1esluice:<nonce>\\x1e on fd 1 and on fd 2.
-  SIGINT interrupts the running cell and is ignored between cells.
+Protocol (the server's kernel client, kernel-messages.ts, relies on exactly this):
+  the control socket (fd 4 at start; the kernel moves it to a high fd of its own, so that cells
+  neither see it at 4 nor find its number in the environment), JSON lines both ways:
+    server -> kernel:
+      {"type":"execute","nonce":"<hex>","code":"...","stdin":"..."?,"stdin_eof":bool?,"env":{...}?}
+      {"type":"stdin","data":"..."}   {"type":"stdin_eof"}
+    kernel -> server, one write() each:
+      {"type":"sluice.kernel_ready","language":"python","version":"3.11.2","pid":N} once;
+      {"type":"sluice.cell_done","nonce":...,"status":"ok"|"error"|"interrupted","exit_code":N,
+       "exiting":bool?,"broken":"stdout"|"stderr"?} after each cell;
+      {"type":"sluice.background","stream":"stdout"|"stderr","text":"..."}: what a thread of an
+       ended cell printed (it belongs to no running cell).
+  fd 3 (SLUICE_EVENTS_FD) carries only events (progress, result), each a sync line (the helper
+  waits for the server's one-byte answer). Before cell_done the kernel flushes the cell's output
+  and sends a {"type":"sync","sync":true} fence there, so everything of the cell is placed
+  before its end. SIGINT interrupts the running cell and is ignored between cells.
+
+A cell waits for the non-daemon threads it started, as a script would; threads still running
+after it (daemon ones, or any after an interrupt) print as "background" output. A cell that
+closes or redirects fd 1 or 2 ends the kernel after it (exiting, broken): later cells could not
+print. The kernel keeps its own references to what it needs (os.write, a JSON decoder, fds), so
+a cell that patches json or os does not break it.
 
 Cells run like Jupyter's: one persistent __main__ namespace, the value of a trailing expression
 is shown unless the code ends with ';', top-level await works, matplotlib figures left open
@@ -26,19 +38,26 @@ import __future__
 import ast
 import builtins
 import errno
+import fcntl
 import io
 import json
 import linecache
 import queue
+import random
 import re
 import signal
 import sys
 import threading
 import time
 import types
+from _json import encode_basestring_ascii as _json_str
 
 EVENTS_FD = int(os.environ.get("SLUICE_EVENTS_FD") or 3)
 CONTROL_FD = int(os.environ.get("SLUICE_CONTROL_FD") or 4)
+# The kernel's own references: a cell may patch json, os or threading without breaking it.
+_os_write, _os_read, _os_fstat = os.write, os.read, os.fstat
+_decode = json.JSONDecoder().decode
+_current_thread = threading.current_thread
 KERNEL_FILE = os.path.abspath(__file__)
 CO_COROUTINE = 0x0080  # inspect.CO_COROUTINE, without importing inspect (~10 ms)
 FUTURE_FLAGS = 0
@@ -59,11 +78,68 @@ class State:
 
 
 def write_all(fd, data):
-    sluice._write_all(fd, data)  # the helper module's, imported by main()
+    view = memoryview(data)
+    while view:
+        try:
+            n = _os_write(fd, view)
+        except BlockingIOError:
+            import select
+
+            select.select([], [fd], [])
+            continue
+        except InterruptedError:
+            continue
+        view = view[n:]
 
 
-def emit(event):
-    write_all(EVENTS_FD, json.dumps(event, separators=(",", ":")).encode("ascii") + b"\n")
+def encode(value):
+    """JSON for the kernel's own messages (str, int, bool, None, dict), with no json module."""
+    if isinstance(value, str):
+        return _json_str(value)
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, dict):
+        return "{" + ",".join(_json_str(str(k)) + ":" + encode(v) for k, v in value.items()) + "}"
+    return _json_str(str(value))
+
+
+class Channel:
+    ctl = CONTROL_FD  # moved out of the cells' way in main()
+    events = EVENTS_FD  # the kernel's own copy of the events socket
+    lock = None  # the sluice helper's lock: one sync line and its answer at a time
+    ctl_lock = threading.Lock()
+    stdio = {}  # fd -> (st_dev, st_ino) of the server's sockets
+
+
+def tell(message):
+    """A message to the server on the control socket."""
+    with Channel.ctl_lock:
+        write_all(Channel.ctl, (encode(message) + "\n").encode("ascii"))
+
+
+def send_sync(line):
+    """A sync line on the events socket; returns once the server placed it."""
+    with Channel.lock:
+        write_all(Channel.events, line)
+        while True:
+            try:
+                _os_read(Channel.events, 1)
+                return
+            except InterruptedError:
+                continue
+            except OSError:
+                return
+
+
+def emit_result(bundle):
+    line = json.dumps({"type": "result", "data": bundle, "sync": True}, separators=(",", ":")).encode("ascii") + b"\n"
+    send_sync(line)
 
 
 def flush_std():
@@ -179,15 +255,29 @@ class _BinaryStdin(io.BufferedIOBase):
         return self._text.readline(size).encode("utf-8", "surrogateescape")
 
 
-def unbuffered(fd):
-    # Like python -u: a write-through text layer over the raw fd, so print() streams.
-    return io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True)
+class CellStream(io.TextIOWrapper):
+    """Like python -u: a write-through text layer over the raw fd, so print() streams. A thread
+    that outlived its cell writes "background" output instead: it belongs to no running cell."""
+
+    def write(self, s):
+        if getattr(_current_thread(), "_sluice_ended", False) and isinstance(s, str):
+            if s:
+                tell({"type": "sluice.background", "stream": self.sluice_stream, "text": s})
+            return len(s)
+        return super().write(s)
 
 
-STDOUT = unbuffered(1)
-STDERR = unbuffered(2)
+def unbuffered(fd, name):
+    stream = CellStream(io.FileIO(fd, "w", closefd=False), encoding="utf-8", errors="backslashreplace", write_through=True)
+    stream.sluice_stream = name
+    return stream
+
+
+STDOUT = unbuffered(1, "stdout")
+STDERR = unbuffered(2, "stderr")
 STDIN = CellStdin()
 QUEUE = queue.SimpleQueue()
+NONCES = queue.SimpleQueue()  # the cells' nonces, kept out of the main loop's frames
 
 
 def on_sigint(signum, frame):
@@ -201,7 +291,7 @@ def control_reader():
     pending = b""
     while True:
         try:
-            chunk = os.read(CONTROL_FD, 1 << 16)
+            chunk = _os_read(Channel.ctl, 1 << 16)
         except InterruptedError:
             continue
         except OSError:
@@ -215,17 +305,20 @@ def control_reader():
         *lines, pending = pending.split(b"\n")
         for line in lines:
             try:
-                handle_control(json.loads(line))
+                handle_control(_decode(line.decode("utf-8")))
             except Exception:
                 pass  # a malformed message is dropped; the next one may be fine
+        # This frame is readable from the cell's threads (sys._current_frames): hold no nonce.
+        chunk = line = lines = None
 
 
 def handle_control(msg):
     kind = msg.get("type") if isinstance(msg, dict) else None
     if kind == "execute":
-        nonce = msg.get("nonce")
+        nonce = msg.pop("nonce", None)
         if not isinstance(nonce, str) or not NONCE.match(nonce):
             return
+        NONCES.put(nonce)
         data = msg.get("stdin")
         # Stdin goes live now, not when the cell starts: messages right behind the execute are kept.
         STDIN.begin(data if isinstance(data, str) else "", msg.get("stdin_eof") is True)
@@ -502,7 +595,7 @@ def show(value):
     bundle = sluice.mime_bundle(value)
     if bundle is not None:
         flush_std()
-        emit({"type": "result", "data": bundle})
+        emit_result(bundle)
 
 
 def show_figures(skip):
@@ -550,7 +643,9 @@ def run_cell(msg):
     State.count += 1
     State.in_cell = True
     State.execute_pending = False
-    nonce, code = msg["nonce"], msg.get("code")
+    code = msg.get("code")
+    msg = None
+    before = set(threading.enumerate())
     status, exit_code, value = "ok", 0, None
     try:
         try:
@@ -570,6 +665,7 @@ def run_cell(msg):
                 if value is not None:
                     builtins._ = value
                     show(value)
+            join_threads(before)
         finally:
             State.in_cell = False
     except KeyboardInterrupt as e:
@@ -583,10 +679,41 @@ def run_cell(msg):
         State.in_cell = False
         print_exception(e)
         status, exit_code = "error", 1
-    finish(nonce, status, exit_code, value)
+    finish(status, exit_code, value)
 
 
-def finish(nonce, status, exit_code, value):
+def join_threads(before):
+    """Waits for the non-daemon threads the cell started, as a script waits at exit (SIGINT,
+    the timeout or a cancel, interrupts the wait)."""
+    while True:
+        started = [t for t in threading.enumerate() if t not in before and not t.daemon and t.is_alive() and t is not _current_thread()]
+        if not started:
+            return
+        for t in started:
+            t.join()
+
+
+def end_threads():
+    """Threads alive after their cell print as background output from now on."""
+    me = _current_thread()
+    for t in threading.enumerate():
+        if t is not me and t.name != "sluice-control":
+            t._sluice_ended = True
+
+
+def broken_stdio():
+    """The stream whose fd the cell closed or pointed elsewhere, or None."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        try:
+            st = _os_fstat(fd)
+        except OSError:
+            return name
+        if (st.st_dev, st.st_ino) != Channel.stdio.get(fd):
+            return name
+    return None
+
+
+def finish(status, exit_code, value):
     if os.getpid() != MY_PID:
         # A process the cell forked (os.fork()) got here at the end of its copy of the cell: it
         # must not act as the kernel (end the cell, read the control fd). It exits like a script.
@@ -598,15 +725,19 @@ def finish(nonce, status, exit_code, value):
         show_figures(value)
     except BaseException:
         pass
+    sys.stdout, sys.stderr, sys.stdin = STDOUT, STDERR, STDIN  # a cell's reassignments end with it
     flush_std()
     kill_strays()
-    sentinel = ("\x1esluice:%s\x1e" % nonce).encode("ascii")
-    for fd in (1, 2):
-        try:
-            write_all(fd, sentinel)
-        except OSError:
-            pass
-    emit({"type": "sluice.cell_done", "nonce": nonce, "status": status, "exit_code": exit_code})
+    end_threads()
+    broken = broken_stdio()
+    send_sync(b'{"type":"sync","sync":true}\n')
+    done = {"type": "sluice.cell_done", "nonce": NONCES.get(), "status": status, "exit_code": exit_code}
+    if broken:
+        done["exiting"] = True
+        done["broken"] = broken
+    tell(done)
+    if broken:
+        os._exit(0)
 
 
 def main():
@@ -615,7 +746,16 @@ def main():
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
-    os.set_inheritable(CONTROL_FD, False)
+    # The control socket moves to a high fd of the kernel's own (close-on-exec, not at 4, not
+    # in the environment); private copies of the events socket and of stdio's identity too.
+    base = 200 + random.randrange(600)
+    Channel.ctl = fcntl.fcntl(CONTROL_FD, fcntl.F_DUPFD_CLOEXEC, base)
+    os.close(CONTROL_FD)
+    os.environ.pop("SLUICE_CONTROL_FD", None)
+    Channel.events = fcntl.fcntl(EVENTS_FD, fcntl.F_DUPFD_CLOEXEC, base + 1)
+    for fd in (1, 2):
+        st = _os_fstat(fd)
+        Channel.stdio[fd] = (st.st_dev, st.st_ino)
     Reserve.take()
     os.environ["SLUICE_EVENTS_FD"] = str(EVENTS_FD)
     # Imports resolve from the working directory, as in the REPL, not from this file's folder.
@@ -626,6 +766,7 @@ def main():
         sys.path.append(helpers)
     import sluice
 
+    Channel.lock = sluice._lock
     sys.stdout, sys.stderr, sys.stdin = STDOUT, STDERR, STDIN
     sys.argv = [""]
     builtins.progress = sluice.progress
@@ -641,7 +782,7 @@ def main():
 
     signal.signal(signal.SIGINT, on_sigint)
     threading.Thread(target=control_reader, name="sluice-control", daemon=True).start()
-    emit({
+    tell({
         "type": "sluice.kernel_ready",
         "language": "python",
         "version": "%d.%d.%d" % sys.version_info[:3],

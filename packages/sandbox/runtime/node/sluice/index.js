@@ -6,9 +6,12 @@
  *   progress(40, 'Loading');        // or progress('Loading'), progress({ percent, message, data })
  *   result(html('<b>done</b>'));
  *
- * Events go, one JSON object per line, to the fd named by SLUICE_EVENTS_FD (DESIGN.md,
+ * Events go, one JSON object per line, to the fd named by SLUICE_EVENTS_FD (docs/events.md,
  * "Code → Sluice channel"), each with one synchronous write. stdout and stderr are made
- * blocking on first use so that console output written before an event is out before it.
+ * blocking on first use so that console output written before an event is out before it; when
+ * the fd is Sluice's socket the line carries "sync":true and the call returns only once the
+ * server has answered one byte (0x06): the event is then in the log after everything printed
+ * before it and before anything printed after it.
  *
  * Outside Sluice (no SLUICE_EVENTS_FD, or it names no pipe or socket, as in a child process
  * that did not inherit it): progress() prints a one-line summary to stderr and result()
@@ -23,6 +26,8 @@ const MIME = Symbol.for('sluice.mime');
 const JSON_LIMIT = 1 << 20;
 
 let eventsFD; // undefined: not probed yet; -1: none
+let sync = false; // the fd is a socket: the server acknowledges lines that ask for it
+let owed = 0; // acknowledgements not read yet (a read cut short by an exception)
 
 function getEventsFD() {
   if (eventsFD !== undefined) return eventsFD;
@@ -33,6 +38,7 @@ function getEventsFD() {
       const st = fs.fstatSync(Number(raw));
       // A child that did not inherit the fd may have a file of its own there.
       if (st.isFIFO() || st.isSocket()) eventsFD = Number(raw);
+      sync = st.isSocket();
     } catch {
       // no such fd
     }
@@ -72,15 +78,39 @@ function writeAllSync(fd, buf) {
   }
 }
 
+const ackBuf = Buffer.alloc(1);
+
+/** Waits for the server's one-byte acknowledgement; false at end of file or on an error. */
+function readAckSync(fd) {
+  for (;;) {
+    try {
+      return fs.readSync(fd, ackBuf, 0, 1, null) === 1;
+    } catch (err) {
+      if (err && err.code === 'EAGAIN') sleepMs(1);
+      else if (!err || err.code !== 'EINTR') return false;
+    }
+  }
+}
+
 function emit(event) {
   const fd = getEventsFD();
   if (fd < 0) return false;
   try {
-    writeAllSync(fd, Buffer.from(`${JSON.stringify(event)}\n`));
-    return true;
+    writeAllSync(fd, Buffer.from(`${JSON.stringify(sync ? { ...event, sync: true } : event)}\n`));
   } catch {
     return false;
   }
+  if (sync) {
+    owed++;
+    while (owed > 0) {
+      if (!readAckSync(fd)) {
+        owed = 0;
+        break;
+      }
+      owed--;
+    }
+  }
+  return true;
 }
 
 function jsonSafe(value) {
@@ -260,4 +290,4 @@ function jpeg(bytes) {
 
 module.exports = { progress, result, display: result, mimeBundle, html, markdown, svg, png, jpeg };
 // For Sluice's own kernel (not part of the API; not enumerable).
-Object.defineProperty(module.exports, '_io', { value: Object.freeze({ blockStd, sleepMs, writeAllSync }) });
+Object.defineProperty(module.exports, '_io', { value: Object.freeze({ blockStd, sleepMs, writeAllSync, emit }) });

@@ -5,8 +5,11 @@
     result(fig)                      # a matplotlib figure, a PIL image, a DataFrame, any value
 
 Events go, one JSON object per line, to the file descriptor named by ``SLUICE_EVENTS_FD``
-(DESIGN.md, "Code -> Sluice channel"). stdout and stderr are flushed first, so an event lands
-after the output printed before it.
+(docs/events.md, "Code -> Sluice channel"). The event takes its place in the log exactly where
+the program made it: stdout and stderr are flushed first, and when the fd is Sluice's socket
+the line carries ``"sync":true`` and the call returns only once the server has answered one
+byte (0x06), that is, once it has read every byte printed before the call and placed the event
+after them. A lock keeps each thread's own order.
 
 Outside Sluice (no ``SLUICE_EVENTS_FD``, or it does not name a pipe or socket, as in a child
 process that did not inherit it): ``progress`` prints a one-line summary to stderr and
@@ -15,6 +18,7 @@ process that did not inherit it): ``progress`` prints a one-line summary to stde
 Standard library only.
 """
 
+import _thread
 import base64
 import json
 import os
@@ -28,10 +32,21 @@ __all__ = ["progress", "result", "display", "mime_bundle", "html", "markdown", "
 _SIZE_LIMIT = 1 << 20
 
 _fd_state = None  # None: not probed yet; -1: no usable fd; else the fd
+_sync = False  # the fd is a socket: the server acknowledges each line that asks for it
+_lock = _thread.allocate_lock()  # one write and its acknowledgement at a time
+_owed = 0  # acknowledgements not read yet (a KeyboardInterrupt cut a wait short)
+
+
+def _after_fork():
+    global _lock
+    _lock = _thread.allocate_lock()  # another thread may have held it at the fork
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 
 def _events_fd():
-    global _fd_state
+    global _fd_state, _sync
     if _fd_state is None:
         _fd_state = -1
         raw = os.environ.get("SLUICE_EVENTS_FD", "")
@@ -43,6 +58,7 @@ def _events_fd():
                 # write events into a user's file.
                 if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
                     _fd_state = fd
+                    _sync = stat.S_ISSOCK(mode)
             except OSError:
                 pass
     return _fd_state
@@ -72,6 +88,38 @@ def _write_all(fd, data):
         view = view[n:]
 
 
+def _read_ack(fd):
+    """Waits for the server's one-byte acknowledgement; end of file or an error (the server
+    or the channel is gone) returns too, never hangs."""
+    while True:
+        try:
+            return os.read(fd, 1)
+        except BlockingIOError:
+            import select
+
+            select.select([fd], [], [])
+        except InterruptedError:
+            continue
+        except OSError:
+            return b""
+
+
+def _send(fd, line, sync):
+    """Writes one event line; with ``sync`` waits for its acknowledgement (and for any an
+    interrupted call left unread, so a stale byte never stands in for this line's)."""
+    global _owed
+    with _lock:
+        _flush_std()
+        _write_all(fd, line)
+        if sync:
+            _owed += 1
+            while _owed > 0:
+                if not _read_ack(fd):
+                    _owed = 0
+                    break
+                _owed -= 1
+
+
 def _json_default(obj):
     return repr(obj)
 
@@ -81,11 +129,12 @@ def _emit(event):
     fd = _events_fd()
     if fd < 0:
         return False
+    if _sync:
+        event = dict(event, sync=True)
     # ASCII-only JSON: any str (lone surrogates included) travels as valid UTF-8.
     line = json.dumps(event, separators=(",", ":"), default=_json_default, allow_nan=False).encode("ascii") + b"\n"
-    _flush_std()
     try:
-        _write_all(fd, line)
+        _send(fd, line, _sync)
     except OSError:
         return False
     return True

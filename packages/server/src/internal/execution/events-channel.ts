@@ -1,11 +1,19 @@
 /**
  * Reads the code → Sluice channel (SLUICE_EVENTS_FD): one JSON object per line, `progress` and
- * `result` from the helpers, plus the kernel's own `sluice.*` messages. A line that is not a
- * valid event becomes a short `sluice:` note on stderr, never an error: the program's own bug
- * must not end its execution.
+ * `result` from the helpers. A line that is not a valid event becomes a short `sluice:` note on
+ * stderr, never an error: the program's own bug must not end its execution.
  *
- * Bounds: a line may be up to `maxLineBytes` (a PNG result is big); a longer one is skipped up
- * to its newline and reported. At most `maxNotes` notes per execution, then one summary.
+ * Order: lines are taken in the check phase after the poll that read them (`setImmediate`), so
+ * output the program wrote before an event, readable in that same poll, is in the log first. A
+ * line with `"sync": true` is acknowledged (`sink.ack`) once placed; the helpers wait for that
+ * byte, so nothing the program prints after the call can overtake its event.
+ *
+ * Fairness and bounds: at most `sliceBytes` of lines are handled per turn of the event loop, so
+ * a flood on one channel cannot starve other sessions' streams; past `maxBacklogBytes` waiting,
+ * the source is paused (the program blocks on its full socket) until the backlog is handled. A
+ * line may be up to `maxLineBytes` (a PNG result is big); a longer one is skipped up to its
+ * newline and reported (and acknowledged, in case a helper waits on it). At most `maxNotes`
+ * notes per execution, then one summary.
  */
 import { StringDecoder } from 'node:string_decoder';
 
@@ -13,60 +21,184 @@ export type ChannelEvent =
   | { type: 'progress'; message?: string; percent?: number; data?: unknown }
   | { type: 'result'; data: Record<string, unknown> };
 
-/** The kernel's messages (see packages/sandbox/runtime/kernels). */
-export type KernelMessage =
-  | { type: 'sluice.kernel_ready'; language: string; version: string }
-  /** `exiting`: the cell ended the kernel itself (process.exit()); it is going away. */
-  | { type: 'sluice.cell_done'; nonce: string; status: 'ok' | 'error' | 'interrupted'; exit_code: number; exiting: boolean };
+/** What the channel is read from: paused while its backlog is over the bound. */
+export interface ChannelSource {
+  pause(): void;
+  resume(): void;
+}
 
 export interface ChannelSink {
   event(e: ChannelEvent): void;
   /** A line was not a valid event; `note` says why, for the program's author. */
   malformed(note: string): void;
-  /** Kernel messages; without this hook they count as malformed. */
-  kernel?(m: KernelMessage): void;
+  /** `count` sync lines were placed: answer each with one byte. */
+  ack?(count: number): void;
 }
 
-export class EventsChannel {
+export interface LineReaderOptions {
+  maxLineBytes?: number;
+  sliceBytes?: number;
+  maxBacklogBytes?: number;
+}
+
+/**
+ * Splits a channel's bytes into lines and hands them to `onLine` a bounded slice per turn of
+ * the event loop. Shared by the events channel and a kernel's control socket.
+ */
+export class LineReader {
   private readonly decoder = new StringDecoder('utf8');
+  private readonly maxLineBytes: number;
+  private readonly sliceBytes: number;
+  private readonly maxBacklogBytes: number;
+  private queue: Buffer[] = [];
+  private queued = 0;
   private partial = '';
   private skipping = false;
-  private notes = 0;
-  private suppressed = 0;
+  private scheduled: NodeJS.Immediate | null = null;
+  private paused = false;
+  private source: ChannelSource | null = null;
 
   constructor(
-    private readonly sink: ChannelSink,
-    private readonly maxLineBytes = 16 * 1024 * 1024,
-    private readonly maxNotes = 20,
-  ) {}
+    private readonly onLine: (line: string) => void,
+    private readonly onSkipped: () => void,
+    opts: LineReaderOptions = {},
+  ) {
+    this.maxLineBytes = opts.maxLineBytes ?? 16 * 1024 * 1024;
+    this.sliceBytes = opts.sliceBytes ?? 64 * 1024;
+    this.maxBacklogBytes = opts.maxBacklogBytes ?? 1024 * 1024;
+  }
 
+  /** Where the bytes come from, so that a backlog can pause it. */
+  attach(source: ChannelSource): void {
+    this.source = source;
+    if (this.paused) source.pause();
+  }
+
+  /** Takes bytes as read; they are handled from the next check phase on. */
   write(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.queue.push(chunk);
+    this.queued += chunk.length;
+    if (!this.paused && this.queued > this.maxBacklogBytes) {
+      this.paused = true;
+      this.source?.pause();
+    }
+    this.scheduled ??= setImmediate(() => this.drain(this.sliceBytes));
+  }
+
+  /** Handles everything queued now (a cell's end, the program's exit). */
+  flush(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = null;
+    this.drain(Infinity);
+  }
+
+  /** End of the channel: everything queued, and a last line without its newline, still count. */
+  end(): void {
+    this.flush();
+    const rest = this.partial + this.decoder.end();
+    this.partial = '';
+    if (!this.skipping && rest.trim() !== '') this.onLine(rest);
+    this.skipping = false;
+  }
+
+  /** Stops for good: nothing queued is handled any more. */
+  close(): void {
+    if (this.scheduled) clearImmediate(this.scheduled);
+    this.scheduled = null;
+    this.queue = [];
+    this.queued = 0;
+  }
+
+  private drain(budget: number): void {
+    this.scheduled = null;
+    let spent = 0;
+    while (this.queue.length > 0 && spent < budget) {
+      let chunk = this.queue[0] as Buffer;
+      if (chunk.length > budget - spent) {
+        // Cut at a newline within the budget when there is one, so a slice ends on a line.
+        const nl = chunk.lastIndexOf(0x0a, budget - spent - 1);
+        const cut = nl >= 0 ? nl + 1 : Math.min(chunk.length, Math.max(1, budget - spent));
+        this.queue[0] = chunk.subarray(cut);
+        chunk = chunk.subarray(0, cut);
+      } else {
+        this.queue.shift();
+      }
+      this.queued -= chunk.length;
+      spent += chunk.length;
+      this.take(chunk);
+    }
+    if (this.queue.length > 0) this.scheduled = setImmediate(() => this.drain(this.sliceBytes));
+    else if (this.paused) {
+      this.paused = false;
+      this.source?.resume();
+    }
+  }
+
+  private take(chunk: Buffer): void {
     let text = this.decoder.write(chunk);
     while (text.length > 0) {
       const nl = text.indexOf('\n');
       if (nl < 0) {
         if (!this.skipping) this.partial += text;
         if (this.partial.length > this.maxLineBytes) {
-          this.note(`a line longer than ${this.maxLineBytes} bytes was skipped`);
           this.partial = '';
           this.skipping = true;
         }
         return;
       }
-      const line = this.skipping ? '' : this.partial + text.slice(0, nl);
       const skipped = this.skipping;
+      const line = skipped ? '' : this.partial + text.slice(0, nl);
       this.partial = '';
       this.skipping = false;
       text = text.slice(nl + 1);
-      if (!skipped) this.line(line);
+      if (skipped) this.onSkipped();
+      else this.onLine(line);
     }
+  }
+}
+
+export class EventsChannel {
+  private readonly reader: LineReader;
+  private notes = 0;
+  private suppressed = 0;
+  private acks = 0;
+  private ackScheduled = false;
+
+  constructor(
+    private readonly sink: ChannelSink,
+    maxLineBytes = 16 * 1024 * 1024,
+    private readonly maxNotes = 20,
+    opts: Omit<LineReaderOptions, 'maxLineBytes'> = {},
+  ) {
+    this.reader = new LineReader(
+      (line) => this.line(line),
+      () => {
+        this.note(`a line longer than ${maxLineBytes} bytes was skipped`);
+        this.ack();
+      },
+      { ...opts, maxLineBytes },
+    );
+  }
+
+  attach(source: ChannelSource): void {
+    this.reader.attach(source);
+  }
+
+  write(chunk: Buffer): void {
+    this.reader.write(chunk);
+  }
+
+  /** Handles every line read so far, now. */
+  flush(): void {
+    this.reader.flush();
+    this.sendAcks();
   }
 
   /** End of the channel: a last line without its newline still counts. */
   end(): void {
-    const rest = this.partial + this.decoder.end();
-    this.partial = '';
-    if (!this.skipping && rest.trim() !== '') this.line(rest);
+    this.reader.end();
+    this.sendAcks();
     if (this.suppressed > 0) this.sink.malformed(`${this.suppressed} more malformed line(s) on SLUICE_EVENTS_FD were ignored`);
     this.suppressed = 0;
   }
@@ -80,14 +212,26 @@ export class EventsChannel {
     } catch {
       return this.note(`not JSON: ${preview(line)}`);
     }
+    const sync = typeof v === 'object' && v !== null && (v as Record<string, unknown>)['sync'] === true;
     const r = parseChannelMessage(v);
-    if (typeof r === 'string') return this.note(r);
-    if (r.type === 'sluice.kernel_ready' || r.type === 'sluice.cell_done') {
-      if (this.sink.kernel) this.sink.kernel(r);
-      else this.note(`unknown type ${JSON.stringify(r.type)}: expected "progress" or "result"`);
-      return;
-    }
-    this.sink.event(r);
+    if (typeof r === 'string') this.note(r);
+    else if (r !== null) this.sink.event(r);
+    if (sync) this.ack();
+  }
+
+  private ack(): void {
+    this.acks++;
+    // One write for all the lines of this turn.
+    if (this.ackScheduled) return;
+    this.ackScheduled = true;
+    queueMicrotask(() => this.sendAcks());
+  }
+
+  private sendAcks(): void {
+    this.ackScheduled = false;
+    const n = this.acks;
+    this.acks = 0;
+    if (n > 0) this.sink.ack?.(n);
   }
 
   private note(why: string): void {
@@ -100,8 +244,12 @@ export class EventsChannel {
   }
 }
 
-/** Validates one decoded line; a string says what is wrong with it. */
-export function parseChannelMessage(v: unknown): ChannelEvent | KernelMessage | string {
+/**
+ * Validates one decoded line: an event, null for a line that only asks for its acknowledgement
+ * (`{"type":"sync"}`, a fence: everything before it is placed), or a string that says what is
+ * wrong with it.
+ */
+export function parseChannelMessage(v: unknown): ChannelEvent | null | string {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'expected a JSON object';
   const o = v as Record<string, unknown>;
   switch (o['type']) {
@@ -133,20 +281,8 @@ export function parseChannelMessage(v: unknown): ChannelEvent | KernelMessage | 
       }
       return { type: 'result', data: bundle };
     }
-    case 'sluice.kernel_ready':
-      return { type: 'sluice.kernel_ready', language: String(o['language'] ?? ''), version: String(o['version'] ?? '') };
-    case 'sluice.cell_done': {
-      const { nonce, status, exit_code: code } = o;
-      if (typeof nonce !== 'string') return 'sluice.cell_done.nonce: expected a string';
-      if (status !== 'ok' && status !== 'error' && status !== 'interrupted') return 'sluice.cell_done.status: expected ok, error or interrupted';
-      return {
-        type: 'sluice.cell_done',
-        nonce,
-        status,
-        exit_code: typeof code === 'number' && Number.isInteger(code) ? code : status === 'ok' ? 0 : 1,
-        exiting: o['exiting'] === true,
-      };
-    }
+    case 'sync':
+      return null;
     default:
       return `unknown type ${JSON.stringify(o['type'])}: expected "progress" or "result"`;
   }

@@ -196,6 +196,7 @@ export class Execution {
     if (this.mode === 'kernel' && kernelFor && isKernelLanguage(this.language)) {
       return this.runCell(ctx, kernelFor(this.language), pipeline, startedAt);
     }
+    let proc: SandboxProcess | null = null;
     const channel = new EventsChannel({
       event: (e) => {
         // Output read before the event was written must come first in the log.
@@ -203,10 +204,10 @@ export class Execution {
         this.log.append(e);
       },
       malformed: (note) => pipeline.write('stderr', Buffer.from(`sluice: ${note}\n`)),
+      ack: (count) => proc?.ackEvents(count),
     });
     const codePath = `${CODE_DIR}/${this.runtime.fileName}`;
     const cgroup = await this.createCgroup(ctx);
-    let proc: SandboxProcess;
     try {
       proc = launchSandbox({
         ...sandboxBase(ctx, this.runtime, cgroup),
@@ -220,10 +221,9 @@ export class Execution {
           pipeline.write(stream, chunk);
           if (pipeline.totalBytes > ctx.outputKillBytes) this.stop('output_limit', 0);
         },
-        // Deferred to the check phase: output the program wrote before the event is readable in
-        // the same poll, and its 'data' callbacks run first.
-        onEvents: (chunk) => setImmediate(() => channel.write(chunk)),
+        onEvents: (chunk) => channel.write(chunk),
       });
+      channel.attach(proc.events);
     } catch (err) {
       // spawn() can throw synchronously (e.g. fd exhaustion); the log must still end with done.
       this.log.append({ type: 'error', code: 'SANDBOX_UNAVAILABLE', error: `the sandbox failed to start: ${(err as Error).message}` });
@@ -237,9 +237,10 @@ export class Execution {
       cgroup && ctx.cpuTimeSec > 0
         ? watchCPUBudget(cgroup, { budgetNs: ctx.cpuTimeSec * 1e9, onExceeded: () => this.stop('timeout', 0) })
         : null;
-    this.proc = proc;
-    for (const data of this.pendingStdin) proc.writeStdin(data);
-    if (this.stdinEOF && this.stdin === undefined) proc.endStdin();
+    const started: SandboxProcess = proc;
+    this.proc = started;
+    for (const data of this.pendingStdin) started.writeStdin(data);
+    if (this.stdinEOF && this.stdin === undefined) started.endStdin();
     this.pendingStdin = [];
     this.pendingStdinBytes = 0;
     // The code lives on in the sandbox's file now; don't hold it for the log's lifetime.
@@ -247,9 +248,10 @@ export class Execution {
     this.stdin = undefined;
     const timer = setTimeout(() => this.stop('timeout', ctx.killGraceMs), this.timeoutSec * 1000);
     // A stop requested while we were starting (cancel right after enqueue) applies now.
-    if (this.stopReason) proc.stop(ctx.killGraceMs);
+    if (this.stopReason) started.stop(ctx.killGraceMs);
 
-    const exit = await proc.exited;
+    const exit = await started.exited;
+    proc = null;
     clearTimeout(timer);
     budget?.stop();
     if (cgroup) {
@@ -325,8 +327,9 @@ export class Execution {
       return;
     }
     if (outcome.kernelRestarted) {
-      const why =
-        outcome.status === 'died' && !this.stopReason
+      const why = outcome.broken
+        ? `the cell closed or redirected the kernel's ${outcome.broken} (fd ${outcome.broken === 'stdout' ? 1 : 2}), so later cells could not print; the ${name} kernel was restarted`
+        : outcome.status === 'died' && !this.stopReason
           ? `the ${name} kernel exited (${outcome.signal ?? `status ${outcome.exitCode ?? 'unknown'}`})`
           : outcome.status === 'died' && this.stopReason === 'memory_limit'
             ? `the ${name} kernel was killed at the memory limit (${ctx.memoryBytes} bytes)`

@@ -1,14 +1,18 @@
 /**
  * A stateful kernel: one long-lived interpreter per session and language, in its own sandbox
  * on the session's workspace (same uid, limits and network as the session's other sandboxes),
- * that runs cells one at a time (packages/sandbox/runtime/kernels, protocol below).
+ * that runs cells one at a time (packages/sandbox/runtime/kernels; messages in
+ * kernel-messages.ts).
  *
- * - server → kernel, control pipe: `execute {nonce, code, stdin?, stdin_eof?}`, `stdin`, `stdin_eof`;
- *   interrupts are SIGINT to the kernel process.
- * - kernel → server, events pipe: the helpers' `progress`/`result`, `sluice.kernel_ready`, and
- *   after each cell `sluice.cell_done {nonce, status, exit_code}`, written after the marker
- *   `\x1esluice:<nonce>\x1e` on stdout and stderr, so every output byte before the marker is the
- *   cell's (SentinelSplitter). A cell is over when all three arrived.
+ * - server → kernel, control socket: `execute {nonce, code, stdin?, stdin_eof?, env?}`, `stdin`,
+ *   `stdin_eof`; interrupts are SIGINT to the kernel process.
+ * - kernel → server, the same socket: `sluice.kernel_ready`, `sluice.cell_done` after each cell,
+ *   `sluice.background` for output of an ended cell's threads. The user's events channel (fd 3)
+ *   carries only the helpers' `progress`/`result`.
+ *
+ * A cell is over at its `cell_done`: before writing it the kernel flushed the cell's output and
+ * sent a sync line on the events channel, so by the check phase after the poll that read it,
+ * every byte and event of the cell is in (the ordering rule of events-channel.ts).
  *
  * The kernel's sandbox has its own cgroup for its whole life (memory, pids, CPU share), and
  * the kernel kills a cell's leftover processes before it reports the cell done, so `done`
@@ -18,9 +22,9 @@ import { assertNever, type Language } from '@sluice/protocol';
 import { ExecutionCgroup, launchSandbox, RUNTIME_PATH, runtimeFor, watchCPUBudget, type CPUBudgetWatch, type SandboxProcess } from '@sluice/sandbox';
 import { randomBytes } from 'node:crypto';
 import { cgroupHost } from '../execution/cgroup-host.js';
-import { EventsChannel, type ChannelEvent, type KernelMessage } from '../execution/events-channel.js';
+import { EventsChannel, LineReader, type ChannelEvent } from '../execution/events-channel.js';
 import { sandboxBase, type RunContext } from '../execution/execution.js';
-import { SentinelSplitter } from './sentinel-splitter.js';
+import { parseKernelMessage, type KernelMessage, type KernelRequest } from './kernel-messages.js';
 import { randomID } from '../random-id.js';
 
 export type KernelLanguage = Extract<Language, 'python' | 'javascript'>;
@@ -48,6 +52,8 @@ export interface CellOutcome {
   oomKills: number;
   /** The kernel could not start at all. */
   setupError: string | null;
+  /** The cell broke the kernel's stdout or stderr (closed or redirected it): it was restarted. */
+  broken: 'stdout' | 'stderr' | null;
 }
 
 export interface Cell {
@@ -64,10 +70,8 @@ export interface Cell {
 interface ActiveCell {
   nonce: string;
   sink: CellSink;
-  cellDone: KernelMessage & { type: 'sluice.cell_done' };
   resolve(o: CellOutcome): void;
   finished: boolean;
-  doneTimer: NodeJS.Timeout | null;
   restarted: boolean;
   oomBase: number;
   /** The kernel process this cell runs in, once there is one: only its death ends the cell. */
@@ -76,8 +80,8 @@ interface ActiveCell {
   early: { data: string; eof: boolean } | null;
 }
 
-/** How long after `cell_done` the markers may still be missing (a cell that closed fd 1). */
-const MARKER_WAIT_MS = 1000;
+/** Bytes of background output held while no cell runs; the rest is counted and reported. */
+const BACKGROUND_HOLD = 64 * 1024;
 
 /** One cell to run. */
 export interface CellRequest {
@@ -92,8 +96,11 @@ export class Kernel {
   private proc: SandboxProcess | null = null;
   private cgroup: ExecutionCgroup | null = null;
   private exited: Promise<void> | null = null;
-  private readonly splitters = { stdout: new SentinelSplitter(), stderr: new SentinelSplitter() };
-  private active: (Omit<ActiveCell, 'cellDone'> & { cellDone: ActiveCell['cellDone'] | null }) | null = null;
+  private active: ActiveCell | null = null;
+  /** Background output that came while no cell ran, for the next cell's log. */
+  private background: string[] = [];
+  private backgroundBytes = 0;
+  private backgroundDropped = 0;
   private interruptTimer: NodeJS.Timeout | null = null;
   private version: string | null = null;
   /** Cells run since the kernel started (0: the next cell starts it). */
@@ -134,12 +141,19 @@ export class Kernel {
     const nonce = randomBytes(16).toString('hex');
     let resolve!: (o: CellOutcome) => void;
     const done = new Promise<CellOutcome>((r) => (resolve = r));
-    this.active = { nonce, sink, cellDone: null, resolve, finished: false, doneTimer: null, restarted: false, oomBase: 0, proc: null, early: { data: '', eof: false } };
+    this.active = { nonce, sink, resolve, finished: false, restarted: false, oomBase: 0, proc: null, early: { data: '', eof: false } };
     const active = this.active;
-    this.splitters.stdout.expect(nonce);
-    this.splitters.stderr.expect(nonce);
+    this.deliverBackground(active);
     void this.begin(active, request).catch((err: unknown) => {
-      this.finishCell({ exitCode: null, signal: null, status: 'died', kernelRestarted: false, oomKills: 0, setupError: `the kernel failed to start: ${(err as Error).message}` });
+      this.finishCell({
+        exitCode: null,
+        signal: null,
+        status: 'died',
+        kernelRestarted: false,
+        oomKills: 0,
+        setupError: `the kernel failed to start: ${(err as Error).message}`,
+        broken: null,
+      });
     });
     return {
       done,
@@ -148,12 +162,12 @@ export class Kernel {
       writeStdin: (data) => {
         if (this.active !== active) return;
         if (active.early) active.early.data += data;
-        else this.proc?.writeControl(JSON.stringify({ type: 'stdin', data }));
+        else this.send({ type: 'stdin', data });
       },
       endStdin: () => {
         if (this.active !== active) return;
         if (active.early) active.early.eof = true;
-        else this.proc?.writeControl(JSON.stringify({ type: 'stdin_eof' }));
+        else this.send({ type: 'stdin_eof' });
       },
       get stdinBacklog(): number {
         return (active.early ? Buffer.byteLength(active.early.data) : 0) + (active.proc?.controlBacklog ?? 0);
@@ -209,14 +223,46 @@ export class Kernel {
     const stats = await this.cgroup?.stats().catch(() => null);
     active.oomBase = stats?.oomKills ?? 0;
     this.cells++;
-    const msg: Record<string, unknown> = { type: 'execute', nonce: active.nonce, code };
     const early = active.early ?? { data: '', eof: false };
     active.early = null;
     const data = (stdin.data ?? '') + early.data;
-    if (data !== '') msg['stdin'] = data;
-    if (stdin.eof || early.eof) msg['stdin_eof'] = true;
-    if (Object.keys(env).length > 0) msg['env'] = env;
-    this.proc?.writeControl(JSON.stringify(msg));
+    this.send({
+      type: 'execute',
+      nonce: active.nonce,
+      code,
+      ...(data !== '' ? { stdin: data } : {}),
+      ...(stdin.eof || early.eof ? { stdin_eof: true as const } : {}),
+      ...(Object.keys(env).length > 0 ? { env } : {}),
+    });
+  }
+
+  private send(request: KernelRequest): void {
+    this.proc?.writeControl(JSON.stringify(request));
+  }
+
+  /** Output of an ended cell's thread or callback: marked, in the running cell's log or held for the next. */
+  private onBackground(stream: 'stdout' | 'stderr', text: string): void {
+    if (text === '') return;
+    const marked = `${text.replace(/\n(?=.)/g, `\n[background ${stream}] `).replace(/^/, `[background ${stream}] `)}${text.endsWith('\n') ? '' : '\n'}`;
+    const a = this.active;
+    if (a && !a.finished) return a.sink.output('stderr', Buffer.from(marked));
+    const bytes = Buffer.byteLength(marked);
+    if (this.backgroundBytes + bytes > BACKGROUND_HOLD) {
+      this.backgroundDropped += bytes;
+      return;
+    }
+    this.background.push(marked);
+    this.backgroundBytes += bytes;
+  }
+
+  private deliverBackground(a: ActiveCell): void {
+    if (this.background.length === 0 && this.backgroundDropped === 0) return;
+    a.sink.note('output written by an earlier cell\'s threads or callbacks after that cell ended follows, each line marked [background …]');
+    for (const text of this.background) a.sink.output('stderr', Buffer.from(text));
+    if (this.backgroundDropped > 0) a.sink.note(`${this.backgroundDropped} more bytes of such background output were discarded (at most ${BACKGROUND_HOLD} are kept between cells)`);
+    this.background = [];
+    this.backgroundBytes = 0;
+    this.backgroundDropped = 0;
   }
 
   private async start(): Promise<void> {
@@ -244,12 +290,15 @@ export class Kernel {
       event: (e) => {
         const a = this.active;
         if (!a || a.finished) return;
-        // Bytes held back as a possible marker start (≤ 41, beginning with \x1e) stay held.
         a.sink.event(e);
       },
       malformed: (note) => this.active?.sink.note(note),
-      kernel: (m) => this.onKernelMessage(m),
+      ack: (count) => proc.ackEvents(count),
     });
+    const control = new LineReader(
+      (line) => this.onControlLine(line),
+      () => undefined,
+    );
     const runtime = runtimeFor(this.language);
     if (!runtime) throw new Error(`no runtime for ${this.language}`);
     const proc = launchSandbox({
@@ -259,19 +308,23 @@ export class Kernel {
       command,
       control: true,
       onOutput: (stream, chunk) => {
-        const own = this.splitters[stream].push(chunk);
         const a = this.active;
-        if (own.length > 0 && a && !a.finished) a.sink.output(stream, own);
-        if (this.splitters[stream].seen) this.maybeFinish();
+        // Between cells only an ended cell's background writers print; the kernel marks what
+        // it can (sluice.background), and this is the rest: fd-level writes.
+        if (a && !a.finished) a.sink.output(stream, chunk);
+        else this.onBackground(stream, chunk.toString('utf8'));
       },
-      // Deferred like in process mode: output written before an event is read first.
-      onEvents: (chunk) => setImmediate(() => channel.write(chunk)),
+      onEvents: (chunk) => channel.write(chunk),
+      onControl: (chunk) => control.write(chunk),
     });
+    channel.attach(proc.events);
+    control.attach(proc.control);
     this.proc = proc;
     if (this.active) this.active.proc = proc;
     this.exited = proc.exited.then(async (exit) => {
       await new Promise<void>((r) => setImmediate(r));
       channel.end();
+      control.end();
       const stats = await cgroup?.stats().catch(() => null);
       await cgroup?.destroy().catch(() => undefined);
       if (this.proc === proc) {
@@ -282,7 +335,6 @@ export class Kernel {
       this.cells = 0;
       const a = this.active;
       if (a && !a.finished && a.proc === proc) {
-        this.flushHeld(a);
         this.finishCell({
           exitCode: exit.exitCode,
           signal: exit.signal,
@@ -290,9 +342,24 @@ export class Kernel {
           kernelRestarted: true,
           oomKills: Math.max(0, (stats?.oomKills ?? 0) - a.oomBase),
           setupError: exit.setupError,
+          broken: null,
         });
       }
     });
+  }
+
+  private onControlLine(raw: string): void {
+    const line = raw.trim();
+    if (line === '') return;
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch {
+      return;
+    }
+    const m = parseKernelMessage(v);
+    // Only the kernel's loop writes here; a line it did not write is dropped.
+    if (typeof m !== 'string') this.onKernelMessage(m);
   }
 
   private onKernelMessage(m: KernelMessage): void {
@@ -303,52 +370,32 @@ export class Kernel {
       case 'sluice.cell_done': {
         const a = this.active;
         if (!a || a.finished || m.nonce !== a.nonce) return;
-        a.cellDone = m;
         if (m.exiting) {
           // Its state goes with it; the next cell waits for it to be gone and starts another.
           a.restarted = true;
           this.exiting = true;
         }
-        this.maybeFinish();
-        // A cell that closed its stdout or stderr never lets its marker through there.
-        a.doneTimer ??= setTimeout(() => this.finishWithVerdict(a), MARKER_WAIT_MS);
+        const cgroup = this.cgroup;
+        // OOM kills inside the cell (a child, since the kernel itself survived) are worth a note.
+        void (cgroup ? cgroup.stats().catch(() => null) : Promise.resolve(null)).then((stats) => {
+          if (a.finished || this.active !== a) return;
+          this.finishCell({
+            exitCode: m.exit_code,
+            signal: null,
+            status: m.status,
+            kernelRestarted: a.restarted,
+            oomKills: Math.max(0, (stats?.oomKills ?? 0) - a.oomBase),
+            setupError: null,
+            broken: m.broken,
+          });
+        });
         return;
       }
+      case 'sluice.background':
+        this.onBackground(m.stream, m.text);
+        return;
       default:
         assertNever(m, 'kernel message');
-    }
-  }
-
-  private maybeFinish(): void {
-    const a = this.active;
-    if (!a || a.finished || !a.cellDone) return;
-    if (this.splitters.stdout.seen && this.splitters.stderr.seen) this.finishWithVerdict(a);
-  }
-
-  private finishWithVerdict(a: NonNullable<Kernel['active']>): void {
-    if (a.finished || this.active !== a || !a.cellDone) return;
-    const verdict = a.cellDone;
-    const cgroup = this.cgroup;
-    // OOM kills inside the cell (a child, since the kernel itself survived) are worth a note.
-    void (cgroup ? cgroup.stats().catch(() => null) : Promise.resolve(null)).then((stats) => {
-      if (a.finished || this.active !== a) return;
-      this.finishCell({
-        exitCode: verdict.exit_code,
-        signal: null,
-        status: verdict.status,
-        kernelRestarted: a.restarted,
-        oomKills: Math.max(0, (stats?.oomKills ?? 0) - a.oomBase),
-        setupError: null,
-      });
-    });
-  }
-
-  /** The kernel died: bytes held as a possible marker were output after all. */
-  private flushHeld(a: NonNullable<Kernel['active']>): void {
-    for (const stream of ['stdout', 'stderr'] as const) {
-      if (this.splitters[stream].seen) continue;
-      const held = this.splitters[stream].flushHeld();
-      if (held.length > 0) a.sink.output(stream, held);
     }
   }
 
@@ -356,7 +403,6 @@ export class Kernel {
     const a = this.active;
     if (!a || a.finished) return;
     a.finished = true;
-    if (a.doneTimer) clearTimeout(a.doneTimer);
     if (this.interruptTimer) clearTimeout(this.interruptTimer);
     this.interruptTimer = null;
     this.active = null;
