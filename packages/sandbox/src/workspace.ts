@@ -150,13 +150,29 @@ function decodeMountPath(p: string): string {
   return p.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    execFile(cmd, args, { env: {}, timeout: 10_000 }, (err, _stdout, stderr) => {
-      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
-      else resolvePromise();
+/**
+ * mount(8) reads the whole mount table on every call: a burst of hundreds of sessions starting
+ * at once, each running three of them in parallel, took over 10 s per call on 2 cores. A few at
+ * a time finish in milliseconds each.
+ */
+const MAX_MOUNT_COMMANDS = 4;
+let mountCommands = 0;
+const mountWaiters: (() => void)[] = [];
+
+async function run(cmd: string, args: string[]): Promise<void> {
+  if (mountCommands >= MAX_MOUNT_COMMANDS) await new Promise<void>((r) => mountWaiters.push(r));
+  mountCommands++;
+  try {
+    await new Promise<void>((resolvePromise, reject) => {
+      execFile(cmd, args, { env: {}, timeout: 10_000 }, (err, _stdout, stderr) => {
+        if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || (err.killed ? 'timed out after 10 s' : err.message)}`));
+        else resolvePromise();
+      });
     });
-  });
+  } finally {
+    mountCommands--;
+    mountWaiters.shift()?.();
+  }
 }
 
 /** Names of workspace directories currently on disk (for tests and diagnostics). */

@@ -748,7 +748,11 @@ def main():
     os.close(null)
     # The control socket moves to a high fd of the kernel's own (close-on-exec, not at 4, not
     # in the environment); private copies of the events socket and of stdio's identity too.
-    base = 200 + random.randrange(600)
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    top = soft if 0 < soft < 1 << 20 else 1024
+    base = max(10, top // 2 + random.randrange(max(1, top // 2 - 8)))
     Channel.ctl = fcntl.fcntl(CONTROL_FD, fcntl.F_DUPFD_CLOEXEC, base)
     os.close(CONTROL_FD)
     os.environ.pop("SLUICE_CONTROL_FD", None)
