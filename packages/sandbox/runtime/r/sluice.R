@@ -101,17 +101,19 @@ local({
   env$reopen_failed <- FALSE
 
   # Writes the event line on the inherited fd and waits for the acknowledgement: the line
-  # arrives on stdin (any length), "sync" is added on a socket; write errors exit 1.
+  # arrives on stdin (any length), "sync" is added on a socket; write errors exit 1. EINTR and
+  # EAGAIN are retried; Errno is loaded only then (%! would load it in every call).
   env$sync_writer <- paste(
     "my $fd = shift; binmode STDIN; local $/; my $line = <STDIN>;",
     "open(my $c, \"+<&=\", $fd) or die \"sluice: cannot open the events channel (fd $fd): $!\\n\";",
     "my $sync = -S $c; $line =~ s/\\}\\n\\z/,\"sync\":true}\\n/ if $sync;",
+    "sub transient { my $e = $! + 0; require Errno; $! = $e; $e == Errno::EINTR() || $e == Errno::EAGAIN() }",
     "for (my $o = 0; $o < length $line;) {",
     "  my $n = syswrite($c, $line, length($line) - $o, $o);",
-    "  if (defined $n) { $o += $n; next } next if $!{EINTR};",
-    "  die \"sluice: cannot write to the events channel (fd $fd): $!\\n\" if !$!{EAGAIN}; select(undef, undef, undef, 0.001);",
+    "  if (defined $n) { $o += $n; next }",
+    "  die \"sluice: cannot write to the events channel (fd $fd): $!\\n\" if !transient(); select(undef, undef, undef, 0.001);",
     "}",
-    "while ($sync) { last if defined sysread($c, my $ack, 1); next if $!{EINTR}; last if !$!{EAGAIN}; select(undef, undef, undef, 0.001) }"
+    "while ($sync) { last if defined sysread($c, my $ack, 1); last if !transient(); select(undef, undef, undef, 0.001) }"
   )
 
   # Writes one event line; output printed before it is flushed first so it arrives first.
