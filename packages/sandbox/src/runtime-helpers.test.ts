@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Duplex } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { appendJavaHelper, runtimeFor } from './runtimes.js';
 
@@ -28,6 +29,7 @@ interface Ran {
 /**
  * Runs a command with fd 3 as the events channel (SLUICE_EVENTS_FD=3 unless `env` says
  * otherwise): a socket, as Node makes it and as the sandbox gets it, which /dev/fd/3 cannot reopen.
+ * Each line marked "sync":true is acknowledged with one 0x06 byte, as the server does.
  */
 function run(cmd: string, args: readonly string[], opts: { env?: Record<string, string>; stdin?: Buffer | string } = {}): Promise<Ran> {
   return new Promise((resolve, reject) => {
@@ -41,7 +43,17 @@ function run(cmd: string, args: readonly string[], opts: { env?: Record<string, 
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
     const events = child.stdio[3];
-    if (events && 'on' in events) events.on('data', (c: Buffer) => ev.push(c));
+    if (events instanceof Duplex) {
+      let partial = '';
+      events.on('data', (c: Buffer) => {
+        ev.push(c);
+        const split = (partial + c.toString('latin1')).split('\n');
+        partial = split.pop() ?? '';
+        for (const line of split) if (isSync(line)) events.write(Buffer.from([0x06]));
+      });
+      // The helper may be gone before its acknowledgement arrives.
+      events.on('error', () => {});
+    }
     child.on('error', reject);
     child.on('close', (code) =>
       resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), events: Buffer.concat(ev) }),
@@ -50,14 +62,26 @@ function run(cmd: string, args: readonly string[], opts: { env?: Record<string, 
   });
 }
 
-/** Parses fd 3's lines, each of which must be one JSON object. */
+function isSync(line: string): boolean {
+  try {
+    return (JSON.parse(line) as Record<string, unknown>)['sync'] === true;
+  } catch {
+    return false;
+  }
+}
+
+/** Parses fd 3's lines, each of which must be one JSON object marked "sync":true (fd 3 is a socket); returns them without it. */
 function lines(events: Buffer): Record<string, unknown>[] {
   const text = events.toString('utf8');
   assert.ok(text === '' || text.endsWith('\n'), `events end with a newline: ${JSON.stringify(text)}`);
   return text
     .split('\n')
     .filter((l) => l !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
+    .map((l) => {
+      const { sync, ...event } = JSON.parse(l) as Record<string, unknown>;
+      assert.equal(sync, true, `a line on a socket asks for an acknowledgement: ${l}`);
+      return event;
+    });
 }
 
 const NASTY = 'q"uote\\back\nnew\ttab\rcr\u0001ctl\u001fus\u007fdel é ✓ 😀 \u2028 end';

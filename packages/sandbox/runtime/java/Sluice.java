@@ -1,8 +1,15 @@
 // Sluice helpers for Java, appended by the server to the end of the program's single source
 // file (so no import and no classpath): progress and rich results on the events channel (the fd
-// named by SLUICE_EVENTS_FD), one JSON object per line, each in one write(). Output printed
-// before a call reaches the server before its event. Outside Sluice (no SLUICE_EVENTS_FD)
-// progress is summed up on stderr and a result's text printed, as the Python helper does.
+// named by SLUICE_EVENTS_FD), one JSON object per line, each in one write(). Outside Sluice (no
+// SLUICE_EVENTS_FD) progress is summed up on stderr and a result's text printed, as the Python
+// helper does.
+//
+// Sync protocol: when the events fd is a socket (as Sluice gives it), the line carries
+// "sync":true and a call returns only once the server answers one byte (0x06) on that fd, sent
+// when the event has its place in the log after all output written before it (System.out and
+// System.err are flushed first). End of file or an error there (the server is gone) ends the
+// wait. On a pipe or a file the line has no "sync" and nothing waits. One call at a time, so
+// each thread reads its own acknowledgement.
 //
 //   Sluice.progress(40, "Loading");  Sluice.progress("Fetching");  Sluice.progress(90, "Saving", Map.of("rows", 10));
 //   Sluice.result(List.of(1, 2, 3));           text/plain and application/json
@@ -12,6 +19,8 @@ final class Sluice {
     private Sluice() {}
 
     private static java.io.OutputStream channel;
+    /** The same fd for reading acknowledgements; null when it is not a socket (no sync). */
+    private static java.io.InputStream acks;
 
     private static final java.util.Map<String, String> MIME_TYPES = new java.util.HashMap<>();
 
@@ -220,28 +229,58 @@ final class Sluice {
         System.out.flush();
         System.err.flush();
         try {
-            if (channel == null) channel = open(Integer.parseInt(fd));
-            channel.write((json + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
+            if (channel == null) open(Integer.parseInt(fd));
+            String line = acks == null ? json : json.substring(0, json.length() - 1) + ",\"sync\":true}";
+            channel.write((line + "\n").getBytes(java.nio.charset.StandardCharsets.UTF_8));
         } catch (java.io.IOException | NumberFormatException e) {
             throw new IllegalStateException("Sluice: cannot write to the events channel (SLUICE_EVENTS_FD=" + fd + ")", e);
+        }
+        if (acks != null) awaitAck();
+    }
+
+    /** Waits for the server's one byte; end of file or an error (the server is gone) ends the wait too. */
+    private static void awaitAck() {
+        while (true) {
+            try {
+                acks.read();
+                return;
+            } catch (java.io.IOException e) {
+                // A non-blocking fd (EAGAIN): wait a little and read again. FileInputStream retries EINTR itself.
+                if (!String.valueOf(e.getMessage()).contains("temporarily unavailable")) return;
+                try {
+                    Thread.sleep(1);
+                } catch (InterruptedException interrupted) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
         }
     }
 
     /**
-     * A stream on the inherited fd itself. It is a socket, which /dev/fd/N cannot reopen (ENXIO),
+     * Streams on the inherited fd itself. It is a socket, which /dev/fd/N cannot reopen (ENXIO),
      * and Java has no public way to wrap an fd number: Sluice runs java with
      * --add-opens java.base/java.io=ALL-UNNAMED so the FileDescriptor can be set; elsewhere
-     * (a pipe) reopening /dev/fd/N works.
+     * (a pipe) reopening /dev/fd/N works. Whether it is a socket: stat() of /proc/self/fd/N.
      */
-    private static java.io.OutputStream open(int fd) throws java.io.IOException {
+    private static void open(int fd) throws java.io.IOException {
+        boolean socket;
+        try {
+            int mode = (Integer) java.nio.file.Files.getAttribute(java.nio.file.Path.of("/proc/self/fd/" + fd), "unix:mode");
+            socket = (mode & 0170000) == 0140000;
+        } catch (java.io.IOException | RuntimeException e) {
+            socket = false;
+        }
         try {
             java.io.FileDescriptor d = new java.io.FileDescriptor();
             java.lang.reflect.Field f = java.io.FileDescriptor.class.getDeclaredField("fd");
             f.setAccessible(true);
             f.setInt(d, fd);
-            return new java.io.FileOutputStream(d);
+            channel = new java.io.FileOutputStream(d);
+            if (socket) acks = new java.io.FileInputStream(d);
         } catch (ReflectiveOperationException | RuntimeException e) {
-            return new java.io.FileOutputStream("/dev/fd/" + fd);
+            // No reflection: a socket cannot be reopened either, so this is a pipe or a file.
+            channel = new java.io.FileOutputStream("/dev/fd/" + fd);
         }
     }
 }

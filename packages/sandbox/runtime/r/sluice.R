@@ -9,8 +9,14 @@
 #   sluice_result(file = "plot.png")           image/png (base64); also jpeg, gif, svg, html…
 #
 # Rscript reads this file as the user profile (R_PROFILE_USER) before the program. The
-# helpers live in an attached environment named "sluice", so ls() stays clean, and output
-# printed before a helper call reaches the server before the event.
+# helpers live in an attached environment named "sluice", so ls() stays clean.
+#
+# Sync protocol: when the events fd is a socket (as Sluice gives it), the line carries
+# "sync":true and a call returns only once the server answers one byte (0x06) on that fd, sent
+# when the event has its place in the log after all output written before it (R writes its
+# console output to fds 1 and 2 at once; stdout and stderr are flushed first anyway). End of
+# file or an error there (the server is gone) ends the wait. On a pipe or a file the line has
+# no "sync" and nothing waits.
 
 local({
   # The internals live in this local environment; only the helpers are attached.
@@ -94,9 +100,26 @@ local({
   env$con <- NULL
   env$reopen_failed <- FALSE
 
+  # Writes the event line on the inherited fd and waits for the acknowledgement: the line
+  # arrives on stdin (any length), "sync" is added on a socket; write errors exit 1. EINTR and
+  # EAGAIN are retried; Errno is loaded only then (%! would load it in every call).
+  env$sync_writer <- paste(
+    "my $fd = shift; binmode STDIN; local $/; my $line = <STDIN>;",
+    "open(my $c, \"+<&=\", $fd) or die \"sluice: cannot open the events channel (fd $fd): $!\\n\";",
+    "my $sync = -S $c; $line =~ s/\\}\\n\\z/,\"sync\":true}\\n/ if $sync;",
+    "sub transient { my $e = $! + 0; require Errno; $! = $e; $e == Errno::EINTR() || $e == Errno::EAGAIN() }",
+    "for (my $o = 0; $o < length $line;) {",
+    "  my $n = syswrite($c, $line, length($line) - $o, $o);",
+    "  if (defined $n) { $o += $n; next }",
+    "  die \"sluice: cannot write to the events channel (fd $fd): $!\\n\" if !transient(); select(undef, undef, undef, 0.001);",
+    "}",
+    "while ($sync) { last if defined sysread($c, my $ack, 1); last if !transient(); select(undef, undef, undef, 0.001) }"
+  )
+
   # Writes one event line; output printed before it is flushed first so it arrives first.
-  # The events fd is usually a socket, which file("/dev/fd/N") cannot reopen (ENXIO): then a
-  # `cat` that inherits the fd writes the line, synchronously, so no event is lost at exit.
+  # A pipe is reopened as /dev/fd/N and written directly. A socket (what Sluice gives) cannot
+  # be reopened (ENXIO), and R cannot read from an inherited fd to take the acknowledgement:
+  # a perl (perl-base is in every sandbox) that inherits the fd writes the line and waits.
   # Outside Sluice (no SLUICE_EVENTS_FD) `outside()` runs instead, as in the Python helper.
   env$send <- function(json, outside) {
     fd <- Sys.getenv("SLUICE_EVENTS_FD")
@@ -116,11 +139,10 @@ local({
       writeBin(charToRaw(line), env$con)
       flush(env$con)
     } else {
-      tmp <- tempfile("sluice-event-")
-      on.exit(unlink(tmp), add = TRUE)
-      writeBin(charToRaw(line), tmp)
-      status <- system(paste0("exec /usr/bin/cat <", shQuote(tmp), " >&", fd))
-      if (status != 0) stop("sluice: cannot write to the events channel (fd ", fd, ")", call. = FALSE)
+      writer <- pipe(paste("exec /usr/bin/perl -e", shQuote(env$sync_writer), fd), open = "wb")
+      writeBin(charToRaw(line), writer)
+      status <- close(writer)
+      if (!is.null(status) && status != 0) stop("sluice: cannot write to the events channel (fd ", fd, ")", call. = FALSE)
     }
     invisible(TRUE)
   }
