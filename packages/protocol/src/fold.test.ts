@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { foldEvents } from './fold.js';
+import { addEvicted, foldEvents } from './fold.js';
 import type { ExecutionEvent } from './events.js';
 
 test('a log folds into the buffered answer', () => {
@@ -24,4 +24,27 @@ test('a log folds into the buffered answer', () => {
   assert.deepEqual(r.dropped_bytes, { stdout: 7, stderr: 0 });
   assert.deepEqual(r.progress, [{ percent: 50 }]);
   assert.deepEqual(r.results, [{ 'text/plain': '2' }]);
+});
+
+test('a gap in a folded stream says how many events and which seqs are missing', () => {
+  const r = foldEvents([
+    { type: 'gap', seq: 9, ts: 0, from_seq: 2, to_seq: 9 },
+    { type: 'stdout', seq: 10, ts: 0, content: 'x' },
+    { type: 'gap', seq: 20, ts: 0, from_seq: 11, to_seq: 20 },
+  ]);
+  assert.equal(r.gap, true);
+  assert.deepEqual(r.evicted, { events: 18, from_seq: 2, to_seq: 20, types: {}, stdout_bytes: 0, stderr_bytes: 0 });
+  assert.equal(r.truncated, false, 'a stream gap alone does not say output was lost');
+});
+
+test('what a log dropped makes the fold say gap, truncated and dropped_bytes', () => {
+  const r = foldEvents([{ type: 'stdout', seq: 5, ts: 0, content: 'tail' }]);
+  addEvicted(r, { events: 4, from_seq: 1, to_seq: 4, types: { progress: 2, stdout: 1, start: 1 }, stdout_bytes: 10, stderr_bytes: 0 });
+  assert.equal(r.gap, true);
+  assert.equal(r.truncated, true);
+  assert.deepEqual(r.dropped_bytes, { stdout: 10, stderr: 0 });
+  assert.deepEqual(r.evicted.types, { progress: 2, stdout: 1, start: 1 });
+  const onlyProgress = addEvicted(foldEvents([]), { events: 3, from_seq: 2, to_seq: 4, types: { progress: 3 }, stdout_bytes: 0, stderr_bytes: 0 });
+  assert.equal(onlyProgress.gap, true);
+  assert.equal(onlyProgress.truncated, false, 'no output is missing');
 });

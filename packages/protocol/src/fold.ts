@@ -1,6 +1,24 @@
 /** Folds an event log into the buffered-JSON answer of a run (DESIGN.md "Buffered JSON"). */
 import { assertNever } from './assert-never.js';
-import type { DoneReason, ExecutionEvent, ProgressEvent } from './events.js';
+import type { DoneReason, EventType, ExecutionEvent, ProgressEvent } from './events.js';
+
+/**
+ * What the bounded log no longer held when the fold was made (an extension of DESIGN.md's fold).
+ * A server's fold knows it exactly; a client folding a stream with `gap` events learns only the
+ * count and the seq range (`types` and the byte counts stay empty).
+ */
+export interface EvictedEvents {
+  /** Events dropped from the log. */
+  events: number;
+  /** Lowest and highest seq dropped; null when nothing was. */
+  from_seq: number | null;
+  to_seq: number | null;
+  /** Dropped events per type (types that lost none are absent). */
+  types: Partial<Record<EventType, number>>;
+  /** UTF-8 bytes of output the dropped stdout / stderr events held (also in `dropped_bytes`). */
+  stdout_bytes: number;
+  stderr_bytes: number;
+}
 
 /** The buffered answer: everything the log said, in one object. */
 export interface ExecutionResult {
@@ -18,14 +36,16 @@ export interface ExecutionResult {
   /** `data` of every `result` event, in order. */
   results: Record<string, unknown>[];
   progress: Omit<ProgressEvent, 'type' | 'seq' | 'ts'>[];
-  /** True when output went over the limit and its middle was dropped. */
+  /** True when `stdout` / `stderr` lack output: its middle went over the output limit, or the bounded log dropped some. */
   truncated: boolean;
-  /** Bytes dropped per stream (zero when nothing was). */
+  /** Output bytes missing from `stdout` / `stderr`, per stream (zero when nothing is). */
   dropped_bytes: { stdout: number; stderr: number };
   /** The `error` event's message and code, if the execution failed to run. */
   error: { code: string; message: string } | null;
-  /** True when the reader skipped events the bounded log no longer held. */
+  /** True when events are missing: the bounded log no longer held them. */
   gap: boolean;
+  /** Which events are missing, and how much output went with them. */
+  evicted: EvictedEvents;
 }
 
 /** A fold with nothing in it yet. */
@@ -46,6 +66,7 @@ export function emptyResult(): ExecutionResult {
     dropped_bytes: { stdout: 0, stderr: 0 },
     error: null,
     gap: false,
+    evicted: { events: 0, from_seq: null, to_seq: null, types: {}, stdout_bytes: 0, stderr_bytes: 0 },
   };
 }
 
@@ -74,7 +95,7 @@ export function foldEvent(acc: ExecutionResult, ev: ExecutionEvent): ExecutionRe
       acc.dropped_bytes[ev.stream] += ev.dropped_bytes;
       break;
     case 'gap':
-      acc.gap = true;
+      addEvicted(acc, { events: ev.to_seq - ev.from_seq + 1, from_seq: ev.from_seq, to_seq: ev.to_seq, types: {}, stdout_bytes: 0, stderr_bytes: 0 });
       break;
     case 'done':
       acc.exit_code = ev.exit_code;
@@ -90,6 +111,23 @@ export function foldEvent(acc: ExecutionResult, ev: ExecutionEvent): ExecutionRe
     default:
       assertNever(ev, 'event');
   }
+  return acc;
+}
+
+/** Records events that are missing from a fold (a `gap`, or what a server's log dropped). */
+export function addEvicted(acc: ExecutionResult, lost: EvictedEvents): ExecutionResult {
+  if (lost.events <= 0) return acc;
+  const e = acc.evicted;
+  acc.gap = true;
+  e.events += lost.events;
+  if (lost.from_seq !== null) e.from_seq = e.from_seq === null ? lost.from_seq : Math.min(e.from_seq, lost.from_seq);
+  if (lost.to_seq !== null) e.to_seq = e.to_seq === null ? lost.to_seq : Math.max(e.to_seq, lost.to_seq);
+  for (const [type, n] of Object.entries(lost.types) as [EventType, number][]) e.types[type] = (e.types[type] ?? 0) + n;
+  e.stdout_bytes += lost.stdout_bytes;
+  e.stderr_bytes += lost.stderr_bytes;
+  acc.dropped_bytes.stdout += lost.stdout_bytes;
+  acc.dropped_bytes.stderr += lost.stderr_bytes;
+  if (lost.stdout_bytes + lost.stderr_bytes > 0) acc.truncated = true;
   return acc;
 }
 

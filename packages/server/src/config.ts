@@ -39,7 +39,7 @@ export interface ServerConfig {
   maxQueue: number;
   /** How long a finished execution's log stays readable, seconds. */
   logRetentionSec: number;
-  /** Serialised bytes of all finished executions' logs kept; the oldest are forgotten first. */
+  /** Memory of all executions' event logs, running and finished (see log-budget.ts for what goes past it). */
   logBudgetBytes: number;
   /** Whether a session may ask for `network: true`. */
   allowNetwork: boolean;

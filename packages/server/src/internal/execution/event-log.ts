@@ -1,15 +1,24 @@
 /**
  * The ordered, bounded log of one execution. Events get `seq` 1..n and are serialised to JSON
- * once, when appended; every reader (SSE, NDJSON, buffered JSON) shares those strings.
+ * once, when appended; the log stores only that string (and its seq), and every reader (SSE,
+ * NDJSON, WebSocket, buffered JSON) shares it.
  *
- * Bound and overflow policy: the log holds at most `maxBytes` of serialised events. Past that
- * the oldest events are dropped (the last one always stays); a reader asking for dropped events
- * gets one `gap` event naming the range, then continues with what is held.
+ * Bound: the log holds at most `maxBytes` of memory, counted per event as the string's real size
+ * (1 byte per character, 2 when it holds a character past U+00FF; see memoryOf); a
+ * LogBudget may also make it shed events to keep all logs of the server within one budget.
+ *
+ * Overflow policy, in this order, so that a flood on the events channel cannot push out the
+ * program's output (which the output limit already bounds to fit):
+ *   1. the oldest `progress` events, except the newest one (progress is a state: the latest wins);
+ *   2. the oldest `result` events;
+ *   3. the oldest events of any type.
+ * The newest event always stays. A reader asking for dropped events gets one `gap` event per run
+ * of missing seqs, then continues with what is held; `evicted` says exactly what was dropped.
  * Readers follow at their own pace: a slow reader never slows the writer, it falls behind.
  */
-import type { EventType, ExecutionEvent, GapEvent } from '@sluice/protocol';
+import type { EventType, EvictedEvents, ExecutionEvent, GapEvent } from '@sluice/protocol';
 
-/** One stored event. */
+/** One event as a reader gets it. */
 export interface LogEntry {
   readonly seq: number;
   readonly type: EventType;
@@ -20,39 +29,94 @@ export interface LogEntry {
 /** An event as the producer describes it; the log adds `seq` and `ts`. */
 export type NewEvent = ExecutionEvent extends infer E ? (E extends ExecutionEvent ? Omit<E, 'seq' | 'ts'> : never) : never;
 
+/** What a LogBudget needs of a log. */
+export interface BudgetedLog {
+  readonly bytes: number;
+  /** Drops events (channel events only, or any) until `bytes` are freed; returns what was freed. */
+  shed(bytes: number, scope: ShedScope): number;
+  /** Drops everything but the newest event: the execution is being forgotten. */
+  release(): void;
+}
+
+/** Which events `shed` may drop: `channel` = superseded progress and results; `any` = also output. */
+export type ShedScope = 'channel' | 'any';
+
+/** Where a log reports the memory it holds. */
+export interface LogBudgetSink {
+  /** The log now holds `delta` more bytes (negative: fewer). */
+  add(log: BudgetedLog, delta: number): void;
+  closed(log: BudgetedLog): void;
+  released(log: BudgetedLog): void;
+}
+
+/**
+ * Memory per stored event beyond its characters, bytes: the V8 string header (16) and its
+ * alignment (up to 7), the two array slots holding it and its seq (16) with the arrays' growth
+ * slack (×1.5) and the dropped slots kept until compaction (up to ×2). Measured by
+ * event-log.test.ts ("the counted bytes cover the memory the log really holds").
+ */
+export const ENTRY_OVERHEAD = 72;
+
 /** Most events handed to a reader at once. */
 const BATCH = 512;
+/** A dropped slot: the string is released, the slot waits for compaction. */
+const HOLE = '';
+/** JSON.stringify leaves these characters as they are, so one of them makes a two-byte string. */
+const WIDE = /[^\u0000-\u00ff]/;
+const PROGRESS_PREFIX = '{"type":"progress"';
+const RESULT_PREFIX = '{"type":"result"';
 
-export class EventLog {
-  private entries: LogEntry[] = [];
-  /** Index in `entries` of the oldest held event (dropped events are trimmed lazily). */
+export class EventLog implements BudgetedLog {
+  /** JSON of each event, HOLE where one was dropped; parallel to `seqs`. */
+  private jsons: string[] = [];
+  private seqs: number[] = [];
+  /** Index of the oldest held event. */
   private head = 0;
+  /** Dropped slots at or after `head`. */
+  private holes = 0;
+  /** Every held `progress` / `result` is at or after these indexes (oldest-first scans). */
+  private progressCursor = 0;
+  private resultCursor = 0;
+  private progressHeld = 0;
+  private resultHeld = 0;
   private nextSeq = 1;
   private heldBytes = 0;
   private isClosed = false;
+  private budget: LogBudgetSink | null = null;
+  private readonly lost: EvictedEvents = { events: 0, from_seq: null, to_seq: null, types: {}, stdout_bytes: 0, stderr_bytes: 0 };
   private tick: { promise: Promise<void>; resolve: () => void } | null = null;
 
   constructor(private readonly maxBytes: number = 64 * 1024 * 1024) {}
 
-  /** Appends an event, assigning its `seq` and `ts`; returns the stored entry. */
+  /** Counts this log's memory in a server-wide budget, which may make it shed events. */
+  useBudget(budget: LogBudgetSink): void {
+    this.budget = budget;
+    if (this.heldBytes > 0) budget.add(this, this.heldBytes);
+  }
+
+  /** Appends an event, assigning its `seq` and `ts`; returns it as readers will get it. */
   append(event: NewEvent): LogEntry {
     if (this.isClosed) throw new Error('event log is closed');
     const seq = this.nextSeq++;
-    // seq and ts first so they lead the JSON, as in the contract's examples.
-    const { type, ...rest } = event;
-    const full = { type, seq, ts: Date.now(), ...rest } as ExecutionEvent;
-    const entry: LogEntry = { seq, type: full.type, json: JSON.stringify(full) };
-    this.entries.push(entry);
-    this.heldBytes += entry.json.length;
-    this.evict();
+    const json = serialise(event, seq);
+    this.jsons.push(json);
+    this.seqs.push(seq);
+    if (event.type === 'progress') this.progressHeld++;
+    else if (event.type === 'result') this.resultHeld++;
+    const size = memoryOf(json);
+    this.heldBytes += size;
+    if (this.heldBytes > this.maxBytes) this.shed(this.heldBytes - this.maxBytes, 'any');
+    // After the log's own bound: the budget sees only what this log still holds.
+    this.budget?.add(this, size);
     this.notify();
-    return entry;
+    return { seq, type: event.type, json };
   }
 
   /** Marks the log complete: followers return once they have read everything. */
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
+    this.budget?.closed(this);
     this.notify();
   }
 
@@ -67,50 +131,198 @@ export class EventLog {
 
   /** seq of the oldest event still held. */
   get firstSeq(): number {
-    return this.entries[this.head]?.seq ?? this.nextSeq;
+    return this.seqs[this.head] ?? this.nextSeq;
   }
 
-  /** Serialised bytes held. */
+  /** Memory held, bytes (what the bound and the budget count). */
   get bytes(): number {
     return this.heldBytes;
   }
 
-  /** The entries held right now (a shallow copy: later appends and evictions do not affect it). */
-  snapshot(): LogEntry[] {
-    return this.entries.slice(this.head);
+  /** Events dropped so far (a copy). */
+  get evicted(): EvictedEvents {
+    return { ...this.lost, types: { ...this.lost.types } };
   }
 
-  /** The held events with `seq >= from`, parsed (for folding into a buffered answer). */
+  /** The JSON of the events held right now, oldest first (later appends and drops do not affect it). */
+  snapshot(): string[] {
+    const out: string[] = [];
+    for (let i = this.head; i < this.jsons.length; i++) {
+      const json = this.jsons[i];
+      if (json) out.push(json);
+    }
+    return out;
+  }
+
+  /** The held events with `seq >= from`, parsed. */
   *events(from = 1): Generator<ExecutionEvent> {
-    for (let i = Math.max(this.head, this.head + (from - this.firstSeq)); i < this.entries.length; i++) {
-      const e = this.entries[i];
-      if (e) yield JSON.parse(e.json) as ExecutionEvent;
+    for (let i = this.indexOf(from); i < this.jsons.length; i++) {
+      const json = this.jsons[i];
+      if (json) yield JSON.parse(json) as ExecutionEvent;
     }
   }
 
   /**
    * Reads from `from` (inclusive) to the end, waiting for new events until the log closes or
-   * `signal` aborts. Yields batches; a `gap` entry stands for events no longer held.
+   * `signal` aborts. Yields batches; a `gap` entry stands for each run of events no longer held.
    */
   async *follow(from: number, signal?: AbortSignal): AsyncGenerator<LogEntry[]> {
     let next = Math.max(1, Math.floor(from));
     while (!signal?.aborted) {
-      const first = this.firstSeq;
-      if (next < first) {
-        yield [gapEntry(next, first - 1)];
-        next = first;
-        continue;
-      }
       if (next < this.nextSeq) {
-        const start = this.head + (next - first);
-        const batch = this.entries.slice(start, start + BATCH);
-        next += batch.length;
+        const batch: LogEntry[] = [];
+        // Found again each time: the arrays may have been compacted while the reader waited.
+        for (let i = this.indexOf(next); i < this.jsons.length && batch.length < BATCH; i++) {
+          const json = this.jsons[i];
+          const seq = this.seqs[i];
+          if (!json || seq === undefined) continue;
+          if (seq > next) batch.push(gapEntry(next, seq - 1));
+          batch.push({ seq, type: typeOf(json), json });
+          next = seq + 1;
+        }
+        // Only possible if nothing from `next` on is held (the newest event always is).
+        if (batch.length === 0) {
+          batch.push(gapEntry(next, this.nextSeq - 1));
+          next = this.nextSeq;
+        }
         yield batch;
         continue;
       }
       if (this.isClosed) return;
       await this.changed(signal);
     }
+  }
+
+  shed(bytes: number, scope: ShedScope): number {
+    let freed = 0;
+    while (freed < bytes) {
+      const i = this.oldestChannelEvent() ?? (scope === 'any' ? this.oldestEvent() : null);
+      if (i === null) break;
+      freed += this.drop(i);
+    }
+    this.compact();
+    return freed;
+  }
+
+  release(): void {
+    const before = this.heldBytes;
+    const last = this.jsons.length - 1;
+    for (let i = this.head; i < last; i++) {
+      const json = this.jsons[i];
+      if (!json) continue;
+      // The execution is being forgotten: count what goes, but do not parse output for its bytes.
+      this.count(json, this.seqs[i] ?? 0, 0);
+    }
+    const keep = this.jsons[last];
+    const keepSeq = this.seqs[last];
+    this.jsons = keep ? [keep] : [];
+    this.seqs = keepSeq !== undefined && keep ? [keepSeq] : [];
+    this.heldBytes = keep ? memoryOf(keep) : 0;
+    this.head = this.holes = this.progressCursor = this.resultCursor = 0;
+    this.progressHeld = keep?.startsWith(PROGRESS_PREFIX) ? 1 : 0;
+    this.resultHeld = keep?.startsWith(RESULT_PREFIX) ? 1 : 0;
+    // The budget stops counting this log altogether: nothing reachable holds it but readers.
+    if (this.budget) {
+      this.budget.add(this, -before);
+      this.budget.released(this);
+      this.budget = null;
+    }
+  }
+
+  /** Index of the oldest droppable progress or result event, by the overflow policy. */
+  private oldestChannelEvent(): number | null {
+    const last = this.jsons.length - 1;
+    // The newest progress stays: it is the current state.
+    if (this.progressHeld > 1) {
+      while (this.progressCursor < last && !this.jsons[this.progressCursor]?.startsWith(PROGRESS_PREFIX)) this.progressCursor++;
+      if (this.progressCursor < last) return this.progressCursor;
+    }
+    if (this.resultHeld > 0) {
+      while (this.resultCursor < last && !this.jsons[this.resultCursor]?.startsWith(RESULT_PREFIX)) this.resultCursor++;
+      if (this.resultCursor < last) return this.resultCursor;
+    }
+    return null;
+  }
+
+  /** Index of the oldest held event unless it is the newest. */
+  private oldestEvent(): number | null {
+    while (this.head < this.jsons.length && !this.jsons[this.head]) {
+      this.head++;
+      this.holes--;
+    }
+    return this.head < this.jsons.length - 1 ? this.head : null;
+  }
+
+  private drop(i: number): number {
+    const json = this.jsons[i];
+    if (!json) return 0;
+    const seq = this.seqs[i] ?? 0;
+    const type = typeOf(json);
+    let outputBytes = 0;
+    if (type === 'stdout' || type === 'stderr') outputBytes = Buffer.byteLength((JSON.parse(json) as { content: string }).content);
+    this.count(json, seq, outputBytes);
+    if (type === 'progress') this.progressHeld--;
+    else if (type === 'result') this.resultHeld--;
+    this.jsons[i] = HOLE;
+    this.holes++;
+    const size = memoryOf(json);
+    this.heldBytes -= size;
+    this.budget?.add(this, -size);
+    return size;
+  }
+
+  private count(json: string, seq: number, outputBytes: number): void {
+    const type = typeOf(json);
+    const l = this.lost;
+    l.events++;
+    l.from_seq = l.from_seq === null ? seq : Math.min(l.from_seq, seq);
+    l.to_seq = l.to_seq === null ? seq : Math.max(l.to_seq, seq);
+    l.types[type] = (l.types[type] ?? 0) + 1;
+    if (type === 'stdout') l.stdout_bytes += outputBytes;
+    else if (type === 'stderr') l.stderr_bytes += outputBytes;
+  }
+
+  /** Removes dropped slots once they are half the arrays, keeping drops O(1) amortised. */
+  private compact(): void {
+    while (this.head < this.jsons.length - 1 && !this.jsons[this.head]) {
+      this.head++;
+      this.holes--;
+    }
+    const dead = this.head + this.holes;
+    if (dead <= 1024 || dead * 2 <= this.jsons.length) return;
+    const jsons: string[] = [];
+    const seqs: number[] = [];
+    const oldProgress = Math.max(this.progressCursor, this.head);
+    const oldResult = Math.max(this.resultCursor, this.head);
+    let progressCursor = 0;
+    let resultCursor = 0;
+    for (let i = this.head; i < this.jsons.length; i++) {
+      if (i === oldProgress) progressCursor = jsons.length;
+      if (i === oldResult) resultCursor = jsons.length;
+      const json = this.jsons[i];
+      const seq = this.seqs[i];
+      if (!json || seq === undefined) continue;
+      jsons.push(json);
+      seqs.push(seq);
+    }
+    this.progressCursor = progressCursor;
+    this.resultCursor = resultCursor;
+    this.jsons = jsons;
+    this.seqs = seqs;
+    this.head = 0;
+    this.holes = 0;
+  }
+
+  /** Index of the first slot with seq >= `seq` (binary search: seqs are increasing). */
+  private indexOf(seq: number): number {
+    let lo = this.head;
+    let hi = this.seqs.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.seqs[mid] ?? Infinity) < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   private changed(signal?: AbortSignal): Promise<void> {
@@ -136,20 +348,35 @@ export class EventLog {
     this.tick = null;
     t?.resolve();
   }
+}
 
-  private evict(): void {
-    while (this.heldBytes > this.maxBytes && this.entries.length - this.head > 1) {
-      const old = this.entries[this.head];
-      if (!old) break;
-      this.heldBytes -= old.json.length;
-      this.head++;
-    }
-    // Compact once the dropped prefix dominates, keeping eviction O(1) amortised.
-    if (this.head > 1024 && this.head * 2 > this.entries.length) {
-      this.entries = this.entries.slice(this.head);
-      this.head = 0;
-    }
-  }
+/**
+ * The event's JSON with `type`, `seq` and `ts` first (as in the contract's examples), built as
+ * one flat string: a string made by JSON.stringify of the whole event keeps up to twice its
+ * length allocated, and a concatenation left unflattened is a tree of small strings.
+ */
+function serialise(event: NewEvent, seq: number): string {
+  const { type, ...rest } = event;
+  const fields = JSON.stringify(rest);
+  const json = `{"type":"${type}","seq":${seq},"ts":${Date.now()}${fields === '{}' ? '}' : `,${fields.slice(1)}`}`;
+  // Reading a character flattens it (V8 copies a concatenation into one string when indexed).
+  json.charCodeAt(0);
+  return json;
+}
+
+/**
+ * Memory a stored event takes, bytes: its characters, 1/256 more for the page headers and
+ * rounding of strings too big for V8's regular pages (measured at 0.1-0.3% past 128 KiB), and
+ * ENTRY_OVERHEAD.
+ */
+function memoryOf(json: string): number {
+  const chars = WIDE.test(json) ? 2 * json.length : json.length;
+  return chars + (chars >>> 8) + ENTRY_OVERHEAD;
+}
+
+/** The event type leading a stored event's JSON (`{"type":"…"`). */
+function typeOf(json: string): EventType {
+  return json.slice(9, json.indexOf('"', 9)) as EventType;
 }
 
 function gapEntry(fromSeq: number, toSeq: number): LogEntry {

@@ -19,6 +19,7 @@ import type { ServerConfig } from '../../config.js';
 import { ApiError } from '../api-error.js';
 import { cgroupHost, releaseCgroupHost } from '../execution/cgroup-host.js';
 import { Execution, type ExecutionInit } from '../execution/execution.js';
+import { LogBudget } from '../execution/log-budget.js';
 import { randomID } from '../random-id.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { Session, type SessionSettings } from './session.js';
@@ -48,6 +49,8 @@ export class SessionManager {
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
   private draining = false;
+  /** Memory of every execution's log, running and finished (SLUICE_LOG_BUDGET). */
+  private readonly logBudget: LogBudget;
 
   /** This server's parent cgroup: named after its data directory (see cgroup-host.ts). */
   private get cgroupParent(): string {
@@ -60,6 +63,7 @@ export class SessionManager {
   }
 
   constructor(private readonly deps: SessionManagerDeps) {
+    this.logBudget = new LogBudget(deps.config.logBudgetBytes);
     // Detect cgroups and sweep a crashed predecessor's groups now, not at the first run.
     void this.cgroups().then((cg) => {
       if (cg.version === 'none') deps.log.warn({ reason: cg.reason }, 'no usable cgroups: memory, pids and CPU limits fall back to rlimits');
@@ -117,11 +121,15 @@ export class SessionManager {
       id: randomID(),
       sessionID: session.id,
       owner: session.owner,
-      // Serialised output can grow (escapes); keep the whole capped output plus headroom.
+      // Stored output can grow (JSON escapes, two-byte strings); keep the whole capped output plus headroom.
       maxLogBytes: session.settings.limits.output_bytes * 2 + 1024 * 1024,
     });
     session.enqueue(exec);
     this.executions.set(exec.id, exec);
+    // Past the budget the oldest finished executions are forgotten (see log-budget.ts).
+    this.logBudget.track(exec.log, () => {
+      if (this.executions.get(exec.id) === exec) this.executions.delete(exec.id);
+    });
     this.active.set(exec, session);
     void exec.finished.then(() => this.active.delete(exec));
     return exec;
@@ -352,25 +360,12 @@ export class SessionManager {
     for (const s of [...this.sessions.values()]) {
       if (s.idle && now >= s.expiresAt) await this.destroy(s);
     }
-    // Finished executions: drop those past retention, then the oldest while over the byte budget.
+    // Finished executions past retention are forgotten; the byte budget is kept as logs grow (log-budget.ts).
     const c = this.deps.config;
-    const finished: Execution[] = [];
-    let bytes = 0;
-    for (const e of this.executions.values()) {
-      if (e.finishedAt === null) continue;
-      if (now - e.finishedAt > c.logRetentionSec * 1000) {
+    for (const e of [...this.executions.values()]) {
+      if (e.finishedAt !== null && now - e.finishedAt > c.logRetentionSec * 1000) {
         this.executions.delete(e.id);
-        continue;
-      }
-      finished.push(e);
-      bytes += e.log.bytes;
-    }
-    if (bytes > c.logBudgetBytes) {
-      finished.sort((a, b) => (a.finishedAt ?? 0) - (b.finishedAt ?? 0));
-      for (const e of finished) {
-        if (bytes <= c.logBudgetBytes) break;
-        this.executions.delete(e.id);
-        bytes -= e.log.bytes;
+        e.log.release();
       }
     }
   }
