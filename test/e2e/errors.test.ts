@@ -131,7 +131,7 @@ const badRequests: BadRequest[] = [
   { name: 'env that is not an object', path: RUN, body: { code: '', env: ['A=1'] }, code: 'INVALID_REQUEST', mentions: ['env', 'an object', 'an array'] },
   { name: 'mode "repl"', path: RUN, body: { code: '', mode: 'repl' }, code: 'INVALID_REQUEST', mentions: ['mode', '"process"', '"repl"'] },
   { name: 'on_disconnect "x"', path: RUN, body: { code: '', on_disconnect: 'x' }, code: 'INVALID_REQUEST', mentions: ['on_disconnect', '"continue"', '"cancel"', '"x"'] },
-  { name: 'heartbeat 0', path: RUN, body: { code: '', heartbeat: 0 }, code: 'INVALID_REQUEST', mentions: ['heartbeat', '> 0', '0 (number)'] },
+  { name: 'heartbeat 0', path: RUN, body: { code: '', heartbeat: 0 }, code: 'INVALID_REQUEST', mentions: ['heartbeat', '>= 1', '0 (number)'] },
   { name: 'unknown field timout', path: RUN, body: { code: '', timout: 5 }, code: 'INVALID_REQUEST', mentions: ['timout', 'unknown field', 'timeout'] },
   {
     name: 'mode "kernel" for bash (kernels are python and javascript)',

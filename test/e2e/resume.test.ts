@@ -444,14 +444,14 @@ test('on_disconnect "cancel": dropping the stream cancels the run promptly and k
 
 test('heartbeat: a silent program gets ": ping" comment lines every heartbeat seconds', async () => {
   const res = await postJSON(`${server.url}/api/sessions/heartbeat/stream`, {
-    code: 'import time\ntime.sleep(1)\nprint("ok")\n',
-    heartbeat: 0.2,
+    code: 'import time\ntime.sleep(3.5)\nprint("ok")\n',
+    heartbeat: 1,
   });
   assert.equal(res.status, 200);
   const raw = await res.text();
   assert.ok(raw.startsWith('retry: 1000\n\n'), `the stream starts with a retry hint: ${JSON.stringify(raw.slice(0, 40))}`);
   const pings = raw.split('\n').filter((line) => line === ': ping').length;
-  assert.ok(pings >= 3, `expected about 5 pings over 1 s at 0.2 s, got ${pings}:\n${raw}`);
+  assert.ok(pings >= 2, `expected about 3 pings over 3.5 s at 1 s (the shortest period), got ${pings}:\n${raw}`);
   // The pings are comments between whole frames: the events still decode.
   const events = await readSSE(new Response(raw));
   assertContiguous(events);

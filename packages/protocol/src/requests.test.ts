@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCreateSessionRequest, parseRunRequest, validateSessionID } from './requests.js';
+import { MIN_HEARTBEAT_SEC, parseCreateSessionRequest, parseRunRequest, SESSION_LIMIT_MINIMUMS, validateSessionID } from './requests.js';
 
 function message(r: { ok: boolean } & ({ ok: true } | { ok: false; message: string })): string {
   assert.equal(r.ok, false);
@@ -34,9 +34,9 @@ test('session ids are letters, digits, - and _, at most 64 characters', () => {
 
 test('create-session validates nested limits with their full field name', () => {
   assert.equal(parseCreateSessionRequest(undefined).ok, true);
-  assert.match(message(parseCreateSessionRequest({ limits: { processes: 0 } })), /^limits\.processes: expected an integer >= 1/);
+  assert.match(message(parseCreateSessionRequest({ limits: { processes: 0 } })), /^limits\.processes: expected an integer >= 16/);
   assert.match(message(parseCreateSessionRequest({ limits: { memory: 1 } })), /^limits\.memory: unknown field/);
-  assert.match(message(parseCreateSessionRequest({ limits: { memory_bytes: 1000 } })), /^limits\.memory_bytes: expected an integer >= 16777216 \(bytes\), got 1000/);
+  assert.match(message(parseCreateSessionRequest({ limits: { memory_bytes: 1000 } })), /^limits\.memory_bytes: expected an integer >= 16777216 \(bytes; no sandbox can start with less\), got 1000/);
   assert.match(message(parseCreateSessionRequest({ limits: { cpu: 0 } })), /^limits\.cpu: expected a number >= 0\.01/);
   assert.deepEqual(parseCreateSessionRequest({ limits: { memory_bytes: 268435456, cpu: 0.5, cpu_time: 10, disk_bytes: 1048576, inodes: 100 } }), {
     ok: true,
@@ -44,4 +44,19 @@ test('create-session validates nested limits with their full field name', () => 
   });
   assert.match(message(parseCreateSessionRequest({ id: 'bad id' })), /^id: expected letters/);
   assert.match(message(parseCreateSessionRequest({ network: 'yes' })), /^network: expected true or false/);
+});
+
+test('limits too small for any sandbox to start are refused, naming the minimum', () => {
+  for (const [key, min] of Object.entries(SESSION_LIMIT_MINIMUMS)) {
+    const below = parseCreateSessionRequest({ limits: { [key]: min - 1 } });
+    assert.equal(below.ok, false, `${key} ${min - 1}`);
+    assert.match(message(below), new RegExp(`^limits\\.${key}: expected an integer >= ${min} \\(.*no sandbox can start with less\\), got ${min - 1}`));
+    assert.deepEqual(parseCreateSessionRequest({ limits: { [key]: min } }), { ok: true, value: { limits: { [key]: min } } });
+  }
+  assert.match(message(parseCreateSessionRequest({ limits: { processes: 1 } })), /^limits\.processes: expected an integer >= 16 \(tasks; no sandbox can start with less\), got 1 \(number\)/);
+});
+
+test('a heartbeat below one second is refused, naming the bound', () => {
+  assert.match(message(parseRunRequest({ code: '', heartbeat: 1e-6 })), /^heartbeat: expected a number >= 1 <= 3600 \(seconds\), got 0\.000001 \(number\)/);
+  assert.deepEqual(parseRunRequest({ code: '', heartbeat: MIN_HEARTBEAT_SEC }), { ok: true, value: { code: '', heartbeat: 1 } });
 });

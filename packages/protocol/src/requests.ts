@@ -16,7 +16,7 @@ export interface RunRequest {
   timeout?: number;
   stdin?: string;
   env?: Record<string, string>;
-  /** Seconds between SSE `: ping` comments. */
+  /** Seconds between SSE `: ping` comments, at least {@link MIN_HEARTBEAT_SEC}. */
   heartbeat?: number;
   on_disconnect?: OnDisconnect;
 }
@@ -53,6 +53,25 @@ export const SESSION_LIMIT_KEYS = [
   'inodes',
 ] as const satisfies readonly (keyof SessionLimits)[];
 
+/**
+ * The smallest value of each limit with which a sandbox can still start: bwrap, its init and
+ * status reporter, then `python3 -c 'print(1)'`, `bash -c 'echo 1'` and both kernels. Measured
+ * (see docs/limits.md): a bare process needs 4 tasks, Node's kernel 9 (it hangs at 8) and 20
+ * open files; the minimums leave headroom for runtimes' thread pools. The code of a
+ * process-mode run is written as a file under `file_size` too.
+ */
+export const SESSION_LIMIT_MINIMUMS = {
+  processes: 16,
+  open_files: 32,
+  file_size: 64 * 1024,
+  memory_bytes: 16 * 1024 * 1024,
+  disk_bytes: 1024 * 1024,
+  inodes: 64,
+} as const satisfies Partial<Record<keyof SessionLimits, number>>;
+
+/** The shortest SSE heartbeat period a run may ask for, seconds (a ping per millisecond helps no proxy). */
+export const MIN_HEARTBEAT_SEC = 1;
+
 /** Body of `POST /api/sessions`. */
 export interface CreateSessionRequest {
   id?: string;
@@ -87,7 +106,7 @@ export function parseRunRequest(body: unknown): Validated<RunRequest> {
   assign(out, 'timeout', r.number('timeout', { min: 0, exclusiveMin: true, unit: 'seconds' }));
   assign(out, 'stdin', r.string('stdin', { allowEmpty: true }));
   assign(out, 'env', r.env('env'));
-  assign(out, 'heartbeat', r.number('heartbeat', { min: 0, exclusiveMin: true, max: 3600, unit: 'seconds' }));
+  assign(out, 'heartbeat', r.number('heartbeat', { min: MIN_HEARTBEAT_SEC, max: 3600, unit: 'seconds' }));
   assign(out, 'on_disconnect', r.oneOf('on_disconnect', ['continue', 'cancel'] as const));
   r.rejectUnknown(['code', 'language', 'mode', 'timeout', 'stdin', 'env', 'heartbeat', 'on_disconnect']);
   return r.result(out);
@@ -270,16 +289,19 @@ class FieldReader {
     if (v === undefined) return undefined;
     const inner = new FieldReader(v, field);
     const out: SessionLimits = {};
-    const positiveInt = { min: 1, integer: true } as const;
-    assign(out, 'output_bytes', inner.number('output_bytes', { ...positiveInt, unit: 'bytes' }, `${field}.output_bytes`));
-    assign(out, 'processes', inner.number('processes', positiveInt, `${field}.processes`));
-    assign(out, 'open_files', inner.number('open_files', { min: 16, integer: true }, `${field}.open_files`));
-    assign(out, 'file_size', inner.number('file_size', { ...positiveInt, unit: 'bytes' }, `${field}.file_size`));
-    assign(out, 'memory_bytes', inner.number('memory_bytes', { min: 16 * 1024 * 1024, integer: true, unit: 'bytes' }, `${field}.memory_bytes`));
+    const min = SESSION_LIMIT_MINIMUMS;
+    // Below its minimum no sandbox can start, so the limit is refused here rather than at the first run.
+    const atLeast = (key: keyof typeof min, unit?: string): number | undefined =>
+      inner.number(key, { min: min[key], integer: true, unit: `${unit ? `${unit}; ` : ''}no sandbox can start with less` }, `${field}.${key}`);
+    assign(out, 'output_bytes', inner.number('output_bytes', { min: 1, integer: true, unit: 'bytes' }, `${field}.output_bytes`));
+    assign(out, 'processes', atLeast('processes', 'tasks'));
+    assign(out, 'open_files', atLeast('open_files'));
+    assign(out, 'file_size', atLeast('file_size', 'bytes'));
+    assign(out, 'memory_bytes', atLeast('memory_bytes', 'bytes'));
     assign(out, 'cpu', inner.number('cpu', { min: 0.01, max: 1024, unit: 'CPUs' }, `${field}.cpu`));
     assign(out, 'cpu_time', inner.number('cpu_time', { min: 0, exclusiveMin: true, unit: 'seconds' }, `${field}.cpu_time`));
-    assign(out, 'disk_bytes', inner.number('disk_bytes', { min: 1024 * 1024, integer: true, unit: 'bytes' }, `${field}.disk_bytes`));
-    assign(out, 'inodes', inner.number('inodes', { min: 64, integer: true }, `${field}.inodes`));
+    assign(out, 'disk_bytes', atLeast('disk_bytes', 'bytes'));
+    assign(out, 'inodes', atLeast('inodes'));
     inner.rejectUnknown(SESSION_LIMIT_KEYS, `${field}.`);
     const r = inner.result(out);
     if (!r.ok) {

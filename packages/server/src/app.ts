@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import Fastify, { type ConnectionError, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type ConnectionError, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ERROR_STATUS, LANGUAGES, type ErrorBody, type ErrorCode, type Language } from '@sluice/protocol';
 import {
   findBubblewrap,
@@ -91,6 +91,13 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
       maxHeaderSize: MAX_HEADER_BYTES,
     },
     clientErrorHandler: answerClientError,
+    // What Fastify rejects before routing (a bad percent-escape, an over-long path parameter)
+    // gets the contract's error shape too, not Fastify's own body.
+    frameworkErrors: (err, req, reply) => {
+      const apiErr = toApiError(err, config, req);
+      const body: ErrorBody = { error: { code: apiErr.code, message: apiErr.message } };
+      void (reply as FastifyReply).code(apiErr.status).send(body);
+    },
     return503OnClosing: true,
     // A client's X-Request-Id (the SDK sends one) names the request in our logs and comes back
     // on the answer, so a failure can be found on both sides; a missing or odd one is replaced.
@@ -158,7 +165,7 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
     }
   });
   app.setErrorHandler(async (err: FastifyError | ApiError, req, reply) => {
-    const apiErr = toApiError(err, config, req.url);
+    const apiErr = toApiError(err, config, req);
     // A client still sending its oversized body would see EPIPE instead of our answer: read
     // and discard the rest first (bounded in bytes and time), then answer and close.
     if (apiErr.code === 'PAYLOAD_TOO_LARGE' && !req.raw.complete) {
@@ -310,16 +317,26 @@ function isUpload(url: string): boolean {
 }
 
 /** Maps any error a route or Fastify raised onto the contract's table. */
-function toApiError(err: FastifyError | ApiError, config: ServerConfig, url: string): ApiError {
-  const limit = isUpload(url)
+function toApiError(err: FastifyError | ApiError, config: ServerConfig, req: Pick<FastifyRequest, 'url' | 'headers'>): ApiError {
+  const limit = isUpload(req.url)
     ? `request body: expected a file of at most ${config.maxUploadBytes} bytes (SLUICE_MAX_UPLOAD)`
     : `request body: expected at most ${config.bodyLimitBytes} bytes (SLUICE_BODY_LIMIT); send less code or upload files separately`;
   if (err instanceof ApiError) return err;
+  const path = JSON.stringify(shorten(req.url.split('?')[0] ?? ''));
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return new ApiError('PAYLOAD_TOO_LARGE', limit);
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new ApiError('INVALID_REQUEST', 'Content-Length: does not match the body that arrived');
+    case 'FST_ERR_BAD_URL':
+      return new ApiError('INVALID_REQUEST', `URL: expected UTF-8 percent-escapes (as encodeURIComponent makes them), got ${path}`);
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new ApiError('INVALID_REQUEST', `URL: a path parameter of ${path} is too long (session and execution ids have at most 64 characters)`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError(
+        'INVALID_REQUEST',
+        `Content-Type: expected a media type such as application/json (type/subtype), got ${JSON.stringify(shorten(String(req.headers['content-type'] ?? '')))}`,
+      );
     default:
       break;
   }
@@ -330,6 +347,11 @@ function toApiError(err: FastifyError | ApiError, config: ServerConfig, url: str
     return new ApiError(code, err.message);
   }
   return new ApiError('INTERNAL', 'internal error; see the server log');
+}
+
+/** Cuts what a client sent to a length fit for an error message. */
+function shorten(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 /** Runs `true` in a real sandbox; returns null when it worked, or what went wrong. */

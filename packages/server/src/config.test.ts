@@ -45,3 +45,13 @@ test('a non-loopback host needs keys or an explicit --insecure-no-auth', () => {
   assert.equal(loadConfig({}, { host: '0.0.0.0', insecureNoAuth: true }).host, '0.0.0.0');
   assert.equal(loadConfig({ HOST: 'localhost' }).host, 'localhost');
 });
+
+test('session limit defaults and caps below what a sandbox needs to start are refused; so is a sub-second heartbeat', () => {
+  assert.throws(() => loadConfig({ SLUICE_MEMORY: String(1024 * 1024) }), /SLUICE_MEMORY: expected an integer >= 16777216 \(no sandbox can start with less\), got 1048576/);
+  assert.throws(() => loadConfig({ SLUICE_MAX_DISK: '4096' }), /SLUICE_MAX_DISK: expected an integer >= 1048576/);
+  assert.throws(() => loadConfig({ SLUICE_INODES: '10' }), /SLUICE_INODES: expected an integer >= 64/);
+  assert.throws(() => loadConfig({}, { processes: 1 }), /config processes: expected an integer >= 16/);
+  assert.throws(() => loadConfig({}, { maxOpenFiles: 8 }), /config maxOpenFiles: expected an integer >= 32/);
+  assert.throws(() => loadConfig({ SLUICE_HEARTBEAT: '0.001' }), /SLUICE_HEARTBEAT: expected at least 1 s, got 0\.001/);
+  assert.equal(loadConfig({ SLUICE_MEMORY: String(16 * 1024 * 1024), SLUICE_HEARTBEAT: '1' }).memoryBytes, 16 * 1024 * 1024);
+});

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LANGUAGES } from '@sluice/protocol';
+import { LANGUAGES, MIN_HEARTBEAT_SEC, SESSION_LIMIT_MINIMUMS } from '@sluice/protocol';
 import { checkUniqueKeys, parseAPIKeys, type APIKey } from './internal/auth/api-keys.js';
 import { exposureProblem } from './internal/auth/exposure.js';
 
@@ -293,6 +293,8 @@ function validateConfig(c: ServerConfig): void {
   for (const k of ['maxRunning', 'maxRunningPerTenant', 'maxSessions', 'maxSessionsPerTenant', 'maxConnections'] as const) {
     if (!Number.isInteger(c[k])) throw new Error(`config ${k}: expected an integer, got ${c[k]}`);
   }
+  if (c.heartbeatSec < MIN_HEARTBEAT_SEC) throw new Error(`SLUICE_HEARTBEAT: expected at least ${MIN_HEARTBEAT_SEC} s, got ${c.heartbeatSec}`);
+  checkLimitMinimums(c);
   if (c.headersTimeoutSec > c.requestTimeoutSec) {
     throw new Error(`SLUICE_HEADERS_TIMEOUT: expected at most SLUICE_REQUEST_TIMEOUT (${c.requestTimeoutSec} s), got ${c.headersTimeoutSec}`);
   }
@@ -309,6 +311,33 @@ function validateConfig(c: ServerConfig): void {
   if (c.outputKillBytes < c.outputLimitBytes) c.outputKillBytes = c.outputLimitBytes;
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(c.logLevel)) {
     throw new Error(`SLUICE_LOG_LEVEL: expected fatal, error, warn, info, debug, trace or silent, got ${JSON.stringify(c.logLevel)}`);
+  }
+}
+
+/** Session limit defaults and caps → the request field whose minimum they must meet, and how an operator names them. */
+const LIMIT_SETTINGS: [keyof typeof SESSION_LIMIT_MINIMUMS, keyof ServerConfig, string][] = [
+  ['processes', 'processes', 'config processes'],
+  ['processes', 'maxProcesses', 'config maxProcesses'],
+  ['open_files', 'openFiles', 'config openFiles'],
+  ['open_files', 'maxOpenFiles', 'config maxOpenFiles'],
+  ['file_size', 'fileSizeBytes', 'config fileSizeBytes'],
+  ['file_size', 'maxFileSizeBytes', 'config maxFileSizeBytes'],
+  ['memory_bytes', 'memoryBytes', 'SLUICE_MEMORY'],
+  ['memory_bytes', 'maxMemoryBytes', 'SLUICE_MAX_MEMORY'],
+  ['disk_bytes', 'diskBytes', 'SLUICE_DISK'],
+  ['disk_bytes', 'maxDiskBytes', 'SLUICE_MAX_DISK'],
+  ['inodes', 'inodes', 'SLUICE_INODES'],
+  ['inodes', 'maxInodes', 'SLUICE_MAX_INODES'],
+];
+
+/** A default or cap below a limit's minimum would leave every session unable to start a sandbox. */
+function checkLimitMinimums(c: ServerConfig): void {
+  for (const [limit, field, name] of LIMIT_SETTINGS) {
+    const v = c[field];
+    const min = SESSION_LIMIT_MINIMUMS[limit];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
+      throw new Error(`${name}: expected an integer >= ${min} (no sandbox can start with less), got ${String(v)}`);
+    }
   }
 }
 

@@ -5,10 +5,11 @@
  * open also uses O_NOFOLLOW, and O_NONBLOCK so that a planted FIFO cannot hang the server.
  * Where there is no such view (a server without root), every component is checked with lstat.
  */
-import { constants, createReadStream, type ReadStream } from 'node:fs';
+import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, rm, chown } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApiError } from '../api-error.js';
+import { ExactFileStream } from './exact-file-stream.js';
 
 /** Where a workspace's files are, for the server. */
 export interface WorkspaceRoot {
@@ -29,16 +30,16 @@ export interface FileEntry {
   modified_at: string;
 }
 
-/** An open file, ready to stream. */
+/** An open file, ready to stream: `stream` gives exactly `size` bytes (see exact-file-stream.ts). */
 export interface OpenedFile {
   size: number;
-  stream: ReadStream;
+  stream: ExactFileStream;
 }
 
 const READ_FLAGS = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 const WRITE_FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
-/** Opens a regular file for download. */
+/** Opens a regular file for download; its stream closes the file. */
 export async function openFile(root: WorkspaceRoot, segments: string[]): Promise<OpenedFile> {
   const path = await resolve(root, segments);
   const fh = await open(path, READ_FLAGS).catch((err: NodeJS.ErrnoException) => {
@@ -48,7 +49,10 @@ export async function openFile(root: WorkspaceRoot, segments: string[]): Promise
     const st = await fh.stat();
     if (st.isDirectory()) throw new ApiError('INVALID_REQUEST', `path: ${show(segments)} is a directory; list it with GET …/files?dir=${segments.join('/')}`);
     if (!st.isFile()) throw new ApiError('FORBIDDEN', `path: ${show(segments)} is not a regular file (a FIFO, socket or device); the files API serves regular files only`);
-    return { size: st.size, stream: createReadStream('', { fd: fh, autoClose: true }) };
+    // The length is fixed here, from the open file: the sandbox may still be writing it.
+    const shrank = (got: number): ApiError =>
+      new ApiError('SESSION_BUSY', `path: ${show(segments)} shrank from ${st.size} to ${got} bytes while it was read (code in the session is writing it); retry once it is done`);
+    return { size: st.size, stream: new ExactFileStream(fh, st.size, shrank) };
   } catch (err) {
     await fh.close();
     throw err;

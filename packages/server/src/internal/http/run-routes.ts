@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseRunRequest, validateSessionID } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
 import type { Execution } from '../execution/execution.js';
+import { requestFingerprint } from './idempotency-cache.js';
 import { submitRun } from './submit-run.js';
 import { ownerOf } from './authenticate.js';
 import { check, type ServerContext } from './context.js';
@@ -36,6 +37,7 @@ async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: Fas
           await ctx.idempotency.resolve(
             owner,
             idemKey,
+            requestFingerprint(sessionID, body),
             (id) => ctx.sessions.hasExecution(owner, id),
             async () => (await submitRun(ctx, owner, sessionID, body)).id,
           ),
