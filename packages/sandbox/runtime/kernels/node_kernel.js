@@ -43,7 +43,7 @@ const KERNEL_FILE = __filename;
 const NONCE = /^[0-9A-Fa-f]{1,128}$/;
 const KILL_WAIT_MS = 200;
 // Cells share this realm and may reassign globals; the kernel keeps its own references.
-const { stringify } = JSON;
+const { stringify, parse: parseJSON } = JSON;
 const { isPromise } = util.types;
 const SyntaxErrorCtor = SyntaxError;
 
@@ -998,7 +998,7 @@ async function main() {
       pending = pending.slice(nl + 1);
       let msg;
       try {
-        msg = JSON.parse(line);
+        msg = parseJSON(line);
       } catch {
         continue; // a malformed message is dropped; the next one may be fine
       }

@@ -57,6 +57,7 @@ CONTROL_FD = int(os.environ.get("SLUICE_CONTROL_FD") or 4)
 # The kernel's own references: a cell may patch json, os or threading without breaking it.
 _os_write, _os_read, _os_fstat = os.write, os.read, os.fstat
 _decode = json.JSONDecoder().decode
+_dumps = json.dumps
 _current_thread = threading.current_thread
 KERNEL_FILE = os.path.abspath(__file__)
 CO_COROUTINE = 0x0080  # inspect.CO_COROUTINE, without importing inspect (~10 ms)
@@ -138,7 +139,7 @@ def send_sync(line):
 
 
 def emit_result(bundle):
-    line = json.dumps({"type": "result", "data": bundle, "sync": True}, separators=(",", ":")).encode("ascii") + b"\n"
+    line = _dumps({"type": "result", "data": bundle, "sync": True}, separators=(",", ":")).encode("ascii") + b"\n"
     send_sync(line)
 
 

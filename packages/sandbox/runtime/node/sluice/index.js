@@ -20,6 +20,9 @@
 const fs = require('node:fs');
 const util = require('node:util');
 
+// Taken at load: a program (or a kernel cell) that patches JSON must not break its events.
+const { stringify, parse } = JSON;
+
 /** Values tagged by html(), png()… carry their mime data under this symbol. */
 const MIME = Symbol.for('sluice.mime');
 /** application/json is skipped above this size (text/plain still describes the value). */
@@ -96,7 +99,7 @@ function emit(event) {
   const fd = getEventsFD();
   if (fd < 0) return false;
   try {
-    writeAllSync(fd, Buffer.from(`${JSON.stringify(sync ? { ...event, sync: true } : event)}\n`));
+    writeAllSync(fd, Buffer.from(`${stringify(sync ? { ...event, sync: true } : event)}\n`));
   } catch {
     return false;
   }
@@ -115,8 +118,8 @@ function emit(event) {
 
 function jsonSafe(value) {
   try {
-    const text = JSON.stringify(value);
-    return text === undefined ? String(value) : JSON.parse(text);
+    const text = stringify(value);
+    return text === undefined ? String(value) : parse(text);
   } catch {
     return util.inspect(value);
   }
@@ -192,7 +195,7 @@ function isPlainData(value, depth, seen) {
 function plainJSON(value) {
   if (!isPlainData(value, 0, new Set())) return undefined;
   try {
-    const text = JSON.stringify(value);
+    const text = stringify(value);
     return text !== undefined && text.length <= JSON_LIMIT ? value : undefined;
   } catch {
     return undefined;

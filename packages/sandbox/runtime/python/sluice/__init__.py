@@ -20,10 +20,12 @@ Standard library only.
 
 import _thread
 import base64
-import json
 import os
 import stat
 import sys
+
+# Taken at import: a program (or a kernel cell) that patches json must not break its events.
+from json import dumps as _dumps
 
 __all__ = ["progress", "result", "display", "mime_bundle", "html", "markdown", "svg", "png", "jpeg"]
 
@@ -132,7 +134,7 @@ def _emit(event):
     if _sync:
         event = dict(event, sync=True)
     # ASCII-only JSON: any str (lone surrogates included) travels as valid UTF-8.
-    line = json.dumps(event, separators=(",", ":"), default=_json_default, allow_nan=False).encode("ascii") + b"\n"
+    line = _dumps(event, separators=(",", ":"), default=_json_default, allow_nan=False).encode("ascii") + b"\n"
     try:
         _send(fd, line, _sync)
     except OSError:
@@ -226,7 +228,7 @@ def _plain_json(value):
     if not _is_plain(value):
         return None
     try:
-        text = json.dumps(value, allow_nan=False)
+        text = _dumps(value, allow_nan=False)
     except (ValueError, TypeError, RecursionError):
         return None
     return value if len(text) <= _SIZE_LIMIT else None
@@ -296,7 +298,7 @@ def mime_bundle(value):
     # Keep the event encodable whatever a _repr_*_ returned.
     for mime in list(bundle):
         try:
-            json.dumps(bundle[mime], allow_nan=False)
+            _dumps(bundle[mime], allow_nan=False)
         except (ValueError, TypeError, RecursionError):
             del bundle[mime]
     bundle.setdefault("text/plain", plain)

@@ -101,6 +101,8 @@ export class Kernel {
   private background: string[] = [];
   private backgroundBytes = 0;
   private backgroundDropped = 0;
+  /** The unfinished last line of background output, per stream. */
+  private readonly backgroundPartial = { stdout: '', stderr: '' };
   private interruptTimer: NodeJS.Timeout | null = null;
   private version: string | null = null;
   /** Cells run since the kernel started (0: the next cell starts it). */
@@ -240,10 +242,25 @@ export class Kernel {
     this.proc?.writeControl(JSON.stringify(request));
   }
 
-  /** Output of an ended cell's thread or callback: marked, in the running cell's log or held for the next. */
+  /**
+   * Output of an ended cell's thread or callback: whole lines, each marked, in the running
+   * cell's log (on stderr: it is not that cell's output) or held for the next.
+   */
   private onBackground(stream: 'stdout' | 'stderr', text: string): void {
-    if (text === '') return;
-    const marked = `${text.replace(/\n(?=.)/g, `\n[background ${stream}] `).replace(/^/, `[background ${stream}] `)}${text.endsWith('\n') ? '' : '\n'}`;
+    const partial = this.backgroundPartial[stream] + text;
+    const cut = partial.lastIndexOf('\n') + 1;
+    // A line that never ends still comes out, in pieces of a bounded size.
+    const upTo = cut > 0 ? cut : partial.length > 4096 ? partial.length : 0;
+    this.backgroundPartial[stream] = partial.slice(upTo);
+    if (upTo > 0) this.markBackground(stream, partial.slice(0, upTo));
+  }
+
+  private markBackground(stream: 'stdout' | 'stderr', text: string): void {
+    const marked = text
+      .split('\n')
+      .filter((line, i, all) => i < all.length - 1 || line !== '')
+      .map((line) => `[background ${stream}] ${line}\n`)
+      .join('');
     const a = this.active;
     if (a && !a.finished) return a.sink.output('stderr', Buffer.from(marked));
     const bytes = Buffer.byteLength(marked);
@@ -256,6 +273,11 @@ export class Kernel {
   }
 
   private deliverBackground(a: ActiveCell): void {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const rest = this.backgroundPartial[stream];
+      this.backgroundPartial[stream] = '';
+      if (rest !== '') this.markBackground(stream, rest);
+    }
     if (this.background.length === 0 && this.backgroundDropped === 0) return;
     a.sink.note('output written by an earlier cell\'s threads or callbacks after that cell ended follows, each line marked [background …]');
     for (const text of this.background) a.sink.output('stderr', Buffer.from(text));
