@@ -31,6 +31,8 @@ const LATENCY_INTERVAL_S = 0.02;
 const THROUGHPUT_MIB = intEnv('BENCH_MIB', 200);
 const THROUGHPUT_REPEATS = 3;
 const KERNEL_RUNS = intEnv('BENCH_KERNEL_RUNS', 30);
+const PROGRESS_CALLS = intEnv('BENCH_PROGRESS_CALLS', 2000);
+const PROGRESS_RUNS = intEnv('BENCH_PROGRESS_RUNS', 5);
 const OUTPUT_LIMIT = 256 * 1024 * 1024;
 
 const PRINT_1 = 'print(1)';
@@ -247,7 +249,8 @@ async function kernelRoundTrips() {
 
 /**
  * The kernel's own time: the kernel script driven directly over its control (fd 4) and events
- * (fd 3) pipes, no server, no sandbox: `execute` written → `cell_done` read, for `1 + 1`.
+ * (fd 3) sockets, no server, no sandbox: `execute` written → `cell_done` read, for `1 + 1`
+ * (its result is a sync line on fd 3, answered here as the server answers it).
  * This is what a cell costs inside the kernel; the rest of a round trip is HTTP and the server.
  */
 async function kernelOwnTimes(language) {
@@ -270,19 +273,26 @@ async function kernelOwnTimes(language) {
   });
   child.stdout.resume();
   child.stderr.resume();
-  let buf = '';
   let waiting = null;
-  child.stdio[3].setEncoding('utf8').on('data', (t) => {
-    buf += t;
-    let nl;
-    while ((nl = buf.indexOf('\n')) !== -1) {
-      const msg = JSON.parse(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-      if (waiting && msg.type === waiting.type) {
-        const w = waiting;
-        waiting = null;
-        w.resolve(msg);
+  const lines = (stream, onMessage) => {
+    let buf = '';
+    stream.setEncoding('utf8').on('data', (t) => {
+      buf += t;
+      let nl;
+      while ((nl = buf.indexOf('\n')) !== -1) {
+        onMessage(JSON.parse(buf.slice(0, nl)));
+        buf = buf.slice(nl + 1);
       }
+    });
+  };
+  lines(child.stdio[3], (msg) => {
+    if (msg.sync === true) child.stdio[3].write(Buffer.from([6]));
+  });
+  lines(child.stdio[4], (msg) => {
+    if (waiting && msg.type === waiting.type) {
+      const w = waiting;
+      waiting = null;
+      w.resolve(msg);
     }
   });
   const next = (type) => new Promise((resolve) => (waiting = { type, resolve }));
@@ -299,6 +309,44 @@ async function kernelOwnTimes(language) {
   child.kill('SIGKILL');
   await rm(work, { recursive: true, force: true });
   return times;
+}
+
+/**
+ * What a helper call costs inside a sandbox: PROGRESS_CALLS `progress()` calls in a Python
+ * process-mode run (each a sync line that waits for the server's answer, so its event is placed
+ * exactly), beside the same number of raw lines written to fd 3 without waiting. Timed inside
+ * the program; medians over PROGRESS_RUNS runs.
+ */
+async function progressCost() {
+  const session = newSession('progress');
+  const code = [
+    'import os, time',
+    'from sluice import progress',
+    `n = ${PROGRESS_CALLS}`,
+    't = time.perf_counter()',
+    'for i in range(n):',
+    '    progress(percent=i % 100)',
+    'sync = (time.perf_counter() - t) / n',
+    'line = b\'{"type":"progress","percent":1}\\n\'',
+    't = time.perf_counter()',
+    'for i in range(n):',
+    '    os.write(3, line)',
+    'raw = (time.perf_counter() - t) / n',
+    'print(sync * 1e6, raw * 1e6)',
+  ].join('\n');
+  const sync = [];
+  const raw = [];
+  for (let i = 0; i < PROGRESS_RUNS; i++) {
+    let out = '';
+    await streamRun(session, { code, language: 'python', mode: 'process' }, (ev) => {
+      if (ev.type === 'stdout') out += ev.content;
+    });
+    const [s, r] = out.trim().split(' ').map(Number);
+    sync.push(s);
+    raw.push(r);
+  }
+  await deleteSession(session);
+  return { sync, raw };
 }
 
 /** Splits arriving text into lines; each complete line gets the arrival time of its last chunk. */
@@ -459,6 +507,8 @@ async function main() {
   log(`kernel own time: ${KERNEL_RUNS * 10} cells of 1 + 1 straight over the kernel's pipes, python and javascript`);
   const ownPy = await kernelOwnTimes('python');
   const ownJS = await kernelOwnTimes('javascript');
+  log(`progress(): ${PROGRESS_RUNS} runs of ${PROGRESS_CALLS} calls, against as many raw fd-3 writes`);
+  const prog = await progressCost();
   const memAfter = await serverMemory();
   const sessionsLeft = await fetch(`${server.url}/api/sessions`).then((r) => r.json());
 
@@ -506,6 +556,18 @@ async function main() {
         ['kernel cold start (first cell of a session)', fmtMs(kern.cold), '', fmtRatio(kern.cold / median(kern.bare))],
         ['python kernel own time, 1 + 1 (execute → cell_done on its pipes)', fmtMs(median(ownPy)), fmtMs(pct(ownPy, 90)), fmtRatio(median(ownPy) / median(kern.bare))],
         ['javascript kernel own time, 1 + 1', fmtMs(median(ownJS)), fmtMs(pct(ownJS, 90)), fmtRatio(median(ownJS) / median(kern.bare))],
+      ],
+    ),
+  );
+
+  const us = (v) => `${v.toFixed(1)} µs`;
+  console.log(`\nprogress() per call, python in a sandbox (median of ${PROGRESS_RUNS} runs of ${PROGRESS_CALLS} calls)`);
+  console.log(
+    table(
+      ['what', 'per call', 'vs raw write'],
+      [
+        ['progress(): sync line, returns once the server placed it', us(median(prog.sync)), fmtRatio(median(prog.sync) / median(prog.raw))],
+        ['raw os.write of an event line to fd 3 (no wait, order as read)', us(median(prog.raw)), '1'],
       ],
     ),
   );
