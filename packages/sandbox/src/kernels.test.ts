@@ -70,7 +70,13 @@ class Driver {
       },
     });
     const d = new Driver(child, dir);
-    await d.next((m) => m.type === 'sluice.kernel_ready');
+    try {
+      await d.next((m) => m.type === 'sluice.kernel_ready');
+    } catch (err) {
+      // The test never gets the driver to stop: kill the kernel and remove its directory here.
+      await d.stop();
+      throw err;
+    }
     return d;
   }
 
