@@ -315,19 +315,22 @@ test('DELETE kills the running execution and its daemons, removes the workspace,
     language: 'bash',
     code: '(sleep 12345 &) ; sleep 12345 & wait',
   });
-  const seen = await waitUntil(5000, 50, async () => (await hostProcesses('sleep 12345')).length >= 2);
+  const startedAt = performance.now();
+  const seen = await waitUntil(30_000, 50, async () => (await hostProcesses('sleep 12345')).length >= 2);
   assert.notEqual(seen, null, 'both sleeps are running');
 
   const t0 = performance.now();
   const del = await fetch(`${server.url}/api/sessions/doomed`, { method: 'DELETE' });
   const took = performance.now() - t0;
   assert.equal(del.status, 204);
-  assert.ok(took < 1500, `deletion took ${Math.round(took)} ms`);
+  // Bounds for a loaded machine: prompt next to the 12345 s the run would otherwise take.
+  assert.ok(took < 5000, `deletion took ${Math.round(took)} ms`);
 
   const all = await events;
   const done = doneOf(all);
   assert.equal(done.reason, 'cancelled');
-  assert.ok(done.duration_ms < 5000);
+  // It ran until the DELETE (however long the sleeps took to appear), then ended promptly.
+  assert.ok(done.duration_ms < t0 - startedAt + 5000, `ran ${done.duration_ms} ms, deleted ${Math.round(t0 - startedAt)} ms after its start`);
 
   assert.deepEqual(await hostProcesses('sleep 12345'), [], 'no process of the session is left');
   const afterDirs = await workspaces();
@@ -361,11 +364,14 @@ test('idle TTL: a session with idle_ttl 1 is destroyed after about a second of i
   const count = (await workspaces()).length;
   const t0 = performance.now();
   // Listing is not activity on any one session.
-  const gone = await waitUntil(6000, 100, async () => !(await listIDs()).includes('ttl-list'));
-  assert.notEqual(gone, null, 'the session expired within 6 s');
+  const gone = await waitUntil(15_000, 100, async () => !(await listIDs()).includes('ttl-list'));
+  assert.notEqual(gone, null, 'the session expired within 15 s');
   const took = performance.now() - t0;
-  assert.ok(took >= 900 && took <= 3500, `expired after ${Math.round(took)} ms`);
+  // Never before its TTL; the upper bound leaves room for a loaded machine's slow sweeps and polls.
+  assert.ok(took >= 900 && took <= 8000, `expired after ${Math.round(took)} ms`);
   assert.equal(await statusOf('/api/sessions/ttl-list'), 404);
+  // The workspace goes (unmounted, removed) just after the session leaves the list: poll.
+  await waitUntil(15_000, 50, async () => (await workspaces()).length === count - 1);
   assert.equal((await workspaces()).length, count - 1, 'its workspace was removed');
 });
 
@@ -375,10 +381,10 @@ test('idle TTL: inspecting a session with GET /api/sessions/{id} is not activity
   assert.equal(created.status, 201);
   await created.body?.cancel();
   const t0 = performance.now();
-  const gone = await waitUntil(5000, 250, async () => (await statusOf('/api/sessions/ttl-get')) === 404);
+  const gone = await waitUntil(15_000, 250, async () => (await statusOf('/api/sessions/ttl-get')) === 404);
   if (gone === null) await statusOf('/api/sessions/ttl-get', 'DELETE');
   assert.ok(gone !== null, `still there after ${Math.round(performance.now() - t0)} ms of GET polling (idle_ttl 1 s)`);
-  assert.ok(gone <= 3500, `expired after ${Math.round(gone)} ms`);
+  assert.ok(gone <= 8000, `expired after ${Math.round(gone)} ms`);
 });
 
 test('idle TTL: a session does not expire while an execution runs in it, even with no client attached', async () => {
@@ -392,19 +398,23 @@ test('idle TTL: a session does not expire while an execution runs in it, even wi
   await events.catch(() => []);
 
   const execState = async (): Promise<string> => String((await json(await fetch(`${server.url}/api/executions/${executionID}`)))['state']);
+  // Time, not a count of polls: on a loaded machine each poll takes longer.
+  const disconnectedAt = performance.now();
   let polls = 0;
+  let aliveFor = 0;
   while ((await execState()) !== 'finished') {
     assert.ok((await listIDs()).includes('ttl-run'), `the session expired mid-run (poll ${polls})`);
+    aliveFor = performance.now() - disconnectedAt;
     polls++;
-    assert.ok(polls < 50, 'the run finished within 10 s');
+    assert.ok(aliveFor < 30_000, 'the run finished within 30 s');
     await sleep(200);
   }
-  assert.ok(polls >= 8, `the run was observed for ~2 s or more (${polls} polls)`);
+  assert.ok(aliveFor >= 1600, `the run was observed for ~2 s or more (${Math.round(aliveFor)} ms, ${polls} polls)`);
   const result = await json(await fetch(`${server.url}/api/executions/${executionID}`));
   assert.equal(result['stdout'], 'survived\n');
   assert.equal(result['reason'], 'exited');
   // Once idle, it expires.
-  const gone = await waitUntil(5000, 100, async () => !(await listIDs()).includes('ttl-run'));
+  const gone = await waitUntil(15_000, 100, async () => !(await listIDs()).includes('ttl-run'));
   assert.notEqual(gone, null, 'the session expired after its run ended');
 });
 

@@ -17,9 +17,24 @@ after(async () => {
 
 test('print() without flush streams line by line while the program runs', async () => {
   const t0 = performance.now();
-  const events = await stream(server.url, 'live-py', {
-    code: 'import time\nfor i in range(5):\n    print(f"tick {i}")\n    time.sleep(0.3)\n',
+  // Each next line is printed 0.3 s after this client has received the previous one (it answers
+  // each line on stdin; readline does not flush stdout as input() would): a loaded machine
+  // slows the run down but cannot bunch the lines up, and output held back until the end would
+  // leave the program waiting until its timeout.
+  const res = await postJSON(`${server.url}/api/sessions/live-py/stream`, {
+    code: 'import sys, time\nfor i in range(5):\n    print(f"tick {i}")\n    sys.stdin.readline()\n    time.sleep(0.3)\n',
+    timeout: 60,
   });
+  assert.equal(res.status, 200);
+  const id = res.headers.get('sluice-execution-id');
+  const answers: Promise<void>[] = [];
+  const events = await readSSE(res, (ev) => {
+    if (ev.type !== 'stdout') return;
+    for (const ch of ev.content) {
+      if (ch === '\n') answers.push(postJSON(`${server.url}/api/executions/${id}/stdin`, { data: '\n' }).then(async (r) => assert.equal(r.status, 202, await r.text())));
+    }
+  });
+  await Promise.all(answers);
   assertContiguous(events);
   const done = doneOf(events);
   assert.equal(done.reason, 'exited');

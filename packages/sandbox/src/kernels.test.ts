@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -14,6 +14,16 @@ import { fileURLToPath } from 'node:url';
 const RUNTIME_SOURCE = fileURLToPath(new URL('../runtime', import.meta.url));
 
 type Message = Record<string, unknown> & { type: string };
+
+/** Polls `cond` until it holds or `ms` pass (generous: the machine is shared and loaded). */
+async function until(cond: () => boolean | Promise<boolean>, ms = 30_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (await cond()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 class Driver {
   private readonly child: ChildProcess;
@@ -36,6 +46,9 @@ class Driver {
       if (m.type !== 'sync') this.messages.push(m);
     });
     this.lines(child.stdio[4] as Readable, (m) => this.messages.push(m));
+    // A kernel that died (or was killed) closes its control pipe: a write then fails with EPIPE,
+    // which the test sees as missing messages and the kernel's stderr, not as a crash of the runner.
+    (child.stdio[4] as Writable).on('error', (e: Error) => (this.out.stderr += `\n[control pipe: ${e.message}]`));
   }
 
   private lines(stream: Readable, onMessage: (m: Message) => void): void {
@@ -74,7 +87,13 @@ class Driver {
       },
     });
     const d = new Driver(child, dir);
-    await d.next((m) => m.type === 'sluice.kernel_ready');
+    try {
+      await d.next((m) => m.type === 'sluice.kernel_ready');
+    } catch (err) {
+      // The test never gets the driver to stop: kill the kernel and remove its directory here.
+      await d.stop();
+      throw err;
+    }
     return d;
   }
 
@@ -83,7 +102,7 @@ class Driver {
   }
 
   /** Waits for (and consumes up to) the first message matching `pred`; returns those before it too. */
-  async next(pred: (m: Message) => boolean, ms = 10_000): Promise<Message[]> {
+  async next(pred: (m: Message) => boolean, ms = 30_000): Promise<Message[]> {
     const deadline = Date.now() + ms;
     for (;;) {
       const i = this.messages.findIndex(pred);
@@ -117,9 +136,12 @@ class Driver {
   }
 
   async stop(): Promise<void> {
-    const gone = new Promise((r) => this.child.once('exit', r));
-    this.child.kill('SIGKILL');
-    await gone;
+    // A kernel that already exited emits no second 'exit': only wait for one still running.
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const gone = new Promise((r) => this.child.once('exit', r));
+      this.child.kill('SIGKILL');
+      await gone;
+    }
     await rm(this.dir, { recursive: true, force: true });
   }
 }
@@ -201,19 +223,33 @@ for (const language of ['python', 'javascript'] as const) {
     const k = await Driver.start(language);
     try {
       const nonce = 'd'.repeat(32);
+      // The cell reads nothing until the test creates `go` in its directory (not after a fixed
+      // sleep, which a loaded machine can outlast before the test looks).
       const code = py
-        ? 'import sys, time\ntime.sleep(1.5)\nprint(len(sys.stdin.read()))'
-        : 'await new Promise((r) => setTimeout(r, 1500));\nlet n = 0;\nfor await (const c of process.stdin) n += c.length;\nconsole.log(n);';
+        ? 'import os, sys, time\nwhile not os.path.exists("go"): time.sleep(0.02)\nprint(len(sys.stdin.read()))'
+        : 'const fs = require("fs");\nwhile (!fs.existsSync("go")) await new Promise((r) => setTimeout(r, 20));\nlet n = 0;\nfor await (const c of process.stdin) n += c.length;\nconsole.log(n);';
       const o = k.out.stdout.length;
       k.send({ type: 'execute', nonce, code });
       const piece = 'x'.repeat(1 << 20);
       for (let i = 0; i < 4; i++) k.send({ type: 'stdin', data: piece });
       k.send({ type: 'stdin_eof' });
-      await new Promise((r) => setTimeout(r, 700));
+      // Wait until the kernel has started taking stdin off the pipe and then stopped (the backlog
+      // holds still for half a second): what it took then is all it will take while the cell waits.
+      const atFirst = k.controlBacklog();
+      assert.ok(await until(() => k.controlBacklog() < atFirst), `the kernel reads the control pipe: ${k.controlBacklog()} bytes wait`);
+      let last = -1;
+      let since = Date.now();
+      const still = await until(() => {
+        const now = k.controlBacklog();
+        if (now !== last) [last, since] = [now, Date.now()];
+        return Date.now() - since >= 500;
+      });
+      assert.ok(still, 'the backlog stops changing');
       // 4 MiB sent, the cell reads nothing yet: the kernel took at most ~2 MiB (1 MiB held plus
       // the message that passed it), the rest waits on the writer's side.
       assert.ok(k.controlBacklog() > 1 << 20, `the kernel stopped reading: ${k.controlBacklog()} bytes wait`);
-      await k.next((m) => m.type === 'sluice.cell_done' && m['nonce'] === nonce, 20_000);
+      await writeFile(join(k.dir, 'go'), '');
+      await k.next((m) => m.type === 'sluice.cell_done' && m['nonce'] === nonce, 60_000);
       assert.ok(k.out.stdout.slice(o).startsWith(`${4 << 20}\n`), k.out.stdout.slice(o, o + 80));
       assert.equal(k.controlBacklog(), 0);
     } finally {
@@ -228,8 +264,10 @@ for (const language of ['python', 'javascript'] as const) {
       k.signal('SIGINT'); // between cells: nothing happens
       await new Promise((r) => setTimeout(r, 100));
       const nonce = 'e'.repeat(32);
-      k.send({ type: 'execute', nonce, code: py ? 'while True: pass' : 'while (true) {}' });
-      await new Promise((r) => setTimeout(r, 300));
+      // The cell says it is busy (a progress event) before it spins: the SIGINT must reach the
+      // cell, not the gap before it, however long the kernel takes to start it.
+      k.send({ type: 'execute', nonce, code: py ? 'progress(1)\nwhile True: pass' : 'progress(1); while (true) {}' });
+      await k.next((m) => m.type === 'progress');
       k.signal('SIGINT');
       const [done] = (await k.next((m) => m.type === 'sluice.cell_done' && m['nonce'] === nonce)).slice(-1);
       assert.equal(done?.['status'], 'interrupted');
@@ -256,11 +294,11 @@ for (const language of ['python', 'javascript'] as const) {
           return 'gone';
         }
       };
-      let st = await state();
-      for (let i = 0; i < 50 && st !== 'gone' && st !== 'Z'; i++) {
-        await new Promise((res) => setTimeout(res, 20));
+      let st = '';
+      await until(async () => {
         st = await state();
-      }
+        return st === 'gone' || st === 'Z';
+      }, 10_000);
       assert.ok(st === 'gone' || st === 'Z', `the child ${pid} is dead (state ${st})`);
     } finally {
       await k.stop();

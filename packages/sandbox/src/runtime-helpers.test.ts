@@ -58,6 +58,11 @@ function run(cmd: string, args: readonly string[], opts: { env?: Record<string, 
     child.on('close', (code) =>
       resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), events: Buffer.concat(ev) }),
     );
+    // A helper that does not read its stdin may exit before the write lands (EPIPE): that is the
+    // helper's business, and its exit code and output say what happened. Anything else is a failure.
+    child.stdin.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE' && e.code !== 'ECONNRESET') reject(e);
+    });
     child.stdin.end(opts.stdin ?? '');
   });
 }
@@ -83,6 +88,12 @@ function lines(events: Buffer): Record<string, unknown>[] {
       return event;
     });
 }
+
+test('run() copes with a child that exits without reading its stdin (EPIPE), as a real client must', async () => {
+  // 1 MiB cannot fit in the pipe, so the write is still pending when the child is gone.
+  const r = await run('/bin/sh', ['-c', 'exit 3'], { stdin: Buffer.alloc(1 << 20, 0x61) });
+  assert.equal(r.code, 3);
+});
 
 const NASTY = 'q"uote\\back\nnew\ttab\rcr\u0001ctl\u001fus\u007fdel é ✓ 😀 \u2028 end';
 

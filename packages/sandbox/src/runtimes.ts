@@ -9,10 +9,9 @@
  */
 import { execFile } from 'node:child_process';
 import { accessSync, constants, existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
-import { access, chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Language, Mode } from '@sluice/protocol';
 
@@ -295,31 +294,50 @@ export async function probeRuntime(language: Language): Promise<RuntimeInfo> {
  *   (~200 ms sooner);
  * - java/javac.jsa: a CDS archive of the JDK's compiler classes (~250 ms sooner).
  *
- * Each is written under a temporary name, checked, then renamed into place. Never throws.
+ * Each is written under a temporary name, checked, then renamed into place. Java's scratch
+ * directories are siblings of the runtime directory (`runtime.warm-*`, in the data dir, not
+ * bound into sandboxes, on the same filesystem so the rename works): a server killed while it
+ * warms leaves them in its own data dir, where the next start removes them, never in /tmp.
+ * `signal` (the server stopping) kills the compilers; the returned promise settles once every
+ * scratch file is gone. Never throws.
  */
-export async function warmRuntimes(runtimeDir: string): Promise<void> {
+export async function warmRuntimes(runtimeDir: string, signal?: AbortSignal): Promise<void> {
   javaArchiveReady = false;
   javaClassesReady = false;
+  await removeStaleScratch(runtimeDir);
   await Promise.all([
-    warmTypeScript(runtimeDir).catch(() => undefined),
+    warmTypeScript(runtimeDir, signal).catch(() => undefined),
     (async () => {
-      if (!(await probeRuntime('java')).installed) return;
-      await compileJavaHelper(runtimeDir).catch(() => undefined);
-      await archiveJava(runtimeDir).catch(() => undefined);
+      if (!(await probeRuntime('java')).installed || signal?.aborted) return;
+      await compileJavaHelper(runtimeDir, signal).catch(() => undefined);
+      if (signal?.aborted) return;
+      await archiveJava(runtimeDir, signal).catch(() => undefined);
     })(),
   ]);
 }
 
-async function warmTypeScript(runtimeDir: string): Promise<void> {
+/** The prefix of warmRuntimes' scratch directories beside `runtimeDir`. */
+function scratchPrefix(runtimeDir: string): string {
+  return `${runtimeDir}.warm-`;
+}
+
+/** Scratch directories a killed server left (one server per data dir: none of them is live). */
+async function removeStaleScratch(runtimeDir: string): Promise<void> {
+  const prefix = basename(scratchPrefix(runtimeDir));
+  const names = await readdir(dirname(runtimeDir)).catch(() => []);
+  await Promise.all(names.filter((n) => n.startsWith(prefix)).map((n) => rm(join(dirname(runtimeDir), n), { recursive: true, force: true }).catch(() => undefined)));
+}
+
+async function warmTypeScript(runtimeDir: string, signal: AbortSignal | undefined): Promise<void> {
   const compiler = join(runtimeDir, 'typescript', 'compile.cjs');
   const cache = join(runtimeDir, 'typescript', 'typescript.js.v8cache');
   if (!(await isExecutable('/usr/bin/node')) || !existsSync(compiler)) return;
   const tmp = `${cache}.${process.pid}.tmp`;
   try {
     // The same node and V8 flags (none) as run.sh's compile step: V8 refuses a cache made under others.
-    await runQuiet('/usr/bin/node', [compiler, '--write-cache', tmp], 60_000);
+    await runQuiet('/usr/bin/node', [compiler, '--write-cache', tmp], 60_000, signal);
     await rename(tmp, cache);
-    await runQuiet('/usr/bin/node', [compiler, '--check-cache'], 30_000);
+    await runQuiet('/usr/bin/node', [compiler, '--check-cache'], 30_000, signal);
   } catch {
     await rm(tmp, { force: true });
     await rm(cache, { force: true });
@@ -327,14 +345,14 @@ async function warmTypeScript(runtimeDir: string): Promise<void> {
 }
 
 /** Compiles the helper as a public class (another class loader than the program's must reach it). */
-async function compileJavaHelper(runtimeDir: string): Promise<void> {
+async function compileJavaHelper(runtimeDir: string, signal: AbortSignal | undefined): Promise<void> {
   const helper = javaHelperSource();
   if (helper === null) return;
   const javac = join(dirname(realpathOrSelf(RUNTIMES.java.executable)), 'javac');
-  const work = await mkdtemp(join(tmpdir(), 'sluice-javac-'));
+  const work = await mkdtemp(scratchPrefix(runtimeDir));
   try {
     await writeFile(join(work, 'Sluice.java'), helper.replace(/^final class Sluice\b/m, 'public final class Sluice'));
-    await runQuiet(javac, ['-d', join(work, 'classes'), join(work, 'Sluice.java')], 60_000);
+    await runQuiet(javac, ['-d', join(work, 'classes'), join(work, 'Sluice.java')], 60_000, signal);
     await chmod(join(work, 'classes'), 0o755);
     await chmod(join(work, 'classes', 'Sluice.class'), 0o644);
     const dest = join(runtimeDir, JAVA_CLASSES);
@@ -347,11 +365,11 @@ async function compileJavaHelper(runtimeDir: string): Promise<void> {
 }
 
 /** The dynamic CDS archive, made without a class path so that any run's class path extends it. */
-async function archiveJava(runtimeDir: string): Promise<void> {
+async function archiveJava(runtimeDir: string, signal: AbortSignal | undefined): Promise<void> {
   const java = RUNTIMES.java.executable;
   const archive = join(runtimeDir, JAVA_ARCHIVE);
   const tmp = `${archive}.${process.pid}.tmp.jsa`;
-  const work = await mkdtemp(join(tmpdir(), 'sluice-java-'));
+  const work = await mkdtemp(scratchPrefix(runtimeDir));
   const warm = join(work, 'Warm.java');
   // A program that touches what most programs touch: the compiler, collections, the helper.
   const program = appendJavaHelper(
@@ -359,9 +377,9 @@ async function archiveJava(runtimeDir: string): Promise<void> {
   );
   try {
     await writeFile(warm, program, { mode: 0o600 });
-    await runQuiet(java, [`-XX:ArchiveClassesAtExit=${tmp}`, ...JAVA_FLAGS, warm], 60_000);
+    await runQuiet(java, [`-XX:ArchiveClassesAtExit=${tmp}`, ...JAVA_FLAGS, warm], 60_000, signal);
     // Checked with the archive required: a bad one fails here instead of in a user's run.
-    await runQuiet(java, [...JAVA_FLAGS, '-Xshare:on', `-XX:SharedArchiveFile=${tmp}`, warm], 60_000);
+    await runQuiet(java, [...JAVA_FLAGS, '-Xshare:on', `-XX:SharedArchiveFile=${tmp}`, warm], 60_000, signal);
     await rename(tmp, archive);
     javaArchiveReady = true;
   } catch {
@@ -411,9 +429,13 @@ function versionLine(executable: string, args: readonly string[]): Promise<strin
   });
 }
 
-function runQuiet(executable: string, args: readonly string[], timeoutMs: number): Promise<void> {
+/**
+ * Runs a build step; `signal` ends it with SIGTERM (as the timeout does), on which a JVM still
+ * removes its /tmp/hsperfdata_* entry, which SIGKILL would leave behind.
+ */
+function runQuiet(executable: string, args: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile(executable, args, { timeout: timeoutMs, env: {}, cwd: '/' }, (err, _stdout, stderr) => {
+    execFile(executable, args, { timeout: timeoutMs, env: {}, cwd: '/', ...(signal ? { signal } : {}) }, (err, _stdout, stderr) => {
       if (err) reject(new Error(`${executable} ${args.join(' ')}: ${String(stderr).trim() || err.message}`));
       else resolve();
     });

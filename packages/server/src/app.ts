@@ -73,8 +73,9 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   if (!bwrapPath) throw new Error(`bubblewrap is not installed; install it with: ${INSTALL_BUBBLEWRAP}`);
   const paths = await prepareDataDir(config.dataDir);
   // Compiler caches for typescript and java, built once in the background: runs before it is
-  // done still work, only slower.
-  if (config.warmRuntimes) void warmRuntimes(paths.runtimeDir);
+  // done still work, only slower. close() stops it and waits for its scratch files to go.
+  const shutdown = new AbortController();
+  const warming = config.warmRuntimes ? warmRuntimes(paths.runtimeDir, shutdown.signal) : Promise.resolve();
   const uidPool = isRoot() ? new UIDPool(config.uidBase, config.uidCount) : undefined;
 
   const headersTimeoutMs = config.headersTimeoutSec * 1000;
@@ -135,7 +136,6 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   };
 
   const sessions = new SessionManager({ config, paths, bwrapPath, uidPool, resolveLanguage, log: app.log });
-  const shutdown = new AbortController();
   // Every open stream listens on it (and removes its listener when it ends): no fixed bound.
   setMaxListeners(0, shutdown.signal);
   let healthProblem: string | null = 'the sandbox self-check has not finished';
@@ -206,7 +206,7 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
       const appClosed = app.close();
       await sessions.close();
       shutdown.abort();
-      await appClosed;
+      await Promise.all([appClosed, warming]);
     })();
     return closing;
   };

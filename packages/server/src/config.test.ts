@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from './config.js';
@@ -24,17 +24,21 @@ test('per-tenant caps follow the server-wide ones unless given, and never exceed
 
 test('API keys come from SLUICE_API_KEYS and SLUICE_API_KEYS_FILE together', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-config-'));
-  const file = join(dir, 'keys');
-  await writeFile(file, `# ops\nbob:${KEY_B}\n`);
-  const c = loadConfig({ SLUICE_API_KEYS: KEY_A, SLUICE_API_KEYS_FILE: file });
-  assert.deepEqual(c.apiKeys, [
-    { name: null, key: KEY_A },
-    { name: 'bob', key: KEY_B },
-  ]);
-  assert.throws(() => loadConfig({ SLUICE_API_KEYS: `${KEY_A},${KEY_A}` }), /listed twice/);
-  assert.throws(() => loadConfig({ SLUICE_API_KEYS_FILE: join(dir, 'missing') }), /SLUICE_API_KEYS_FILE: could not read/);
-  await writeFile(file, '# nothing yet\n');
-  assert.throws(() => loadConfig({ SLUICE_API_KEYS_FILE: file }), /holds no keys/);
+  try {
+    const file = join(dir, 'keys');
+    await writeFile(file, `# ops\nbob:${KEY_B}\n`);
+    const c = loadConfig({ SLUICE_API_KEYS: KEY_A, SLUICE_API_KEYS_FILE: file });
+    assert.deepEqual(c.apiKeys, [
+      { name: null, key: KEY_A },
+      { name: 'bob', key: KEY_B },
+    ]);
+    assert.throws(() => loadConfig({ SLUICE_API_KEYS: `${KEY_A},${KEY_A}` }), /listed twice/);
+    assert.throws(() => loadConfig({ SLUICE_API_KEYS_FILE: join(dir, 'missing') }), /SLUICE_API_KEYS_FILE: could not read/);
+    await writeFile(file, '# nothing yet\n');
+    assert.throws(() => loadConfig({ SLUICE_API_KEYS_FILE: file }), /holds no keys/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('a non-loopback host needs keys or an explicit --insecure-no-auth', () => {

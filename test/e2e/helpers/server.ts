@@ -34,7 +34,8 @@ export async function startServer(env: Record<string, string> = {}): Promise<Tes
   let stderr = '';
   proc.stdout?.setEncoding('utf8').on('data', (t: string) => (stderr += t));
   const url = await new Promise<string>((resolveURL, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s:\n${stderr}`)), 20_000);
+    // Generous: on a loaded machine the sandbox self-check alone can take a while.
+    const timer = setTimeout(() => reject(new Error(`server did not start in 60 s:\n${stderr}`)), 60_000);
     proc.stderr?.setEncoding('utf8').on('data', (t: string) => {
       stderr += t;
       const m = /listening on (http:\/\/[^\s]+)/.exec(stderr);
