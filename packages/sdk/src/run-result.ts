@@ -35,8 +35,13 @@ export interface RunResult {
   droppedBytes: { stdout: number; stderr: number };
   /** The `error` event's code and message, when the execution could not run. */
   error: { code: string; message: string } | null;
-  /** The stream skipped events the server's bounded log no longer held (a `gap` event). */
+  /**
+   * The stream skipped events the server's bounded log no longer held (a `gap` event): `stdout`
+   * and `stderr` may then lack output too. `GET /api/executions/{id}` says exactly what was lost.
+   */
   gap: boolean;
+  /** How many events were skipped and their seq range (`null` when none). */
+  evicted: { events: number; fromSeq: number | null; toSeq: number | null };
   /** Kernel mode: the kernel's state (variables, imports) was lost during this run. */
   kernelRestarted: boolean;
   /** `reason === "timeout"`: the execution's own `timeout` ran out and the server stopped it. */
@@ -64,6 +69,7 @@ export function toRunResult(fold: ExecutionResult): RunResult {
     droppedBytes: { ...fold.dropped_bytes },
     error: fold.error,
     gap: fold.gap,
+    evicted: { events: fold.evicted.events, fromSeq: fold.evicted.from_seq, toSeq: fold.evicted.to_seq },
     kernelRestarted: fold.kernel_restarted,
     timedOut: fold.reason === 'timeout',
     cancelled: fold.reason === 'cancelled',

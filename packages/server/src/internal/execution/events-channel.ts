@@ -102,14 +102,6 @@ export class LineReader {
     this.skipping = false;
   }
 
-  /** Stops for good: nothing queued is handled any more. */
-  close(): void {
-    if (this.scheduled) clearImmediate(this.scheduled);
-    this.scheduled = null;
-    this.queue = [];
-    this.queued = 0;
-  }
-
   private drain(budget: number): void {
     this.scheduled = null;
     let spent = 0;
