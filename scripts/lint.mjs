@@ -1,8 +1,9 @@
 #!/usr/bin/env node
-// House-style checks the type checker cannot make (STYLE.md): no `any`, no focused tests,
-// the protocol package stays free of Node APIs, library code does not print with console.log (the CLI and the example programs may).
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+// House-style checks the type checker cannot make (docs/development.md): no `any`, no focused tests,
+// the protocol package stays free of Node APIs, library code does not print with console.log (the CLI and the example programs may),
+// and no module imports itself back through others (an import cycle), within a package or across them.
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, normalize } from 'node:path';
 
 const problems = [];
 const walk = (dir, out = []) => {
@@ -30,6 +31,51 @@ for (const file of files) {
     if (!isTest && !file.startsWith('packages/cli/') && !file.startsWith('packages/sdk/examples/') && /console\.log\(/.test(code)) problems.push(`${at}: use the logger, not console.log`);
   });
 }
+problems.push(...importCycles(files.filter((f) => f.startsWith('packages/') && f.includes('/src/'))));
+
+/**
+ * Value imports only: `import type` and `export type` are erased and cannot form a cycle at run
+ * time. `@sluice/<pkg>` resolves to that package's src/index.ts, relative paths to the .ts file.
+ */
+function importCycles(sources) {
+  const graph = new Map();
+  for (const file of sources) {
+    const text = readFileSync(file, 'utf8');
+    const deps = [];
+    const re = /^\s*(import|export)\s+(type\s+)?([^'";]*?)\s*from\s*['"]([^'"]+)['"]|^\s*import\s*['"]([^'"]+)['"]/gm;
+    let m;
+    while ((m = re.exec(text)) !== null) {
+      if (m[2]) continue;
+      const clause = m[3] ?? '';
+      // `import { type A, type B } from` brings in types only.
+      const names = /^\{([^}]*)\}$/.exec(clause.trim());
+      if (names && names[1].split(',').every((n) => n.trim() === '' || /^type\s/.test(n.trim()))) continue;
+      const spec = m[4] ?? m[5];
+      let target = null;
+      const pkg = /^@sluice\/([a-z-]+)$/.exec(spec);
+      if (pkg) target = `packages/${pkg[1]}/src/index.ts`;
+      else if (spec.startsWith('.')) target = normalize(join(dirname(file), spec.replace(/\.js$/, '.ts')));
+      if (target && existsSync(target)) deps.push(target);
+    }
+    graph.set(file, deps);
+  }
+  const found = [];
+  const state = new Map(); // 1: on the stack, 2: done
+  const stack = [];
+  const visit = (f) => {
+    state.set(f, 1);
+    stack.push(f);
+    for (const d of graph.get(f) ?? []) {
+      if (state.get(d) === 1) found.push(`import cycle: ${[...stack.slice(stack.indexOf(d)), d].join(' → ')}`);
+      else if (!state.has(d)) visit(d);
+    }
+    stack.pop();
+    state.set(f, 2);
+  };
+  for (const f of graph.keys()) if (!state.has(f)) visit(f);
+  return found;
+}
+
 if (problems.length) {
   console.error(problems.join('\n'));
   console.error(`lint: ${problems.length} problem(s)`);

@@ -1,4 +1,4 @@
-/** Error codes of the wire contract and the one HTTP status each maps to (DESIGN.md "Errors"). */
+/** Error codes of the wire contract and the one HTTP status each maps to (docs/api.md, "Errors"). */
 export const ErrorCode = {
   INVALID_REQUEST: 'INVALID_REQUEST',
   UNAUTHORIZED: 'UNAUTHORIZED',

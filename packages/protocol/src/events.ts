@@ -1,5 +1,5 @@
 /**
- * The event log of an execution (DESIGN.md "Event log"). Every transport (SSE, NDJSON,
+ * The event log of an execution (docs/events.md). Every transport (SSE, NDJSON,
  * WebSocket, buffered JSON) carries exactly these objects.
  */
 

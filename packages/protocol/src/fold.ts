@@ -1,9 +1,9 @@
-/** Folds an event log into the buffered-JSON answer of a run (DESIGN.md "Buffered JSON"). */
+/** Folds an event log into the buffered-JSON answer of a run (docs/streaming.md, docs/events.md). */
 import { assertNever } from './assert-never.js';
 import type { DoneReason, EventType, ExecutionEvent, ProgressEvent } from './events.js';
 
 /**
- * What the bounded log no longer held when the fold was made (an extension of DESIGN.md's fold).
+ * What the bounded log no longer held when the fold was made (an extension of the contract's fold, docs/events.md).
  * A server's fold knows it exactly; a client folding a stream with `gap` events learns only the
  * count and the seq range (`types` and the byte counts stay empty).
  */

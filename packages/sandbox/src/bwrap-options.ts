@@ -1,5 +1,5 @@
 /**
- * The bubblewrap options for one sandboxed process, following the verified recipe (SANDBOX.md):
+ * The bubblewrap options for one sandboxed process, following the verified recipe (docs/sandbox.md):
  * every namespace including a required user namespace, no nested user namespaces, read-only
  * system directories, a private /tmp, the workspace read-write, `/` remounted read-only last,
  * and the seccomp deny-list (seccomp/build-filter.ts) applied to everything inside. They

@@ -1,5 +1,5 @@
 /**
- * Starts one command in a bubblewrap sandbox through the verified launch chain (SANDBOX.md):
+ * Starts one command in a bubblewrap sandbox through the verified launch chain (docs/sandbox.md):
  *
  *   keeper (perl: dies with us, reaps the sandbox, closes inherited fds) → prlimit (rlimits)
  *   → setpriv (drop to the session's uid, when we are root) → bwrap --args 3 → PID 1 of the

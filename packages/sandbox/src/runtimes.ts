@@ -1,8 +1,9 @@
 /**
- * How each language runs in process mode: the interpreter (by absolute path), the file the
- * code is written to inside the sandbox, the variables and flags that make it stream
- * unbuffered, and what it needs mounted; plus probing (is it installed here, which version)
- * and the start-up caches built once per server start (warmRuntimes).
+ * The one owner of languages: how each runs in process mode (the interpreter by absolute path,
+ * the file the code is written to inside the sandbox, the variables and flags that make it
+ * stream unbuffered, what it needs mounted), which have a kernel and its command line, the
+ * modes each offers; plus probing (is it installed here, which version) and the start-up
+ * caches built once per server start (warmRuntimes).
  *
  * Helper files come from packages/sandbox/runtime, bound at RUNTIME_PATH (/opt/sluice); see
  * docs/languages.md for what each language gets.
@@ -49,6 +50,11 @@ export interface Runtime {
    * numbers (Java appends its `Sluice` helper class after the last line).
    */
   prepareCode?(code: string): string;
+  /**
+   * The stateful kernel of this language (runtime/kernels), when it has one: its command line,
+   * given the memory its sandbox may use (undefined: no cgroup caps it).
+   */
+  kernel?: { command(memoryBytes: number | undefined): string[] };
 }
 
 /** `-Xmx`-style heap caps: half the sandbox's memory, in MiB, at least `floor`. */
@@ -153,6 +159,7 @@ const RUNTIMES: Record<Language, Runtime> = {
     // matplotlib: no display, and its font cache in /tmp rather than the user's workspace.
     env: { PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', PYTHONPATH: `/workspace:${OPT}/python`, MPLBACKEND: 'Agg', MPLCONFIGDIR: '/tmp/.matplotlib' },
     versionArgs: ['--version'],
+    kernel: { command: () => ['/usr/bin/python3', '-u', `${OPT}/kernels/python_kernel.py`] },
   },
   javascript: {
     language: 'javascript',
@@ -162,6 +169,7 @@ const RUNTIMES: Record<Language, Runtime> = {
     args: (p, mem) => [...nodeHeapArgs(mem), '--experimental-detect-module', '--no-warnings=ExperimentalWarning', p],
     env: {},
     versionArgs: ['--version'],
+    kernel: { command: (mem) => ['/usr/bin/node', ...nodeHeapArgs(mem), `${OPT}/kernels/node_kernel.js`] },
   },
   typescript: {
     language: 'typescript',
@@ -209,17 +217,22 @@ export function runtimeFor(language: Language): Runtime | undefined {
   return RUNTIMES[language];
 }
 
-/** Languages with a stateful kernel (runtime/kernels): kernel mode is their default. */
-const KERNEL_LANGUAGES: ReadonlySet<Language> = new Set(['python', 'javascript']);
+/** The languages that have a stateful kernel (python, javascript). */
+export type KernelLanguage = Extract<Language, 'python' | 'javascript'>;
 
-/** The modes a language runs in: kernel and process for python and javascript, process otherwise. */
-export function modesFor(language: Language): readonly Mode[] {
-  return KERNEL_LANGUAGES.has(language) ? ['kernel', 'process'] : ['process'];
+/** True for a language with a kernel (its runtime says so). */
+export function isKernelLanguage(language: Language): language is KernelLanguage {
+  return RUNTIMES[language].kernel !== undefined;
 }
 
-/** The mode a run gets when it names none: kernel for python and javascript, process otherwise. */
+/** The modes a language runs in: kernel and process where it has a kernel, process otherwise. */
+export function modesFor(language: Language): readonly Mode[] {
+  return isKernelLanguage(language) ? ['kernel', 'process'] : ['process'];
+}
+
+/** The mode a run gets when it names none: kernel where there is one (as in a notebook), process otherwise. */
 export function defaultModeFor(language: Language): Mode {
-  return KERNEL_LANGUAGES.has(language) ? 'kernel' : 'process';
+  return isKernelLanguage(language) ? 'kernel' : 'process';
 }
 
 /** What `GET /api/languages` reports for one language. */

@@ -1,6 +1,6 @@
 /**
  * Host uids for sandboxes, one per session, so that RLIMIT_NPROC (counted per host uid) and
- * kill permissions never couple two sessions (SANDBOX.md, after isolate's first_uid + box id).
+ * kill permissions never couple two sessions (docs/sandbox.md; after isolate's first_uid + box id).
  */
 
 export class UIDPool {

@@ -4,7 +4,7 @@
  * bomb ends in ENOSPC inside the sandbox and never touches the host's disk), owned by the
  * session's uid, with a second view for the server mounted `nosymfollow`: the server reads and
  * writes workspace files only through that view, so a symlink the sandbox planted
- * (`leak -> /etc/shadow`) fails with ELOOP instead of leaking a host file (SANDBOX.md rule 12).
+ * (`leak -> /etc/shadow`) fails with ELOOP instead of leaking a host file (docs/sandbox.md, "What the code sees").
  *
  *   <dataDir>/workspaces/<random>/      root, 0711 (never a mount point itself)
  *                                 ws    tmpfs, the session's uid, bound at /workspace

@@ -15,6 +15,7 @@ import {
   isRoot,
   launchSandbox,
   prepareDataDir,
+  baseEnv,
   probeRuntime,
   UIDPool,
   warmRuntimes,
@@ -27,7 +28,6 @@ import { enabledLanguages, type ServerConfig } from './config.js';
 import { ApiError } from './internal/api-error.js';
 import { KeyRing } from './internal/auth/api-keys.js';
 import { exposureProblem, isLoopbackHost } from './internal/auth/exposure.js';
-import { baseEnv } from './internal/execution/execution.js';
 import { authenticate } from './internal/http/authenticate.js';
 import type { ServerContext } from './internal/http/context.js';
 import { executionRoutes } from './internal/http/execution-routes.js';

@@ -1,5 +1,5 @@
 /**
- * Server crash and restart (SANDBOX.md catalogue row 19). A server is SIGKILLed while a sandbox
+ * Server crash and restart (docs/sandbox.md, "Stopping"). A server is SIGKILLed while a sandbox
  * runs a long command and a double-forked daemon: the sandboxes die with it (the keeper's
  * PDEATHSIG, bwrap's --die-with-parent), so within seconds nothing with the run's marker and
  * nothing of the session's host uid is left on the host. What the kernel does not clean up stays

@@ -1,5 +1,5 @@
 /**
- * The files API against a hostile workspace (SANDBOX.md rows 13 and 14): links planted by the
+ * The files API against a hostile workspace (docs/files.md): links planted by the
  * code to host files or directories, FIFOs and devices, and every path-traversal spelling.
  * Nothing outside the workspace is ever served, nothing hangs, and a well-behaved session
  * beside it keeps streaming.

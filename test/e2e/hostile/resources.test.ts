@@ -1,5 +1,5 @@
 /**
- * Resource bombs end to end (SANDBOX.md catalogue rows 1, 2, 6, 18, 31): memory bombs in python,
+ * Resource bombs end to end (docs/limits.md): memory bombs in python,
  * node (V8 heap and off-heap Buffers) and java, a thread bomb, a fork bomb, a busy loop under a
  * CPU share and four busy processes under a CPU-time budget. Each must end in the contained
  * outcome its limit promises (docs/limits.md) while a well-behaved session running beside it at

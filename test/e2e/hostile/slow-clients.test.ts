@@ -1,5 +1,5 @@
 /**
- * Slow and abusive clients end to end (SANDBOX.md catalogue rows 23 and 26): a slowloris that
+ * Slow and abusive clients end to end (docs/streaming.md): a slowloris that
  * sends its headers a byte at a time, or its body too slowly, is cut off by the header and
  * request timeouts (408, connection closed); an oversized header block is refused (431); a
  * storm of reconnects to a finished execution answers 204 each time with the server's memory

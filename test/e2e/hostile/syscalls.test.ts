@@ -1,5 +1,5 @@
 /**
- * The seccomp deny-list end to end (SANDBOX.md rule 5, docs/seccomp.md): code run through the
+ * The seccomp deny-list end to end (docs/seccomp.md): code run through the
  * real server calls the denied syscalls directly (python ctypes, `socket`, `os`, `fcntl`) and
  * gets the policy's errno, while python, node, bash and java keep working with their threads,
  * subprocesses and worker pools. Every test runs beside a well-behaved session that must keep

@@ -1,6 +1,6 @@
 /**
  * One execution's cgroup: created with its limits before the sandbox starts, joined by the
- * keeper's child before it drops privileges (SANDBOX.md rule 7), read for the outcome
+ * keeper's child before it drops privileges (docs/sandbox.md, "Launch chain"), read for the outcome
  * (OOM kills, peak memory, CPU time, pids limit hits), emptied and removed afterwards.
  */
 import { setTimeout as sleep } from 'node:timers/promises';

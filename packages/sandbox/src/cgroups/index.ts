@@ -4,6 +4,7 @@ export type { ProcCgroup, ProcCgroupEntry } from './proc-cgroup.js';
 export { parseProcCgroup } from './proc-cgroup.js';
 export type { CgroupMount } from './cgroup-mounts.js';
 export { parseCgroupMounts } from './cgroup-mounts.js';
+export * from './cgroup-host.js';
 export * from './cgroup-support.js';
 export * from './detect.js';
 export * from './execution-cgroup.js';

@@ -12,7 +12,7 @@
  * - it closes every inherited fd above 9 (0–2 stdio, 3 bwrap options, 4 bwrap status, 5 code,
  *   6 exit status, 7 seccomp filter, 8 events, 9 kernel control), so nothing of the server leaks into the sandbox;
  * - its child joins the execution's cgroups before it execs the rest of the chain, so nothing
- *   can fork before it is inside them (SANDBOX.md rule 7), and the privilege drop comes after.
+ *   can fork before it is inside them (docs/sandbox.md, "Launch chain"), and the privilege drop comes after.
  *
  * argv: N, then N cgroup.procs paths to join, then the command.
  */

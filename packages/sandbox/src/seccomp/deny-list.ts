@@ -1,5 +1,5 @@
 /**
- * The sandbox's seccomp policy (SANDBOX.md, "seccomp"): a deny-list in the Flatpak / Codex /
+ * The sandbox's seccomp policy (docs/seccomp.md): a deny-list in the Flatpak / Codex /
  * isolate lineage. Everything not named here is allowed; the namespaces, the read-only mounts,
  * the dropped capabilities and the cgroups do the rest.
  */

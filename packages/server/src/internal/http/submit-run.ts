@@ -2,11 +2,10 @@
  * Turns a validated run request into a queued execution: shared by the HTTP run routes and the
  * WebSocket `execute` message, so both apply the same language, mode, timeout and admission rules.
  */
-import type { Language, RunRequest } from '@sluice/protocol';
-import { runtimeFor } from '@sluice/sandbox';
+import { LANGUAGES, type Language, type RunRequest } from '@sluice/protocol';
+import { defaultModeFor, modesFor, runtimeFor } from '@sluice/sandbox';
 import { ApiError } from '../api-error.js';
 import type { Execution } from '../execution/execution.js';
-import { isKernelLanguage } from '../kernel/kernel.js';
 import type { ServerContext } from './context.js';
 
 export async function submitRun(ctx: ServerContext, owner: string | null, sessionID: string, body: RunRequest): Promise<Execution> {
@@ -17,8 +16,7 @@ export async function submitRun(ctx: ServerContext, owner: string | null, sessio
   ctx.sessions.checkRun(owner, sessionID);
   const session = await ctx.sessions.getOrCreate(owner, sessionID);
   const language = requested ?? session.settings.language;
-  // Kernel mode is the default where a kernel exists (python, javascript), as in a notebook.
-  const mode = body.mode ?? (isKernelLanguage(language) ? 'kernel' : 'process');
+  const mode = body.mode ?? defaultModeFor(language);
   checkMode(mode, language);
   const runtime = runtimeFor(language);
   if (!runtime) throw new ApiError('UNSUPPORTED_LANGUAGE', `language: ${language} cannot run on this server`);
@@ -35,7 +33,8 @@ export async function submitRun(ctx: ServerContext, owner: string | null, sessio
 }
 
 function checkMode(mode: RunRequest['mode'], language: Language): void {
-  if (mode === 'kernel' && !isKernelLanguage(language)) {
-    throw new ApiError('INVALID_REQUEST', `mode: "kernel" is available for python and javascript; ${language} runs in "process" mode`);
+  if (mode !== undefined && !modesFor(language).includes(mode)) {
+    const kernels = LANGUAGES.filter((l) => modesFor(l).includes(mode));
+    throw new ApiError('INVALID_REQUEST', `mode: "${mode}" is available for ${kernels.join(' and ')}; ${language} runs in "${defaultModeFor(language)}" mode`);
   }
 }

@@ -14,14 +14,12 @@
  */
 import { createHash } from 'node:crypto';
 import type { CreateSessionRequest, Language } from '@sluice/protocol';
-import { createWorkspace, removeWorkspace, UIDPool, type CgroupSupport, type SandboxHostPaths } from '@sluice/sandbox';
+import { cgroupHost, createWorkspace, releaseCgroupHost, removeWorkspace, UIDPool, type CgroupSupport, type Kernel, type SandboxHostPaths } from '@sluice/sandbox';
 import type { ServerConfig } from '../../config.js';
 import { ApiError } from '../api-error.js';
-import { cgroupHost, releaseCgroupHost } from '../execution/cgroup-host.js';
 import { Execution, type ExecutionInit } from '../execution/execution.js';
 import { LogBudget } from '../execution/log-budget.js';
 import { randomID } from '../random-id.js';
-import type { Kernel } from '../kernel/kernel.js';
 import { Session, type SessionSettings } from './session.js';
 
 export interface SessionManagerDeps {

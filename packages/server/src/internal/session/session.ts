@@ -4,8 +4,8 @@
  */
 import type { Language, SessionLimits } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
-import type { Execution, RunContext } from '../execution/execution.js';
-import { Kernel, type KernelLanguage } from '../kernel/kernel.js';
+import { isKernelLanguage, Kernel, startProcess, type KernelLanguage, type RunContext } from '@sluice/sandbox';
+import type { Execution, StartRunner } from '../execution/execution.js';
 
 export interface SessionSettings {
   language: Language;
@@ -139,6 +139,12 @@ export class Session {
     };
   }
 
+  /** Kernel mode runs a cell of the session's kernel for the language; process mode a fresh sandbox. */
+  private readonly startRunner: StartRunner = async (request, ctx, sink) => {
+    if (request.mode === 'kernel' && isKernelLanguage(request.language)) return this.kernel(request.language).execute(request, sink);
+    return startProcess(ctx, request.runtime, request, sink);
+  };
+
   private pump(): void {
     if (this.running) return;
     const next = this.queue.shift();
@@ -146,7 +152,7 @@ export class Session {
     if (next.state !== 'queued') return this.pump();
     this.running = next;
     void next
-      .run(this.runContext(), (language) => this.kernel(language))
+      .run(this.runContext(), this.startRunner)
       .finally(() => {
         this.running = null;
         this.touch();

@@ -18,30 +18,20 @@
  * the kernel kills a cell's leftover processes before it reports the cell done, so `done`
  * still comes after every process the cell started is gone.
  */
-import { assertNever, type Language } from '@sluice/protocol';
-import { ExecutionCgroup, launchSandbox, RUNTIME_PATH, runtimeFor, watchCPUBudget, type CPUBudgetWatch, type SandboxProcess } from '@sluice/sandbox';
+import { assertNever } from '@sluice/protocol';
 import { randomBytes } from 'node:crypto';
-import { cgroupHost } from '../execution/cgroup-host.js';
-import { EventsChannel, LineReader, type ChannelEvent } from '../execution/events-channel.js';
-import { sandboxBase, type RunContext } from '../execution/execution.js';
+import { EventsChannel, LineReader } from '../channel/events-channel.js';
+import { cgroupHost } from '../cgroups/cgroup-host.js';
+import { watchCPUBudget, type CPUBudgetWatch } from '../cgroups/cpu-budget.js';
+import { ExecutionCgroup } from '../cgroups/execution-cgroup.js';
+import { launchSandbox, type SandboxProcess } from '../launch.js';
+import { sandboxBase, type RunContext } from '../run-context.js';
+import type { Runner, RunnerOutcome, RunRequest, RunSink } from '../runner.js';
+import { runtimeFor, type KernelLanguage } from '../runtimes.js';
 import { parseKernelMessage, type KernelMessage, type KernelRequest } from './kernel-messages.js';
-import { randomID } from '../random-id.js';
 
-export type KernelLanguage = Extract<Language, 'python' | 'javascript'>;
-
-export function isKernelLanguage(l: Language): l is KernelLanguage {
-  return l === 'python' || l === 'javascript';
-}
-
-/** Where a cell's output and events go. */
-export interface CellSink {
-  output(stream: 'stdout' | 'stderr', chunk: Buffer): void;
-  event(e: ChannelEvent): void;
-  /** A note for the user (malformed channel line, kernel trouble), shown on stderr. */
-  note(text: string): void;
-}
-
-export interface CellOutcome {
+/** How a cell ended, in the kernel's terms (execute() turns it into a RunnerOutcome). */
+interface CellOutcome {
   exitCode: number | null;
   signal: string | null;
   /** The kernel's own verdict, or `died` when the kernel process ended during the cell. */
@@ -56,20 +46,9 @@ export interface CellOutcome {
   broken: 'stdout' | 'stderr' | null;
 }
 
-export interface Cell {
-  readonly done: Promise<CellOutcome>;
-  writeStdin(data: string): void;
-  endStdin(): void;
-  /**
-   * Input bytes waiting on the server's side: held until the execute goes out, or queued for
-   * the control pipe. (The kernel holds at most 1 MiB unread and then stops reading the pipe.)
-   */
-  readonly stdinBacklog: number;
-}
-
 interface ActiveCell {
   nonce: string;
-  sink: CellSink;
+  sink: RunSink;
   resolve(o: CellOutcome): void;
   finished: boolean;
   restarted: boolean;
@@ -82,15 +61,6 @@ interface ActiveCell {
 
 /** Bytes of background output held while no cell runs; the rest is counted and reported. */
 const BACKGROUND_HOLD = 64 * 1024;
-
-/** One cell to run. */
-export interface CellRequest {
-  code: string;
-  /** Input known at submit time; `eof` closes the cell's stdin after it. */
-  stdin: { data: string | undefined; eof: boolean };
-  /** The run's own variables: set for this cell only, over the kernel's (session) environment. */
-  env: Record<string, string>;
-}
 
 export class Kernel {
   private proc: SandboxProcess | null = null;
@@ -136,8 +106,11 @@ export class Kernel {
     return this.active !== null;
   }
 
-  /** Runs one cell, starting the kernel first when it is not running. */
-  execute(request: CellRequest, sink: CellSink): Cell {
+  /**
+   * Runs one cell, starting the kernel first when it is not running. `request.stdin`, when
+   * given, is the cell's whole input; otherwise input comes through the runner's writeStdin.
+   */
+  execute(request: RunRequest, sink: RunSink): Runner {
     if (this.active) throw new Error('kernel: a cell is already running');
     this.lastUsedAt = Date.now();
     const nonce = randomBytes(16).toString('hex');
@@ -153,12 +126,29 @@ export class Kernel {
         status: 'died',
         kernelRestarted: false,
         oomKills: 0,
-        setupError: `the kernel failed to start: ${(err as Error).message}`,
+        setupError: (err as Error).message,
         broken: null,
       });
     });
+    const name = this.language === 'python' ? 'Python' : 'JavaScript';
     return {
-      done,
+      done: done.then((o): RunnerOutcome => {
+        const died = o.status === 'died';
+        return {
+          // An interrupted cell says 130 (the kernel's verdict); a dead kernel's own status is the truth.
+          exitCode: o.exitCode,
+          signal: died ? o.signal : null,
+          setupError: o.setupError === null ? null : `the ${name} kernel failed to start: ${o.setupError}`,
+          oomKilled: died && o.oomKills > 0,
+          oomKills: died ? 0 : o.oomKills,
+          pidsMaxHits: 0,
+          kernelRestart: o.kernelRestarted ? { died, broken: o.broken } : null,
+        };
+      }),
+      // SIGINT first; a kernel that ignores it for the grace period is restarted. An immediate
+      // stop (output flood) still gets a short chance to keep the kernel's state.
+      stop: (graceMs) => this.interrupt(Math.max(graceMs, 500)),
+      watchCPU: (budgetNs, onExceeded) => this.watchCellCPU(budgetNs, onExceeded),
       // Until the execute message is out (the kernel may still be starting), input waits here:
       // the kernel drops stdin that comes before its cell.
       writeStdin: (data) => {
@@ -210,7 +200,7 @@ export class Kernel {
     await this.exited;
   }
 
-  private async begin(active: NonNullable<Kernel['active']>, { code, stdin, env }: CellRequest): Promise<void> {
+  private async begin(active: NonNullable<Kernel['active']>, { code, stdin, env }: RunRequest): Promise<void> {
     if (this.exiting && this.proc) await this.exited;
     if (!this.proc) {
       if (this.evicted) {
@@ -227,13 +217,13 @@ export class Kernel {
     this.cells++;
     const early = active.early ?? { data: '', eof: false };
     active.early = null;
-    const data = (stdin.data ?? '') + early.data;
+    const data = (stdin ?? '') + early.data;
     this.send({
       type: 'execute',
       nonce: active.nonce,
       code,
       ...(data !== '' ? { stdin: data } : {}),
-      ...(stdin.eof || early.eof ? { stdin_eof: true as const } : {}),
+      ...(stdin !== undefined || early.eof ? { stdin_eof: true as const } : {}),
       ...(Object.keys(env).length > 0 ? { env } : {}),
     });
   }
@@ -293,21 +283,16 @@ export class Kernel {
     this.cgroup =
       host.version === 'none'
         ? null
-        : await ExecutionCgroup.create(host, `k${randomID().slice(0, 24)}`, {
+        : await ExecutionCgroup.create(host, `k${randomBytes(12).toString('hex')}`, {
             memoryBytes: ctx.memoryBytes,
             cpuQuota: ctx.cpu,
             ...(ctx.limits.processes !== undefined ? { pids: ctx.limits.processes } : {}),
           }).catch(() => null);
     const cgroup = this.cgroup;
     const memory = cgroup ? ctx.memoryBytes : undefined;
-    const command =
-      this.language === 'python'
-        ? ['/usr/bin/python3', '-u', `${RUNTIME_PATH}/kernels/python_kernel.py`]
-        : [
-            '/usr/bin/node',
-            ...(memory === undefined ? [] : [`--max-old-space-size=${Math.max(16, Math.floor(memory / 2 / 1024 / 1024))}`]),
-            `${RUNTIME_PATH}/kernels/node_kernel.js`,
-          ];
+    const runtime = runtimeFor(this.language);
+    if (!runtime?.kernel) throw new Error(`no kernel for ${this.language}`);
+    const command = runtime.kernel.command(memory);
     const channel = new EventsChannel({
       event: (e) => {
         const a = this.active;
@@ -321,8 +306,6 @@ export class Kernel {
       (line) => this.onControlLine(line),
       () => undefined,
     );
-    const runtime = runtimeFor(this.language);
-    if (!runtime) throw new Error(`no runtime for ${this.language}`);
     const proc = launchSandbox({
       ...sandboxBase(ctx, runtime, cgroup),
       codePath: '/run/sluice/kernel',

@@ -4,7 +4,9 @@
  * whatever still runs in them.
  */
 import { rmdir } from 'node:fs/promises';
-import { detectCgroups, sweepStaleCgroups, type CgroupSupport } from '@sluice/sandbox';
+import type { CgroupSupport } from './cgroup-support.js';
+import { detectCgroups } from './detect.js';
+import { sweepStaleCgroups } from './sweep.js';
 
 const detected = new Map<string, Promise<CgroupSupport>>();
 
