@@ -8,11 +8,11 @@ import { watchCPUBudget } from './cgroups/cpu-budget.js';
 import { ExecutionCgroup } from './cgroups/execution-cgroup.js';
 import { launchSandbox, type SandboxProcess } from './launch.js';
 import { sandboxBase, type RunContext } from './run-context.js';
-import type { RunnerOutcome, Runner, RunRequest, RunSink } from './runner.js';
+import type { RunnerOutcome, Runner, RunnerRequest, RunSink } from './runner.js';
 import { CODE_DIR, type Runtime } from './runtimes.js';
 
 /** Starts the code of `request` as a sandboxed process of `runtime`. */
-export async function startProcess(ctx: RunContext, runtime: Runtime, request: RunRequest, sink: RunSink): Promise<Runner> {
+export async function startProcess(ctx: RunContext, runtime: Runtime, request: RunnerRequest, sink: RunSink): Promise<Runner> {
   let proc: SandboxProcess | null = null;
   const channel = new EventsChannel({
     event: (e) => sink.event(e),

@@ -61,7 +61,7 @@ export interface Runner {
 }
 
 /** One execution's code and input, as a runner takes it. */
-export interface RunRequest {
+export interface RunnerRequest {
   /** A unique id: names the run's cgroup. */
   id: string;
   code: string;

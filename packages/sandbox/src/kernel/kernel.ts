@@ -26,7 +26,7 @@ import { watchCPUBudget, type CPUBudgetWatch } from '../cgroups/cpu-budget.js';
 import { ExecutionCgroup } from '../cgroups/execution-cgroup.js';
 import { launchSandbox, type SandboxProcess } from '../launch.js';
 import { sandboxBase, type RunContext } from '../run-context.js';
-import type { Runner, RunnerOutcome, RunRequest, RunSink } from '../runner.js';
+import type { Runner, RunnerOutcome, RunnerRequest, RunSink } from '../runner.js';
 import { runtimeFor, type KernelLanguage } from '../runtimes.js';
 import { parseKernelMessage, type KernelMessage, type KernelRequest } from './kernel-messages.js';
 
@@ -110,7 +110,7 @@ export class Kernel {
    * Runs one cell, starting the kernel first when it is not running. `request.stdin`, when
    * given, is the cell's whole input; otherwise input comes through the runner's writeStdin.
    */
-  execute(request: RunRequest, sink: RunSink): Runner {
+  execute(request: RunnerRequest, sink: RunSink): Runner {
     if (this.active) throw new Error('kernel: a cell is already running');
     this.lastUsedAt = Date.now();
     const nonce = randomBytes(16).toString('hex');
@@ -200,7 +200,7 @@ export class Kernel {
     await this.exited;
   }
 
-  private async begin(active: NonNullable<Kernel['active']>, { code, stdin, env }: RunRequest): Promise<void> {
+  private async begin(active: NonNullable<Kernel['active']>, { code, stdin, env }: RunnerRequest): Promise<void> {
     if (this.exiting && this.proc) await this.exited;
     if (!this.proc) {
       if (this.evicted) {

@@ -4,7 +4,7 @@
  * sandbox (and so every process the code started) is gone.
  */
 import { formatDuration, type DoneReason, type Language, type Mode } from '@sluice/protocol';
-import type { RunContext, Runner, RunnerOutcome, RunRequest, RunSink, Runtime } from '@sluice/sandbox';
+import type { RunContext, Runner, RunnerOutcome, RunnerRequest, RunSink, Runtime } from '@sluice/sandbox';
 import { ApiError } from '../api-error.js';
 import { EventLog } from './event-log.js';
 import { OutputPipeline } from './output-pipeline.js';
@@ -16,7 +16,7 @@ const MAX_STDIN_BACKLOG = 1024 * 1024;
  * Starts what runs an execution's code: a sandboxed process, or a cell of the session's kernel
  * (the session decides by mode). The seam where a test puts a runner of its own.
  */
-export type StartRunner = (request: RunRequest & { language: Language; mode: Mode; runtime: Runtime }, ctx: RunContext, sink: RunSink) => Promise<Runner>;
+export type StartRunner = (request: RunnerRequest & { language: Language; mode: Mode; runtime: Runtime }, ctx: RunContext, sink: RunSink) => Promise<Runner>;
 
 export type ExecutionState = 'queued' | 'running' | 'finished';
 
