@@ -79,7 +79,8 @@ const FIELDS: Record<ClientMessageType, readonly string[]> = {
   stdin: ['type', 'execution_id', 'data', 'eof'],
   ping: ['type'],
 };
-const TYPES = Object.keys(FIELDS) as ClientMessageType[];
+// Pure: a bundle that never parses client messages (the SDK's) drops this table.
+const TYPES = /* @__PURE__ */ Object.keys(FIELDS) as ClientMessageType[];
 
 /** Longest `request_id` and `execution_id` accepted. */
 const MAX_ID_LENGTH = 128;
