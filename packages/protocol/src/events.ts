@@ -5,16 +5,20 @@
 
 /** Languages the contract names; a server may support a subset (see `GET /api/languages`). */
 export const LANGUAGES = ['python', 'javascript', 'typescript', 'bash', 'r', 'java'] as const;
+/** One of {@link LANGUAGES}. */
 export type Language = (typeof LANGUAGES)[number];
 
 /** `kernel`: a long-lived interpreter per session; `process`: a fresh process per run. */
 export const MODES = ['kernel', 'process'] as const;
+/** One of {@link MODES}. */
 export type Mode = (typeof MODES)[number];
 
 /** Why an execution ended, as reported in `done.reason`. */
 export const DONE_REASONS = ['exited', 'signaled', 'timeout', 'cancelled', 'memory_limit', 'output_limit', 'error'] as const;
+/** One of {@link DONE_REASONS}. */
 export type DoneReason = (typeof DONE_REASONS)[number];
 
+/** The output stream a `truncated` event is about. */
 export type OutputStream = 'stdout' | 'stderr';
 
 interface EventBase {
@@ -24,6 +28,7 @@ interface EventBase {
   ts: number;
 }
 
+/** The first event of every execution: which execution, session, language and mode. */
 export interface StartEvent extends EventBase {
   type: 'start';
   execution_id: string;
@@ -31,25 +36,30 @@ export interface StartEvent extends EventBase {
   language: Language;
   mode: Mode;
 }
+/** Text the program wrote to stdout (a chunk, not a line). */
 export interface StdoutEvent extends EventBase {
   type: 'stdout';
   content: string;
 }
+/** Text the program wrote to stderr (a chunk, not a line). */
 export interface StderrEvent extends EventBase {
   type: 'stderr';
   content: string;
 }
+/** A progress report the program sent (`message`, `percent` 0–100, any JSON `data`). */
 export interface ProgressEvent extends EventBase {
   type: 'progress';
   message?: string;
   percent?: number;
   data?: unknown;
 }
+/** A rich result the program produced: MIME type → value. */
 export interface ResultEvent extends EventBase {
   type: 'result';
   /** MIME type → value (`image/png` is base64). */
   data: Record<string, unknown>;
 }
+/** Output of `stream` went over the output limit: `dropped_bytes` of its middle are not in the log. */
 export interface TruncatedEvent extends EventBase {
   type: 'truncated';
   stream: OutputStream;
@@ -61,6 +71,7 @@ export interface GapEvent extends EventBase {
   from_seq: number;
   to_seq: number;
 }
+/** The last event of every execution: how it ended (`reason`, `exit_code`, `signal`) and how long it took. */
 export interface DoneEvent extends EventBase {
   type: 'done';
   exit_code: number | null;
@@ -72,6 +83,7 @@ export interface DoneEvent extends EventBase {
   /** Kernel mode: the kernel's state was lost during this execution (it died, or did not stop on interrupt and was restarted). */
   kernel_restarted?: boolean;
 }
+/** The execution could not run (e.g. the sandbox did not start); `done` with reason `error` follows. */
 export interface ErrorEvent extends EventBase {
   type: 'error';
   error: string;
@@ -90,6 +102,7 @@ export type ExecutionEvent =
   | DoneEvent
   | ErrorEvent;
 
+/** The `type` of an execution event. */
 export type EventType = ExecutionEvent['type'];
 
 /** Every event type, in no particular order; useful for validating decoded input. */

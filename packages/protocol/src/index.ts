@@ -11,3 +11,6 @@ export * from './sse-encoder.js';
 export * from './sse-decoder.js';
 export * from './ndjson.js';
 export * from './parse-event.js';
+export * from './ws-close-codes.js';
+export * from './ws-messages.js';
+export * from './views.js';

@@ -5,6 +5,7 @@
 import { MODES, type Mode } from './events.js';
 import type { ErrorCode } from './errors.js';
 
+/** What a dropped HTTP stream does to its execution: let it run on (resumable) or cancel it. */
 export type OnDisconnect = 'continue' | 'cancel';
 
 /** Body of `POST /api/sessions/{id}/run` and `/stream`. */
@@ -41,6 +42,7 @@ export interface SessionLimits {
   /** Files and directories the workspace may hold. */
   inodes?: number;
 }
+/** Every key of {@link SessionLimits}, in the order views list them. */
 export const SESSION_LIMIT_KEYS = [
   'output_bytes',
   'processes',

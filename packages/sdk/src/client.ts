@@ -45,6 +45,7 @@ export interface SluiceOptions {
   headers?: Record<string, string> | undefined;
 }
 
+/** The client of one Sluice server: `sessions`, `executions`, `session(id)` handles and `languages()`; options are checked here, with messages that name them. */
 export class Sluice {
   readonly sessions: Sessions;
   readonly executions: Executions;

@@ -28,6 +28,7 @@ export interface StreamCallbacks {
   onError?: ((error: SluiceError) => void) | undefined;
 }
 
+/** Options of a stream: its callbacks, an abort signal, and whether leaving early cancels the execution. */
 export interface ExecutionStreamOptions extends StreamCallbacks {
   /** Aborting cancels the execution on the server and rejects the pending read with `signal.reason`. */
   signal?: AbortSignal | undefined;
@@ -40,6 +41,7 @@ export interface ExecutionStreamOptions extends StreamCallbacks {
   commandTimeoutMs?: number | undefined;
 }
 
+/** A live execution's events as an async iterable with one owner; `result()` waits for the fold, `stdin()`/`cancel()` command it, leaving early cancels it. */
 export class ExecutionStream implements AsyncIterable<ExecutionEvent> {
   /** The execution's id, as soon as the server names it (before the first event is read). */
   readonly executionID: Promise<string>;

@@ -16,6 +16,7 @@ export interface EventsOptions extends StreamCallbacks {
   reconnect?: ReconnectOptions | undefined;
 }
 
+/** `sluice.executions`: reads, follows (`events()`), cancels and writes to any execution by id, whatever session ran it. */
 export class Executions {
   /** @internal Use `sluice.executions`. */
   constructor(private readonly ctx: ClientContext) {}

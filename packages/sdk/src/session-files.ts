@@ -17,6 +17,7 @@ export interface WrittenFile {
   size: number;
 }
 
+/** `session.files`: reads, writes, lists and deletes files in the session's workspace (paths relative to it). */
 export class SessionFiles {
   /** @internal Use `session.files`. */
   constructor(

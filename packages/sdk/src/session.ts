@@ -56,6 +56,7 @@ export interface AttachOptions extends StreamCallbacks {
   reconnect?: ReconnectOptions | undefined;
 }
 
+/** A handle on one session: `run()`/`stream()` code, `attach()` to executions, `files`, `refresh()`, `restart()`, `delete()`; it shares one WebSocket among its streams. */
 export class Session {
   /** The session's id. */
   readonly id: string;

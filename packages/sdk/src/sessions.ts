@@ -22,6 +22,7 @@ export interface CreateSessionOptions {
   signal?: AbortSignal | undefined;
 }
 
+/** `sluice.sessions`: creates, lists and deletes sessions; each call is one HTTP request. */
 export class Sessions {
   /** @internal Use `sluice.sessions`. */
   constructor(

@@ -1,32 +1,36 @@
 /**
  * What the server answers about sessions, executions, languages and files, in camelCase, and
  * the readers that narrow the wire's `unknown` JSON into them (one validator at the edge: a
- * missing or mistyped field is the server's bug and throws an InternalError naming it).
+ * missing or mistyped field is the server's bug and throws an InternalError naming it). The
+ * wire shapes are @sluice/protocol's views: each reader is typed by one, so it can only read
+ * fields that view declares, as the type it declares.
  */
-import type { DoneReason, ExecutionResult, Mode } from '@sluice/protocol';
+import {
+  EXECUTION_STATES,
+  MODES,
+  SESSION_STATES,
+  type DoneReason,
+  type ExecutionState,
+  type ExecutionView,
+  type LanguageView,
+  type Mode,
+  type SessionLimits as WireSessionLimits,
+  type SessionState,
+  type SessionView,
+} from '@sluice/protocol';
 import { InternalError } from './errors.js';
 import type { ProgressInfo } from './run-result.js';
 
-/** Resource limits of a session (each within the server's caps; see docs/limits.md). */
-export interface SessionLimits {
-  /** Output bytes kept per execution (head and tail) before `truncated`. */
-  outputBytes?: number | undefined;
-  /** Processes and threads at once. */
-  processes?: number | undefined;
-  openFiles?: number | undefined;
-  /** Largest file the code may write, bytes. */
-  fileSize?: number | undefined;
-  /** Memory of all the session's processes together, bytes. */
-  memoryBytes?: number | undefined;
-  /** CPUs' worth of time at once (e.g. 0.5). */
-  cpu?: number | undefined;
-  /** CPU-time budget of one execution, seconds. */
-  cpuTime?: number | undefined;
-  /** Size of the workspace, bytes. */
-  diskBytes?: number | undefined;
-  /** Files and directories the workspace may hold. */
-  inodes?: number | undefined;
-}
+/** A wire field name in camelCase: `memory_bytes` → `memoryBytes`. */
+type CamelCase<S extends string> = S extends `${infer Head}_${infer Tail}` ? `${Head}${Capitalize<CamelCase<Tail>>}` : S;
+
+/**
+ * Resource limits of a session, each within the server's caps (docs/limits.md): the protocol's
+ * `SessionLimits` in camelCase (`outputBytes`, `processes`, `openFiles`, `fileSize`,
+ * `memoryBytes` (bytes, all processes together), `cpu` (CPUs' worth, e.g. 0.5), `cpuTime`
+ * (seconds per execution), `diskBytes`, `inodes`); absent ones take the server's defaults.
+ */
+export type SessionLimits = { [K in keyof WireSessionLimits as CamelCase<K>]?: WireSessionLimits[K] | undefined };
 
 /** A session as the server describes it (`GET /api/sessions/{id}`); env values are never echoed. */
 export interface SessionInfo {
@@ -38,7 +42,7 @@ export interface SessionInfo {
   idleTTL: number;
   network: boolean;
   limits: SessionLimits;
-  state: 'idle' | 'running';
+  state: SessionState;
   runningExecution: string | null;
   queued: number;
   executions: number;
@@ -61,7 +65,7 @@ export interface LanguageInfo {
 export interface ExecutionInfo {
   executionID: string;
   sessionID: string;
-  state: 'queued' | 'running' | 'finished';
+  state: ExecutionState;
   language: string;
   mode: Mode;
   timeout: number | null;
@@ -99,8 +103,30 @@ export interface FileEntry {
   modifiedAt: string;
 }
 
-/** Typed reads off an untrusted JSON object; failures name `what.field`. */
-class Reader {
+/** The keys of `T` whose values are all of type `V`. */
+type KeysOf<T, V> = { [K in keyof T]-?: T[K] extends V ? K : never }[keyof T] & string;
+
+/** The answer to a cancel, as the server sends it. */
+interface CancelWire {
+  execution_id: string;
+  state: string;
+  cancelled: boolean;
+}
+/** A directory entry, as the server sends it. */
+interface FileEntryWire {
+  name: string;
+  path: string;
+  type: FileEntry['type'];
+  size: number;
+  modified_at: string;
+}
+
+/**
+ * Typed reads off an untrusted JSON object whose shape is the wire type `T`; failures name
+ * `what.field`. Each read names a field of `T` of the type read, so a reader cannot drift from
+ * the declared shape.
+ */
+class Reader<T extends object> {
   private readonly obj: Record<string, unknown>;
   constructor(
     value: unknown,
@@ -109,55 +135,58 @@ class Reader {
     if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new InternalError(`${what}: expected a JSON object from the server`);
     this.obj = value as Record<string, unknown>;
   }
-  raw(key: string): unknown {
+  raw(key: keyof T & string): unknown {
     return this.obj[key];
   }
-  string(key: string): string {
+  string(key: KeysOf<T, string>): string {
     const v = this.obj[key];
     if (typeof v !== 'string') this.fail(key, 'a string', v);
     return v;
   }
-  stringOrNull(key: string): string | null {
+  stringOrNull(key: KeysOf<T, string | null>): string | null {
     const v = this.obj[key];
     if (v === null || v === undefined) return null;
-    return this.string(key);
+    if (typeof v !== 'string') this.fail(key, 'a string', v);
+    return v;
   }
-  number(key: string): number {
+  number(key: KeysOf<T, number>): number {
     const v = this.obj[key];
     if (typeof v !== 'number') this.fail(key, 'a number', v);
     return v;
   }
-  numberOrNull(key: string): number | null {
+  numberOrNull(key: KeysOf<T, number | null>): number | null {
     const v = this.obj[key];
     if (v === null || v === undefined) return null;
-    return this.number(key);
+    if (typeof v !== 'number') this.fail(key, 'a number', v);
+    return v;
   }
-  boolean(key: string): boolean {
+  boolean(key: KeysOf<T, boolean>): boolean {
     const v = this.obj[key];
     if (typeof v !== 'boolean') this.fail(key, 'a boolean', v);
     return v;
   }
-  array(key: string): unknown[] {
+  array(key: KeysOf<T, readonly unknown[]>): unknown[] {
     const v = this.obj[key];
     if (!Array.isArray(v)) this.fail(key, 'an array', v);
     return v;
   }
-  object(key: string): Record<string, unknown> {
+  object(key: KeysOf<T, object>): Record<string, unknown> {
     const v = this.obj[key];
     if (typeof v !== 'object' || v === null || Array.isArray(v)) this.fail(key, 'an object', v);
     return v as Record<string, unknown>;
   }
-  oneOf<const T extends string>(key: string, allowed: readonly T[]): T {
+  oneOf<K extends KeysOf<T, string>, const A extends T[K] & string>(key: K, allowed: readonly A[]): A {
     const v = this.obj[key];
     if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) this.fail(key, `one of ${allowed.join(', ')}`, v);
-    return v as T;
+    return v as A;
   }
   private fail(key: string, expected: string, got: unknown): never {
     throw new InternalError(`${this.what}.${key}: expected ${expected} from the server, got ${JSON.stringify(got) ?? 'nothing'}`);
   }
 }
 
-const LIMIT_KEYS: Record<keyof SessionLimits, string> = {
+/** Each camelCase limit's wire name (the mapped type makes the table complete both ways). */
+const LIMIT_KEYS: { readonly [K in keyof WireSessionLimits as CamelCase<K>]-?: K } = {
   outputBytes: 'output_bytes',
   processes: 'processes',
   openFiles: 'open_files',
@@ -169,9 +198,9 @@ const LIMIT_KEYS: Record<keyof SessionLimits, string> = {
   inodes: 'inodes',
 };
 
-/** camelCase limits → the wire's snake_case. */
-export function limitsToWire(limits: SessionLimits): Record<string, number> {
-  const out: Record<string, number> = {};
+/** camelCase limits → the wire's snake_case (absent ones left out). */
+export function limitsToWire(limits: SessionLimits): WireSessionLimits {
+  const out: WireSessionLimits = {};
   for (const [k, wire] of Object.entries(LIMIT_KEYS)) {
     const v = limits[k as keyof SessionLimits];
     if (v !== undefined) out[wire] = v;
@@ -188,8 +217,9 @@ function limitsFromWire(obj: Record<string, unknown>): SessionLimits {
   return out;
 }
 
+/** Reads a {@link SessionView}; throws InternalError naming the field the server got wrong. */
 export function readSessionInfo(value: unknown): SessionInfo {
-  const r = new Reader(value, 'session');
+  const r = new Reader<SessionView>(value, 'session');
   return {
     id: r.string('id'),
     language: r.string('language'),
@@ -198,7 +228,7 @@ export function readSessionInfo(value: unknown): SessionInfo {
     idleTTL: r.number('idle_ttl'),
     network: r.boolean('network'),
     limits: limitsFromWire(r.object('limits')),
-    state: r.oneOf('state', ['idle', 'running']),
+    state: r.oneOf('state', SESSION_STATES),
     runningExecution: r.stringOrNull('running_execution'),
     queued: r.number('queued'),
     executions: r.number('executions'),
@@ -208,27 +238,29 @@ export function readSessionInfo(value: unknown): SessionInfo {
   };
 }
 
+/** Reads a {@link LanguageView}; throws InternalError naming the field the server got wrong. */
 export function readLanguageInfo(value: unknown): LanguageInfo {
-  const r = new Reader(value, 'language');
+  const r = new Reader<LanguageView>(value, 'language');
   return {
     language: r.string('language'),
     installed: r.boolean('installed'),
     version: r.stringOrNull('version'),
     reason: r.stringOrNull('reason'),
-    defaultMode: r.oneOf('default_mode', ['kernel', 'process']),
+    defaultMode: r.oneOf('default_mode', MODES),
   };
 }
 
+/** Reads an {@link ExecutionView}; throws InternalError naming the field the server got wrong. */
 export function readExecutionInfo(value: unknown): ExecutionInfo {
-  const r = new Reader(value, 'execution');
-  const fold = value as Partial<ExecutionResult>;
+  const r = new Reader<ExecutionView>(value, 'execution');
+  const fold = value as Partial<ExecutionView>;
   const error = r.raw('error');
   return {
     executionID: r.string('execution_id'),
     sessionID: r.string('session_id'),
-    state: r.oneOf('state', ['queued', 'running', 'finished']),
+    state: r.oneOf('state', EXECUTION_STATES),
     language: r.string('language'),
-    mode: r.oneOf('mode', ['kernel', 'process']),
+    mode: r.oneOf('mode', MODES),
     timeout: r.numberOrNull('timeout'),
     lastSeq: r.number('last_seq'),
     stdout: r.string('stdout'),
@@ -247,13 +279,15 @@ export function readExecutionInfo(value: unknown): ExecutionInfo {
   };
 }
 
+/** Reads the answer to a cancel; throws InternalError naming the field the server got wrong. */
 export function readCancelResult(value: unknown): CancelResult {
-  const r = new Reader(value, 'cancel');
+  const r = new Reader<CancelWire>(value, 'cancel');
   return { executionID: r.string('execution_id'), state: r.string('state'), cancelled: r.boolean('cancelled') };
 }
 
+/** Reads one directory entry; throws InternalError naming the field the server got wrong. */
 export function readFileEntry(value: unknown): FileEntry {
-  const r = new Reader(value, 'file');
+  const r = new Reader<FileEntryWire>(value, 'file');
   return {
     name: r.string('name'),
     path: r.string('path'),
@@ -265,10 +299,10 @@ export function readFileEntry(value: unknown): FileEntry {
 
 /** The list in `{[key]: [...]}`, each item read by `read`. */
 export function readList<T>(value: unknown, key: string, read: (v: unknown) => T): T[] {
-  return new Reader(value, key).array(key).map(read);
+  return new Reader<Record<string, unknown[]>>(value, key).array(key).map(read);
 }
 
 /** One named field of an object answer, as an object. */
 export function readField(value: unknown, key: string, what: string): unknown {
-  return new Reader(value, what).raw(key);
+  return new Reader<Record<string, unknown>>(value, what).raw(key);
 }

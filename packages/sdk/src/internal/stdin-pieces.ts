@@ -1,9 +1,9 @@
 /**
  * Input for a running program, sent in pieces: a request body or WebSocket message has a size
- * limit (2 MiB, and a socket closed with 1009 past its frame limit), and the server takes at most
- * 1 MiB the program has not read yet (RATE_LIMITED): each piece goes once the last one is taken,
- * and a RATE_LIMITED piece is sent again after the server's Retry-After, so a large write waits
- * for the program to read instead of failing.
+ * limit (2 MiB, and a socket closed with MESSAGE_TOO_BIG past its frame limit), and the server
+ * takes at most 1 MiB the program has not read yet (RATE_LIMITED): each piece goes once the last
+ * one is taken, and a RATE_LIMITED piece is sent again after the server's Retry-After, so a large
+ * write waits for the program to read instead of failing.
  */
 import { RateLimitedError } from '../errors.js';
 

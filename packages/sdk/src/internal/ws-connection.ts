@@ -8,19 +8,29 @@
  * An `execute` is sent once and never again: the protocol has no idempotency key for it, so if
  * the socket drops before its `accepted`, the stream fails with a ConnectionError rather than
  * risk running the code twice. Once accepted, a drop is resumed without loss. The exception is a
- * socket the server refused at the upgrade (4401, 4404, 4429 before any message): it read
- * nothing, so its executes are sent again on the next socket.
+ * socket the server refused at the upgrade (UNAUTHORIZED, NO_SESSION or TOO_MANY_SOCKETS before
+ * any message): it read nothing, so its executes are sent again on the next socket.
  *
  * The protocol answers `subscribe`, `cancel` and `stdin` only when it refuses them, with an error
  * naming the execution; replies come in the order of the messages. So each of these is followed
  * by a `ping`: its `pong` says the command was taken, and an error before that pong is the
  * command's own. `stream.stdin()` and `cancel()` then resolve or reject as they do over HTTP.
  *
- * A run on a session that does not exist creates it over HTTP; the socket cannot (4404 at the
- * upgrade), so with `createSession` a refused socket carrying a run creates the session once and
+ * A run on a session that does not exist creates it over HTTP; the socket cannot (NO_SESSION at
+ * the upgrade), so with `createSession` a refused socket carrying a run creates the session once and
  * dials again: `sluice.session("new-id").run(…)` behaves the same on both transports.
  */
-import { parseExecutionEvent, type RunRequest } from '@sluice/protocol';
+import {
+  assertNever,
+  encodeClientMessage,
+  parseServerMessage,
+  WSCloseCode,
+  type CancelMessage,
+  type ClientMessage,
+  type RefusalMessage,
+  type RunRequest,
+  type StdinMessage,
+} from '@sluice/protocol';
 import { ConnectionError, errorFromCode, InternalError, InvalidRequestError, NotFoundError, PayloadTooLargeError, SluiceError, UnauthorizedError } from '../errors.js';
 import { WS_OPEN, type WebSocketConstructor, type WebSocketLike } from '../web-socket.js';
 import { deferred, unref, type Deferred } from './abort.js';
@@ -40,14 +50,10 @@ export interface WSConnectionOptions {
   idleTimeoutMs: number;
   /** Send `ping` this often; a socket silent for twice as long is taken for dead. 0 disables. */
   pingIntervalMs: number;
-  /** Creates the session when the server answers 4404 to a socket that carries a run. */
+  /** Creates the session when the server answers NO_SESSION to a socket that carries a run. */
   createSession?: (() => Promise<void>) | undefined;
   random?: () => number;
 }
-
-/** RFC 6455 close codes the SDK sends (browsers allow only 1000 and 3000–4999). */
-const CLOSE_NORMAL = 1000;
-const CLOSE_UNRESPONSIVE = 4000;
 
 /**
  * A `ping` sent after a message the server answers only to refuse: its `pong` is the all-clear
@@ -58,11 +64,10 @@ type Barrier =
   | { kind: 'subscribe'; executionID: string; source: WSExecutionSource }
   | { kind: 'cancel' | 'stdin'; executionID: string; answered: Deferred<void> };
 
-const PING = '{"type":"ping"}';
+const PING = encodeClientMessage({ type: 'ping' });
 
 /** Close codes with which the server refuses a socket at the upgrade, before reading any message. */
-const REFUSED_AT_UPGRADE: ReadonlySet<number> = new Set([4401, 4404, 4429]);
-const NO_SESSION = 4404;
+const REFUSED_AT_UPGRADE: ReadonlySet<number> = new Set([WSCloseCode.UNAUTHORIZED, WSCloseCode.NO_SESSION, WSCloseCode.TOO_MANY_SOCKETS]);
 
 export class WSConnection implements WSChannel {
   private socket: WebSocketLike | undefined;
@@ -83,9 +88,9 @@ export class WSConnection implements WSChannel {
   private lastHeard = 0;
   /** The current socket has delivered a message (so the server has read what was sent before). */
   private heard = false;
-  /** The session is being created after a 4404; set until the next dial. */
+  /** The session is being created after a NO_SESSION close; set until the next dial. */
   private creating: Promise<void> | undefined;
-  /** A 4404 already led to creating the session; a second one without a message in between fails. */
+  /** A NO_SESSION close already led to creating the session; a second one without a message in between fails. */
   private createdSession = false;
   /** Sockets opened so far (tests and diagnostics). */
   opened = 0;
@@ -126,10 +131,10 @@ export class WSConnection implements WSChannel {
 
   // ---- WSChannel -------------------------------------------------------------------------
 
-  sendIfOpen(message: Record<string, unknown>): void {
+  sendIfOpen(message: ClientMessage): void {
     // When closed, nothing is lost: a reopened socket renews every live subscription.
     const ws = this.socket;
-    if (ws && ws.readyState === WS_OPEN) ws.send(JSON.stringify(message));
+    if (ws && ws.readyState === WS_OPEN) ws.send(encodeClientMessage(message));
   }
 
   subscribe(source: WSExecutionSource): void {
@@ -137,11 +142,11 @@ export class WSConnection implements WSChannel {
     const executionID = source.boundID;
     const message = source.subscribeMessage();
     if (!ws || ws.readyState !== WS_OPEN || executionID === undefined || message === undefined) return;
-    ws.send(JSON.stringify(message));
+    ws.send(encodeClientMessage(message));
     this.ping(ws, { kind: 'subscribe', executionID, source });
   }
 
-  async command(message: { type: 'cancel' | 'stdin'; execution_id: string } & Record<string, unknown>): Promise<void> {
+  async command(message: CancelMessage | StdinMessage): Promise<void> {
     this.pendingCommands++;
     this.clearIdle();
     try {
@@ -158,7 +163,7 @@ export class WSConnection implements WSChannel {
       const ws = this.socket;
       if (!ws || ws.readyState !== WS_OPEN) throw new ConnectionError(`the WebSocket closed before the ${message.type} could be sent`);
       const answered = deferred<void>();
-      ws.send(JSON.stringify(message));
+      ws.send(encodeClientMessage(message));
       this.ping(ws, { kind: message.type, executionID: message.execution_id, answered });
       await answered.promise;
     } finally {
@@ -262,7 +267,7 @@ export class WSConnection implements WSChannel {
     const ws = this.socket;
     if (!ws || ws.readyState !== WS_OPEN) return;
     source.executeSent = true;
-    ws.send(JSON.stringify({ type: 'execute', request_id: source.start.requestID, ...source.start.body }));
+    ws.send(encodeClientMessage({ type: 'execute', request_id: source.start.requestID, run: source.start.body }));
   }
 
   private onMessage(data: unknown): void {
@@ -272,59 +277,50 @@ export class WSConnection implements WSChannel {
     this.createdSession = false;
     const text = typeof data === 'string' ? data : data instanceof ArrayBuffer || ArrayBuffer.isView(data) ? new TextDecoder().decode(data) : undefined;
     if (text === undefined) return;
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch {
-      return; // not ours to judge: the server sends JSON only
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return;
-    const msg = value as Record<string, unknown>;
-    const type = msg['type'];
-    const requestID = typeof msg['request_id'] === 'string' ? msg['request_id'] : undefined;
-    const executionID = typeof msg['execution_id'] === 'string' ? msg['execution_id'] : undefined;
-
-    if (type === 'accepted') {
-      const source = requestID === undefined ? undefined : this.byRequest.get(requestID);
-      if (!source || executionID === undefined) return;
-      this.byRequest.delete(requestID ?? '');
-      source.bind(executionID);
-      if (!source.live) {
-        // Its consumer left before the server named the execution: stop the flow at once.
-        this.sendIfOpen({ type: 'unsubscribe', execution_id: executionID });
-      }
-      return;
-    }
-    if (type === 'pong') {
-      const barrier = this.barriers.shift();
-      if (barrier?.kind === 'cancel' || barrier?.kind === 'stdin') barrier.answered.resolve();
-      return;
-    }
-    if (type === 'end') {
-      // A subscribe from past the end of a finished log: the stream is over (HTTP's 204).
-      if (executionID !== undefined) this.byExecution.get(executionID)?.end();
-      return;
-    }
-    if (type === 'error' && typeof msg['seq'] !== 'number') {
-      this.onErrorMessage(msg, requestID, executionID);
-      return;
-    }
-    if (typeof msg['seq'] !== 'number' || executionID === undefined) return;
-    const source = this.byExecution.get(executionID);
-    if (!source) return;
-    const parsed = parseExecutionEvent(msg);
+    const parsed = parseServerMessage(text);
     if (!parsed.ok) {
-      source.fail(new InternalError(`an event is malformed: ${parsed.message}`));
+      // A malformed event ends its stream; anything else malformed is not ours to act on.
+      if (parsed.eventOf !== undefined) this.byExecution.get(parsed.eventOf)?.fail(new InternalError(`an event is malformed: ${parsed.message}`));
       return;
     }
-    source.push(parsed.value);
+    const msg = parsed.value;
+    switch (msg.type) {
+      case 'accepted': {
+        const source = this.byRequest.get(msg.request_id);
+        if (!source) return;
+        this.byRequest.delete(msg.request_id);
+        source.bind(msg.execution_id);
+        if (!source.live) {
+          // Its consumer left before the server named the execution: stop the flow at once.
+          this.sendIfOpen({ type: 'unsubscribe', execution_id: msg.execution_id });
+        }
+        return;
+      }
+      case 'pong': {
+        const barrier = this.barriers.shift();
+        if (barrier?.kind === 'cancel' || barrier?.kind === 'stdin') barrier.answered.resolve();
+        return;
+      }
+      case 'end':
+        // A subscribe from past the end of a finished log: the stream is over (HTTP's 204).
+        this.byExecution.get(msg.execution_id)?.end();
+        return;
+      case 'error':
+        this.onRefusal(msg);
+        return;
+      case 'event':
+        this.byExecution.get(msg.execution_id)?.push(msg.event);
+        return;
+      default:
+        assertNever(msg, 'server message');
+    }
   }
 
-  /** A message-level error: the answer to an execute or a subscribe that could not be done. */
-  private onErrorMessage(msg: Record<string, unknown>, requestID: string | undefined, executionID: string | undefined): void {
-    const code = typeof msg['code'] === 'string' ? msg['code'] : 'INTERNAL';
-    const message = typeof msg['error'] === 'string' ? msg['error'] : 'the server refused a message';
-    const err = errorFromCode(code, message, requestID === undefined ? {} : { requestID });
+  /** A refused message: the answer to an execute or a subscribe that could not be done. */
+  private onRefusal(msg: RefusalMessage): void {
+    const requestID = msg.request_id;
+    const executionID = msg.execution_id;
+    const err = errorFromCode(msg.code, msg.error, requestID === undefined ? {} : { requestID });
     if (requestID !== undefined) {
       const source = this.byRequest.get(requestID);
       if (source) {
@@ -357,7 +353,7 @@ export class WSConnection implements WSChannel {
     if (!this.heard && REFUSED_AT_UPGRADE.has(code)) {
       // Refused before the server read a message: nothing ran, every execute may go again.
       for (const source of this.byRequest.values()) source.executeSent = false;
-      if (code === NO_SESSION && this.createSessionAndRedial()) return;
+      if (code === WSCloseCode.NO_SESSION && this.createSessionAndRedial()) return;
     }
     const terminal = closeError(code, reason);
     if (terminal) {
@@ -391,9 +387,9 @@ export class WSConnection implements WSChannel {
   }
 
   /**
-   * After a 4404 at the upgrade: creates the session if a run is waiting (as an HTTP run on a
-   * new id would) and dials again; false when that does not apply (no run, no `createSession`,
-   * or it was just tried), and the 4404 stands.
+   * After a NO_SESSION close at the upgrade: creates the session if a run is waiting (as an HTTP
+   * run on a new id would) and dials again; false when that does not apply (no run, no
+   * `createSession`, or it was just tried), and the close stands.
    */
   private createSessionAndRedial(): boolean {
     const create = this.opts.createSession;
@@ -426,7 +422,7 @@ export class WSConnection implements WSChannel {
     this.creating = undefined;
     this.createdSession = false;
     this.dropBarriers(() => err);
-    if (ws && ws.readyState <= WS_OPEN) ws.close(CLOSE_NORMAL);
+    if (ws && ws.readyState <= WS_OPEN) ws.close(WSCloseCode.NORMAL);
     for (const source of [...this.sources]) source.fail(err);
     this.sources.clear();
     this.byExecution.clear();
@@ -447,8 +443,8 @@ export class WSConnection implements WSChannel {
       if (Date.now() - this.lastHeard > 2 * interval) {
         // Silent through two pings: the peer or the path is gone, though no close came.
         this.socket = undefined;
-        ws.close(CLOSE_UNRESPONSIVE, 'no answer to ping');
-        this.onClose(CLOSE_UNRESPONSIVE, 'no answer to ping');
+        ws.close(WSCloseCode.CLIENT_PING_TIMEOUT, 'no answer to ping');
+        this.onClose(WSCloseCode.CLIENT_PING_TIMEOUT, 'no answer to ping');
         return;
       }
       this.ping(ws, { kind: 'keepalive' });
@@ -470,7 +466,7 @@ export class WSConnection implements WSChannel {
       this.socket = undefined;
       this.stopPing();
       this.barriers = [];
-      ws?.close(CLOSE_NORMAL);
+      ws?.close(WSCloseCode.NORMAL);
     }, this.opts.idleTimeoutMs);
     unref(this.idleTimer);
   }
@@ -485,13 +481,13 @@ export class WSConnection implements WSChannel {
 export function closeError(code: number, reason: string): SluiceError | undefined {
   const why = reason || undefined;
   switch (code) {
-    case 4401:
+    case WSCloseCode.UNAUTHORIZED:
       return new UnauthorizedError(why ?? 'the WebSocket was refused: missing or wrong API key');
-    case 4404:
+    case WSCloseCode.NO_SESSION:
       return new NotFoundError(why ?? 'no such session (or it was deleted)');
-    case 4400:
+    case WSCloseCode.BAD_MESSAGES:
       return new InvalidRequestError(why ?? 'the server closed the WebSocket after malformed messages');
-    case 1009:
+    case WSCloseCode.MESSAGE_TOO_BIG:
       return new PayloadTooLargeError(why ?? 'a message was over the WebSocket size limit');
     default:
       return undefined;

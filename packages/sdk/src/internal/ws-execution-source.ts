@@ -9,7 +9,7 @@
  * memory stays bounded by the queue limits, whatever the program prints and however slowly the
  * caller reads.
  */
-import { assertNever, type ExecutionEvent, type RunRequest } from '@sluice/protocol';
+import { assertNever, type CancelMessage, type ClientMessage, type ExecutionEvent, type RunRequest, type StdinMessage, type SubscribeMessage } from '@sluice/protocol';
 import { ConnectionError } from '../errors.js';
 import { deferred, type Deferred } from './abort.js';
 import type { ExecutionEventSource } from './event-source.js';
@@ -28,14 +28,14 @@ export const DEFAULT_WS_QUEUE: WSQueueLimits = { maxEvents: 1024, maxBytes: 8 * 
 /** What a stream needs from its socket. */
 export interface WSChannel {
   /** Sends now if the socket is open; otherwise drops it (a reopened socket renews every subscription). */
-  sendIfOpen(message: Record<string, unknown>): void;
+  sendIfOpen(message: ClientMessage): void;
   /** Subscribes the stream from its next seq, if the socket is open (a refusal fails the stream). */
   subscribe(source: WSExecutionSource): void;
   /**
    * Sends a command about an execution (`cancel`, `stdin`) once the socket is open; resolves when
    * the server has taken it, rejects with the typed error it answered or a ConnectionError.
    */
-  command(message: { type: 'cancel' | 'stdin'; execution_id: string } & Record<string, unknown>): Promise<void>;
+  command(message: CancelMessage | StdinMessage): Promise<void>;
   /** The stream learned its execution id (its `accepted`). */
   bound(source: WSExecutionSource): void;
   /** The stream will take no more events (done, failed, or closed by its consumer). */
@@ -90,7 +90,7 @@ export class WSExecutionSource implements ExecutionEventSource {
   }
 
   /** The `subscribe` that continues this stream where its queue ends. */
-  subscribeMessage(): Record<string, unknown> | undefined {
+  subscribeMessage(): SubscribeMessage | undefined {
     if (this.knownID === undefined) return undefined;
     return { type: 'subscribe', execution_id: this.knownID, from: this.cursor.next };
   }
@@ -171,9 +171,9 @@ export class WSExecutionSource implements ExecutionEventSource {
 
   async stdin(data: string, eof: boolean): Promise<void> {
     const id = await this.executionID;
-    // In pieces: a message over the server's frame limit would close the whole socket (1009)
-    // and every stream on it.
-    await sendStdin(data, eof, (part, end) => this.channel.command(end ? { type: 'stdin', execution_id: id, data: part, eof: true } : { type: 'stdin', execution_id: id, data: part }));
+    // In pieces: a message over the server's frame limit would close the whole socket
+    // (MESSAGE_TOO_BIG) and every stream on it.
+    await sendStdin(data, eof, (part, end) => this.channel.command({ type: 'stdin', execution_id: id, data: part, eof: end }));
   }
 
   close(): void {

@@ -1,9 +1,9 @@
 /** `GET /healthz` (open to all), `GET /api/languages`, `GET /`. */
 import type { FastifyInstance } from 'fastify';
 import { LANGUAGES } from '@sluice/protocol';
-import { defaultModeFor, modesFor } from '@sluice/sandbox';
 import { ApiError } from '../api-error.js';
 import type { ServerContext } from './context.js';
+import { languageView } from './views.js';
 
 export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/healthz', async () => {
@@ -22,16 +22,7 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
     languages: LANGUAGES.flatMap((language) => {
       const info = ctx.languages.get(language);
       if (!info) return [];
-      return [
-        {
-          language,
-          installed: info.installed,
-          version: info.version,
-          reason: info.reason,
-          default_mode: defaultModeFor(language),
-          modes: modesFor(language),
-        },
-      ];
+      return [languageView(language, info)];
     }),
   }));
 

@@ -1,12 +1,13 @@
-/** JSON shapes of sessions and executions in API answers. */
-import type { ExecutionResult } from '@sluice/protocol';
+/** JSON shapes of sessions, executions and languages in API answers (@sluice/protocol declares them). */
+import type { ExecutionResult, ExecutionView, Language, LanguageView, SessionView } from '@sluice/protocol';
+import { defaultModeFor, modesFor, type RuntimeInfo } from '@sluice/sandbox';
 import type { Execution } from '../execution/execution.js';
 import { foldLog } from '../execution/fold-log.js';
 import type { Session } from '../session/session.js';
 import { iso } from './context.js';
 
 /** A session as `GET /api/sessions/{id}` shows it (env values are not echoed back). */
-export function sessionView(s: Session): Record<string, unknown> {
+export function sessionView(s: Session): SessionView {
   return {
     id: s.id,
     language: s.settings.language,
@@ -20,14 +21,14 @@ export function sessionView(s: Session): Record<string, unknown> {
     queued: s.queued,
     executions: s.executions,
     kernels: s.liveKernels.map((k) => k.describe()),
-    created_at: iso(s.createdAt),
-    last_active_at: iso(s.lastActiveAt),
-    expires_at: iso(s.expiresAt),
+    created_at: isoTime(s.createdAt),
+    last_active_at: isoTime(s.lastActiveAt),
+    expires_at: isoTime(s.expiresAt),
   };
 }
 
 /** An execution's state and the fold of its log so far. */
-export async function executionView(e: Execution): Promise<ExecutionResult & Record<string, unknown>> {
+export async function executionView(e: Execution): Promise<ExecutionView> {
   return {
     ...(await foldLog(e.log)),
     execution_id: e.id,
@@ -37,7 +38,7 @@ export async function executionView(e: Execution): Promise<ExecutionResult & Rec
     mode: e.mode,
     timeout: e.timeoutSec,
     last_seq: e.log.lastSeq,
-    created_at: iso(e.createdAt),
+    created_at: isoTime(e.createdAt),
     started_at: iso(e.startedAt),
     finished_at: iso(e.finishedAt),
   };
@@ -48,4 +49,21 @@ export async function resultView(e: Execution): Promise<ExecutionResult> {
   const r = await foldLog(e.log);
   r.execution_id = e.id;
   return r;
+}
+
+/** One runtime of `GET /api/languages`, installed or not. */
+export function languageView(language: Language, info: RuntimeInfo): LanguageView {
+  return {
+    language,
+    installed: info.installed,
+    version: info.version,
+    reason: info.reason,
+    default_mode: defaultModeFor(language),
+    modes: modesFor(language),
+  };
+}
+
+/** A time that always exists, as ISO 8601. */
+function isoTime(ms: number): string {
+  return new Date(ms).toISOString();
 }

@@ -3,21 +3,21 @@
  *
  * Upgrades are taken from the HTTP server before Fastify's hooks run, because a browser cannot
  * read the status of a refused upgrade nor set an `Authorization` header: authentication accepts
- * the key in a subprotocol too, and every refusal is a close code the page can read (4401, 4404,
- * 4429, 1001). Upgrade requests for anything else (another path, `Upgrade: h2c`) go through
+ * the key in a subprotocol too, and every refusal is a close code the page can read (`WSCloseCode`
+ * UNAUTHORIZED, NO_SESSION, TOO_MANY_SOCKETS, GOING_AWAY). Upgrade requests for anything else (another path, `Upgrade: h2c`) go through
  * Fastify's router as plain requests. Without an upgrade, the path answers INVALID_REQUEST.
- * When the server shuts down, every socket gets what its followed logs hold, then 1001.
+ * When the server shuts down, every socket gets what its followed logs hold, then GOING_AWAY.
  */
 import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { validateSessionID, type ErrorBody } from '@sluice/protocol';
+import { validateSessionID, WSCloseCode, type ErrorBody } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
 import type { KeyRing } from '../auth/api-keys.js';
 import type { Session } from '../session/session.js';
-import { closeReason, WSCloseCode } from '../ws/close-codes.js';
+import { closeReason } from '../ws/close-reason.js';
 import { SocketRegistry, socketCaps } from '../ws/socket-registry.js';
 import { authFailureReason, selectProtocol, upgradeCredentials } from '../ws/ws-auth.js';
 import { WSConnection } from '../ws/ws-connection.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SocketRegistry, socketCaps } from './socket-registry.js';
-import { closeReason } from './close-codes.js';
+import { closeReason } from './close-reason.js';
 
 test('caps derive from the connection limit: half for sockets, a quarter of those per tenant', () => {
   assert.deepEqual(socketCaps(1024), { maxSockets: 512, maxSocketsPerTenant: 128 });

@@ -27,7 +27,7 @@ export class SocketRegistry<S extends RegisteredSocket> {
     readonly maxSocketsPerTenant: number,
   ) {}
 
-  /** Null when one more socket of `owner` fits; otherwise why not, for the 4429 close reason. */
+  /** Null when one more socket of `owner` fits; otherwise why not, for the TOO_MANY_SOCKETS close reason. */
   admissionProblem(owner: string | null): string | null {
     if (this.open.size >= this.maxSockets) {
       return `the server has ${this.open.size} WebSockets open, its maximum (half of SLUICE_MAX_CONNECTIONS); retry later`;

@@ -48,7 +48,7 @@ export function upgradeCredentials(headers: IncomingHttpHeaders): UpgradeCredent
   return { source: 'subprotocol', authorization: `Bearer ${key}` };
 }
 
-/** Why credentials were refused, for the 4401 close reason (the key itself is never included). */
+/** Why credentials were refused, for the UNAUTHORIZED close reason (the key itself is never included). */
 export function authFailureReason(creds: UpgradeCredentials, message: string): string {
   switch (creds.source) {
     case 'none':

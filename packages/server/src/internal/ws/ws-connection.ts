@@ -6,32 +6,34 @@
  *
  * Bounds: every outgoing frame goes through a SendPacer (an unread socket holds about 1 MiB of
  * events and 64 KiB of replies, no more); at most MAX_SUBSCRIPTIONS followers per socket;
- * incoming messages are capped by `maxPayload` (closed 1009 by `ws`). Executions a socket started
+ * incoming messages are capped by `maxPayload` (closed MESSAGE_TOO_BIG by `ws`). Executions a socket started
  * keep running when it closes: a client reconnects and subscribes from the last seq it saw.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
-import { assertNever, type ErrorCode } from '@sluice/protocol';
-import { ApiError } from '../api-error.js';
-import type { Execution } from '../execution/execution.js';
-import type { ServerContext } from '../http/context.js';
-import { submitRun } from '../http/submit-run.js';
-import type { Session } from '../session/session.js';
-import { closeReason, WSCloseCode } from './close-codes.js';
-import { SendPacer, type DrainSource } from './send-pacer.js';
 import {
   acceptedMessage,
+  assertNever,
   endMessage,
   errorMessage,
   eventFrame,
   parseClientMessage,
   pongMessage,
+  WSCloseCode,
   type ClientMessage,
+  type ErrorCode,
   type ExecuteMessage,
   type MessageIDs,
-} from './ws-messages.js';
+} from '@sluice/protocol';
+import { ApiError } from '../api-error.js';
+import type { Execution } from '../execution/execution.js';
+import type { ServerContext } from '../http/context.js';
+import { submitRun } from '../http/submit-run.js';
+import type { Session } from '../session/session.js';
+import { closeReason } from './close-reason.js';
+import { SendPacer, type DrainSource } from './send-pacer.js';
 
-/** Malformed messages a socket may send; the last one closes it with 4400. */
+/** Malformed messages a socket may send; the last one closes it with BAD_MESSAGES. */
 export const MAX_MALFORMED = 5;
 /** Executions one socket may follow at once. */
 export const MAX_SUBSCRIPTIONS = 64;
@@ -83,7 +85,7 @@ export class WSConnection {
     this.pacer = new SendPacer(ws, raw);
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     ws.on('pong', () => (this.pongSeen = true));
-    // `ws` closes the socket itself on protocol errors (1002, 1007, 1009); this only logs them.
+    // `ws` closes the socket itself on protocol errors (1002, 1007, MESSAGE_TOO_BIG); this only logs them.
     ws.on('error', (err) => this.log.debug({ err }, 'websocket error'));
     ws.once('close', () => void this.onClose());
     const periodMs = this.ctx.config.heartbeatSec * 1000;
@@ -111,7 +113,7 @@ export class WSConnection {
     this.killTimer.unref();
   }
 
-  /** Closes with 4404 when the session is gone (deleted, expired, or replaced by a new one of that id). */
+  /** Closes with NO_SESSION when the session is gone (deleted, expired, or replaced by a new one of that id). */
   checkSession(): void {
     if (!this.closing && !this.sessionAlive()) {
       void this.shut(WSCloseCode.NO_SESSION, `session ${this.session.id} was deleted`, this.ctx.config.killGraceMs + 1000);
@@ -263,7 +265,7 @@ export class WSConnection {
 
   /**
    * Every heartbeat period: a ping frame. A peer that answered none of the last one and read
-   * nothing since is gone (or stuck): closed with 4408. A peer that is reading a backlog slowly
+   * nothing since is gone (or stuck): closed with UNRESPONSIVE. A peer that is reading a backlog slowly
    * has not answered yet because the ping waits behind the data; it is progressing, so it stays.
    */
   private beat(): void {

@@ -3,6 +3,7 @@
  * 4000 + the HTTP status of the same meaning otherwise, so a client can tell why a socket ended.
  */
 
+/** Every close code of the WebSocket transport by name; the server sends all but `CLIENT_PING_TIMEOUT`. */
 export const WSCloseCode = {
   /** The client closed, or the server had nothing more to say. */
   NORMAL: 1000,
@@ -10,6 +11,11 @@ export const WSCloseCode = {
   GOING_AWAY: 1001,
   /** A message over the size limit (set by `ws` itself). */
   MESSAGE_TOO_BIG: 1009,
+  /**
+   * Sent by a client (the SDK) whose pings went unanswered; browsers let a page send only 1000
+   * and 3000–4999, and 4000 is the one such code the server never sends.
+   */
+  CLIENT_PING_TIMEOUT: 4000,
   /** Too many malformed messages. */
   BAD_MESSAGES: 4400,
   /** API keys are configured and the upgrade carried no valid one. */
@@ -21,21 +27,6 @@ export const WSCloseCode = {
   /** The server, or this tenant, has as many sockets open as allowed. */
   TOO_MANY_SOCKETS: 4429,
 } as const;
+/** One of the {@link WSCloseCode} values. */
 export type WSCloseCode = (typeof WSCloseCode)[keyof typeof WSCloseCode];
 
-/** RFC 6455 §5.5: a control frame's payload is at most 125 bytes, 2 of them the code. */
-const MAX_REASON_BYTES = 123;
-
-/** `text` cut to fit a close frame's reason, never inside a UTF-8 character. */
-export function closeReason(text: string): string {
-  if (Buffer.byteLength(text) <= MAX_REASON_BYTES) return text;
-  let out = '';
-  let bytes = 0;
-  for (const ch of text) {
-    const n = Buffer.byteLength(ch);
-    if (bytes + n > MAX_REASON_BYTES - 3) break;
-    out += ch;
-    bytes += n;
-  }
-  return `${out}…`;
-}

@@ -1,6 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { acceptedMessage, errorMessage, eventFrame, parseClientMessage, pongMessage, type ParsedMessage } from './ws-messages.js';
+import {
+  acceptedMessage,
+  encodeClientMessage,
+  endMessage,
+  errorMessage,
+  eventFrame,
+  parseClientMessage,
+  parseServerMessage,
+  pongMessage,
+  type ClientMessage,
+  type ParsedMessage,
+} from './ws-messages.js';
 
 function rejected(p: ParsedMessage): { message: string; ids: object } {
   assert.equal(p.ok, false, 'expected a rejection');
@@ -71,4 +82,47 @@ test('replies have a fixed key order', () => {
   assert.equal(pongMessage(), '{"type":"pong"}');
   assert.equal(errorMessage('NOT_FOUND', 'no', { execution_id: 'e' }), '{"type":"error","code":"NOT_FOUND","error":"no","execution_id":"e"}');
   assert.equal(errorMessage('INVALID_REQUEST', 'bad'), '{"type":"error","code":"INVALID_REQUEST","error":"bad"}');
+});
+
+test('every client message encodes to a frame that parses back to it; execute is flat and eof is written only when true', () => {
+  const messages: ClientMessage[] = [
+    { type: 'execute', request_id: 'r1', run: { code: 'print(1)', mode: 'process', timeout: 5 } },
+    { type: 'subscribe', execution_id: 'e1', from: 3 },
+    { type: 'unsubscribe', execution_id: 'e1' },
+    { type: 'cancel', execution_id: 'e1' },
+    { type: 'stdin', execution_id: 'e1', data: 'x', eof: false },
+    { type: 'stdin', execution_id: 'e1', data: '', eof: true },
+    { type: 'ping' },
+  ];
+  for (const m of messages) assert.deepEqual(parseClientMessage(encodeClientMessage(m)), { ok: true, value: m });
+  assert.equal(encodeClientMessage(messages[0]!), '{"type":"execute","request_id":"r1","code":"print(1)","mode":"process","timeout":5}');
+  assert.equal(encodeClientMessage(messages[4]!), '{"type":"stdin","execution_id":"e1","data":"x"}');
+});
+
+test("the server's replies and event frames parse into their variants", () => {
+  assert.deepEqual(parseServerMessage(acceptedMessage('r', 'e')), { ok: true, value: { type: 'accepted', request_id: 'r', execution_id: 'e' } });
+  assert.deepEqual(parseServerMessage(endMessage('e', 7)), { ok: true, value: { type: 'end', execution_id: 'e', last_seq: 7 } });
+  assert.deepEqual(parseServerMessage(pongMessage()), { ok: true, value: { type: 'pong' } });
+  assert.deepEqual(parseServerMessage(errorMessage('NOT_FOUND', 'no', { execution_id: 'e' })), {
+    ok: true,
+    value: { type: 'error', code: 'NOT_FOUND', error: 'no', execution_id: 'e' },
+  });
+  const frame = eventFrame({ type: 'stdout', json: '{"type":"stdout","seq":2,"ts":1,"content":"hi"}' }, 'e');
+  assert.deepEqual(parseServerMessage(frame), { ok: true, value: { type: 'event', execution_id: 'e', event: { type: 'stdout', seq: 2, ts: 1, content: 'hi' } } });
+  // An execution's own error event has a seq: it is an event, not a refusal.
+  const failed = eventFrame({ type: 'error', json: '{"type":"error","seq":2,"ts":1,"error":"boom","code":"INTERNAL"}' }, 'e');
+  assert.deepEqual(parseServerMessage(failed), { ok: true, value: { type: 'event', execution_id: 'e', event: { type: 'error', seq: 2, ts: 1, error: 'boom', code: 'INTERNAL' } } });
+});
+
+test('a malformed server message is refused; a malformed event names its execution so its stream can fail', () => {
+  assert.equal(parseServerMessage('nope').ok, false);
+  assert.equal(parseServerMessage('{"type":"accepted","request_id":"r"}').ok, false);
+  assert.equal(parseServerMessage('{"type":"surprise"}').ok, false);
+  const bad = parseServerMessage('{"type":"stdout","seq":2,"ts":1,"execution_id":"e"}');
+  assert.deepEqual(bad, { ok: false, message: 'stdout.content: expected a string, got nothing', eventOf: 'e' });
+  // A refusal with a malformed code still ends what it answers, as INTERNAL.
+  assert.deepEqual(parseServerMessage('{"type":"error","request_id":"r","code":5}'), {
+    ok: true,
+    value: { type: 'error', code: 'INTERNAL', error: 'the server refused a message', request_id: 'r' },
+  });
 });
