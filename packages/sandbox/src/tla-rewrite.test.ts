@@ -192,7 +192,7 @@ test('statements without semicolons (automatic semicolon insertion)', async () =
 // body) is cut short and its rewrite does not compile; the kernel then runs the cell in a plain
 // async wrapper, where its declarations stay local and its value is not shown. The fix: a
 // closer never starts a statement (lineBreakEnds).
-test('a declaration whose closing bracket stands on its own line', { todo: 'closers on their own line end the statement early' }, async () => {
+test('a declaration whose closing bracket stands on its own line', async () => {
   const c = new Cells();
   assert.equal(await c.run('const o = {\n  a: 1\n}\nawait 0\no.a'), 1);
   assert.equal(await c.run('let list = [\n  1,\n  2\n]\nawait 0\nlist.length'), 2);

@@ -136,6 +136,8 @@ function lineBreakEnds(prev, tok) {
   if (prev.t === 'punct' && !(prev.v === ')' || prev.v === ']' || prev.v === '}' || prev.v === '++' || prev.v === '--')) return false;
   if (prev.t === 'name' && EXPECTS_EXPRESSION.has(prev.v) && prev.v !== 'return') return false;
   if (prev.t === 'tpl' && prev.v.endsWith('${')) return false;
+  // A closer on a line of its own ends what is open; it never starts a statement.
+  if (tok.t === 'punct' && (tok.v === '}' || tok.v === ')' || tok.v === ']')) return false;
   if (tok.t === 'punct') return !CONTINUES_LINE.has(tok.v);
   if (tok.t === 'tpl' && tok.v.startsWith('`')) return false;
   if (tok.t === 'name' && (tok.v === 'instanceof' || tok.v === 'in' || tok.v === 'of')) return false;

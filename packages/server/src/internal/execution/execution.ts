@@ -3,7 +3,7 @@
  * State goes queued → running → finished; `done` is appended exactly once, last, after the
  * sandbox (and so every process the code started) is gone.
  */
-import { formatDuration, type DoneReason, type Language, type Mode } from '@sluice/protocol';
+import { formatDuration, type DoneReason, type ExecutionState, type Language, type Mode } from '@sluice/protocol';
 import type { RunContext, Runner, RunnerOutcome, RunnerRequest, RunSink, Runtime } from '@sluice/sandbox';
 import { ApiError } from '../api-error.js';
 import { EventLog } from './event-log.js';
@@ -17,8 +17,6 @@ const MAX_STDIN_BACKLOG = 1024 * 1024;
  * (the session decides by mode). The seam where a test puts a runner of its own.
  */
 export type StartRunner = (request: RunnerRequest & { language: Language; mode: Mode; runtime: Runtime }, ctx: RunContext, sink: RunSink) => Promise<Runner>;
-
-export type ExecutionState = 'queued' | 'running' | 'finished';
 
 export interface ExecutionInit {
   /** Its id: unguessable, made by the caller (128 random bits). */
