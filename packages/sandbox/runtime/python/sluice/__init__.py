@@ -50,7 +50,9 @@ os.register_at_fork(after_in_child=_after_fork)
 def _events_fd():
     global _fd_state, _sync
     if _fd_state is None:
-        _fd_state = -1
+        # Worked out in locals and published last: a thread that sees _fd_state set must not
+        # see a half-probed value (four threads' first progress() calls race here).
+        fd_state, sync = -1, False
         raw = os.environ.get("SLUICE_EVENTS_FD", "")
         if raw.isdigit():
             fd = int(raw)
@@ -59,10 +61,11 @@ def _events_fd():
                 # A child that did not inherit the fd may have something else there: never
                 # write events into a user's file.
                 if stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
-                    _fd_state = fd
-                    _sync = stat.S_ISSOCK(mode)
+                    fd_state, sync = fd, stat.S_ISSOCK(mode)
             except OSError:
                 pass
+        _sync = sync
+        _fd_state = fd_state
     return _fd_state
 
 
