@@ -10,6 +10,10 @@ export const ErrorCode = {
   RATE_LIMITED: 'RATE_LIMITED',
   INTERNAL: 'INTERNAL',
   SANDBOX_UNAVAILABLE: 'SANDBOX_UNAVAILABLE',
+  /** The model endpoint failed before answering, or none is configured. */
+  LLM_UNAVAILABLE: 'LLM_UNAVAILABLE',
+  /** The model's stream failed after it began (inside an agent run's stream). */
+  LLM_ERROR: 'LLM_ERROR',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
@@ -25,6 +29,8 @@ export const ERROR_STATUS: Record<ErrorCode, number> = {
   RATE_LIMITED: 429,
   INTERNAL: 500,
   SANDBOX_UNAVAILABLE: 503,
+  LLM_UNAVAILABLE: 502,
+  LLM_ERROR: 502,
 };
 
 /** The JSON body of every error response. */

@@ -4,6 +4,9 @@
  */
 export * from './assert-never.js';
 export * from './events.js';
+export * from './agent-events.js';
+export * from './agent-fold.js';
+export * from './parse-agent-event.js';
 export * from './errors.js';
 export * from './requests.js';
 export * from './fold.js';

@@ -2,6 +2,7 @@
  * Request bodies of the HTTP API and their validators. Inbound JSON is `unknown` until one
  * of these narrows it; every failure names the field, what was expected and what arrived.
  */
+import { AGENT_TOOLS, type AgentTool } from './agent-events.js';
 import { MODES, type Mode } from './events.js';
 import type { ErrorCode } from './errors.js';
 
@@ -113,6 +114,56 @@ export function parseRunRequest(body: unknown): Validated<RunRequest> {
   r.rejectUnknown(['code', 'language', 'mode', 'timeout', 'stdin', 'env', 'heartbeat', 'on_disconnect']);
   return r.result(out);
 }
+
+/** Most turns (model calls) one agent run may take; a request asks for at most this. */
+export const MAX_AGENT_TURNS = 100;
+/** Longest `prompt` and `system`, characters. */
+export const MAX_PROMPT_CHARS = 1024 * 1024;
+
+/** Body of `POST /api/sessions/{id}/agent` (and the fields of the WebSocket `agent` message). */
+export interface AgentRequest {
+  prompt: string;
+  /** Replaces the default system prompt (only a new conversation's; a continued one keeps its own). */
+  system?: string;
+  /** One of the server's allowed models (`SLUICE_LLM_MODELS`). */
+  model?: string;
+  /** Model calls at most (default 10; the server caps it). */
+  max_turns?: number;
+  /** The tools the model may call (default: all of them). */
+  tools?: AgentTool[];
+  /** Language of `run_code` when the model names none (default: the session's). */
+  language?: string;
+  /** Seconds each `run_code` may take (the server caps it). */
+  timeout?: number;
+  /** Seconds between SSE `: ping` comments. */
+  heartbeat?: number;
+  on_disconnect?: OnDisconnect;
+}
+
+const AGENT_REQUEST_FIELDS = ['prompt', 'system', 'model', 'max_turns', 'tools', 'language', 'timeout', 'heartbeat', 'on_disconnect'] as const;
+
+/** Validates the body of an agent request. */
+export function parseAgentRequest(body: unknown): Validated<AgentRequest> {
+  const r = new FieldReader(body, 'request body');
+  const prompt = r.string('prompt', { required: true });
+  const out: AgentRequest = { prompt: prompt ?? '' };
+  if (prompt !== undefined && prompt.length > MAX_PROMPT_CHARS) r.fail('prompt', `at most ${MAX_PROMPT_CHARS} characters`, `${prompt.length} characters`);
+  const system = r.string('system', { allowEmpty: true });
+  if (system !== undefined && system.length > MAX_PROMPT_CHARS) r.fail('system', `at most ${MAX_PROMPT_CHARS} characters`, `${system.length} characters`);
+  assign(out, 'system', system);
+  assign(out, 'model', r.string('model'));
+  assign(out, 'max_turns', r.number('max_turns', { min: 1, max: MAX_AGENT_TURNS, integer: true }));
+  assign(out, 'tools', r.subsetOf('tools', AGENT_TOOLS));
+  assign(out, 'language', r.string('language'));
+  assign(out, 'timeout', r.number('timeout', { min: 0, exclusiveMin: true, unit: 'seconds' }));
+  assign(out, 'heartbeat', r.number('heartbeat', { min: MIN_HEARTBEAT_SEC, max: 3600, unit: 'seconds' }));
+  assign(out, 'on_disconnect', r.oneOf('on_disconnect', ['continue', 'cancel'] as const));
+  r.rejectUnknown(AGENT_REQUEST_FIELDS);
+  return r.result(out);
+}
+
+/** The field names an agent request may carry. */
+export const AGENT_REQUEST_KEYS: readonly string[] = AGENT_REQUEST_FIELDS;
 
 /** Body of `POST /api/executions/{id}/stdin`. */
 export interface StdinRequest {
@@ -257,6 +308,26 @@ class FieldReader {
       return undefined;
     }
     return v as T;
+  }
+
+  /** An array of distinct values from `allowed` (possibly empty). */
+  subsetOf<const T extends string>(field: string, allowed: readonly T[]): T[] | undefined {
+    const v = this.obj[field];
+    if (v === undefined) return undefined;
+    const expected = `an array of distinct values from ${allowed.map((a) => JSON.stringify(a)).join(', ')}`;
+    if (!Array.isArray(v)) {
+      this.fail(field, expected, v);
+      return undefined;
+    }
+    const out: T[] = [];
+    for (const [i, item] of v.entries()) {
+      if (typeof item !== 'string' || !(allowed as readonly string[]).includes(item) || out.includes(item as T)) {
+        this.fail(`${field}[${i}]`, expected, item);
+        return undefined;
+      }
+      out.push(item as T);
+    }
+    return out;
   }
 
   env(field: string): Record<string, string> | undefined {

@@ -3,6 +3,8 @@
  * server builds these shapes and the SDK reads them; both compile against these declarations.
  */
 import type { Language, Mode } from './events.js';
+import type { AgentRunState, AgentTool } from './agent-events.js';
+import type { AgentRunResult } from './agent-fold.js';
 import type { ExecutionResult } from './fold.js';
 import type { SessionLimits } from './requests.js';
 
@@ -74,4 +76,18 @@ export interface LanguageView {
   reason: string | null;
   default_mode: Mode;
   modes: readonly Mode[];
+}
+
+/** An agent run's state and the fold of its log so far (`GET /api/agent-runs/{id}`). */
+export interface AgentRunView extends Omit<AgentRunResult, 'run_id'> {
+  run_id: string;
+  session_id: string;
+  state: AgentRunState;
+  model: string;
+  max_turns: number;
+  tools: AgentTool[];
+  last_seq: number;
+  /** ISO 8601 times; null until it happened. */
+  created_at: string;
+  finished_at: string | null;
 }

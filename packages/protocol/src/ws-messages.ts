@@ -11,7 +11,9 @@ import { assertNever } from './assert-never.js';
 import type { ErrorCode } from './errors.js';
 import type { ExecutionEvent } from './events.js';
 import { parseExecutionEvent } from './parse-event.js';
-import { describeValue, parseRunRequest, parseStdinRequest, type RunRequest } from './requests.js';
+import type { AgentEvent } from './agent-events.js';
+import { parseAgentEvent } from './parse-agent-event.js';
+import { AGENT_REQUEST_KEYS, describeValue, parseAgentRequest, parseRunRequest, parseStdinRequest, type AgentRequest, type RunRequest } from './requests.js';
 
 // ---- client → server ---------------------------------------------------------------------
 
@@ -49,8 +51,44 @@ export interface PingMessage {
   type: 'ping';
 }
 
-/** Every message a client may send. */
-export type ClientMessage = ExecuteMessage | SubscribeMessage | UnsubscribeMessage | CancelMessage | StdinMessage | PingMessage;
+/** `agent`: start an agent run in the socket's session; `agent` is a validated agent request (flat on the wire). */
+export interface AgentMessage {
+  type: 'agent';
+  request_id: string;
+  agent: AgentRequest;
+}
+/** A `subscribe` naming a `run_id`: send an agent run's events from seq `from`, then live until `end`. */
+export interface AgentSubscribeMessage {
+  type: 'agent_subscribe';
+  run_id: string;
+  from: number;
+}
+/** An `unsubscribe` naming a `run_id`. */
+export interface AgentUnsubscribeMessage {
+  type: 'agent_unsubscribe';
+  run_id: string;
+}
+/** A `cancel` naming a `run_id`: stop the agent run (model call and running tool). */
+export interface AgentCancelMessage {
+  type: 'agent_cancel';
+  run_id: string;
+}
+
+/**
+ * Every message a client may send. The `agent_*` variants are the decoded form of `subscribe`,
+ * `unsubscribe` and `cancel` carrying a `run_id` instead of an `execution_id`.
+ */
+export type ClientMessage =
+  | ExecuteMessage
+  | SubscribeMessage
+  | UnsubscribeMessage
+  | CancelMessage
+  | StdinMessage
+  | PingMessage
+  | AgentMessage
+  | AgentSubscribeMessage
+  | AgentUnsubscribeMessage
+  | AgentCancelMessage;
 /** The `type` of a client message. */
 export type ClientMessageType = ClientMessage['type'];
 
@@ -58,6 +96,7 @@ export type ClientMessageType = ClientMessage['type'];
 export interface MessageIDs {
   request_id?: string;
   execution_id?: string;
+  run_id?: string;
 }
 
 /** A client message that failed validation: the error to answer with, and the ids to echo. */
@@ -70,17 +109,21 @@ export interface RejectedMessage {
 /** Outcome of {@link parseClientMessage}: the message, or why it was refused. */
 export type ParsedMessage = { ok: true; value: ClientMessage } | RejectedMessage;
 
+/** The wire types a client may send (the `agent_*` decoded forms travel as these). */
+type WireType = Exclude<ClientMessageType, 'agent_subscribe' | 'agent_unsubscribe' | 'agent_cancel'>;
+
 /** The fields each message type may carry. */
-const FIELDS: Record<ClientMessageType, readonly string[]> = {
+const FIELDS: Record<WireType, readonly string[]> = {
   execute: ['type', 'request_id', 'code', 'language', 'mode', 'timeout', 'stdin', 'env'],
-  subscribe: ['type', 'execution_id', 'from'],
-  unsubscribe: ['type', 'execution_id'],
-  cancel: ['type', 'execution_id'],
+  subscribe: ['type', 'execution_id', 'run_id', 'from'],
+  unsubscribe: ['type', 'execution_id', 'run_id'],
+  cancel: ['type', 'execution_id', 'run_id'],
   stdin: ['type', 'execution_id', 'data', 'eof'],
   ping: ['type'],
+  agent: ['type', 'request_id', ...AGENT_REQUEST_KEYS.filter((k) => k !== 'heartbeat' && k !== 'on_disconnect')],
 };
 // Pure: a bundle that never parses client messages (the SDK's) drops this table.
-const TYPES = /* @__PURE__ */ Object.keys(FIELDS) as ClientMessageType[];
+const TYPES = /* @__PURE__ */ Object.keys(FIELDS) as WireType[];
 
 /** Longest `request_id` and `execution_id` accepted. */
 const MAX_ID_LENGTH = 128;
@@ -102,7 +145,7 @@ export function parseClientMessage(text: string): ParsedMessage {
   if (typeof type !== 'string' || !(TYPES as readonly string[]).includes(type)) {
     return reject(ids, `type: expected one of ${TYPES.map((t) => JSON.stringify(t)).join(', ')}, got ${describeValue(type)}`);
   }
-  const t = type as ClientMessageType;
+  const t = type as WireType;
   for (const key of Object.keys(obj)) {
     if (!FIELDS[t].includes(key)) return reject(ids, `${key}: unknown field for type "${t}"; expected one of ${FIELDS[t].join(', ')}`);
   }
@@ -116,19 +159,30 @@ export function parseClientMessage(text: string): ParsedMessage {
       return { ok: true, value: { type: 'execute', request_id: requestID, run: r.value } };
     }
     case 'subscribe': {
-      const executionID = obj['execution_id'];
-      if (!isID(executionID)) return reject(ids, idProblem('execution_id', executionID));
+      const target = targetOf(obj, ids);
+      if (!target.ok) return target;
       const from = obj['from'] ?? 1;
       if (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 0) {
         return reject(ids, `from: expected an integer >= 0 (the first seq wanted; 0 and 1 both mean the start), got ${describeValue(from)}`);
       }
-      return { ok: true, value: { type: 'subscribe', execution_id: executionID, from: Math.max(1, from) } };
+      const first = Math.max(1, from);
+      if (target.run_id !== undefined) return { ok: true, value: { type: 'agent_subscribe', run_id: target.run_id, from: first } };
+      return { ok: true, value: { type: 'subscribe', execution_id: target.execution_id, from: first } };
     }
     case 'unsubscribe':
     case 'cancel': {
-      const executionID = obj['execution_id'];
-      if (!isID(executionID)) return reject(ids, idProblem('execution_id', executionID));
-      return { ok: true, value: { type: t, execution_id: executionID } };
+      const target = targetOf(obj, ids);
+      if (!target.ok) return target;
+      if (target.run_id !== undefined) return { ok: true, value: { type: t === 'cancel' ? 'agent_cancel' : 'agent_unsubscribe', run_id: target.run_id } };
+      return { ok: true, value: { type: t, execution_id: target.execution_id } };
+    }
+    case 'agent': {
+      const requestID = obj['request_id'];
+      if (!isID(requestID)) return reject(ids, idProblem('request_id', requestID));
+      const { type: _type, request_id: _requestID, ...fields } = obj;
+      const r = parseAgentRequest(fields);
+      if (!r.ok) return { ok: false, code: r.code, message: r.message, ids };
+      return { ok: true, value: { type: 'agent', request_id: requestID, agent: r.value } };
     }
     case 'stdin': {
       const executionID = obj['execution_id'];
@@ -155,6 +209,17 @@ export function encodeClientMessage(m: ClientMessage): string {
   switch (m.type) {
     case 'execute':
       return JSON.stringify({ type: 'execute', request_id: m.request_id, ...m.run });
+    case 'agent': {
+      // A socket has no use for SSE's heartbeat or a dropped stream's policy.
+      const { heartbeat: _h, on_disconnect: _d, ...fields } = m.agent;
+      return JSON.stringify({ type: 'agent', request_id: m.request_id, ...fields });
+    }
+    case 'agent_subscribe':
+      return JSON.stringify({ type: 'subscribe', run_id: m.run_id, from: m.from });
+    case 'agent_unsubscribe':
+      return JSON.stringify({ type: 'unsubscribe', run_id: m.run_id });
+    case 'agent_cancel':
+      return JSON.stringify({ type: 'cancel', run_id: m.run_id });
     case 'stdin':
       return JSON.stringify(m.eof ? { type: 'stdin', execution_id: m.execution_id, data: m.data, eof: true } : { type: 'stdin', execution_id: m.execution_id, data: m.data });
     case 'subscribe':
@@ -181,9 +246,21 @@ function idsOf(obj: Record<string, unknown>): MessageIDs {
   const ids: MessageIDs = {};
   const requestID = obj['request_id'];
   const executionID = obj['execution_id'];
+  const runID = obj['run_id'];
   if (isID(requestID)) ids.request_id = requestID;
   if (isID(executionID)) ids.execution_id = executionID;
+  if (isID(runID)) ids.run_id = runID;
   return ids;
+}
+
+/** What a subscribe, unsubscribe or cancel is about: exactly one of `execution_id` and `run_id`. */
+function targetOf(obj: Record<string, unknown>, ids: MessageIDs): { ok: true; execution_id: string; run_id?: undefined } | { ok: true; run_id: string } | RejectedMessage {
+  const executionID = obj['execution_id'];
+  const runID = obj['run_id'];
+  if (executionID !== undefined && runID !== undefined) return reject(ids, 'execution_id, run_id: expected one of them (an execution or an agent run), got both');
+  if (runID !== undefined) return isID(runID) ? { ok: true, run_id: runID } : reject(ids, idProblem('run_id', runID));
+  if (!isID(executionID)) return reject(ids, idProblem('execution_id', executionID).replace('(it is required)', '(or a run_id)'));
+  return { ok: true, execution_id: executionID };
 }
 
 function reject(ids: MessageIDs, message: string): RejectedMessage {
@@ -218,6 +295,7 @@ export interface RefusalMessage {
   error: string;
   request_id?: string;
   execution_id?: string;
+  run_id?: string;
 }
 /** An execution's event (`type` `event` once decoded; on the wire, the event's JSON plus `execution_id`). */
 export interface EventMessage {
@@ -226,8 +304,27 @@ export interface EventMessage {
   event: ExecutionEvent;
 }
 
-/** Every message a server sends, decoded. */
-export type ServerMessage = AcceptedMessage | EndMessage | PongMessage | RefusalMessage | EventMessage;
+/** `accepted` naming a `run_id`: an `agent` message started run `run_id`; it comes before any of its events. */
+export interface AgentAcceptedMessage {
+  type: 'agent_accepted';
+  request_id: string;
+  run_id: string;
+}
+/** `end` naming a `run_id` (without a `seq`): a subscribe came from past the end of a finished run's log. */
+export interface AgentEndMessage {
+  type: 'agent_end';
+  run_id: string;
+  last_seq: number;
+}
+/** An agent run's event (on the wire, the event's JSON plus `run_id`). */
+export interface AgentEventMessage {
+  type: 'agent_event';
+  run_id: string;
+  event: AgentEvent;
+}
+
+/** Every message a server sends, decoded; the `agent_*` variants are the wire's messages that carry a `run_id`. */
+export type ServerMessage = AcceptedMessage | EndMessage | PongMessage | RefusalMessage | EventMessage | AgentAcceptedMessage | AgentEndMessage | AgentEventMessage;
 
 /**
  * Outcome of {@link parseServerMessage}. A failure is the server's bug; `eventOf` names the
@@ -255,6 +352,22 @@ export function parseServerMessage(text: string): ParsedServerMessage {
   const requestID = typeof msg['request_id'] === 'string' ? msg['request_id'] : undefined;
   const executionID = typeof msg['execution_id'] === 'string' ? msg['execution_id'] : undefined;
   const seq = msg['seq'];
+  const runID = typeof msg['run_id'] === 'string' ? msg['run_id'] : undefined;
+  if (runID !== undefined && executionID === undefined) {
+    if (typeof seq === 'number') {
+      const parsed = parseAgentEvent(msg);
+      if (!parsed.ok) return { ok: false, message: parsed.message, eventOf: runID };
+      return { ok: true, value: { type: 'agent_event', run_id: runID, event: parsed.value } };
+    }
+    if (type === 'accepted') {
+      if (requestID === undefined) return { ok: false, message: 'accepted: expected a request_id with the run_id' };
+      return { ok: true, value: { type: 'agent_accepted', request_id: requestID, run_id: runID } };
+    }
+    if (type === 'end') {
+      const lastSeq = msg['last_seq'];
+      return { ok: true, value: { type: 'agent_end', run_id: runID, last_seq: typeof lastSeq === 'number' ? lastSeq : 0 } };
+    }
+  }
   switch (type) {
     case 'accepted':
       if (requestID === undefined || executionID === undefined) return { ok: false, message: 'accepted: expected a request_id and an execution_id' };
@@ -279,6 +392,7 @@ export function parseServerMessage(text: string): ParsedServerMessage {
     };
     if (requestID !== undefined) refusal.request_id = requestID;
     if (executionID !== undefined) refusal.execution_id = executionID;
+    if (runID !== undefined) refusal.run_id = runID;
     return { ok: true, value: refusal };
   }
   if (typeof seq !== 'number') return { ok: false, message: `message: expected a known type or an event with a seq, got type ${describeValue(type)}` };
@@ -322,4 +436,23 @@ export function errorMessage(code: ErrorCode, message: string, ids: MessageIDs =
 export function eventFrame(entry: { readonly type: string; readonly json: string }, executionID: string): string {
   if (entry.type === 'start') return entry.json;
   return `${entry.json.slice(0, -1)},"execution_id":${JSON.stringify(executionID)}}`;
+}
+
+/** `{"type":"accepted","request_id":…,"run_id":…}`: an `agent` message started a run. */
+export function agentAcceptedMessage(requestID: string, runID: string): string {
+  return JSON.stringify({ type: 'accepted', request_id: requestID, run_id: runID });
+}
+
+/** `{"type":"end","run_id":…,"last_seq":N}`: a subscribe from past the end of a finished run's log. */
+export function agentEndMessage(runID: string, lastSeq: number): string {
+  return JSON.stringify({ type: 'end', run_id: runID, last_seq: lastSeq });
+}
+
+/**
+ * One agent event as sent on a socket: the log's JSON with `,"run_id":"…"` inserted before the
+ * closing brace; `agent_start` already names its run and goes unchanged.
+ */
+export function agentEventFrame(entry: { readonly type: string; readonly json: string }, runID: string): string {
+  if (entry.type === 'agent_start') return entry.json;
+  return `${entry.json.slice(0, -1)},"run_id":${JSON.stringify(runID)}}`;
 }

@@ -122,6 +122,20 @@ export class SandboxUnavailableError extends SluiceError {
     this.retryAfter = details.retryAfter;
   }
 }
+/** 502: the server's model endpoint failed before answering, or none is configured (agent runs). */
+export class LLMUnavailableError extends SluiceError {
+  override name = 'LLMUnavailableError';
+  constructor(message: string, details?: SluiceErrorDetails) {
+    super('LLM_UNAVAILABLE', message, details);
+  }
+}
+/** 502: the model's stream failed after it began (an agent run's `error` event). */
+export class LLMStreamError extends SluiceError {
+  override name = 'LLMStreamError';
+  constructor(message: string, details?: SluiceErrorDetails) {
+    super('LLM_ERROR', message, details);
+  }
+}
 /** The server could not be reached, or the connection failed and retries ran out. */
 export class ConnectionError extends SluiceError {
   override name = 'ConnectionError';
@@ -148,6 +162,8 @@ const CLASSES: Record<ErrorCode, new (message: string, details?: SluiceErrorDeta
   RATE_LIMITED: RateLimitedError,
   INTERNAL: InternalError,
   SANDBOX_UNAVAILABLE: SandboxUnavailableError,
+  LLM_UNAVAILABLE: LLMUnavailableError,
+  LLM_ERROR: LLMStreamError,
 };
 
 /** The code whose status this is (the table read backwards), or undefined. */

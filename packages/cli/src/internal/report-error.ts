@@ -42,6 +42,10 @@ function hintFor(code: SluiceErrorCode, serverURL: string | undefined): string |
       return 'try again later';
     case 'TIMEOUT':
       return 'the server did not answer in time; is it overloaded?';
+    case 'LLM_UNAVAILABLE':
+      return 'the server needs a model endpoint: SLUICE_LLM_BASE_URL, SLUICE_LLM_MODEL (and SLUICE_LLM_API_KEY) on the server (docs/agents.md)';
+    case 'LLM_ERROR':
+      return undefined;
     case 'INVALID_REQUEST':
     case 'FORBIDDEN':
     case 'NOT_FOUND':

@@ -311,6 +311,11 @@ export class WSConnection implements WSChannel {
       case 'event':
         this.byExecution.get(msg.execution_id)?.push(msg.event);
         return;
+      case 'agent_accepted':
+      case 'agent_end':
+      case 'agent_event':
+        // This connection never starts agent runs (the SDK streams them over HTTP).
+        return;
       default:
         assertNever(msg, 'server message');
     }

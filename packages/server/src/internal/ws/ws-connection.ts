@@ -176,6 +176,13 @@ export class WSConnection {
       case 'ping':
         this.pacer.sendReply(pongMessage());
         return;
+      case 'agent':
+      case 'agent_subscribe':
+      case 'agent_unsubscribe':
+      case 'agent_cancel':
+        // TODO(issue 11): agent runs on the socket land with the agent run manager.
+        this.pacer.sendReply(errorMessage('INVALID_REQUEST', 'agent runs are not available on this socket yet', 'request_id' in m ? { request_id: m.request_id } : { run_id: m.run_id }));
+        return;
       default:
         assertNever(m, 'message');
     }
