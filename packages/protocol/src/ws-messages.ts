@@ -259,7 +259,7 @@ function targetOf(obj: Record<string, unknown>, ids: MessageIDs): { ok: true; ex
   const runID = obj['run_id'];
   if (executionID !== undefined && runID !== undefined) return reject(ids, 'execution_id, run_id: expected one of them (an execution or an agent run), got both');
   if (runID !== undefined) return isID(runID) ? { ok: true, run_id: runID } : reject(ids, idProblem('run_id', runID));
-  if (!isID(executionID)) return reject(ids, idProblem('execution_id', executionID).replace('(it is required)', '(or a run_id)'));
+  if (!isID(executionID)) return reject(ids, idProblem('execution_id', executionID).replace(' characters', ' characters, or a run_id'));
   return { ok: true, execution_id: executionID };
 }
 

@@ -168,7 +168,10 @@ const CLASSES: Record<ErrorCode, new (message: string, details?: SluiceErrorDeta
 
 /** The code whose status this is (the table read backwards), or undefined. */
 export function codeForStatus(status: number): ErrorCode | undefined {
-  for (const [code, s] of Object.entries(ERROR_STATUS)) if (s === status && isErrorCode(code)) return code;
+  for (const [code, s] of Object.entries(ERROR_STATUS)) {
+    // A bare 502 is a gateway's, not the model endpoint's (those always come with their code).
+    if (s === status && isErrorCode(code) && code !== 'LLM_UNAVAILABLE' && code !== 'LLM_ERROR') return code;
+  }
   return undefined;
 }
 
