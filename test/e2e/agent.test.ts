@@ -503,6 +503,77 @@ test('edges: one run per session, validation, unknown model, unknown run', async
   assertScriptUsed(llm);
 });
 
+test('a model that stalls after its first token fails the run with LLM_ERROR once the idle bound passes', async () => {
+  llm.push({ steps: [{ text: 'Start' }, 'stall'] });
+  const t0 = Date.now();
+  const events = await readAgentSSE(await agentPost('agent-stall', { prompt: 'stall' }));
+  assertWellFormed(events);
+  const err = events.at(-2);
+  assert.ok(err?.type === 'error');
+  assert.equal(err.code, 'LLM_ERROR');
+  assert.match(err.error, /stalled|no byte|sent nothing/i);
+  assert.ok(Date.now() - t0 >= 1900, 'it waited for the idle bound (SLUICE_LLM_TIMEOUT=2)');
+  assertScriptUsed(llm);
+});
+
+test('on_disconnect "cancel": a dropped stream cancels the run; deleting the session cancels its run too', async () => {
+  llm.push({ steps: [{ text: 'Working' }, { hold: 'drop' }, { text: '…' }, { finish: 'stop' }] });
+  const ac = new AbortController();
+  const res = await agentPost('agent-drop', { prompt: 'work', on_disconnect: 'cancel' }, 'text/event-stream', ac.signal);
+  const runID = res.headers.get('sluice-agent-run-id');
+  assert.ok(runID);
+  await readAgentSSE(res, (ev) => ev.type === 'text_delta');
+  ac.abort();
+  const view = await waitFor('the run to be cancelled', 10_000, async () => {
+    const v = (await (await fetch(`${server.url}/api/agent-runs/${runID}`)).json()) as AgentRunView;
+    return v.state === 'finished' ? v : undefined;
+  });
+  assert.equal(view.reason, 'cancelled');
+  llm.release('drop');
+
+  llm.push({ steps: [{ text: 'Busy' }, { hold: 'delete' }, { finish: 'stop' }] });
+  const res2 = await agentPost('agent-drop', { prompt: 'again' });
+  const runID2 = res2.headers.get('sluice-agent-run-id');
+  const reading = readAgentSSE(res2);
+  await llm.reached('delete');
+  assert.equal((await fetch(`${server.url}/api/sessions/agent-drop`, { method: 'DELETE' })).status, 204);
+  const events = await reading;
+  assert.equal(endOf(events).reason, 'cancelled');
+  assert.ok(runID2);
+  llm.release('delete');
+  assertScriptUsed(llm);
+});
+
+test('per-tenant cap on concurrent agent runs', async () => {
+  const keyed = await startServer({
+    SLUICE_LLM_BASE_URL: llm.baseURL,
+    SLUICE_LLM_MODEL: MODEL,
+    SLUICE_API_KEYS: 'alice:alice-key-0123456789abcdef,bob:bob-key-0123456789abcdef00',
+    SLUICE_MAX_AGENT_RUNS_PER_TENANT: '1',
+  });
+  try {
+    const post = (key: string, session: string): Promise<Response> =>
+      fetch(`${keyed.url}/api/sessions/${session}/agent`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream', authorization: `Bearer ${key}` },
+        body: '{"prompt":"hold"}',
+      });
+    llm.push({ steps: [{ hold: 'tenant' }, { text: 'a' }, { finish: 'stop' }] }, textReply('bob'));
+    const alice1 = await post('alice-key-0123456789abcdef', 'one');
+    await llm.reached('tenant');
+    const alice2 = await post('alice-key-0123456789abcdef', 'two');
+    assert.equal(alice2.status, 429);
+    assert.match(((await alice2.json()) as { error: { message: string } }).error.message, /SLUICE_MAX_AGENT_RUNS_PER_TENANT/);
+    const bob = await post('bob-key-0123456789abcdef00', 'one');
+    assert.equal(endOf(await readAgentSSE(bob)).reason, 'completed', 'another tenant is not held back');
+    llm.release('tenant');
+    assert.equal(endOf(await readAgentSSE(alice1)).reason, 'completed');
+    assertScriptUsed(llm);
+  } finally {
+    await keyed.stop();
+  }
+});
+
 test('without a model endpoint, agent requests answer LLM_UNAVAILABLE (502)', async () => {
   const bare = await startServer();
   try {
