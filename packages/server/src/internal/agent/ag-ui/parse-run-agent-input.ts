@@ -56,31 +56,34 @@ export function parseRunAgentInput(body: unknown): Validated<AgentRequest> {
   const messages = body['messages'];
   if (!Array.isArray(messages)) return invalid('messages', 'an array of AG-UI messages (it is required)', messages);
 
-  let prompt: string | null = null;
-  let system: string | undefined;
+  // Only the last user message (the prompt) and the last system one are read: the rest is history.
+  let user: { i: number; content: unknown } | null = null;
+  let sys: { i: number; content: unknown } | null = null;
   for (const [i, message] of messages.entries()) {
     if (!isObject(message)) return invalid(`messages[${i}]`, 'a message object', message);
     const role = message['role'];
     if (typeof role !== 'string') return invalid(`messages[${i}].role`, 'a string', role);
-    if (role !== 'user' && role !== 'system' && role !== 'developer') continue;
-    const text = textOf(message['content']);
-    if (text === null) return invalid(`messages[${i}].content`, 'a string or a list of content parts', message['content']);
-    if (role === 'user') {
-      if (text.trim() === '') return invalid(`messages[${i}].content`, 'the prompt: text that is not blank', message['content']);
-      prompt = text;
-    } else if (text.trim() !== '') {
-      system = text;
-    }
+    if (role === 'user') user = { i, content: message['content'] };
+    else if (role === 'system' || role === 'developer') sys = { i, content: message['content'] };
   }
-  if (prompt === null) return invalid('messages', 'at least one message with role "user" (its content is the prompt)', messages);
-  if (prompt.length > MAX_PROMPT_CHARS) return invalid('messages', `a last user message of at most ${MAX_PROMPT_CHARS} characters`, `${prompt.length} characters`);
+  if (user === null) return invalid('messages', 'at least one message with role "user" (its content is the prompt)', messages);
+  const prompt = textOf(user.content);
+  if (prompt === null) return invalid(`messages[${user.i}].content`, 'a string or a list of content parts', user.content);
+  if (prompt.trim() === '') return invalid(`messages[${user.i}].content`, 'the prompt: text that is not blank', user.content);
+  if (prompt.length > MAX_PROMPT_CHARS) return invalid(`messages[${user.i}].content`, `the prompt: at most ${MAX_PROMPT_CHARS} characters`, `${prompt.length} characters`);
+  let system: string | undefined;
+  if (sys !== null) {
+    const text = textOf(sys.content);
+    if (text === null) return invalid(`messages[${sys.i}].content`, 'a string or a list of content parts', sys.content);
+    if (text.length > MAX_PROMPT_CHARS) return invalid(`messages[${sys.i}].content`, `a system prompt of at most ${MAX_PROMPT_CHARS} characters`, `${text.length} characters`);
+    if (text.trim() !== '') system = text;
+  }
 
   const forwarded = body['forwardedProps'];
   if (forwarded !== undefined && forwarded !== null && !isObject(forwarded)) return invalid('forwardedProps', 'an object', forwarded);
   // Only Sluice's keys are read: a front end (CopilotKit…) may forward props of its own.
   const request: Record<string, unknown> = { prompt };
-  if (system !== undefined && system.length <= MAX_PROMPT_CHARS) request['system'] = system;
-  else if (system !== undefined) return invalid('messages', `a system message of at most ${MAX_PROMPT_CHARS} characters`, `${system.length} characters`);
+  if (system !== undefined) request['system'] = system;
   for (const key of FORWARDED_AGENT_KEYS) {
     const v = isObject(forwarded) ? forwarded[key] : undefined;
     if (v !== undefined) request[key] = v;
