@@ -169,9 +169,12 @@ export async function startScriptedLLM(): Promise<ScriptedLLM> {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
     const id = `chatcmpl-scripted${served}`;
     let first = true;
+    let flushed: Promise<void> = Promise.resolve();
     for (const step of reply.steps) {
       if (res.destroyed) return;
       if (step === 'cut') {
+        // What was written reaches the client first: the break comes after it.
+        await flushed;
         req.socket.destroy();
         return;
       }
@@ -189,7 +192,7 @@ export async function startScriptedLLM(): Promise<ScriptedLLM> {
       const bytes = render(step, id, body.model, first);
       if (bytes !== null) {
         first = false;
-        res.write(bytes);
+        flushed = new Promise((resolve) => res.write(bytes, () => resolve()));
       }
     }
     if (reply.done !== false) res.write('data: [DONE]\n\n');
