@@ -71,10 +71,11 @@ test('the official AG-UI HttpAgent drives a Sluice agent: text, a run_code call 
     'TOOL_CALL_START',
     'TOOL_CALL_ARGS',
     'TOOL_CALL_END',
+    // The model call (turn 1) ends once the model has written the call; the tool runs after it.
+    'STEP_FINISHED',
     'CUSTOM sluice.tool_output_delta',
     'TOOL_CALL_RESULT',
     'CUSTOM sluice.tool_end',
-    'STEP_FINISHED',
     'STEP_STARTED',
     'TEXT_MESSAGE_START',
     'TEXT_MESSAGE_CONTENT',

@@ -43,7 +43,7 @@ function brief(events: readonly AGUIEvent[]): string[] {
   });
 }
 
-test('a run with text, a streamed tool call and an answer maps to the AG-UI sequence, and AG-UI’s verifier accepts it', async () => {
+test('a run with text, a streamed tool call (ended with the model call, run between turns) and an answer maps to the AG-UI sequence, and AG-UI’s verifier accepts it', async () => {
   const out = mapAll(logOf(TOOL_RUN));
   assert.deepEqual(brief(out), [
     'RUN_STARTED',
@@ -56,12 +56,12 @@ test('a run with text, a streamed tool call and an answer maps to the AG-UI sequ
     'TOOL_CALL_ARGS {"code":',
     'TOOL_CALL_ARGS "print(1)"}',
     'TOOL_CALL_END call_1',
+    'STEP_FINISHED turn 1',
     'CUSTOM sluice.tool_output_delta',
     'CUSTOM sluice.tool_progress',
     'CUSTOM sluice.tool_result',
     'TOOL_CALL_RESULT call_1 stdout:\n1\n',
     'CUSTOM sluice.tool_end',
-    'STEP_FINISHED turn 1',
     'STEP_STARTED turn 2',
     'TEXT_MESSAGE_START run1-turn2',
     'TEXT_MESSAGE_CONTENT It is 1.',
@@ -76,23 +76,23 @@ test('the ids and fields: thread = session, run = agent run, timestamps = the Sl
   const out = mapAll(logOf(TOOL_RUN));
   assert.deepEqual(out[0], { type: 'RUN_STARTED', threadId: 'sess1', runId: 'run1', timestamp: 1001 });
   const result = out.find((e) => e.type === 'TOOL_CALL_RESULT');
-  assert.deepEqual(result, { type: 'TOOL_CALL_RESULT', messageId: 'run1-call_1-result', toolCallId: 'call_1', content: 'stdout:\n1\n', role: 'tool', timestamp: 1011 });
+  assert.deepEqual(result, { type: 'TOOL_CALL_RESULT', messageId: 'run1-call_1-result', toolCallId: 'call_1', content: 'stdout:\n1\n', role: 'tool', timestamp: 1013 });
   const output = out.find((e) => e.type === 'CUSTOM' && e.name === 'sluice.tool_output_delta');
   assert.deepEqual(output, {
     type: 'CUSTOM',
     name: 'sluice.tool_output_delta',
-    value: { seq: 8, ts: 1008, tool_id: 'call_1', tool_name: 'run_code', stream: 'stdout', text: '1\n', execution_id: 'ex1' },
-    timestamp: 1008,
+    value: { seq: 10, ts: 1010, tool_id: 'call_1', tool_name: 'run_code', stream: 'stdout', text: '1\n', execution_id: 'ex1' },
+    timestamp: 1010,
   });
   const toolEnd = out.find((e) => e.type === 'CUSTOM' && e.name === 'sluice.tool_end');
-  assert.deepEqual(toolEnd?.type === 'CUSTOM' ? toolEnd.value : null, { seq: 11, ts: 1011, tool_id: 'call_1', tool_name: 'run_code', exit_code: 0, reason: 'exited', execution_id: 'ex1' });
+  assert.deepEqual(toolEnd?.type === 'CUSTOM' ? toolEnd.value : null, { seq: 13, ts: 1013, tool_id: 'call_1', tool_name: 'run_code', exit_code: 0, reason: 'exited', execution_id: 'ex1' });
   assert.deepEqual(out.at(-1), {
     type: 'RUN_FINISHED',
     threadId: 'sess1',
     runId: 'run1',
     result: { reason: 'completed', text: 'It is 1.', total_tokens: 30, turns: 2 },
     usage: [{ model: 'gpt-test', inputTokens: 20, outputTokens: 10, totalTokens: 30 }],
-    timestamp: 1016,
+    timestamp: 1017,
   });
 });
 

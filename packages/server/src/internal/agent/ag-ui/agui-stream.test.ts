@@ -61,20 +61,28 @@ test('resuming inside an open message: RUN_STARTED, the step and the message re-
 
 test('resuming inside a tool call’s args re-opens the tool call (same id, name and parent), without repeating its args', () => {
   const events = logOf(TOOL_RUN);
-  const out = mapAGUI(IDS, events, 6);
+  const out = mapAGUI(IDS, events, 7);
   assert.deepEqual(out.slice(0, 4), [
-    { type: 'RUN_STARTED', threadId: 'sess1', runId: 'run1', timestamp: 1005 },
-    { type: 'STEP_STARTED', stepName: 'turn 1', timestamp: 1005 },
-    { type: 'TOOL_CALL_START', toolCallId: 'call_1', toolCallName: 'run_code', parentMessageId: 'run1-turn1', timestamp: 1005 },
-    { type: 'TOOL_CALL_ARGS', toolCallId: 'call_1', delta: '"print(1)"}', timestamp: 1006 },
+    { type: 'RUN_STARTED', threadId: 'sess1', runId: 'run1', timestamp: 1006 },
+    { type: 'STEP_STARTED', stepName: 'turn 1', timestamp: 1006 },
+    { type: 'TOOL_CALL_START', toolCallId: 'call_1', toolCallName: 'run_code', parentMessageId: 'run1-turn1', timestamp: 1006 },
+    { type: 'TOOL_CALL_ARGS', toolCallId: 'call_1', delta: '"print(1)"}', timestamp: 1007 },
   ]);
 });
 
-test('resuming while the tool runs re-opens only the step (its call already ended)', () => {
-  const out = mapAGUI(IDS, logOf(TOOL_RUN), 9);
+test('resuming while the tool runs re-opens nothing (the model call’s step and the call’s args are complete)', () => {
+  const out = mapAGUI(IDS, logOf(TOOL_RUN), 11);
   assert.deepEqual(
     out.slice(0, 3).map((e) => e.type),
-    ['RUN_STARTED', 'STEP_STARTED', 'CUSTOM'],
+    ['RUN_STARTED', 'CUSTOM', 'CUSTOM'],
+  );
+});
+
+test('resuming between the args and the model call’s end re-opens the step and the tool call', () => {
+  const out = mapAGUI(IDS, logOf(TOOL_RUN), 8);
+  assert.deepEqual(
+    out.slice(0, 5).map((e) => e.type),
+    ['RUN_STARTED', 'STEP_STARTED', 'TOOL_CALL_START', 'TOOL_CALL_END', 'STEP_FINISHED'],
   );
 });
 

@@ -39,23 +39,27 @@ export function logOf(drafts: readonly Draft[]): AgentEvent[] {
   return drafts.map((d, i) => ({ ...d, seq: i + 1, ts: 1000 + i + 1 }) as AgentEvent);
 }
 
-/** A whole run: text, a run_code call streamed in pieces with live output, then the answer. */
+/**
+ * A whole run as AgentRun logs it: text, a run_code call whose args stream in pieces (the first
+ * delta empty: the call's id and name), the model call's `turn_end`, then the tool runs with
+ * live output, progress and a result, then the answer in turn 2.
+ */
 export const TOOL_RUN: readonly Draft[] = [
   { type: 'agent_start', run_id: 'run1', session_id: 'sess1', model: 'gpt-test' },
   { type: 'turn_start', turn: 1 },
   { type: 'text_delta', text: 'Let me ' },
   { type: 'text_delta', text: 'compute.' },
+  { type: 'tool_input_delta', tool_id: 'call_1', tool_name: 'run_code', text: '' },
   { type: 'tool_input_delta', tool_id: 'call_1', tool_name: 'run_code', text: '{"code":' },
   { type: 'tool_input_delta', tool_id: 'call_1', tool_name: 'run_code', text: '"print(1)"}' },
+  { type: 'turn_end', turn: 1, usage: USAGE, total_tokens: 15 },
   { type: 'tool_start', tool_id: 'call_1', tool_name: 'run_code', input: { code: 'print(1)' } },
   { type: 'tool_output_delta', tool_id: 'call_1', tool_name: 'run_code', stream: 'stdout', text: '1\n', execution_id: 'ex1' },
   { type: 'tool_progress', tool_id: 'call_1', tool_name: 'run_code', execution_id: 'ex1', percent: 50 },
   { type: 'tool_result', tool_id: 'call_1', tool_name: 'run_code', execution_id: 'ex1', data: { 'text/plain': '1' } },
   { type: 'tool_end', tool_id: 'call_1', tool_name: 'run_code', tool_output: 'stdout:\n1\n', exit_code: 0, reason: 'exited', execution_id: 'ex1' },
-  { type: 'turn_end', turn: 1, usage: USAGE, total_tokens: 15 },
   { type: 'turn_start', turn: 2 },
   { type: 'text_delta', text: 'It is 1.' },
   { type: 'turn_end', turn: 2, usage: USAGE, total_tokens: 30 },
   { type: 'end', text: 'It is 1.', total_tokens: 30, usage: { prompt_tokens: 20, completion_tokens: 10, total_tokens: 30 }, turns: 2, reason: 'completed' },
 ];
-
