@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { HttpAgent, verifyEvents, type BaseEvent, type Message } from '@ag-ui/client';
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { decodeSSEStream } from '@sluice/protocol';
+import { waitFor } from './helpers/host.js';
 import { assertScriptUsed, startScriptedLLM, textReply, toolCallReply, type ScriptedLLM } from './helpers/scripted-llm.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
@@ -232,5 +233,40 @@ test('a stream dropped mid tool call resumes with Last-Event-ID: RUN_STARTED fir
   assert.equal(output.map((e) => (field(e, 'value') as { text: string }).text).join(''), 'resumed ok\n');
   const text = whole.filter((e) => e.type === 'TEXT_MESSAGE_CONTENT').map((e) => String(field(e, 'delta')));
   assert.deepEqual(text, ['Running it.', 'Done.']);
+  assertScriptUsed(llm);
+});
+
+/** Polls the run's view until it has finished; returns its end reason. */
+async function finishedReason(runID: string): Promise<string> {
+  const view = await waitFor('the agent run to finish', 30_000, async () => {
+    const v = (await (await fetch(`${server.url}/api/agent-runs/${runID}`)).json()) as { state: string; reason: string | null };
+    return v.state === 'finished' ? v : undefined;
+  });
+  return String(view.reason);
+}
+
+test('HttpAgent.abortRun() cancels the run only when the input asked for on_disconnect: "cancel"; otherwise the run goes on', async () => {
+  for (const [session, onDisconnect, expected] of [
+    ['agui-abort-cancel', 'cancel', 'cancelled'],
+    ['agui-abort-continue', undefined, 'completed'],
+  ] as const) {
+    const hold = `${session}-hold`;
+    llm.push({ steps: [{ text: 'Thinking' }, { hold }, { text: ' done.' }, { finish: 'stop' }, { usage: { prompt: 5, completion: 2 } }] });
+    const agent = new HttpAgent({ url: `${server.url}/api/sessions/${session}/ag-ui`, threadId: session, initialMessages: [{ id: 'u', role: 'user', content: 'Think.' }] });
+    let runID = '';
+    const running = agent.runAgent(
+      { forwardedProps: onDisconnect === undefined ? {} : { on_disconnect: onDisconnect } },
+      {
+        onRunStartedEvent: ({ event }) => void (runID = event.runId),
+        onTextMessageContentEvent: () => agent.abortRun(),
+      },
+    );
+    // An aborted run settles either way (AbortError is swallowed by the client); only the server's side matters here.
+    await running.catch(() => undefined);
+    await llm.reached(hold);
+    assert.ok(runID, 'RUN_STARTED named the run');
+    llm.release(hold);
+    assert.equal(await finishedReason(runID), expected, `on_disconnect ${String(onDisconnect)}`);
+  }
   assertScriptUsed(llm);
 });
