@@ -30,6 +30,7 @@ import { KeyRing } from './internal/auth/api-keys.js';
 import { exposureProblem, isLoopbackHost } from './internal/auth/exposure.js';
 import { AgentRuns } from './internal/agent/agent-runs.js';
 import { agentRoutes } from './internal/http/agent-routes.js';
+import { agUIRoutes } from './internal/http/ag-ui-routes.js';
 import { authenticate } from './internal/http/authenticate.js';
 import type { ServerContext } from './internal/http/context.js';
 import { executionRoutes } from './internal/http/execution-routes.js';
@@ -202,6 +203,7 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   fileRoutes(app, ctx);
   wsRoutes(app, ctx, keys);
   agentRoutes(app, ctx);
+  agUIRoutes(app, ctx);
 
   // A failing check (even one that throws: a mount refused, no seccomp filter for this CPU)
   // becomes /healthz's 503 with the reason; the server still starts and says why.
