@@ -5,6 +5,7 @@
  * continues it; `reset()` forgets it. Agent streams travel over SSE.
  */
 import { parseAgentRequest, type AgentRequest, type AgentTool } from '@sluice/protocol';
+import type { AgentResult } from './agent-result.js';
 import { AgentStream, type AgentStreamCallbacks } from './agent-stream.js';
 import { reconnectPolicy, type ReconnectOptions, type ReconnectPolicy } from './internal/backoff.js';
 import type { ClientContext } from './internal/client-context.js';
@@ -81,7 +82,7 @@ export class SessionAgent {
   }
 
   /** Runs the agent and resolves with its fold once it ended; a cancelled, failed or cut-short run is a result (`reason`), not an exception. */
-  run(prompt: string, opts: AgentRunOptions = {}): ReturnType<AgentStream['result']> {
+  run(prompt: string, opts: AgentRunOptions = {}): Promise<AgentResult> {
     return this.stream(prompt, opts).result();
   }
 
