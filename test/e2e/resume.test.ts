@@ -462,7 +462,7 @@ test('heartbeat: a silent program gets ": ping" comment lines every heartbeat se
   });
   assert.equal(res.status, 200);
   const raw = await res.text();
-  assert.ok(raw.startsWith('retry: 1000\n\n'), `the stream starts with a retry hint: ${JSON.stringify(raw.slice(0, 40))}`);
+  assert.ok(raw.startsWith(': connected\nretry: 1000\n\n'), `the stream starts with a ": connected" comment and a retry hint: ${JSON.stringify(raw.slice(0, 40))}`);
   const pings = raw.split('\n').filter((line) => line === ': ping').length;
   assert.ok(pings >= 2, `expected about 3 pings over 3.5 s at 1 s (the shortest period), got ${pings}:\n${raw}`);
   // The pings are comments between whole frames: the events still decode.

@@ -28,11 +28,14 @@ import { enabledLanguages, type ServerConfig } from './config.js';
 import { ApiError } from './internal/api-error.js';
 import { KeyRing } from './internal/auth/api-keys.js';
 import { exposureProblem, isLoopbackHost } from './internal/auth/exposure.js';
+import { AgentRuns } from './internal/agent/agent-runs.js';
+import { agentRoutes } from './internal/http/agent-routes.js';
 import { authenticate } from './internal/http/authenticate.js';
 import type { ServerContext } from './internal/http/context.js';
 import { executionRoutes } from './internal/http/execution-routes.js';
 import { IdempotencyCache } from './internal/http/idempotency-cache.js';
 import { runRoutes } from './internal/http/run-routes.js';
+import { submitRun } from './internal/http/submit-run.js';
 import { sessionRoutes } from './internal/http/session-routes.js';
 import { systemRoutes } from './internal/http/system-routes.js';
 import { fileRoutes } from './internal/http/file-routes.js';
@@ -140,9 +143,19 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   setMaxListeners(0, shutdown.signal);
   let healthProblem: string | null = 'the sandbox self-check has not finished';
   let draining = false;
+  const agents = new AgentRuns({
+    config,
+    sessions,
+    // Called only once requests flow, when `ctx` exists.
+    submit: (owner, sessionID, body) => submitRun(ctx, owner, sessionID, body),
+    languages: () => [...languages.values()].filter((i) => i.installed).map((i) => i.language),
+    resolveLanguage,
+    log: app.log,
+  });
   const ctx: ServerContext = {
     config,
     sessions,
+    agents,
     languages,
     resolveLanguage,
     idempotency: new IdempotencyCache(),
@@ -188,6 +201,7 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   systemRoutes(app, ctx);
   fileRoutes(app, ctx);
   wsRoutes(app, ctx, keys);
+  agentRoutes(app, ctx);
 
   // A failing check (even one that throws: a mount refused, no seccomp filter for this CPU)
   // becomes /healthz's 503 with the reason; the server still starts and says why.
@@ -204,6 +218,8 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
       draining = true;
       // Stop accepting, cancel everything (so open streams receive their done), then end the rest.
       const appClosed = app.close();
+      // Agent runs first: each ends (cancelled) once its running tool is gone.
+      await agents.close();
       await sessions.close();
       shutdown.abort();
       await Promise.all([appClosed, warming]);
@@ -225,12 +241,13 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
       if (!draining) {
         draining = true;
         sessions.drain();
+        agents.drain();
       }
       const grace = new AbortController();
       const onCut = (): void => grace.abort();
       cutShort?.addEventListener('abort', onCut, { once: true });
       try {
-        await Promise.race([sessions.whenIdle(), delay(cutShort?.aborted ? 0 : graceMs, grace.signal)]);
+        await Promise.race([Promise.all([sessions.whenIdle(), agents.whenIdle()]), delay(cutShort?.aborted ? 0 : graceMs, grace.signal)]);
       } finally {
         grace.abort();
         cutShort?.removeEventListener('abort', onCut);

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LANGUAGES, MIN_HEARTBEAT_SEC, SESSION_LIMIT_MINIMUMS } from '@sluice/protocol';
+import { LANGUAGES, MAX_AGENT_TURNS, MIN_HEARTBEAT_SEC, SESSION_LIMIT_MINIMUMS } from '@sluice/protocol';
 import { checkUniqueKeys, parseAPIKeys, type APIKey } from './internal/auth/api-keys.js';
 import { exposureProblem } from './internal/auth/exposure.js';
 
@@ -92,6 +92,23 @@ export interface ServerConfig {
   maxDiskBytes: number;
   inodes: number;
   maxInodes: number;
+  /** The model endpoint of agent runs (OpenAI-compatible, e.g. `https://api.openai.com/v1`); '' = agent runs are off. */
+  llmBaseURL: string;
+  /** Its key (sent only to that endpoint, as `Authorization: Bearer`); '' = none (local servers). */
+  llmAPIKey: string;
+  /** The default model, and the comma-separated others a request may pick. */
+  llmModel: string;
+  llmModels: string;
+  /** Seconds the endpoint may send nothing before a call fails as stalled. */
+  llmIdleTimeoutSec: number;
+  /** Turns an agent run takes by default, and the most a request may ask for. */
+  agentDefaultTurns: number;
+  agentMaxTurns: number;
+  /** Agent runs at once: server-wide and per tenant. */
+  maxAgentRuns: number;
+  maxAgentRunsPerTenant: number;
+  /** Characters of one tool result sent back to the model (head and tail kept past it). */
+  agentToolOutputChars: number;
 }
 
 const MiB = 1024 * 1024;
@@ -156,6 +173,16 @@ export function defaultConfig(): ServerConfig {
     maxDiskBytes: 4096 * MiB,
     inodes: 16384,
     maxInodes: 1_000_000,
+    llmBaseURL: '',
+    llmAPIKey: '',
+    llmModel: '',
+    llmModels: '',
+    llmIdleTimeoutSec: 120,
+    agentDefaultTurns: 10,
+    agentMaxTurns: 50,
+    maxAgentRuns: 64,
+    maxAgentRunsPerTenant: 16,
+    agentToolOutputChars: 16 * 1024,
   };
 }
 
@@ -213,6 +240,16 @@ const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bo
   SLUICE_MAX_DISK: ['maxDiskBytes', 'int'],
   SLUICE_INODES: ['inodes', 'int'],
   SLUICE_MAX_INODES: ['maxInodes', 'int'],
+  SLUICE_LLM_BASE_URL: ['llmBaseURL', 'string'],
+  SLUICE_LLM_API_KEY: ['llmAPIKey', 'string'],
+  SLUICE_LLM_MODEL: ['llmModel', 'string'],
+  SLUICE_LLM_MODELS: ['llmModels', 'string'],
+  SLUICE_LLM_TIMEOUT: ['llmIdleTimeoutSec', 'number'],
+  SLUICE_AGENT_TURNS: ['agentDefaultTurns', 'int'],
+  SLUICE_AGENT_MAX_TURNS: ['agentMaxTurns', 'int'],
+  SLUICE_MAX_AGENT_RUNS: ['maxAgentRuns', 'int'],
+  SLUICE_MAX_AGENT_RUNS_PER_TENANT: ['maxAgentRunsPerTenant', 'int'],
+  SLUICE_AGENT_TOOL_OUTPUT: ['agentToolOutputChars', 'int'],
 };
 
 /** Names of the environment variables the server reads. */
@@ -282,6 +319,7 @@ function validateConfig(c: ServerConfig): void {
     'maxOutputLimitBytes', 'outputKillBytes', 'bodyLimitBytes', 'maxQueue', 'logRetentionSec', 'logBudgetBytes',
     'uidCount', 'processes', 'openFiles', 'fileSizeBytes', 'tmpBytes', 'maxRunning', 'maxRunningPerTenant', 'maxSessions',
     'maxSessionsPerTenant', 'headersTimeoutSec', 'requestTimeoutSec', 'keepAliveTimeoutSec', 'maxConnections',
+    'llmIdleTimeoutSec', 'agentDefaultTurns', 'agentMaxTurns', 'maxAgentRuns', 'maxAgentRunsPerTenant', 'agentToolOutputChars',
   ];
   for (const k of positive) {
     const v = c[k];
@@ -300,6 +338,22 @@ function validateConfig(c: ServerConfig): void {
   }
   if (c.maxRunningPerTenant > c.maxRunning) c.maxRunningPerTenant = c.maxRunning;
   if (c.maxSessionsPerTenant > c.maxSessions) c.maxSessionsPerTenant = c.maxSessions;
+  if (c.maxAgentRunsPerTenant > c.maxAgentRuns) c.maxAgentRunsPerTenant = c.maxAgentRuns;
+  if (c.agentMaxTurns > MAX_AGENT_TURNS) throw new Error(`SLUICE_AGENT_MAX_TURNS: expected at most ${MAX_AGENT_TURNS}, got ${c.agentMaxTurns}`);
+  if (c.agentDefaultTurns > c.agentMaxTurns) c.agentDefaultTurns = c.agentMaxTurns;
+  for (const k of ['agentDefaultTurns', 'agentMaxTurns', 'maxAgentRuns', 'maxAgentRunsPerTenant'] as const) {
+    if (!Number.isInteger(c[k])) throw new Error(`config ${k}: expected an integer, got ${c[k]}`);
+  }
+  if (c.llmBaseURL !== '') {
+    let url: URL;
+    try {
+      url = new URL(c.llmBaseURL);
+    } catch {
+      throw new Error(`SLUICE_LLM_BASE_URL: expected an http(s) URL such as https://api.openai.com/v1, got ${JSON.stringify(c.llmBaseURL)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`SLUICE_LLM_BASE_URL: expected an http(s) URL, got ${JSON.stringify(c.llmBaseURL)}`);
+    if (c.llmModel === '') throw new Error('SLUICE_LLM_MODEL: expected the default model name (e.g. gpt-4o-mini) when SLUICE_LLM_BASE_URL is set');
+  }
   for (const l of enabledLanguages(c) ?? []) {
     if (!(LANGUAGES as readonly string[]).includes(l)) throw new Error(`SLUICE_LANGUAGES: expected names from ${LANGUAGES.join(', ')}, got ${JSON.stringify(l)}`);
   }
@@ -345,4 +399,10 @@ function checkLimitMinimums(c: ServerConfig): void {
 export function enabledLanguages(c: Pick<ServerConfig, 'languages'>): string[] | null {
   const names = c.languages.split(',').map((l) => l.trim()).filter((l) => l !== '');
   return names.length > 0 ? names : null;
+}
+
+/** The models an agent request may name: the default first, then SLUICE_LLM_MODELS. */
+export function allowedModels(c: Pick<ServerConfig, 'llmModel' | 'llmModels'>): string[] {
+  const extra = c.llmModels.split(',').map((m) => m.trim()).filter((m) => m !== '');
+  return [...new Set([c.llmModel, ...extra].filter((m) => m !== ''))];
 }

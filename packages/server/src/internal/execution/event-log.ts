@@ -18,16 +18,23 @@
  */
 import type { EventType, EvictedEvents, ExecutionEvent, GapEvent } from '@sluice/protocol';
 
+/** What every log's events have (an execution's and an agent run's share these rules). */
+export interface LoggedEvent {
+  type: string;
+  seq: number;
+  ts: number;
+}
+
 /** One event as a reader gets it. */
-export interface LogEntry {
+export interface LogEntry<T extends string = EventType> {
   readonly seq: number;
-  readonly type: EventType;
+  readonly type: T;
   /** The event as JSON, exactly what goes on the wire. */
   readonly json: string;
 }
 
 /** An event as the producer describes it; the log adds `seq` and `ts`. */
-export type NewEvent = ExecutionEvent extends infer E ? (E extends ExecutionEvent ? Omit<E, 'seq' | 'ts'> : never) : never;
+export type NewEvent<E extends LoggedEvent = ExecutionEvent> = E extends LoggedEvent ? Omit<E, 'seq' | 'ts'> : never;
 
 /** What a LogBudget needs of a log. */
 export interface BudgetedLog {
@@ -66,7 +73,11 @@ const WIDE = /[^\u0000-\u00ff]/;
 const PROGRESS_PREFIX = '{"type":"progress"';
 const RESULT_PREFIX = '{"type":"result"';
 
-export class EventLog implements BudgetedLog {
+/**
+ * The log; `E` is the union of its events (an execution's by default). Every union carries a
+ * `gap` variant with `from_seq` and `to_seq`: readers of a shed log get those.
+ */
+export class EventLog<E extends LoggedEvent = ExecutionEvent> implements BudgetedLog {
   /** JSON of each event, HOLE where one was dropped; parallel to `seqs`. */
   private jsons: string[] = [];
   private seqs: number[] = [];
@@ -95,7 +106,7 @@ export class EventLog implements BudgetedLog {
   }
 
   /** Appends an event, assigning its `seq` and `ts`; returns it as readers will get it. */
-  append(event: NewEvent): LogEntry {
+  append(event: NewEvent<E>): LogEntry<E['type']> {
     if (this.isClosed) throw new Error('event log is closed');
     const seq = this.nextSeq++;
     const json = serialise(event, seq);
@@ -109,7 +120,7 @@ export class EventLog implements BudgetedLog {
     // After the log's own bound: the budget sees only what this log still holds.
     this.budget?.add(this, size);
     this.notify();
-    return { seq, type: event.type, json };
+    return { seq, type: event.type as E['type'], json };
   }
 
   /** Marks the log complete: followers return once they have read everything. */
@@ -155,10 +166,10 @@ export class EventLog implements BudgetedLog {
   }
 
   /** The held events with `seq >= from`, parsed. */
-  *events(from = 1): Generator<ExecutionEvent> {
+  *events(from = 1): Generator<E> {
     for (let i = this.indexOf(from); i < this.jsons.length; i++) {
       const json = this.jsons[i];
-      if (json) yield JSON.parse(json) as ExecutionEvent;
+      if (json) yield JSON.parse(json) as E;
     }
   }
 
@@ -166,18 +177,18 @@ export class EventLog implements BudgetedLog {
    * Reads from `from` (inclusive) to the end, waiting for new events until the log closes or
    * `signal` aborts. Yields batches; a `gap` entry stands for each run of events no longer held.
    */
-  async *follow(from: number, signal?: AbortSignal): AsyncGenerator<LogEntry[]> {
+  async *follow(from: number, signal?: AbortSignal): AsyncGenerator<LogEntry<E['type']>[]> {
     let next = Math.max(1, Math.floor(from));
     while (!signal?.aborted) {
       if (next < this.nextSeq) {
-        const batch: LogEntry[] = [];
+        const batch: LogEntry<E['type']>[] = [];
         // Found again each time: the arrays may have been compacted while the reader waited.
         for (let i = this.indexOf(next); i < this.jsons.length && batch.length < BATCH; i++) {
           const json = this.jsons[i];
           const seq = this.seqs[i];
           if (!json || seq === undefined) continue;
           if (seq > next) batch.push(gapEntry(next, seq - 1));
-          batch.push({ seq, type: typeOf(json), json });
+          batch.push({ seq, type: typeOf(json) as E['type'], json });
           next = seq + 1;
         }
         // Only possible if nothing from `next` on is held (the newest event always is).
@@ -355,7 +366,7 @@ export class EventLog implements BudgetedLog {
  * one flat string: a string made by JSON.stringify of the whole event keeps up to twice its
  * length allocated, and a concatenation left unflattened is a tree of small strings.
  */
-function serialise(event: NewEvent, seq: number): string {
+function serialise(event: { type: string }, seq: number): string {
   const { type, ...rest } = event;
   const fields = JSON.stringify(rest);
   const json = `{"type":"${type}","seq":${seq},"ts":${Date.now()}${fields === '{}' ? '}' : `,${fields.slice(1)}`}`;
@@ -379,7 +390,8 @@ function typeOf(json: string): EventType {
   return json.slice(9, json.indexOf('"', 9)) as EventType;
 }
 
-function gapEntry(fromSeq: number, toSeq: number): LogEntry {
+function gapEntry<T extends string>(fromSeq: number, toSeq: number): LogEntry<T> {
   const ev: GapEvent = { type: 'gap', seq: toSeq, ts: Date.now(), from_seq: fromSeq, to_seq: toSeq };
-  return { seq: toSeq, type: 'gap', json: JSON.stringify(ev) };
+  // Every log's union has this variant (see EventLog).
+  return { seq: toSeq, type: 'gap' as T, json: JSON.stringify(ev) };
 }

@@ -1,7 +1,8 @@
-/** What every route needs: config, the session manager, languages, health, idempotency. */
+/** What every route needs: config, the session and agent managers, languages, health, idempotency. */
 import type { Language, Validated } from '@sluice/protocol';
 import type { RuntimeInfo } from '@sluice/sandbox';
 import type { ServerConfig } from '../../config.js';
+import type { AgentRuns } from '../agent/agent-runs.js';
 import { ApiError } from '../api-error.js';
 import type { SessionManager } from '../session/session-manager.js';
 import type { IdempotencyCache } from './idempotency-cache.js';
@@ -9,6 +10,8 @@ import type { IdempotencyCache } from './idempotency-cache.js';
 export interface ServerContext {
   config: ServerConfig;
   sessions: SessionManager;
+  /** Agent runs and the sessions' conversations. */
+  agents: AgentRuns;
   languages: Map<Language, RuntimeInfo>;
   resolveLanguage(name: string): Language;
   idempotency: IdempotencyCache;

@@ -5,6 +5,7 @@ import { ApiError } from '../api-error.js';
 import { ownerOf } from './authenticate.js';
 import { check, type ServerContext } from './context.js';
 import { negotiate } from './negotiate.js';
+import { startSeq } from './start-seq.js';
 import { executionView } from './views.js';
 import { writeEvents } from './write-events.js';
 
@@ -51,18 +52,4 @@ export function executionRoutes(app: FastifyInstance, ctx: ServerContext): void 
     exec.cancel(ctx.config.killGraceMs);
     return reply.code(wasFinished ? 200 : 202).send({ execution_id: exec.id, state: exec.state, cancelled: !wasFinished });
   });
-}
-
-/** `?from=N` is the first seq wanted; `Last-Event-ID: N` is the last one seen. */
-function startSeq(from: string | undefined, lastEventID: string | string[] | undefined): number {
-  if (from !== undefined) {
-    if (!/^\d{1,15}$/.test(from)) throw new ApiError('INVALID_REQUEST', `from: expected a non-negative integer seq, got ${JSON.stringify(from)}`);
-    return Math.max(1, Number(from));
-  }
-  const last = Array.isArray(lastEventID) ? lastEventID[0] : lastEventID;
-  if (last !== undefined && last !== '') {
-    if (!/^\d{1,15}$/.test(last)) throw new ApiError('INVALID_REQUEST', `Last-Event-ID: expected the integer seq of the last event seen, got ${JSON.stringify(last)}`);
-    return Number(last) + 1;
-  }
-  return 1;
 }

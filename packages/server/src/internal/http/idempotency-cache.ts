@@ -82,3 +82,13 @@ function canonicalJSON(value: unknown): string {
   }
   return JSON.stringify(value) ?? 'null';
 }
+
+/** The `Idempotency-Key` header: 1 to 255 characters, or absent. */
+export function parseIdempotencyKey(raw: string | string[] | undefined): string | undefined {
+  if (raw === undefined) return undefined;
+  const v = Array.isArray(raw) ? raw[0] : raw;
+  if (v === undefined || v.length === 0 || v.length > 255) {
+    throw new ApiError('INVALID_REQUEST', `Idempotency-Key: expected 1 to 255 characters, got ${v?.length ?? 0}`);
+  }
+  return v;
+}

@@ -5,8 +5,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseRunRequest, validateSessionID } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
-import type { Execution } from '../execution/execution.js';
-import { requestFingerprint } from './idempotency-cache.js';
+import { parseIdempotencyKey, requestFingerprint } from './idempotency-cache.js';
+import { untilFinishedOrClosed } from './until-finished.js';
 import { submitRun } from './submit-run.js';
 import { ownerOf } from './authenticate.js';
 import { check, type ServerContext } from './context.js';
@@ -28,7 +28,7 @@ async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: Fas
   const unhealthy = ctx.health();
   if (unhealthy !== null) throw new ApiError('SANDBOX_UNAVAILABLE', unhealthy, { retryAfter: 5 });
 
-  const idemKey = idempotencyKey(req.headers['idempotency-key']);
+  const idemKey = parseIdempotencyKey(req.headers['idempotency-key']);
   const exec =
     idemKey === undefined
       ? await submitRun(ctx, owner, sessionID, body)
@@ -48,7 +48,7 @@ async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: Fas
   const detach = ctx.sessions.attach(owner, exec.sessionID);
   try {
     if (format === 'json') {
-      const finished = await untilFinishedOrClosed(exec, reply);
+      const finished = await untilFinishedOrClosed(exec.finished, reply);
       if (!finished) {
         if (cancelOnDisconnect) exec.cancel(ctx.config.killGraceMs);
         return reply;
@@ -68,28 +68,4 @@ async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: Fas
   } finally {
     detach();
   }
-}
-
-function idempotencyKey(raw: string | string[] | undefined): string | undefined {
-  if (raw === undefined) return undefined;
-  const v = Array.isArray(raw) ? raw[0] : raw;
-  if (v === undefined || v.length === 0 || v.length > 255) {
-    throw new ApiError('INVALID_REQUEST', `Idempotency-Key: expected 1 to 255 characters, got ${v?.length ?? 0}`);
-  }
-  return v;
-}
-
-/** Waits for `done`; false if the client went away first. */
-function untilFinishedOrClosed(exec: Execution, reply: FastifyReply): Promise<boolean> {
-  return new Promise((resolve) => {
-    const res = reply.raw;
-    const onClose = (): void => {
-      if (!res.writableEnded) resolve(false);
-    };
-    res.once('close', onClose);
-    void exec.finished.then(() => {
-      res.off('close', onClose);
-      resolve(true);
-    });
-  });
 }

@@ -5,7 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { encodeEventNDJSON, encodeEventSSE, encodeSSEComment } from '@sluice/protocol';
-import type { EventLog, LogEntry } from '../execution/event-log.js';
+import type { EventLog, LogEntry, LoggedEvent } from '../execution/event-log.js';
 import type { StreamFormat } from './negotiate.js';
 
 export interface StreamOptions {
@@ -29,7 +29,7 @@ const CONTENT_TYPES: Record<StreamFormat, string> = {
 };
 
 /** Writes the response head and then the log, following it live until it closes. */
-export async function writeEvents(res: ServerResponse, log: EventLog, opts: StreamOptions): Promise<StreamOutcome> {
+export async function writeEvents<E extends LoggedEvent>(res: ServerResponse, log: EventLog<E>, opts: StreamOptions): Promise<StreamOutcome> {
   const ac = new AbortController();
   const onClose = (): void => ac.abort();
   res.once('close', onClose);
@@ -43,8 +43,9 @@ export async function writeEvents(res: ServerResponse, log: EventLog, opts: Stre
     Connection: 'keep-alive',
     ...opts.headers,
   });
-  // Tell EventSource clients to come back quickly after a drop.
-  if (opts.format === 'sse') res.write('retry: 1000\n\n');
+  // A comment first (a proxy or a client sees the stream is open before any event), and the
+  // retry hint: EventSource clients come back quickly after a drop.
+  if (opts.format === 'sse') res.write(': connected\nretry: 1000\n\n');
   res.flushHeaders();
 
   let heartbeat: NodeJS.Timeout | null = null;
@@ -55,7 +56,7 @@ export async function writeEvents(res: ServerResponse, log: EventLog, opts: Stre
       if (!res.writableNeedDrain) res.write(ping);
     }, opts.heartbeatSec * 1000);
   }
-  const encode = opts.format === 'sse' ? (e: LogEntry) => encodeEventSSE(e.seq, e.type, e.json) : (e: LogEntry) => encodeEventNDJSON(e.json);
+  const encode = opts.format === 'sse' ? (e: LogEntry<E['type']>) => encodeEventSSE(e.seq, e.type, e.json) : (e: LogEntry<E['type']>) => encodeEventNDJSON(e.json);
 
   try {
     for await (const batch of log.follow(opts.from, ac.signal)) {

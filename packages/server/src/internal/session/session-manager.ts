@@ -49,6 +49,8 @@ export class SessionManager {
   private draining = false;
   /** Memory of every execution's log, running and finished (SLUICE_LOG_BUDGET). */
   private readonly logBudget: LogBudget;
+  /** Told when a session is deleted or expires (agent runs forget its conversation). */
+  private readonly goneListeners: ((owner: string | null, id: string) => void)[] = [];
 
   /** This server's parent cgroup: named after its data directory (see cgroup-host.ts). */
   private get cgroupParent(): string {
@@ -68,6 +70,11 @@ export class SessionManager {
     });
     this.sweeper = setInterval(() => void this.sweep(), 1000);
     this.sweeper.unref();
+  }
+
+  /** Calls `listener` whenever a session goes away (deleted, expired, server closing). */
+  onSessionGone(listener: (owner: string | null, id: string) => void): void {
+    this.goneListeners.push(listener);
   }
 
   /** Creates a session; fails if one with that id exists. */
@@ -339,6 +346,7 @@ export class SessionManager {
     const k = key(s.owner, s.id);
     if (this.sessions.get(k) !== s) return;
     this.sessions.delete(k);
+    for (const l of this.goneListeners) l(s.owner, s.id);
     await this.destroyResources(s);
   }
 

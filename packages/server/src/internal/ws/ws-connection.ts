@@ -13,6 +13,9 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { RawData, WebSocket } from 'ws';
 import {
   acceptedMessage,
+  agentAcceptedMessage,
+  agentEndMessage,
+  agentEventFrame,
   assertNever,
   endMessage,
   errorMessage,
@@ -20,11 +23,14 @@ import {
   parseClientMessage,
   pongMessage,
   WSCloseCode,
+  type AgentMessage,
   type ClientMessage,
   type ErrorCode,
   type ExecuteMessage,
   type MessageIDs,
 } from '@sluice/protocol';
+import type { AgentRun } from '../agent/agent-run.js';
+import type { EventLog, LogEntry } from '../execution/event-log.js';
 import { ApiError } from '../api-error.js';
 import type { Execution } from '../execution/execution.js';
 import type { ServerContext } from '../http/context.js';
@@ -47,9 +53,40 @@ export interface ConnectionInit {
   log: FastifyBaseLogger;
 }
 
-/** One follower: an execution's log, read from `from`, until `done` or `abort`. */
+/** What a socket can follow: an execution's log or an agent run's, with how its frames are tagged. */
+interface Followable {
+  /** `exec:{id}` or `run:{id}`: executions and runs have separate id spaces. */
+  key: string;
+  sessionID: string;
+  log: Pick<EventLog, 'closed' | 'lastSeq'> & { follow(from: number, signal: AbortSignal): AsyncGenerator<LogEntry<string>[]> };
+  frame(entry: LogEntry<string>): string;
+  /** The answer to a subscribe from past the end of the finished log. */
+  end(lastSeq: number): string;
+}
+
+function followableExecution(exec: Execution): Followable {
+  return {
+    key: `exec:${exec.id}`,
+    sessionID: exec.sessionID,
+    log: exec.log,
+    frame: (entry) => eventFrame(entry, exec.id),
+    end: (lastSeq) => endMessage(exec.id, lastSeq),
+  };
+}
+
+function followableRun(run: AgentRun): Followable {
+  return {
+    key: `run:${run.id}`,
+    sessionID: run.sessionID,
+    log: run.log,
+    frame: (entry) => agentEventFrame(entry, run.id),
+    end: (lastSeq) => agentEndMessage(run.id, lastSeq),
+  };
+}
+
+/** One follower: a log, read from `from`, until its last event or `abort`. */
 interface Subscription {
-  exec: Execution;
+  target: Followable;
   ac: AbortController;
   /** Settles when the follower has stopped. */
   ended: Promise<void>;
@@ -157,15 +194,16 @@ export class WSConnection {
         void this.execute(m);
         return;
       case 'subscribe':
-        this.attempt({ execution_id: m.execution_id }, () => {
-          const exec = this.ctx.sessions.execution(this.owner, m.execution_id);
-          if (!this.subscriptions.has(exec.id)) this.checkRoom();
-          this.follow(exec, m.from);
-        });
+        this.attempt({ execution_id: m.execution_id }, () => this.subscribe(followableExecution(this.ctx.sessions.execution(this.owner, m.execution_id)), m.from));
+        return;
+      case 'agent_subscribe':
+        this.attempt({ run_id: m.run_id }, () => this.subscribe(followableRun(this.ctx.agents.get(this.owner, m.run_id)), m.from));
         return;
       case 'unsubscribe':
-        this.subscriptions.get(m.execution_id)?.ac.abort();
-        this.subscriptions.delete(m.execution_id);
+        this.unsubscribe(`exec:${m.execution_id}`);
+        return;
+      case 'agent_unsubscribe':
+        this.unsubscribe(`run:${m.run_id}`);
         return;
       case 'cancel':
         this.attempt({ execution_id: m.execution_id }, () => this.ctx.sessions.execution(this.owner, m.execution_id).cancel(this.ctx.config.killGraceMs));
@@ -177,11 +215,10 @@ export class WSConnection {
         this.pacer.sendReply(pongMessage());
         return;
       case 'agent':
-      case 'agent_subscribe':
-      case 'agent_unsubscribe':
+        void this.agent(m);
+        return;
       case 'agent_cancel':
-        // TODO(issue 11): agent runs on the socket land with the agent run manager.
-        this.pacer.sendReply(errorMessage('INVALID_REQUEST', 'agent runs are not available on this socket yet', 'request_id' in m ? { request_id: m.request_id } : { run_id: m.run_id }));
+        this.attempt({ run_id: m.run_id }, () => this.ctx.agents.get(this.owner, m.run_id).cancel());
         return;
       default:
         assertNever(m, 'message');
@@ -203,10 +240,41 @@ export class WSConnection {
       // Closed meanwhile: the execution runs on (like a dropped HTTP stream), nobody to tell.
       if (this.closing) return;
       this.pacer.sendReply(acceptedMessage(m.request_id, exec.id));
-      this.follow(exec, 1);
+      this.follow(followableExecution(exec), 1);
     } catch (err) {
       this.replyError(err, ids);
     }
+  }
+
+  /** Starts an agent run in the socket's session; its events follow, tagged with `run_id`. It goes on if the socket closes. */
+  private async agent(m: AgentMessage): Promise<void> {
+    const ids = { request_id: m.request_id };
+    try {
+      if (!this.sessionAlive()) {
+        this.replyError(new ApiError('NOT_FOUND', `session ${JSON.stringify(this.session.id)} was deleted`), ids);
+        this.checkSession();
+        return;
+      }
+      const unhealthy = this.ctx.health();
+      if (unhealthy !== null) throw new ApiError('SANDBOX_UNAVAILABLE', unhealthy, { retryAfter: 5 });
+      this.checkRoom();
+      const run = await this.ctx.agents.start(this.owner, this.session.id, m.agent);
+      if (this.closing) return;
+      this.pacer.sendReply(agentAcceptedMessage(m.request_id, run.id));
+      this.follow(followableRun(run), 1);
+    } catch (err) {
+      this.replyError(err, ids);
+    }
+  }
+
+  private subscribe(target: Followable, from: number): void {
+    if (!this.subscriptions.has(target.key)) this.checkRoom();
+    this.follow(target, from);
+  }
+
+  private unsubscribe(key: string): void {
+    this.subscriptions.get(key)?.ac.abort();
+    this.subscriptions.delete(key);
   }
 
   /** Runs a message's action, answering a failure with an error message that names its ids. */
@@ -237,34 +305,34 @@ export class WSConnection {
     }
   }
 
-  /** Starts (or restarts, from `from`) following an execution's log onto the socket. */
-  private follow(exec: Execution, from: number): void {
-    this.subscriptions.get(exec.id)?.ac.abort();
+  /** Starts (or restarts, from `from`) following a log onto the socket. */
+  private follow(target: Followable, from: number): void {
+    this.subscriptions.get(target.key)?.ac.abort();
     const ac = new AbortController();
-    const sub: Subscription = { exec, ac, ended: Promise.resolve() };
-    sub.ended = this.pump(exec, from, ac.signal)
-      .catch((err: unknown) => this.log.error({ err, execution: exec.id }, 'websocket follower failed'))
+    const sub: Subscription = { target, ac, ended: Promise.resolve() };
+    sub.ended = this.pump(target, from, ac.signal)
+      .catch((err: unknown) => this.log.error({ err, followed: target.key }, 'websocket follower failed'))
       .finally(() => {
-        if (this.subscriptions.get(exec.id) === sub) this.subscriptions.delete(exec.id);
+        if (this.subscriptions.get(target.key) === sub) this.subscriptions.delete(target.key);
       });
-    this.subscriptions.set(exec.id, sub);
+    this.subscriptions.set(target.key, sub);
   }
 
-  private async pump(exec: Execution, from: number, signal: AbortSignal): Promise<void> {
+  private async pump(target: Followable, from: number, signal: AbortSignal): Promise<void> {
     // A reader keeps the session from expiring under it, as an HTTP stream does.
-    const detach = this.ctx.sessions.attach(this.owner, exec.sessionID);
+    const detach = this.ctx.sessions.attach(this.owner, target.sessionID);
     try {
       let sent = 0;
-      for await (const batch of exec.log.follow(from, signal)) {
+      for await (const batch of target.log.follow(from, signal)) {
         for (const entry of batch) {
           if (this.pacer.full) await this.pacer.room(signal);
           if (signal.aborted) return;
-          this.pacer.sendEvent(eventFrame(entry, exec.id));
+          this.pacer.sendEvent(target.frame(entry));
           sent++;
         }
       }
       // Past the end of a finished log: say so, rather than leave the client waiting.
-      if (!signal.aborted && sent === 0 && exec.log.closed) this.pacer.sendReply(endMessage(exec.id, exec.log.lastSeq));
+      if (!signal.aborted && sent === 0 && target.log.closed) this.pacer.sendReply(target.end(target.log.lastSeq));
     } finally {
       detach();
     }
