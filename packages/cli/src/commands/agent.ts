@@ -57,7 +57,6 @@ async function runAgent(prompt: string, flags: AgentFlags): Promise<number> {
   const url = serverURL(flags);
   const json = flags.json === true;
   const term = new Terminal(process.stdout, process.stderr, { progressBar: false });
-  const renderer = new AgentRenderer({ fancy: wantsFancy(process.stdout, process.env), language: flags.language });
   const beforeStart = new AbortController();
   // Aborted only when following the run must stop without its `end` (the cancel could not be sent).
   const giveUp = new AbortController();
@@ -88,6 +87,10 @@ async function runAgent(prompt: string, flags: AgentFlags): Promise<number> {
         ? await sluice.sessions.create({ id: `cli-agent-${randomBytes(8).toString('hex')}`, language: flags.language, idleTTL: EPHEMERAL_IDLE_TTL, signal: beforeStart.signal })
         : sluice.session(flags.session);
     if (received !== undefined) return 128 + STOP_SIGNALS[received];
+    // For the frames' headers: the language run_code uses when the model names none.
+    if (session.settings === undefined && flags.language === undefined) await session.refresh({ signal: beforeStart.signal }).catch(() => undefined);
+    if (received !== undefined) return 128 + STOP_SIGNALS[received];
+    const renderer = new AgentRenderer({ fancy: wantsFancy(process.stdout, process.env), language: flags.language ?? session.settings?.language });
     stream = session.agent.stream(prompt, {
       model: flags.model,
       maxTurns: flags.maxTurns,

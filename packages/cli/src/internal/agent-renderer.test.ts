@@ -36,22 +36,37 @@ function render(events: Bare[], fancy: boolean, language?: string): { stdout: st
   };
 }
 
-test('plain ASCII: the text, then the tool call framed with its code as written and its live output, the usage on stderr', () => {
+test('plain ASCII: the text, then the tool call framed with its code as written and its live output (the language named once known), the usage on stderr', () => {
   const { stdout, stderr } = render(RUN, false);
   assert.equal(
     stdout,
-    ['Computing.', '+- run_code -', '| import sys', '| print(6*7)', '| print("oops", file=sys.stderr)', '+- output -', '| 42', '| oops', '+- exit 0 -', 'It is 42.', ''].join('\n'),
+    ['Computing.', '+- run_code -', '| import sys', '| print(6*7)', '| print("oops", file=sys.stderr)', '+- output (python) -', '| 42', '| oops', '+- exit 0 -', 'It is 42.', ''].join('\n'),
   );
   assert.equal(stderr, 'sluice: completed: 2 turns, 30 tokens (20 prompt, 10 completion)\n');
   assert.doesNotMatch(stdout, /\x1b/, 'no escape codes off a terminal');
 });
 
-test('on a terminal: box characters, colour, and the language in the header once known', () => {
+test('on a terminal: box characters, colour, and the default language in the header until the model names one', () => {
   const { stdout } = render(RUN, true, 'python');
   const plain = stdout.replace(/\x1b\[\d+m/g, '');
   assert.match(plain, /^Computing\.\n┌─ run_code \(python\) ─\n│ import sys\n/);
   assert.match(plain, /├─ output ─\n│ 42\n│ oops\n└─ exit 0 ─\nIt is 42\.\n$/);
   assert.match(stdout, /\x1b\[31moops/, 'stderr in red');
+});
+
+test('a header that guessed the language is corrected at the output rule when the model names another', () => {
+  const { stdout } = render(
+    [
+      { type: 'tool_input_delta', toolId: 't', toolName: 'run_code', text: '{"code":"echo hi"' },
+      { type: 'tool_input_delta', toolId: 't', toolName: 'run_code', text: ',"language":"bash"}' },
+      { type: 'tool_start', toolId: 't', toolName: 'run_code', input: { code: 'echo hi', language: 'bash' } },
+      { type: 'tool_output_delta', toolId: 't', toolName: 'run_code', stream: 'stdout', text: 'hi\n', executionId: 'e' },
+      { type: 'tool_end', toolId: 't', toolName: 'run_code', toolOutput: 'hi\n', exitCode: 0, reason: 'exited' },
+    ],
+    false,
+    'python',
+  );
+  assert.equal(stdout, ['+- run_code (python) -', '| echo hi', '+- output (bash) -', '| hi', '+- exit 0 -', ''].join('\n'));
 });
 
 test('a call whose arguments were not streamed shows its code at tool_start; a failed call says how it ended', () => {

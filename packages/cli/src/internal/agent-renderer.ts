@@ -24,7 +24,7 @@ export interface Write {
 export interface AgentRendererOptions {
   /** Box characters and colour (a terminal without NO_COLOR); plain ASCII otherwise. */
   fancy: boolean;
-  /** The language `run_code` uses when the model names none (--language), for the header. */
+  /** The language `run_code` uses when the model names none (--language, else the session's), for the header. */
   language?: string | undefined;
 }
 
@@ -54,6 +54,9 @@ interface Call {
   /** Code was shown from the streamed arguments. */
   codeShown: boolean;
   outputShown: boolean;
+  /** run_code: the language the header named, and the one the call runs in once known. */
+  shownLanguage: string | undefined;
+  language: string | undefined;
 }
 
 export class AgentRenderer {
@@ -93,6 +96,8 @@ export class AgentRenderer {
       case 'tool_start': {
         const call = this.call(ev.toolId, ev.toolName);
         this.frame(w, ev.toolId, ev.input);
+        const language = ev.input['language'];
+        call.language = typeof language === 'string' ? language : (call.shownLanguage ?? this.opts.language);
         const code = ev.input['code'];
         if (ev.toolName === 'run_code' && !call.codeShown && typeof code === 'string') {
           call.codeShown = true;
@@ -148,7 +153,7 @@ export class AgentRenderer {
   private call(id: string, name: string): Call {
     let c = this.calls.get(id);
     if (c === undefined) {
-      c = { name, input: new JSONStringField('code'), codeShown: false, outputShown: false };
+      c = { name, input: new JSONStringField('code'), codeShown: false, outputShown: false, shownLanguage: undefined, language: undefined };
       this.calls.set(id, c);
     }
     return c;
@@ -188,7 +193,9 @@ export class AgentRenderer {
     };
     switch (name) {
       case 'run_code': {
+        // The model usually writes `language` after the code: until then the header names the default.
         const language = field('language') ?? this.opts.language;
+        if (call !== undefined) call.shownLanguage = language;
         return language === undefined ? '' : ` (${language})`;
       }
       case 'read_file':
@@ -211,7 +218,9 @@ export class AgentRenderer {
     call.outputShown = true;
     if (!call.codeShown) return;
     this.newLine(w);
-    this.out(w, this.paint(`${this.g.middle}${this.g.rule} output ${this.g.rule}`, DIM) + '\n');
+    // The header guessed the language before the model named another one: say which ran.
+    const language = call.language !== undefined && call.language !== call.shownLanguage ? ` (${call.language})` : '';
+    this.out(w, this.paint(`${this.g.middle}${this.g.rule} output${language} ${this.g.rule}`, DIM) + '\n');
   }
 
   /** Closes the open frame: with `status` when its call ended, bare when something else interrupts it. */
