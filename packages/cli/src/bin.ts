@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `sluice` command: `serve` starts a server; `run`, `exec`, `sessions` and `files` are a
- * client of a running one (docs/cli.md).
+ * The `sluice` command: `serve` starts a server; `run`, `exec`, `sessions`, `files` and `agent`
+ * are a client of a running one (docs/cli.md).
  */
 import { Command, CommanderError } from 'commander';
 import { serveCommand } from './commands/serve.js';
@@ -9,6 +9,7 @@ import { runCommand } from './commands/run.js';
 import { execCommand } from './commands/exec.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { filesCommand } from './commands/files.js';
+import { agentCommand } from './commands/agent.js';
 import { ExitCode } from './internal/exit-codes.js';
 import { ignoreOutputErrors } from './internal/exit.js';
 
@@ -26,6 +27,7 @@ runCommand(program);
 execCommand(program);
 sessionsCommand(program);
 filesCommand(program);
+agentCommand(program);
 
 try {
   await program.parseAsync(process.argv);

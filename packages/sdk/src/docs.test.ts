@@ -12,7 +12,7 @@ const examplesURL = new URL('../examples/', import.meta.url);
 /** Each `<!-- example: NAME -->` marker and the fenced block right after it. */
 function quotedExamples(markdown: string): Map<string, string> {
   const out = new Map<string, string>();
-  const re = /<!-- example: ([\w.-]+) -->\n```ts\n([\s\S]*?)```/g;
+  const re = /<!-- example: ([\w./-]+) -->\n```ts\n([\s\S]*?)```/g;
   for (const m of markdown.matchAll(re)) out.set(m[1] ?? '', m[2] ?? '');
   return out;
 }

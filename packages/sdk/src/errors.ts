@@ -166,12 +166,12 @@ const CLASSES: Record<ErrorCode, new (message: string, details?: SluiceErrorDeta
   LLM_ERROR: LLMStreamError,
 };
 
+/** Codes that only a Sluice error body names: a bare 502 (a proxy's) says nothing about the model endpoint. */
+const BODY_ONLY_CODES: readonly ErrorCode[] = ['LLM_UNAVAILABLE', 'LLM_ERROR'];
+
 /** The code whose status this is (the table read backwards), or undefined. */
 export function codeForStatus(status: number): ErrorCode | undefined {
-  for (const [code, s] of Object.entries(ERROR_STATUS)) {
-    // A bare 502 is a gateway's, not the model endpoint's (those always come with their code).
-    if (s === status && isErrorCode(code) && code !== 'LLM_UNAVAILABLE' && code !== 'LLM_ERROR') return code;
-  }
+  for (const [code, s] of Object.entries(ERROR_STATUS)) if (s === status && isErrorCode(code) && !BODY_ONLY_CODES.includes(code)) return code;
   return undefined;
 }
 

@@ -6,9 +6,9 @@
  * the session's WebSocket) resumes dropped connections, so every event arrives exactly once.
  */
 import { assertNever, emptyResult, foldEvent, type ExecutionEvent, type ProgressEvent, type ResultEvent } from '@sluice/protocol';
-import { ConnectionError, errorFromCode, SluiceError } from './errors.js';
-import { abortError, deferred, unref } from './internal/abort.js';
+import { errorFromCode, type SluiceError } from './errors.js';
 import type { ExecutionEventSource } from './internal/event-source.js';
+import { LiveStream } from './internal/live-stream.js';
 import { toRunResult, type RunResult } from './run-result.js';
 
 /** Callbacks fired as the stream is consumed (by a `for await`, `result()` or `run()`), in log order. */
@@ -42,57 +42,20 @@ export interface ExecutionStreamOptions extends StreamCallbacks {
 }
 
 /** A live execution's events as an async iterable with one owner; `result()` waits for the fold, `stdin()`/`cancel()` command it, leaving early cancels it. */
-export class ExecutionStream implements AsyncIterable<ExecutionEvent> {
+export class ExecutionStream extends LiveStream<ExecutionEvent, ExecutionEvent, RunResult> {
   /** The execution's id, as soon as the server names it (before the first event is read). */
   readonly executionID: Promise<string>;
   private readonly fold = emptyResult();
-  private readonly completion = deferred<RunResult>();
-  private prefetched: Promise<ExecutionEvent | null> | undefined;
-  private owned = false;
-  private finished = false;
-  private sawDone = false;
-  private chain: Promise<unknown> = Promise.resolve();
-  private readonly signal: AbortSignal | undefined;
-  private readonly onAbort: () => void;
-  private readonly commandTimeoutMs: number;
-  private readonly cancelOnLeave: boolean;
+  private readonly exec: ExecutionEventSource;
 
   /** @internal Built by `session.stream()`, `session.attach()` and `executions.events()`. */
   constructor(
-    private readonly source: ExecutionEventSource,
+    source: ExecutionEventSource,
     private readonly opts: ExecutionStreamOptions = {},
   ) {
+    super(source, opts, 'execution');
+    this.exec = source;
     this.executionID = source.executionID;
-    this.signal = opts.signal;
-    this.commandTimeoutMs = opts.commandTimeoutMs ?? 10_000;
-    this.cancelOnLeave = opts.cancelOnLeave ?? true;
-    this.onAbort = () => {
-      if (this.finished) return;
-      this.finish();
-      this.completion.reject(this.signal?.reason ?? abortError());
-      void this.cancelAndClose();
-    };
-    if (this.signal?.aborted) {
-      this.onAbort();
-    } else {
-      this.signal?.addEventListener('abort', this.onAbort, { once: true });
-      // Start now, so the run begins and `executionID` resolves before anyone iterates. One
-      // event at most is read ahead; the rest waits for the consumer.
-      this.prefetched = source.next();
-      this.prefetched.catch(() => {});
-    }
-  }
-
-  /** Iterates the events, `done` last. Only one consumer: a second iterator throws. */
-  [Symbol.asyncIterator](): AsyncIterator<ExecutionEvent> {
-    this.claim();
-    return {
-      next: () => this.enqueue(() => this.nextEvent()),
-      return: async () => {
-        await this.leave();
-        return { done: true, value: undefined };
-      },
-    };
   }
 
   /**
@@ -101,21 +64,17 @@ export class ExecutionStream implements AsyncIterable<ExecutionEvent> {
    * stream failed, was aborted, or was left before `done`.
    */
   result(): Promise<RunResult> {
-    if (!this.owned) {
-      this.claim();
-      void this.drain();
-    }
-    return this.completion.promise;
+    return this.consume();
   }
 
   /** Writes text to the program's stdin (it stays open until {@link closeStdin}). */
   stdin(data: string): Promise<void> {
-    return this.source.stdin(data, false);
+    return this.exec.stdin(data, false);
   }
 
   /** Closes the program's stdin (end of file). */
   closeStdin(): Promise<void> {
-    return this.source.stdin('', true);
+    return this.exec.stdin('', true);
   }
 
   /** Asks the server to cancel; the stream goes on to its `done` (reason `cancelled`). */
@@ -123,77 +82,21 @@ export class ExecutionStream implements AsyncIterable<ExecutionEvent> {
     return this.source.cancel();
   }
 
-  private claim(): void {
-    if (this.owned) throw new TypeError('this ExecutionStream is already being consumed; an execution stream has a single reader');
-    this.owned = true;
+  protected override isLast(ev: ExecutionEvent): boolean {
+    return ev.type === 'done';
   }
 
-  private async drain(): Promise<void> {
-    try {
-      for (;;) {
-        const r = await this.enqueue(() => this.nextEvent());
-        if (r.done === true) return;
-      }
-    } catch {
-      // `completion` carries the failure.
-    }
+  protected override async settle(): Promise<RunResult> {
+    if (this.fold.execution_id === null) this.fold.execution_id = await this.executionID.catch(() => null);
+    return toRunResult(this.fold);
   }
 
-  /** Serialises reads so that calling next() twice without awaiting stays in order. */
-  private enqueue<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.chain.then(fn);
-    this.chain = p.catch(() => {});
-    return p;
-  }
-
-  private async nextEvent(): Promise<IteratorResult<ExecutionEvent>> {
-    if (this.finished) return { done: true, value: undefined };
-    const pending = this.prefetched ?? this.source.next();
-    this.prefetched = undefined;
-    let ev: ExecutionEvent | null;
-    try {
-      ev = await this.raceAbort(pending);
-    } catch (err: unknown) {
-      if (this.signal?.aborted) throw this.signal.reason;
-      this.fail(err);
-      throw err;
-    }
-    if (this.finished) {
-      // Aborted or left while this read was in flight.
-      if (this.signal?.aborted) throw this.signal.reason;
-      return { done: true, value: undefined };
-    }
-    if (ev === null) {
-      this.finish();
-      this.source.close();
-      if (!this.sawDone) {
-        const err = new ConnectionError('the stream ended before the execution was done');
-        this.opts.onError?.(err);
-        this.completion.reject(err);
-      }
-      return { done: true, value: undefined };
-    }
-    try {
-      this.deliver(ev);
-    } catch (err: unknown) {
-      // A callback threw: the consumer is gone, as if it had left the loop.
-      this.finish();
-      await this.cancelAndClose();
-      this.completion.reject(err);
-      throw err;
-    }
-    if (ev.type === 'done') {
-      this.sawDone = true;
-      this.finish();
-      this.source.close();
-      if (this.fold.execution_id === null) this.fold.execution_id = await this.executionID.catch(() => null);
-      this.completion.resolve(toRunResult(this.fold));
-    }
-    return { done: false, value: ev };
+  protected override reportError(err: SluiceError): void {
+    this.opts.onError?.(err);
   }
 
   /** Folds one event and fires its callbacks. */
-  private deliver(ev: ExecutionEvent): void {
+  protected override deliver(ev: ExecutionEvent): ExecutionEvent {
     foldEvent(this.fold, ev);
     const o = this.opts;
     o.onEvent?.(ev);
@@ -221,65 +124,6 @@ export class ExecutionStream implements AsyncIterable<ExecutionEvent> {
       default:
         assertNever(ev, 'event');
     }
-  }
-
-  private fail(err: unknown): void {
-    if (this.finished) return;
-    this.finish();
-    this.source.close();
-    if (err instanceof SluiceError) this.opts.onError?.(err);
-    this.completion.reject(err);
-  }
-
-  /** `break` / `return()`: cancel on the server unless it is over, then close. */
-  private async leave(): Promise<void> {
-    if (this.finished) return;
-    this.finish();
-    this.completion.reject(abortError('the stream was left before the execution was done'));
-    await this.cancelAndClose();
-  }
-
-  private finish(): void {
-    this.finished = true;
-    this.signal?.removeEventListener('abort', this.onAbort);
-  }
-
-  /** Sends the cancel if asked to (bounded in time, failures ignored: the caller is leaving), then closes. */
-  private async cancelAndClose(): Promise<void> {
-    if (!this.cancelOnLeave) {
-      this.source.close();
-      return;
-    }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      const deadline = new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, this.commandTimeoutMs);
-        unref(timer);
-      });
-      await Promise.race([this.source.cancel().catch(() => {}), deadline]);
-    } finally {
-      clearTimeout(timer);
-      this.source.close();
-    }
-  }
-
-  private raceAbort<T>(p: Promise<T>): Promise<T> {
-    const signal = this.signal;
-    if (!signal) return p;
-    if (signal.aborted) return Promise.reject(signal.reason);
-    return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      p.then(
-        (v) => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(v);
-        },
-        (e: unknown) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(e);
-        },
-      );
-    });
+    return ev;
   }
 }

@@ -8,10 +8,30 @@ export { Sluice, type SluiceOptions } from './client.js';
 export { Session, type RunOptions, type AttachOptions } from './session.js';
 export { Sessions, type CreateSessionOptions } from './sessions.js';
 export { Executions, type EventsOptions } from './executions.js';
+export { SessionAgent, type AgentRunOptions, type AgentAttachOptions } from './session-agent.js';
+export { AgentStream, type AgentStreamOptions, type AgentStreamCallbacks } from './agent-stream.js';
+export type {
+  AgentEndEvent,
+  AgentErrorEvent,
+  AgentGapEvent,
+  AgentStartEvent,
+  AgentStreamEvent,
+  AgentTextDeltaEvent,
+  AgentToolEndEvent,
+  AgentToolInputDeltaEvent,
+  AgentToolOutputDeltaEvent,
+  AgentToolProgressEvent,
+  AgentToolResultEvent,
+  AgentToolStartEvent,
+  AgentTurnEndEvent,
+  AgentTurnStartEvent,
+  AgentUsage,
+} from './agent-events.js';
+export type { AgentResult, AgentToolCall } from './agent-result.js';
 export { SessionFiles, type FileRequestOptions, type WrittenFile } from './session-files.js';
 export { ExecutionStream, type ExecutionStreamOptions, type StreamCallbacks } from './execution-stream.js';
 export { isTimeout, toRunResult, type ProgressInfo, type RunResult } from './run-result.js';
-export type { CancelResult, ExecutionInfo, FileEntry, LanguageInfo, SessionInfo, SessionLimits } from './views.js';
+export type { AgentRunInfo, CancelResult, ExecutionInfo, FileEntry, LanguageInfo, SessionInfo, SessionLimits } from './views.js';
 export type { WebSocketConstructor, WebSocketLike } from './web-socket.js';
 export type { Transport } from './internal/client-context.js';
 export type { ReconnectOptions } from './internal/backoff.js';
@@ -24,6 +44,8 @@ export {
   ForbiddenError,
   InternalError,
   InvalidRequestError,
+  LLMStreamError,
+  LLMUnavailableError,
   NotFoundError,
   PayloadTooLargeError,
   RateLimitedError,
@@ -39,6 +61,9 @@ export {
 // The wire types, re-exported so that callers need one import.
 export {
   ErrorCode,
+  type AgentEndReason,
+  type AgentTool,
+  type ToolEndReason,
   type DoneEvent,
   type DoneReason,
   type ErrorEvent,

@@ -13,6 +13,7 @@ import { randomID } from './internal/random-id.js';
 import { SSEExecutionSource } from './internal/sse-execution-source.js';
 import { WSConnection } from './internal/ws-connection.js';
 import type { RunResult } from './run-result.js';
+import { SessionAgent } from './session-agent.js';
 import { SessionFiles } from './session-files.js';
 import { readField, readSessionInfo, type SessionInfo } from './views.js';
 
@@ -64,6 +65,8 @@ export class Session {
   settings: SessionInfo | undefined;
   /** The session's workspace. */
   readonly files: SessionFiles;
+  /** Agent runs in this session: a model that writes and runs code here (`agent.stream(prompt)`). */
+  readonly agent: SessionAgent;
   private ws: WSConnection | undefined;
 
   /** @internal Use `sluice.session(id)` or `sluice.sessions.create()`. */
@@ -75,6 +78,7 @@ export class Session {
     this.id = id;
     this.settings = settings;
     this.files = new SessionFiles(ctx, id);
+    this.agent = new SessionAgent(ctx, id);
   }
 
   /**

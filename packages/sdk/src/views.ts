@@ -6,9 +6,17 @@
  * fields that view declares, as the type it declares.
  */
 import {
+  AGENT_END_REASONS,
+  AGENT_RUN_STATES,
+  AGENT_TOOLS,
   EXECUTION_STATES,
   MODES,
   SESSION_STATES,
+  type AgentEndReason,
+  type AgentRunResult,
+  type AgentRunState,
+  type AgentRunView,
+  type AgentTool,
   type DoneReason,
   type ExecutionState,
   type ExecutionView,
@@ -18,6 +26,7 @@ import {
   type SessionState,
   type SessionView,
 } from '@sluice/protocol';
+import { toAgentResult, type AgentResult } from './agent-result.js';
 import { InternalError } from './errors.js';
 import type { ProgressInfo } from './run-result.js';
 
@@ -305,4 +314,57 @@ export function readList<T>(value: unknown, key: string, read: (v: unknown) => T
 /** One named field of an object answer, as an object. */
 export function readField(value: unknown, key: string, what: string): unknown {
   return new Reader<Record<string, unknown>>(value, what).raw(key);
+}
+
+/** An agent run's state and the fold of its log so far (`GET /api/agent-runs/{id}`). */
+export interface AgentRunInfo extends AgentResult {
+  sessionId: string;
+  state: AgentRunState;
+  model: string;
+  maxTurns: number;
+  tools: AgentTool[];
+  lastSeq: number;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+/** Reads an {@link AgentRunView}; throws InternalError naming the field the server got wrong. */
+export function readAgentRunInfo(value: unknown): AgentRunInfo {
+  const r = new Reader<AgentRunView>(value, 'agent run');
+  const runId = r.string('run_id');
+  const usage = r.object('usage');
+  const view = value as AgentRunView;
+  const fold: AgentRunResult = {
+    run_id: runId,
+    text: r.string('text'),
+    reason: endReason(r.stringOrNull('reason')),
+    turns: r.number('turns'),
+    total_tokens: r.number('total_tokens'),
+    // Extensions of the contract's fold: tolerated when absent.
+    tool_calls: Array.isArray(view.tool_calls) ? view.tool_calls : [],
+    usage: {
+      prompt_tokens: typeof usage['prompt_tokens'] === 'number' ? usage['prompt_tokens'] : 0,
+      completion_tokens: typeof usage['completion_tokens'] === 'number' ? usage['completion_tokens'] : 0,
+      total_tokens: typeof usage['total_tokens'] === 'number' ? usage['total_tokens'] : 0,
+    },
+    error: typeof view.error === 'object' && view.error !== null ? view.error : null,
+    gap: view.gap === true,
+  };
+  return {
+    ...toAgentResult(fold, runId),
+    sessionId: r.string('session_id'),
+    state: r.oneOf('state', AGENT_RUN_STATES),
+    model: r.string('model'),
+    maxTurns: r.number('max_turns'),
+    tools: r.array('tools').filter((t): t is AgentTool => (AGENT_TOOLS as readonly unknown[]).includes(t)),
+    lastSeq: r.number('last_seq'),
+    createdAt: r.string('created_at'),
+    finishedAt: r.stringOrNull('finished_at'),
+  };
+}
+
+function endReason(value: string | null): AgentEndReason | null {
+  if (value === null) return null;
+  if (!(AGENT_END_REASONS as readonly string[]).includes(value)) throw new InternalError(`agent run.reason: expected one of ${AGENT_END_REASONS.join(', ')} from the server, got ${JSON.stringify(value)}`);
+  return value as AgentEndReason;
 }
