@@ -47,7 +47,7 @@ test('malformed messages are refused with a message naming the field, expectatio
   assert.match(rejected(parseClientMessage('{"type":"execute","request_id":"r"}')).message, /^code: expected a string \(it is required\), got nothing$/);
   assert.match(rejected(parseClientMessage('{"type":"subscribe","execution_id":"e","from":1.5}')).message, /^from: expected an integer >= 0 .*got 1\.5 \(number\)$/);
   assert.match(rejected(parseClientMessage('{"type":"subscribe","execution_id":"e","from":-1}')).message, /^from: /);
-  assert.match(rejected(parseClientMessage('{"type":"cancel"}')).message, /^execution_id: expected a string .*\(or a run_id\), got nothing$/);
+  assert.match(rejected(parseClientMessage('{"type":"cancel"}')).message, /^execution_id: expected a string .*, or a run_id \(it is required\), got nothing$/);
   assert.match(rejected(parseClientMessage('{"type":"stdin","execution_id":"e"}')).message, /^data: expected a string \(or "eof": true\), got nothing$/);
   assert.match(rejected(parseClientMessage('{"type":"stdin","execution_id":"e","data":1}')).message, /^data: expected a string, got 1 \(number\)$/);
 });
