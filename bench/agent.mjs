@@ -34,7 +34,7 @@ const FIRST_TOKEN_RUNS = intEnv('BENCH_AGENT_RUNS', 30);
 /** How long the model "thinks" after its headers, so the first chunk travels alone. */
 const THINK_MS = intEnv('BENCH_AGENT_THINK_MS', 10);
 const CHUNKS = intEnv('BENCH_AGENT_CHUNKS', 20_000);
-const STREAM_RUNS = intEnv('BENCH_AGENT_STREAM_RUNS', 3);
+const STREAM_RUNS = intEnv('BENCH_AGENT_STREAM_RUNS', 5);
 const TOOL_RUNS = intEnv('BENCH_AGENT_TOOL_RUNS', 10);
 
 const SESSION = `bench-agent-${process.pid}`;
@@ -106,7 +106,11 @@ async function stop(proc) {
   clearTimeout(timer);
 }
 
-async function cleanup() {
+/** Stops the server and the model; every caller (a signal, a failure, the end) awaits the same work. */
+let cleaning = null;
+const cleanup = () => (cleaning ??= stopAll());
+
+async function stopAll() {
   const s = server;
   const m = model;
   server = null;
@@ -428,6 +432,12 @@ try {
   await main();
   await cleanup();
 } catch (err) {
+  // A Ctrl-C reaches the model too, so a request in flight fails: that is the signal's doing.
+  if (interrupted) await cleanup();
+  else await failed(err);
+}
+
+async function failed(err) {
   process.stderr.write(`agent bench failed: ${err?.stack ?? err}\n`);
   if (server?.logs.text) process.stderr.write(`server log:\n${server.logs.text}\n`);
   if (model?.logs.text) process.stderr.write(`model log:\n${model.logs.text}\n`);
