@@ -9,7 +9,8 @@
 //   2. per-line latency: the program prints its own time.time_ns() every 20 ms, the client
 //      subtracts it from the arrival time (same host clock);
 //   3. one stream's throughput: ~200 MiB of text lines, request → done at the SSE client;
-//   4. the server's RSS (from /proc/<pid>/status) along the way.
+//   4. the server's RSS (from /proc/<pid>/status) along the way;
+//   5. agent runs, last: bench/agent.mjs (first token, per-event overhead, one tool round).
 //
 // The server is stopped and its data dir removed on every exit path, errors and Ctrl-C included.
 import { spawn } from 'node:child_process';
@@ -608,6 +609,11 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 try {
   await main();
   await cleanup();
+  // Agent runs last, in a process of their own (their own server and scripted model; Ctrl-C
+  // reaches it with the rest of the foreground group, and it stops them itself).
+  const agent = spawn(process.execPath, [join(ROOT, 'bench/agent.mjs')], { stdio: 'inherit' });
+  const [code, signal] = await new Promise((r) => agent.once('exit', (c, s) => r([c, s])));
+  if (code !== 0) throw new Error(`bench/agent.mjs exited with ${code ?? signal}`);
 } catch (err) {
   process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
   if (server?.logs) process.stderr.write(`server log:\n${server.logs}\n`);
