@@ -110,6 +110,9 @@ test('sluice agent --json prints one event per line, seq 1..n, end last', async 
   assert.equal(events[0]?.type, 'agent_start');
   assert.equal(events.at(-1)?.type, 'end');
   assert.equal(events.at(-1)?.text, 'Hello.');
+  // The wire's spelling, as docs/agents.md and the HTTP stream have it.
+  assert.ok('run_id' in (events[0] ?? {}), JSON.stringify(events[0]));
+  assert.ok('total_tokens' in (events.at(-1) ?? {}));
 });
 
 test('sluice agent --max-turns 1 stops after the tool call and exits 3', async () => {

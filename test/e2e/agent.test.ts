@@ -420,43 +420,52 @@ test('resume: a dropped SSE stream continues from Last-Event-ID with every event
   assertScriptUsed(llm);
 });
 
-test('WebSocket: an agent message streams the run tagged with run_id; subscribe with run_id resumes', async () => {
+test('WebSocket: an agent message streams the run tagged with run_id; after a dropped socket, subscribe with run_id resumes exactly once', async () => {
   await postJSON(`${server.url}/api/sessions`, { id: 'agent-ws' });
-  llm.push(toolCallReply('run_code', { code: 'print("over the socket")' }, { id: 'call_ws' }), textReply('Sent.'));
-  const ws = new WebSocket(`${server.url.replace('http', 'ws')}/api/sessions/agent-ws/ws`);
-  const frames: Record<string, unknown>[] = [];
-  const closed = new Promise<void>((r) => ws.once('close', () => r()));
-  ws.on('message', (data) => frames.push(JSON.parse(String(data)) as Record<string, unknown>));
-  await new Promise<void>((r, j) => ws.once('open', () => r()).once('error', j));
-  ws.send(JSON.stringify({ type: 'agent', request_id: 'r1', prompt: 'say it' }));
-  await waitFor('the run to end on the socket', 20_000, async () => (frames.some((f) => f['type'] === 'end' && typeof f['seq'] === 'number') ? true : undefined));
-  const accepted = frames[0];
+  llm.push(toolCallReply('run_code', { code: 'print("over the socket")' }, { id: 'call_ws' }), { steps: [{ hold: 'ws' }, { text: 'Sent.' }, { finish: 'stop' }, { usage: { prompt: 3, completion: 2 } }] });
+  const wsURL = `${server.url.replace('http', 'ws')}/api/sessions/agent-ws/ws`;
+  const open = async (frames: Record<string, unknown>[]): Promise<WebSocket> => {
+    const ws = new WebSocket(wsURL);
+    ws.on('message', (data) => frames.push(JSON.parse(String(data)) as Record<string, unknown>));
+    await new Promise<void>((r, j) => ws.once('open', () => r()).once('error', j));
+    return ws;
+  };
+  const frames1: Record<string, unknown>[] = [];
+  const ws1 = await open(frames1);
+  ws1.send(JSON.stringify({ type: 'agent', request_id: 'r1', prompt: 'say it' }));
+  await waitFor('the tool to end on the socket', 20_000, async () => (frames1.some((f) => f['type'] === 'tool_end') ? true : undefined));
+  await llm.reached('ws');
+  // The connection breaks mid-run (no close frame); the run goes on.
+  ws1.terminate();
+  const accepted = frames1[0];
   assert.equal(accepted?.['type'], 'accepted');
   assert.equal(accepted?.['request_id'], 'r1');
   const runID = accepted?.['run_id'];
   assert.equal(typeof runID, 'string');
-  const events = frames.slice(1);
-  assert.ok(events.every((f) => f['run_id'] === runID), 'every event names its run');
-  const parsed = events.map((f) => {
+  const head = frames1.slice(1);
+  assert.ok(head.every((f) => f['run_id'] === runID), 'every event names its run');
+  llm.release('ws');
+
+  const frames2: Record<string, unknown>[] = [];
+  const ws2 = await open(frames2);
+  const lastSeen = Number(head.at(-1)?.['seq']);
+  ws2.send(JSON.stringify({ type: 'subscribe', run_id: runID, from: lastSeen + 1 }));
+  await waitFor('the end on the new socket', 20_000, async () => (frames2.some((f) => f['type'] === 'end' && typeof f['seq'] === 'number') ? true : undefined));
+  const parsed = [...head, ...frames2].map((f) => {
     const p = parseAgentEvent(f);
-    assert.ok(p.ok);
+    assert.ok(p.ok, p.ok ? '' : p.message);
     return p.value;
   });
   assertWellFormed(parsed);
   assert.ok(parsed.some((e) => e.type === 'tool_output_delta' && e.text === 'over the socket\n'));
+  assert.equal(endOf(parsed).text, 'Sent.');
 
-  frames.length = 0;
-  ws.send(JSON.stringify({ type: 'subscribe', run_id: runID, from: parsed.length - 1 }));
-  await waitFor('the replayed tail', 5000, async () => (frames.length >= 2 ? true : undefined));
-  assert.deepEqual(
-    frames.map((f) => f['seq']),
-    [parsed.length - 1, parsed.length],
-  );
-  frames.length = 0;
-  ws.send(JSON.stringify({ type: 'subscribe', run_id: runID, from: parsed.length + 1 }));
-  await waitFor('the end message', 5000, async () => (frames.length >= 1 ? true : undefined));
-  assert.deepEqual(frames[0], { type: 'end', run_id: runID, last_seq: parsed.length });
-  ws.close();
+  frames2.length = 0;
+  ws2.send(JSON.stringify({ type: 'subscribe', run_id: runID, from: parsed.length + 1 }));
+  await waitFor('the end message', 5000, async () => (frames2.length >= 1 ? true : undefined));
+  assert.deepEqual(frames2[0], { type: 'end', run_id: runID, last_seq: parsed.length });
+  const closed = new Promise<void>((r) => ws2.once('close', () => r()));
+  ws2.close();
   await closed;
   assertScriptUsed(llm);
 });

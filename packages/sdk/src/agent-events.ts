@@ -186,3 +186,47 @@ export function toAgentStreamEvent(ev: AgentEvent): AgentStreamEvent {
       return assertNever(ev, 'agent event');
   }
 }
+
+/** The wire's spelling of an SDK event (what `toAgentStreamEvent` read): for logs and NDJSON output. */
+export function toWireAgentEvent(ev: AgentStreamEvent): AgentEvent {
+  const { seq, ts } = ev;
+  const usage = (u: AgentUsage): TokenUsage => ({ prompt_tokens: u.promptTokens, completion_tokens: u.completionTokens, total_tokens: u.totalTokens });
+  switch (ev.type) {
+    case 'agent_start':
+      return { type: ev.type, seq, ts, run_id: ev.runId, session_id: ev.sessionId, model: ev.model };
+    case 'turn_start':
+      return { type: ev.type, seq, ts, turn: ev.turn };
+    case 'text_delta':
+      return { type: ev.type, seq, ts, text: ev.text };
+    case 'tool_input_delta':
+      return { type: ev.type, seq, ts, tool_id: ev.toolId, tool_name: ev.toolName, text: ev.text };
+    case 'tool_start':
+      return { type: ev.type, seq, ts, tool_id: ev.toolId, tool_name: ev.toolName, input: ev.input };
+    case 'tool_output_delta':
+      return { type: ev.type, seq, ts, tool_id: ev.toolId, tool_name: ev.toolName, stream: ev.stream, text: ev.text, execution_id: ev.executionId };
+    case 'tool_progress': {
+      const out: AgentEvent & { type: 'tool_progress' } = { type: ev.type, seq, ts, tool_id: ev.toolId, tool_name: ev.toolName, execution_id: ev.executionId };
+      if (ev.message !== undefined) out.message = ev.message;
+      if (ev.percent !== undefined) out.percent = ev.percent;
+      if ('data' in ev) out.data = ev.data;
+      return out;
+    }
+    case 'tool_result':
+      return { type: ev.type, seq, ts, tool_id: ev.toolId, tool_name: ev.toolName, execution_id: ev.executionId, data: ev.data };
+    case 'tool_end': {
+      const out: AgentEvent & { type: 'tool_end' } = { type: ev.type, seq, ts, tool_id: ev.toolId, tool_name: ev.toolName, tool_output: ev.toolOutput, exit_code: ev.exitCode, reason: ev.reason };
+      if (ev.executionId !== undefined) out.execution_id = ev.executionId;
+      return out;
+    }
+    case 'turn_end':
+      return { type: ev.type, seq, ts, turn: ev.turn, usage: usage(ev.usage), total_tokens: ev.totalTokens };
+    case 'gap':
+      return { type: ev.type, seq, ts, from_seq: ev.fromSeq, to_seq: ev.toSeq };
+    case 'error':
+      return { type: ev.type, seq, ts, error: ev.error, code: ev.code };
+    case 'end':
+      return { type: ev.type, seq, ts, text: ev.text, total_tokens: ev.totalTokens, usage: usage(ev.usage), turns: ev.turns, reason: ev.reason };
+    default:
+      return assertNever(ev, 'agent event');
+  }
+}

@@ -27,6 +27,7 @@ export type {
   AgentTurnStartEvent,
   AgentUsage,
 } from './agent-events.js';
+export { toWireAgentEvent } from './agent-events.js';
 export type { AgentResult, AgentToolCall } from './agent-result.js';
 export { SessionFiles, type FileRequestOptions, type WrittenFile } from './session-files.js';
 export { ExecutionStream, type ExecutionStreamOptions, type StreamCallbacks } from './execution-stream.js';

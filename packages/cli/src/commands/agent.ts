@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { InvalidArgumentError, type Command } from 'commander';
 import { AGENT_TOOLS, type AgentEndReason, type AgentTool } from '@sluice/protocol';
-import type { AgentStream, Session } from '@sluice/sdk';
+import { toWireAgentEvent, type AgentStream, type Session } from '@sluice/sdk';
 import { exitCodeForAgentEnd } from '../internal/agent-exit-code.js';
 import { AgentRenderer, wantsFancy, type Write } from '../internal/agent-renderer.js';
 import { clientAction } from '../internal/client-action.js';
@@ -48,7 +48,7 @@ export function agentCommand(program: Command): void {
       .option('-l, --language <language>', 'language of run_code when the model names none (default: the session\'s)')
       .option('--system <prompt>', 'system prompt of a new conversation')
       .option('-t, --timeout <seconds>', 'seconds each run_code may take', parseSeconds)
-      .option('--json', 'print the events as NDJSON on stdout (one per line, as the SDK yields them)'),
+      .option('--json', 'print the events as NDJSON on stdout (one per line, as the wire carries them: docs/agents.md)'),
   ).action((prompt: string, flags: AgentFlags) => clientAction(flags, () => runAgent(prompt, flags)));
 }
 
@@ -103,7 +103,7 @@ async function runAgent(prompt: string, flags: AgentFlags): Promise<number> {
     let reason: AgentEndReason | undefined;
     let errorCode: string | undefined;
     for await (const ev of stream) {
-      if (json) await term.stdout(`${JSON.stringify(ev)}\n`);
+      if (json) await term.stdout(`${JSON.stringify(toWireAgentEvent(ev))}\n`);
       else await perform(term, renderer.render(ev));
       if (ev.type === 'error') errorCode = ev.code;
       if (ev.type === 'end') reason = ev.reason;

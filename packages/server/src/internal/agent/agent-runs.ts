@@ -42,7 +42,7 @@ export const DEFAULT_SYSTEM_PROMPT =
 
 /** Characters a session's conversation may hold; past it the oldest exchanges are dropped. */
 const MAX_CONVERSATION_CHARS = 4 * 1024 * 1024;
-/** Finished runs held at most (the oldest are forgotten first), whatever their age. */
+/** Finished runs held at most (the oldest are forgotten first), whatever their age and the log budget. */
 const MAX_FINISHED_RUNS = 1000;
 /** Memory bound of one run's event log. */
 const MAX_RUN_LOG_BYTES = 64 * 1024 * 1024;
@@ -122,6 +122,10 @@ export class AgentRuns {
     });
     this.runs.set(run.id, run);
     this.bySession.set(k, run);
+    // Its log counts in the server's budget with the executions' (past it, old finished runs are forgotten).
+    this.deps.sessions.budgetLog(run.log, () => {
+      if (this.runs.get(run.id) === run) this.runs.delete(run.id);
+    });
     // The run keeps its session alive (the idle TTL does not run while the model thinks).
     const detach = this.deps.sessions.attach(owner, sessionID);
     void run.run().finally(() => {

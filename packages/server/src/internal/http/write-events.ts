@@ -29,7 +29,44 @@ const CONTENT_TYPES: Record<StreamFormat, string> = {
 };
 
 /** Writes the response head and then the log, following it live until it closes. */
-export async function writeEvents<E extends LoggedEvent>(res: ServerResponse, log: EventLog<E>, opts: StreamOptions): Promise<StreamOutcome> {
+export function writeEvents<E extends LoggedEvent>(res: ServerResponse, log: EventLog<E>, opts: StreamOptions): Promise<StreamOutcome> {
+  const encode = opts.format === 'sse' ? (e: LogEntry<E['type']>) => encodeEventSSE(e.seq, e.type, e.json) : (e: LogEntry<E['type']>) => encodeEventNDJSON(e.json);
+  return streamLog(res, log, {
+    contentType: CONTENT_TYPES[opts.format],
+    sse: opts.format === 'sse',
+    from: opts.from,
+    heartbeatSec: opts.heartbeatSec,
+    headers: opts.headers,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    encode: (batch) => {
+      let text = '';
+      for (const entry of batch) text += encode(entry);
+      return text;
+    },
+  });
+}
+
+/** How `streamLog` turns a log into a response body. */
+export interface LogStreamOptions<T extends string> {
+  contentType: string;
+  /** SSE: the stream opens with a `: connected` comment and a retry hint, and gets `: ping` heartbeats. */
+  sse: boolean;
+  /** First seq read from the log. */
+  from: number;
+  heartbeatSec: number;
+  headers: Record<string, string>;
+  signal?: AbortSignal;
+  /** The bytes for one batch of entries (may be empty). */
+  encode(batch: LogEntry<T>[]): string;
+  /** The bytes after the log's last event, when the client got everything. */
+  tail?(): string;
+}
+
+/**
+ * The one writer of a log to an HTTP response (executions' and agent runs' SSE and NDJSON, and
+ * AG-UI's SSE): the head, heartbeats, the log followed live at the client's pace, the end.
+ */
+export async function streamLog<E extends LoggedEvent>(res: ServerResponse, log: EventLog<E>, opts: LogStreamOptions<E['type']>): Promise<StreamOutcome> {
   const ac = new AbortController();
   const onClose = (): void => ac.abort();
   res.once('close', onClose);
@@ -37,7 +74,7 @@ export async function writeEvents<E extends LoggedEvent>(res: ServerResponse, lo
   opts.signal?.addEventListener('abort', onServerAbort, { once: true });
 
   res.writeHead(200, {
-    'Content-Type': CONTENT_TYPES[opts.format],
+    'Content-Type': opts.contentType,
     'Cache-Control': 'no-cache, no-transform',
     'X-Accel-Buffering': 'no',
     Connection: 'keep-alive',
@@ -45,28 +82,26 @@ export async function writeEvents<E extends LoggedEvent>(res: ServerResponse, lo
   });
   // A comment first (a proxy or a client sees the stream is open before any event), and the
   // retry hint: EventSource clients come back quickly after a drop.
-  if (opts.format === 'sse') res.write(': connected\nretry: 1000\n\n');
+  if (opts.sse) res.write(': connected\nretry: 1000\n\n');
   res.flushHeaders();
 
   let heartbeat: NodeJS.Timeout | null = null;
-  if (opts.format === 'sse' && opts.heartbeatSec > 0) {
+  if (opts.sse && opts.heartbeatSec > 0) {
     const ping = encodeSSEComment('ping');
     heartbeat = setInterval(() => {
       // A client that is not reading does not need more bytes queued for it.
       if (!res.writableNeedDrain) res.write(ping);
     }, opts.heartbeatSec * 1000);
   }
-  const encode = opts.format === 'sse' ? (e: LogEntry<E['type']>) => encodeEventSSE(e.seq, e.type, e.json) : (e: LogEntry<E['type']>) => encodeEventNDJSON(e.json);
 
   try {
     for await (const batch of log.follow(opts.from, ac.signal)) {
-      let text = '';
-      for (const entry of batch) text += encode(entry);
-      if (!res.write(text)) await drained(res, ac.signal);
+      const text = opts.encode(batch);
+      if (text !== '' && !res.write(text)) await drained(res, ac.signal);
       if (ac.signal.aborted) break;
     }
     if (ac.signal.aborted) return 'disconnected';
-    res.end();
+    res.end(opts.tail?.() ?? '');
     return 'complete';
   } finally {
     if (heartbeat) clearInterval(heartbeat);

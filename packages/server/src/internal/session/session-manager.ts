@@ -72,6 +72,14 @@ export class SessionManager {
     this.sweeper.unref();
   }
 
+  /**
+   * Counts another log (an agent run's) in the server-wide log budget (SLUICE_LOG_BUDGET): past
+   * it, the log sheds its oldest events, or is forgotten once finished (`onRelease`).
+   */
+  budgetLog(log: Parameters<LogBudget['track']>[0], onRelease: () => void): void {
+    this.logBudget.track(log, onRelease);
+  }
+
   /** Calls `listener` whenever a session goes away (deleted, expired, server closing). */
   onSessionGone(listener: (owner: string | null, id: string) => void): void {
     this.goneListeners.push(listener);

@@ -228,14 +228,7 @@ export class WSConnection {
   private async execute(m: ExecuteMessage): Promise<void> {
     const ids = { request_id: m.request_id };
     try {
-      if (!this.sessionAlive()) {
-        this.replyError(new ApiError('NOT_FOUND', `session ${JSON.stringify(this.session.id)} was deleted`), ids);
-        this.checkSession();
-        return;
-      }
-      const unhealthy = this.ctx.health();
-      if (unhealthy !== null) throw new ApiError('SANDBOX_UNAVAILABLE', unhealthy, { retryAfter: 5 });
-      this.checkRoom();
+      if (!this.admitStart(ids)) return;
       const exec = await submitRun(this.ctx, this.owner, this.session.id, m.run);
       // Closed meanwhile: the execution runs on (like a dropped HTTP stream), nobody to tell.
       if (this.closing) return;
@@ -250,14 +243,7 @@ export class WSConnection {
   private async agent(m: AgentMessage): Promise<void> {
     const ids = { request_id: m.request_id };
     try {
-      if (!this.sessionAlive()) {
-        this.replyError(new ApiError('NOT_FOUND', `session ${JSON.stringify(this.session.id)} was deleted`), ids);
-        this.checkSession();
-        return;
-      }
-      const unhealthy = this.ctx.health();
-      if (unhealthy !== null) throw new ApiError('SANDBOX_UNAVAILABLE', unhealthy, { retryAfter: 5 });
-      this.checkRoom();
+      if (!this.admitStart(ids)) return;
       const run = await this.ctx.agents.start(this.owner, this.session.id, m.agent);
       if (this.closing) return;
       this.pacer.sendReply(agentAcceptedMessage(m.request_id, run.id));
@@ -265,6 +251,23 @@ export class WSConnection {
     } catch (err) {
       this.replyError(err, ids);
     }
+  }
+
+  /**
+   * What an `execute` or an `agent` needs before it starts: the session still there (else
+   * NOT_FOUND and the socket closes), a healthy server, room for one more follower. False when
+   * it has answered already; throws what the caller answers.
+   */
+  private admitStart(ids: MessageIDs): boolean {
+    if (!this.sessionAlive()) {
+      this.replyError(new ApiError('NOT_FOUND', `session ${JSON.stringify(this.session.id)} was deleted`), ids);
+      this.checkSession();
+      return false;
+    }
+    const unhealthy = this.ctx.health();
+    if (unhealthy !== null) throw new ApiError('SANDBOX_UNAVAILABLE', unhealthy, { retryAfter: 5 });
+    this.checkRoom();
+    return true;
   }
 
   private subscribe(target: Followable, from: number): void {
