@@ -354,6 +354,8 @@ test('cancel during the model\'s stream stops the model call; the session is fre
   assert.ok(runID);
   const reading = readAgentSSE(res);
   await llm.reached('cancel-model');
+  // "Thinking" reached the server before the model held.
+  await runReaches(runID, (v) => v.text === 'Thinking');
   const t0 = Date.now();
   const c = await fetch(`${server.url}/api/agent-runs/${runID}/cancel`, { method: 'POST' });
   assert.equal(c.status, 202);
@@ -583,6 +585,57 @@ test('per-tenant cap on concurrent agent runs', async () => {
   }
 });
 
+test('a call the model was still writing when its reply was cut, failed or cancelled still gets tool_start and tool_end', async () => {
+  const partial = [{ text: 'Running:' }, { toolCall: { index: 0, id: 'call_partial', name: 'run_code' } }, { args: '{"code": "print(', index: 0 }] as const;
+  const closed = (events: readonly AgentEvent[], reason: string): void => {
+    assertWellFormed(events);
+    const start = events.findIndex((e) => e.type === 'tool_start' && e.tool_id === 'call_partial');
+    const end = events.findIndex((e) => e.type === 'tool_end' && e.tool_id === 'call_partial');
+    assert.ok(start > 0 && end > start, `tool_start then tool_end for the unfinished call: ${types(events).join(' ')}`);
+    const ev = events[end];
+    assert.ok(ev?.type === 'tool_end');
+    assert.equal(ev.reason, reason);
+    assert.equal(ev.exit_code, null);
+    const turnEnd = events.findIndex((e) => e.type === 'turn_end');
+    assert.ok(turnEnd < start, 'after turn_end, like calls that run');
+  };
+
+  // Cut by the model's output limit.
+  llm.push({ steps: [...partial, { finish: 'length' }, { usage: { prompt: 5, completion: 50 } }] });
+  const cut = await readAgentSSE(await agentPost('agent-partial', { prompt: 'a' }));
+  closed(cut, 'invalid');
+  assert.equal(endOf(cut).reason, 'length');
+
+  // The model's stream breaks.
+  llm.push({ steps: [...partial, 'cut'] });
+  const broken = await readAgentSSE(await agentPost('agent-partial', { prompt: 'b' }));
+  closed(broken, 'error');
+  assert.equal(endOf(broken).reason, 'error');
+
+  // Cancelled while the model writes the call.
+  llm.push({ steps: [...partial, { hold: 'partial' }, { args: '1)"}', index: 0 }, { finish: 'tool_calls' }] });
+  const res = await agentPost('agent-partial', { prompt: 'c' });
+  const runID = res.headers.get('sluice-agent-run-id');
+  const reading = readAgentSSE(res);
+  await llm.reached('partial');
+  // The server has taken in the call's first arguments before the cancel (the model wrote them before it held).
+  await runReaches(String(runID), (v) => v.tool_calls.length > 0);
+  await fetch(`${server.url}/api/agent-runs/${runID}/cancel`, { method: 'POST' });
+  const cancelled = await reading;
+  closed(cancelled, 'cancelled');
+  assert.equal(endOf(cancelled).reason, 'cancelled');
+  llm.release('partial');
+
+  // The conversation still alternates: the next prompt follows an assistant message.
+  const base = llm.requests.length;
+  llm.push(textReply('Fine.'));
+  await readAgentSSE(await agentPost('agent-partial', { prompt: 'd' }));
+  const roles = llm.requests[base]?.body.messages.map((m) => m.role) ?? [];
+  for (let i = 1; i < roles.length; i++) assert.ok(!(roles[i] === 'user' && roles[i - 1] === 'user'), `no two user messages in a row: ${roles.join(',')}`);
+  assert.deepEqual(roles, ['system', 'user', 'assistant', 'user', 'assistant', 'user', 'assistant', 'user']);
+  assertScriptUsed(llm);
+});
+
 test('without a model endpoint, agent requests answer LLM_UNAVAILABLE (502)', async () => {
   const bare = await startServer();
   try {
@@ -595,6 +648,14 @@ test('without a model endpoint, agent requests answer LLM_UNAVAILABLE (502)', as
     await bare.stop();
   }
 });
+
+/** Polls the run's view until `ok` holds (the server has taken in what the model sent). */
+function runReaches(runID: string, ok: (v: AgentRunView) => boolean): Promise<AgentRunView> {
+  return waitFor(`run ${runID} to reach the expected state`, 10_000, async () => {
+    const v = (await (await fetch(`${server.url}/api/agent-runs/${runID}`)).json()) as AgentRunView;
+    return ok(v) ? v : undefined;
+  });
+}
 
 function pgrep(pattern: string): boolean {
   try {

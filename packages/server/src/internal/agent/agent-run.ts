@@ -74,7 +74,8 @@ export class AgentRun {
     this.model = init.model;
     this.maxTurns = init.maxTurns;
     this.tools = init.tools;
-    this.log = new EventLog<AgentEvent>(init.maxLogBytes);
+    // A flood of a tool's progress or results sheds those first, never the model's words or the output.
+    this.log = new EventLog<AgentEvent>(init.maxLogBytes, { progress: 'tool_progress', result: 'tool_result' });
     this.finished = new Promise((r) => (this.resolveFinished = r));
   }
 
@@ -108,11 +109,18 @@ export class AgentRun {
         reason = 'cancelled';
       } else {
         const code = err instanceof LLMError ? err.code : 'INTERNAL';
-        const message = err instanceof LLMError ? err.message : `the agent run failed: ${(err as Error).message}`;
+        let message = err instanceof LLMError ? err.message : `the agent run failed: ${(err as Error).message}`;
+        // A refused request is most often a conversation past the model's context window.
+        if (err instanceof LLMError && err.status === 400) {
+          message += `; if the conversation has outgrown the model's context, forget it with DELETE /api/sessions/${this.sessionID}/agent`;
+        }
         this.log.append({ type: 'error', error: message, code });
         reason = 'error';
       }
     }
+    // The conversation always ends with the model's word, so the next prompt alternates
+    // properly (strict chat templates refuse two user messages in a row).
+    if (conv.at(-1)?.role !== 'assistant') conv.push({ role: 'assistant', content: noAnswer(reason) });
     this.endReason = reason;
     this.finishedAt = Date.now();
     this.log.append({
@@ -138,6 +146,9 @@ export class AgentRun {
       this.log.append({ type: 'turn_start', turn: this.turn });
       const reply = await this.callModel(tools, signal);
       if (reply.cancelled) return 'cancelled';
+      if (reply.finish === 'length') {
+        this.closeUnrun(reply.calls, 'invalid', "not run: the model's reply was cut off (length) before the call was complete");
+      }
       const calls = reply.finish === 'length' ? [] : reply.calls;
       // A cut reply keeps its text only: half-written tool calls would leave calls unanswered.
       const assistant: ChatMessage = { role: 'assistant', content: this.turnText === '' && calls.length > 0 ? null : this.turnText };
@@ -163,6 +174,7 @@ export class AgentRun {
     const usage: TokenUsage = { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
     let finish: FinishReason | null = null;
     let cancelled = false;
+    let failed = false;
     try {
       const options: StreamChatOptions = { ...this.init.llm, model: this.model, messages: [...this.init.conversation], tools };
       for await (const delta of this.init.chat(options, signal)) {
@@ -192,7 +204,10 @@ export class AgentRun {
         }
       }
     } catch (err) {
-      if (!this.cancelled) throw err;
+      if (!this.cancelled) {
+        failed = true;
+        throw err;
+      }
       cancelled = true;
     } finally {
       // The turn's tokens count whatever happened (a cancelled stream may have sent none).
@@ -200,13 +215,24 @@ export class AgentRun {
       this.usage.completion_tokens += usage.completion_tokens;
       this.usage.total_tokens += usage.total_tokens;
       this.log.append({ type: 'turn_end', turn: this.turn, usage, total_tokens: this.usage.total_tokens });
+      // Calls the model had begun to write get their tool_start and tool_end all the same (after turn_end, as for calls that run).
+      if (failed) this.closeUnrun(acc.finish(), 'error', 'not run: the model stream failed before the call was complete');
     }
     if (cancelled) {
+      this.closeUnrun(acc.finish(), 'cancelled', 'not run: the agent run was cancelled while the model was writing the call');
       // What the model said before the cancel stays in the conversation, as text.
       if (this.turnText !== '') this.init.conversation.push({ role: 'assistant', content: this.turnText });
       return { cancelled, finish, calls: [] };
     }
     return { cancelled, finish, calls: acc.finish() };
+  }
+
+  /** Calls the model began but that will not run: each gets its `tool_start` and `tool_end` (they stay out of the conversation). */
+  private closeUnrun(calls: AssembledToolCall[], reason: ToolOutcome['reason'], output: string): void {
+    for (const call of calls) {
+      this.log.append({ type: 'tool_start', tool_id: call.id, tool_name: call.name, input: call.parsed.ok ? call.parsed.value : {} });
+      this.log.append({ type: 'tool_end', tool_id: call.id, tool_name: call.name, tool_output: `error: ${output}`, exit_code: null, reason });
+    }
   }
 
   /** Every call the model made gets `tool_start` and `tool_end`, even one that is refused or never runs. */
@@ -254,6 +280,21 @@ function toChatToolCall(call: AssembledToolCall): ChatToolCall {
   // The model's arguments go back as it wrote them, except when they were not JSON: some
   // providers reject a history holding invalid arguments, so those become "{}".
   return { id: call.id, type: 'function', function: { name: call.name, arguments: call.parsed.ok ? call.arguments || '{}' : '{}' } };
+}
+
+/** What stands for the model's answer in the conversation when a run ended without one. */
+function noAnswer(reason: AgentEndReason): string {
+  switch (reason) {
+    case 'cancelled':
+      return '(no answer: the run was cancelled)';
+    case 'error':
+      return '(no answer: the model call failed)';
+    case 'max_turns':
+      return '(no answer: the run reached its turn limit)';
+    case 'completed':
+    case 'length':
+      return '';
+  }
 }
 
 /** The answer to a call the run never got to (it was cancelled first). */

@@ -86,7 +86,8 @@ export class AgentRuns {
     const k = key(owner, sessionID);
     if (this.bySession.has(k)) throw busy(sessionID);
     const session = await this.deps.sessions.getOrCreate(owner, sessionID);
-    // Checked again: another start may have won while the session was being created.
+    // Checked again: another start may have won while the session was being created, or the server begun to stop.
+    if (this.closed || this.draining) throw new ApiError('SANDBOX_UNAVAILABLE', 'the server is shutting down and starts no agent runs; retry shortly', { retryAfter: 5 });
     if (this.bySession.has(k)) throw busy(sessionID);
     this.admit(owner);
     let conversation = this.conversations.get(k);

@@ -85,8 +85,9 @@ export class SessionTools implements ToolHost {
     signal.addEventListener('abort', cancel, { once: true });
     const stdout = new HeadTailText(this.deps.maxOutputChars);
     const stderr = new HeadTailText(this.deps.maxOutputChars);
+    // Bounded too: a flood of truncations or gaps says so once each, counted.
     const notes: string[] = [];
-    const results: string[] = [];
+    const results = new HeadTailText(this.deps.maxOutputChars);
     let done: Extract<ExecutionEvent, { type: 'done' }> | null = null;
     try {
       // Followed to `done` even after an abort: tool_end must come after the processes are gone.
@@ -113,7 +114,7 @@ export class SessionTools implements ToolHost {
               emit.result(exec.id, ev.data);
               const text = ev.data['text/plain'];
               const mimes = Object.keys(ev.data).join(', ');
-              results.push(typeof text === 'string' ? text : `(a result of type ${mimes})`);
+              results.append(`${results.empty ? '' : '\n'}${typeof text === 'string' ? text : `(a result of type ${mimes})`}`);
               break;
             }
             case 'truncated':
@@ -143,7 +144,7 @@ export class SessionTools implements ToolHost {
     const parts: string[] = [`exit_code: ${exitCode === null ? 'none' : exitCode} (${reason}${done?.signal ? `, ${done.signal}` : ''})`];
     if (!stdout.empty) parts.push(`stdout:\n${stdout.toString()}`);
     if (!stderr.empty) parts.push(`stderr:\n${stderr.toString()}`);
-    if (results.length > 0) parts.push(`result:\n${results.join('\n')}`);
+    if (!results.empty) parts.push(`result:\n${results.toString()}`);
     if (done?.kernel_restarted) parts.push('note: the kernel restarted during this run; variables and imports from earlier calls are gone');
     for (const n of notes) parts.push(`note: ${n}`);
     return { output: this.bound(parts.join('\n')), exitCode, reason, executionID: exec.id };

@@ -70,8 +70,17 @@ const BATCH = 512;
 const HOLE = '';
 /** JSON.stringify leaves these characters as they are, so one of them makes a two-byte string. */
 const WIDE = /[^\u0000-\u00ff]/;
-const PROGRESS_PREFIX = '{"type":"progress"';
-const RESULT_PREFIX = '{"type":"result"';
+
+/**
+ * Which event types the overflow policy drops first: a log's progress (superseded by the
+ * next) and its results. An execution's are `progress` and `result`; an agent run's are the
+ * relayed `tool_progress` and `tool_result`, so a flood on a tool's channel cannot push out the
+ * model's words or the code's output either.
+ */
+export interface ChannelTypes {
+  progress: string;
+  result: string;
+}
 
 /**
  * The log; `E` is the union of its events (an execution's by default). Every union carries a
@@ -97,7 +106,20 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
   private readonly lost: EvictedEvents = { events: 0, from_seq: null, to_seq: null, types: {}, stdout_bytes: 0, stderr_bytes: 0 };
   private tick: { promise: Promise<void>; resolve: () => void } | null = null;
 
-  constructor(private readonly maxBytes: number = 64 * 1024 * 1024) {}
+  private readonly progressType: string;
+  private readonly resultType: string;
+  private readonly progressPrefix: string;
+  private readonly resultPrefix: string;
+
+  constructor(
+    private readonly maxBytes: number = 64 * 1024 * 1024,
+    channel: ChannelTypes = { progress: 'progress', result: 'result' },
+  ) {
+    this.progressType = channel.progress;
+    this.resultType = channel.result;
+    this.progressPrefix = `{"type":"${channel.progress}"`;
+    this.resultPrefix = `{"type":"${channel.result}"`;
+  }
 
   /** Counts this log's memory in a server-wide budget, which may make it shed events. */
   useBudget(budget: LogBudgetSink): void {
@@ -112,8 +134,8 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
     const json = serialise(event, seq);
     this.jsons.push(json);
     this.seqs.push(seq);
-    if (event.type === 'progress') this.progressHeld++;
-    else if (event.type === 'result') this.resultHeld++;
+    if (event.type === this.progressType) this.progressHeld++;
+    else if (event.type === this.resultType) this.resultHeld++;
     const size = memoryOf(json);
     this.heldBytes += size;
     if (this.heldBytes > this.maxBytes) this.shed(this.heldBytes - this.maxBytes, 'any');
@@ -230,8 +252,8 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
     this.seqs = keepSeq !== undefined && keep ? [keepSeq] : [];
     this.heldBytes = keep ? memoryOf(keep) : 0;
     this.head = this.holes = this.progressCursor = this.resultCursor = 0;
-    this.progressHeld = keep?.startsWith(PROGRESS_PREFIX) ? 1 : 0;
-    this.resultHeld = keep?.startsWith(RESULT_PREFIX) ? 1 : 0;
+    this.progressHeld = keep?.startsWith(this.progressPrefix) ? 1 : 0;
+    this.resultHeld = keep?.startsWith(this.resultPrefix) ? 1 : 0;
     // The budget stops counting this log altogether: nothing reachable holds it but readers.
     if (this.budget) {
       this.budget.add(this, -before);
@@ -245,11 +267,11 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
     const last = this.jsons.length - 1;
     // The newest progress stays: it is the current state.
     if (this.progressHeld > 1) {
-      while (this.progressCursor < last && !this.jsons[this.progressCursor]?.startsWith(PROGRESS_PREFIX)) this.progressCursor++;
+      while (this.progressCursor < last && !this.jsons[this.progressCursor]?.startsWith(this.progressPrefix)) this.progressCursor++;
       if (this.progressCursor < last) return this.progressCursor;
     }
     if (this.resultHeld > 0) {
-      while (this.resultCursor < last && !this.jsons[this.resultCursor]?.startsWith(RESULT_PREFIX)) this.resultCursor++;
+      while (this.resultCursor < last && !this.jsons[this.resultCursor]?.startsWith(this.resultPrefix)) this.resultCursor++;
       if (this.resultCursor < last) return this.resultCursor;
     }
     return null;
@@ -272,8 +294,8 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
     let outputBytes = 0;
     if (type === 'stdout' || type === 'stderr') outputBytes = Buffer.byteLength((JSON.parse(json) as { content: string }).content);
     this.count(json, seq, outputBytes);
-    if (type === 'progress') this.progressHeld--;
-    else if (type === 'result') this.resultHeld--;
+    if (type === this.progressType) this.progressHeld--;
+    else if (type === this.resultType) this.resultHeld--;
     this.jsons[i] = HOLE;
     this.holes++;
     const size = memoryOf(json);
