@@ -367,7 +367,7 @@ class _Fields:
             return None
         if not isinstance(v, (int, float)) or isinstance(v, bool):
             raise self._bad(key, "a number")
-        return float(v)
+        return v  # an int stays an int (50, not 50.0): both are floats to the type checker
 
     def obj_field(self, key: str) -> Dict[str, JSON]:
         v = self.obj.get(key)
