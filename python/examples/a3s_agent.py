@@ -9,8 +9,10 @@ with Sluice() as client:
             print(event.text, end="", flush=True)
         elif event.type == "tool_start":
             print(f"\n[{event.tool_name} running]")
+        elif event.type == "tool_output_delta":
+            print(event.text, end="")
         elif event.type == "tool_end":
-            print(f"[{event.tool_name} exit {event.exit_code}] {event.tool_output.strip()}")
+            print(f"[{event.tool_name} exit {event.exit_code}]")
         elif event.type == "end":
             print(f"\n[complete: {event.total_tokens} tokens]")
     session.delete()

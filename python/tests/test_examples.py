@@ -41,7 +41,7 @@ def test_hopx_commands(server: SluiceServer) -> None:
 def test_a3s_agent(server: SluiceServer, llm: ScriptedLLM) -> None:
     llm.push(tool_call_reply("run_code", {"code": "print(6 * 7)"}, "call_example"), text_reply("6 * 7 = 42."))
     out = run_example("a3s_agent.py", server)
-    assert "[run_code running]" in out and "[run_code exit 0] 42" in out and "6 * 7 = 42." in out and "[complete: 65 tokens]" in out
+    assert "[run_code running]" in out and "[run_code running]\n42\n[run_code exit 0]" in out and "6 * 7 = 42." in out and "[complete: 65 tokens]" in out
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))
