@@ -37,6 +37,12 @@ from ._events import (
 from ._errors import InternalError
 
 
+def _joined(pieces: List[str]) -> str:
+    if len(pieces) > 1:
+        pieces[:] = ["".join(pieces)]
+    return pieces[0] if pieces else ""
+
+
 def assert_never(value: object) -> None:
     """The end of an exhaustive chain over a closed union: reached only by a type added to the
     union and not handled."""
@@ -57,8 +63,6 @@ class RunResult:
     cancel is a result (``reason``), never an exception."""
 
     execution_id: str = ""
-    stdout: str = ""
-    stderr: str = ""
     #: The program's exit status (128 + n after signal n); None if it never ran.
     exit_code: Optional[int] = None
     #: ``exited``, ``signaled``, ``timeout``, ``cancelled``, ``memory_limit``, ``output_limit``, ``error``.
@@ -74,6 +78,26 @@ class RunResult:
     #: Events were skipped because the server's bounded log no longer held them.
     gap: bool = False
     kernel_restarted: bool = False
+    # Output as pieces, joined on first read: `str +=` on an attribute copies the whole text
+    # for every event (quadratic for a large output).
+    _stdout: List[str] = field(default_factory=list, repr=False)
+    _stderr: List[str] = field(default_factory=list, repr=False)
+
+    @property
+    def stdout(self) -> str:
+        """Everything the program wrote to stdout."""
+        return _joined(self._stdout)
+
+    @property
+    def stderr(self) -> str:
+        """Everything the program wrote to stderr."""
+        return _joined(self._stderr)
+
+    def __repr__(self) -> str:
+        return (
+            f"RunResult(execution_id={self.execution_id!r}, reason={self.reason!r}, exit_code={self.exit_code!r}, "
+            f"stdout={self.stdout[:200]!r}, stderr={self.stderr[:200]!r}, results={len(self.results)})"
+        )
 
     @property
     def success(self) -> bool:
@@ -98,9 +122,9 @@ class RunResult:
         if isinstance(ev, StartEvent):
             self.execution_id = ev.execution_id
         elif isinstance(ev, StdoutEvent):
-            self.stdout += ev.content
+            self._stdout.append(ev.content)
         elif isinstance(ev, StderrEvent):
-            self.stderr += ev.content
+            self._stderr.append(ev.content)
         elif isinstance(ev, ProgressEvent):
             self.progress.append(ev)
         elif isinstance(ev, ResultEvent):

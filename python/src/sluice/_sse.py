@@ -95,9 +95,15 @@ class SSEDecoder:
             self._after_cr = False
             if pos < n and text[pos] == "\n":
                 pos += 1
+        # The next CR and LF are searched again only once passed: a text without CR would
+        # otherwise be rescanned to its end for every line (quadratic in the chunk size).
+        cr = text.find("\r", pos)
+        lf = text.find("\n", pos)
         while pos < n:
-            cr = text.find("\r", pos)
-            lf = text.find("\n", pos)
+            if cr != -1 and cr < pos:
+                cr = text.find("\r", pos)
+            if lf != -1 and lf < pos:
+                lf = text.find("\n", pos)
             if cr == -1 and lf == -1:
                 tail = text[pos:]
                 if len(self._partial) + len(tail) > self._max_line:
