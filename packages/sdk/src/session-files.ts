@@ -72,10 +72,19 @@ export class SessionFiles {
     return `/api/sessions/${encodeURIComponent(this.sessionID)}`;
   }
 
-  /** Each segment percent-encoded; the server validates the path itself (no `..`, no absolute paths). */
+  /**
+   * Each segment percent-encoded. `.` and `..` are refused here, not left to the server: URL
+   * parsing (fetch's, a browser's) removes dot segments, so `../../other` would otherwise reach
+   * another endpoint (`DELETE /api/sessions/other`). A leading `/workspace/` is the same file as
+   * the code inside sees it.
+   */
   private filePath(path: string): string {
-    if (typeof path !== 'string' || path === '') throw new TypeError(`path: expected a file path relative to the workspace, got ${JSON.stringify(path)}`);
-    return `${this.base()}/files/${path.split('/').map(encodeURIComponent).join('/')}`;
+    const relative = typeof path === 'string' ? path.replace(/^\/workspace\//, '') : path;
+    const segments = typeof relative === 'string' ? relative.split('/') : [];
+    if (typeof relative !== 'string' || relative === '' || segments.some((s) => s === '' || s === '.' || s === '..')) {
+      throw new TypeError(`path: expected a file path relative to the workspace (no empty, "." or ".." segment), got ${JSON.stringify(path)}`);
+    }
+    return `${this.base()}/files/${segments.map(encodeURIComponent).join('/')}`;
   }
 }
 
