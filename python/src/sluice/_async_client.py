@@ -717,16 +717,21 @@ def _run_body(
 
 def _workspace_path(path: str, what: str = "path") -> str:
     """A path relative to the workspace, from a relative one or an absolute one under /workspace
-    (as the code inside the sandbox sees it)."""
+    (as the code inside the sandbox sees it). ``.``, ``..`` and empty segments are refused:
+    httpx removes dot segments from the URL, so ``../../x`` would leave the files API and name
+    another resource (``DELETE /api/sessions/x`` deletes a session)."""
     if not isinstance(path, str) or path == "":
         raise ValueError(f"{what}: expected a path relative to the workspace or under /workspace, got {path!r}")
-    if path.startswith("/"):
-        if path.rstrip("/") == "/workspace":
+    rel = path
+    if rel.startswith("/"):
+        if rel.rstrip("/") == "/workspace":
             return ""
-        if not path.startswith("/workspace/"):
+        if not rel.startswith("/workspace/"):
             raise ValueError(f"{what}: expected a path relative to the workspace or under /workspace, got {path!r}")
-        path = path[len("/workspace/") :]
-    return path
+        rel = rel[len("/workspace/") :]
+    if any(seg in ("", ".", "..") for seg in rel.split("/")):
+        raise ValueError(f"{what}: expected a path without '.', '..' or empty segments, got {path!r}")
+    return rel
 
 
 # --- the client ---------------------------------------------------------------------------
