@@ -4,7 +4,7 @@ them), and the blocking client refuses an async callback instead of dropping it.
 from __future__ import annotations
 
 import inspect
-from typing import List
+from typing import List, Type, Union
 
 import pytest
 
@@ -13,7 +13,7 @@ from sluice._io_sync import maybe_await
 
 
 @pytest.mark.parametrize("cls", [Agent, AsyncAgent])
-def test_agent_run_spells_out_the_options_of_stream(cls: type) -> None:
+def test_agent_run_spells_out_the_options_of_stream(cls: Union[Type[Agent], Type[AsyncAgent]]) -> None:
     run = inspect.signature(cls.run).parameters
     stream = inspect.signature(cls.stream).parameters
     assert list(run.values()) == list(stream.values())
