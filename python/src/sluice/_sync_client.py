@@ -17,6 +17,7 @@ from __future__ import annotations
 import json as _json
 import os
 import uuid
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import (
@@ -28,6 +29,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Protocol,
     Sequence,
     Tuple,
     TypeVar,
@@ -63,7 +65,7 @@ from ._events import (
     parse_agent_event,
     parse_execution_event,
 )
-from ._io_sync import maybe_await, sleep
+from ._io_sync import cancel_when_collected, maybe_await, sleep
 from ._results import (
     AgentResult,
     FileEntry,
@@ -83,6 +85,9 @@ _S = TypeVar("_S")
 
 #: A callback: a plain function, or (in the async client) a coroutine function.
 Callback = Callable[[str], object]
+
+#: The longest wait for a cancel sent when a stream is left: leaving must not hang on a dead server.
+_LEAVE_TIMEOUT = 10.0
 
 
 def _new_id() -> str:
@@ -113,20 +118,23 @@ class _HTTP:
         stream: bool = False,
         read_timeout: Optional[float] = None,
         accept: Sequence[int] = (),
+        timeout: Optional[float] = None,
     ) -> httpx.Response:
         """One request. With ``stream`` the body is the caller's to read and close; otherwise it
-        is read. Non-2xx answers (but ``accept``) raise their typed error."""
+        is read. Non-2xx answers (but ``accept``) raise their typed error. ``timeout`` (seconds)
+        replaces the client's for this request."""
         what = f"{method} {path}"
         request_id = _new_id()
         all_headers = {"x-request-id": request_id, **(headers or {})}
-        timeout = httpx.Timeout(self.timeout, read=read_timeout if read_timeout is not None else self.timeout)
+        limit = self.timeout if timeout is None else timeout
+        bounds = httpx.Timeout(limit, read=read_timeout if read_timeout is not None else limit)
         request = self.client.build_request(
-            method, path, json=json, content=content, params=params, headers=all_headers, timeout=timeout
+            method, path, json=json, content=content, params=params, headers=all_headers, timeout=bounds
         )
         try:
             response = self.client.send(request, stream=True)
         except httpx.TimeoutException as err:
-            raise SluiceTimeoutError(f"{what}: no answer within {self.timeout} s", request_id=request_id) from err
+            raise SluiceTimeoutError(f"{what}: no answer within {limit} s", request_id=request_id) from err
         except httpx.TransportError as err:
             raise SluiceConnectionError(
                 f"{what}: {err!r} (is the server at {self.base_url} running?)", request_id=request_id
@@ -254,6 +262,9 @@ class _Source(Generic[E]):
         self._last_failure: Optional[SluiceError] = None
         #: The last event was delivered (or the server said nothing follows).
         self.ended = False
+        #: The SDK could not follow the log (malformed event, reconnections given up): the work
+        #: may still run, so leaving still cancels it.
+        self.failed = False
         self.closed = False
 
     def next(self) -> Optional[E]:
@@ -261,8 +272,8 @@ class _Source(Generic[E]):
         try:
             return self._pull()
         except SluiceError:
-            # The log cannot be followed any more: nothing to cancel through it either.
-            self.ended = True
+            # The log cannot be followed any more; the work goes on unless the stream's leave cancels it.
+            self.failed = True
             self._release()
             raise
         except BaseException:
@@ -272,11 +283,11 @@ class _Source(Generic[E]):
 
     def ensure_started(self) -> Optional[str]:
         """Opens the stream if nothing did yet, so the server names the log; returns its id."""
-        if self.id is None and not self.ended and not self.closed and self._chunks is None:
+        if self.id is None and not self.ended and not self.failed and not self.closed and self._chunks is None:
             try:
                 self._connect()
             except SluiceError:
-                self.ended = True
+                self.failed = True
                 self._release()
                 raise
         return self.id
@@ -297,7 +308,7 @@ class _Source(Generic[E]):
                     self.ended = True
                     self._release()
                 return ev
-            if self.ended:
+            if self.ended or self.failed:
                 return None
             if self._chunks is None:
                 self._connect()
@@ -395,14 +406,14 @@ class _Source(Generic[E]):
                 raise InternalError(f"an event is not JSON: {msg.data[:120]}") from err
             self._pending.append(self._log.parse(value))
 
-    def cancel(self) -> None:
+    def cancel(self, timeout: Optional[float] = None) -> None:
         """Asks the server to stop the work (idempotent); the log goes on to its last event. Before
         the work was started nothing is sent, and the stream ends with no events."""
         if self.id is None:
             if self._chunks is None:
                 self.ended = True
             return
-        self._http.send("POST", self._log.cancel_path(self.id))
+        self._http.send("POST", self._log.cancel_path(self.id), timeout=timeout)
 
     def close(self) -> None:
         """Releases the connection; no effect on the work. Idempotent."""
@@ -429,19 +440,30 @@ class _Source(Generic[E]):
         )
 
 
+class _Leaver(Protocol):
+    """A stream the client cancels when it is closed while the stream's work still runs."""
+
+    def _leave(self) -> None: ...
+
+
+_L = TypeVar("_L", bound=_Leaver)
+
+
 class _LogStream(Generic[E, R]):
     """What execution and agent streams share: one reader, the fold, leaving (cancel or detach)."""
 
-    def __init__(self, source: _Source[E], fold: R, cancel_on_leave: bool) -> None:
+    def __init__(self, source: _Source[E], fold: R, add: Callable[[E], None], cancel_on_leave: bool) -> None:
         self._source: _Source[E] = source
         self._fold: R = fold
+        # The fold's own add, typed by the event union (R alone does not tie its add to E).
+        self._add: Callable[[E], None] = add
         self._cancel_on_leave = cancel_on_leave
         self._detached = False
 
     def _next(self) -> Optional[E]:
         ev = self._source.next()
         if ev is not None:
-            self._fold.add(ev)  # type: ignore[arg-type]
+            self._add(ev)
             try:
                 self._on(ev)
             except BaseException:
@@ -475,15 +497,44 @@ class _LogStream(Generic[E, R]):
     def __exit__(self, *exc: object) -> None:
         self._leave()
 
+    def _cancels_on_leave(self) -> bool:
+        """Leaving now would cancel: started, not over (a failed stream's work may still run),
+        not left yet, not detached, not only watched."""
+        source = self._source
+        return (
+            source.id is not None
+            and not source.ended
+            and not source.closed
+            and self._cancel_on_leave
+            and not self._detached
+        )
+
     def _leave(self) -> None:
         """Stops reading: cancels the work unless it is over, detached or only watched."""
         source = self._source
-        if source.id is not None and not source.ended and not source.closed and self._cancel_on_leave and not self._detached:
+        if self._cancels_on_leave():
             try:
-                source.cancel()
+                source.cancel(timeout=min(_LEAVE_TIMEOUT, source._http.timeout))
             except SluiceError:
                 pass  # best effort: the server's on_disconnect and timeout still bound the run
+            except RuntimeError:
+                # httpx refuses requests once the client is closed (a collected async generator
+                # is closed after the client's close()); that close() cancelled it already.
+                if not source._http.client.is_closed:
+                    raise
         source.close()
+
+    def __del__(self) -> None:
+        # Collected while its work runs (``start()``, or a read stopped without leaving): leaving
+        # never came, so cancel now, best effort (the async client schedules it on the running loop).
+        try:
+            source = self._source
+            if self._cancels_on_leave() and source.id is not None:
+                cancel_when_collected(
+                    source._http.client, source._log.cancel_path(source.id), min(_LEAVE_TIMEOUT, source._http.timeout)
+                )
+        except Exception:
+            pass  # a finalizer must not raise (a half-built stream, interpreter shutdown)
 
     def start(self) -> str:
         """Starts the work if iterating did not yet, and returns its id."""
@@ -536,7 +587,8 @@ class ExecutionStream(_LogStream[ExecutionEvent, RunResult]):
         on_error: Optional[Callable[[ErrorEvent], object]],
         on_event: Optional[Callable[[ExecutionEvent], object]],
     ) -> None:
-        super().__init__(source, RunResult(), cancel_on_leave)
+        fold = RunResult()
+        super().__init__(source, fold, fold.add, cancel_on_leave)
         self._on_stdout = on_stdout
         self._on_stderr = on_stderr
         self._on_progress = on_progress
@@ -654,7 +706,8 @@ class AgentStream(_LogStream[AgentEvent, AgentResult]):
         on_text: Optional[Callback],
         on_error: Optional[Callable[[AgentErrorEvent], object]],
     ) -> None:
-        super().__init__(source, AgentResult(), cancel_on_leave)
+        fold = AgentResult()
+        super().__init__(source, fold, fold.add, cancel_on_leave)
         self._on_event = on_event
         self._on_text = on_text
         self._on_error = on_error
@@ -719,16 +772,21 @@ def _run_body(
 
 def _workspace_path(path: str, what: str = "path") -> str:
     """A path relative to the workspace, from a relative one or an absolute one under /workspace
-    (as the code inside the sandbox sees it)."""
+    (as the code inside the sandbox sees it). ``.``, ``..`` and empty segments are refused:
+    httpx removes dot segments from the URL, so ``../../x`` would leave the files API and name
+    another resource (``DELETE /api/sessions/x`` deletes a session)."""
     if not isinstance(path, str) or path == "":
         raise ValueError(f"{what}: expected a path relative to the workspace or under /workspace, got {path!r}")
-    if path.startswith("/"):
-        if path.rstrip("/") == "/workspace":
+    rel = path
+    if rel.startswith("/"):
+        if rel.rstrip("/") == "/workspace":
             return ""
-        if not path.startswith("/workspace/"):
+        if not rel.startswith("/workspace/"):
             raise ValueError(f"{what}: expected a path relative to the workspace or under /workspace, got {path!r}")
-        path = path[len("/workspace/") :]
-    return path
+        rel = rel[len("/workspace/") :]
+    if any(seg in ("", ".", "..") for seg in rel.split("/")):
+        raise ValueError(f"{what}: expected a path without '.', '..' or empty segments, got {path!r}")
+    return rel
 
 
 # --- the client ---------------------------------------------------------------------------
@@ -874,17 +932,51 @@ class Agent:
             idempotency_key=idempotency_key or _new_id(),
         )
         source = self._client._source(start, _AGENT_LOG, reconnect, heartbeat)
-        return AgentStream(source, cancel_on_leave, on_event, on_text, on_error)
+        return self._client._track(AgentStream(source, cancel_on_leave, on_event, on_text, on_error))
 
-    def run(self, prompt: str, **options: object) -> AgentResult:
-        """Runs the agent to its ``end`` and returns the fold; a cancelled or failed run is a result."""
-        return self.stream(prompt, **options).result()  # type: ignore[arg-type]
+    def run(
+        self,
+        prompt: str,
+        *,
+        system: Optional[str] = None,
+        model: Optional[str] = None,
+        max_turns: Optional[int] = None,
+        tools: Optional[Sequence[str]] = None,
+        language: Optional[str] = None,
+        timeout: Optional[float] = None,
+        heartbeat: Optional[float] = None,
+        cancel_on_leave: bool = True,
+        idempotency_key: Optional[str] = None,
+        reconnect: Optional[Reconnect] = None,
+        on_event: Optional[Callable[[AgentEvent], object]] = None,
+        on_text: Optional[Callback] = None,
+        on_error: Optional[Callable[[AgentErrorEvent], object]] = None,
+    ) -> AgentResult:
+        """Runs the agent to its ``end`` and returns the fold; a cancelled or failed run is a
+        result. The options are ``stream()``'s, spelled out so type checkers see them."""
+        stream = self.stream(
+            prompt,
+            system=system,
+            model=model,
+            max_turns=max_turns,
+            tools=tools,
+            language=language,
+            timeout=timeout,
+            heartbeat=heartbeat,
+            cancel_on_leave=cancel_on_leave,
+            idempotency_key=idempotency_key,
+            reconnect=reconnect,
+            on_event=on_event,
+            on_text=on_text,
+            on_error=on_error,
+        )
+        return stream.result()
 
     def attach(self, run_id: str, *, from_seq: int = 1, cancel_on_leave: bool = False) -> AgentStream:
         """Follows an existing run from ``from_seq`` (inclusive); leaving only stops watching."""
         _check_from(from_seq)
         source = self._client._source(_Start(log_id=run_id, from_seq=from_seq), _AGENT_LOG, None, None)
-        return AgentStream(source, cancel_on_leave, None, None, None)
+        return self._client._track(AgentStream(source, cancel_on_leave, None, None, None))
 
     def get(self, run_id: str) -> Dict[str, JSON]:
         """A run's state and the fold so far (``GET /api/agent-runs/{id}``), as the server says it."""
@@ -949,8 +1041,8 @@ class Session:
             idempotency_key=idempotency_key or _new_id(),
         )
         source = self._client._source(start, _EXECUTION_LOG, reconnect, heartbeat)
-        return ExecutionStream(
-            source, cancel_on_leave, on_stdout, on_stderr, on_progress, on_result, on_error, on_event
+        return self._client._track(
+            ExecutionStream(source, cancel_on_leave, on_stdout, on_stderr, on_progress, on_result, on_error, on_event)
         )
 
     def run(
@@ -995,7 +1087,7 @@ class Session:
         """Follows an execution (one started elsewhere, or detached) from ``from_seq`` (inclusive)."""
         _check_from(from_seq)
         source = self._client._source(_Start(log_id=execution_id, from_seq=from_seq), _EXECUTION_LOG, None, None)
-        return ExecutionStream(source, cancel_on_leave, None, None, None, None, None, None)
+        return self._client._track(ExecutionStream(source, cancel_on_leave, None, None, None, None, None, None))
 
     def refresh(self) -> SessionInfo:
         """Fetches the session's state into ``info``."""
@@ -1096,6 +1188,8 @@ class Sluice:
         self._http = _HTTP(url, key, timeout, headers or {})
         self._heartbeat_timeout = heartbeat_timeout
         self._reconnect = reconnect or Reconnect()
+        # Every stream made by this client, weakly: closing the client cancels those still running.
+        self._streams: "weakref.WeakSet[_Leaver]" = weakref.WeakSet()
         self.sessions = Sessions(self)
 
     @property
@@ -1113,6 +1207,10 @@ class Sluice:
         silence = self._heartbeat_timeout if heartbeat is None else max(self._heartbeat_timeout, 3 * heartbeat)
         return _Source(self._http, start, log, reconnect or self._reconnect, silence)
 
+    def _track(self, stream: _L) -> _L:
+        self._streams.add(stream)
+        return stream
+
     def languages(self) -> List[Dict[str, JSON]]:
         """The runtimes of this server (``GET /api/languages``)."""
         value = self._http.json("GET", "/api/languages")
@@ -1129,7 +1227,11 @@ class Sluice:
         self._http.send("POST", f"/api/executions/{quote(execution_id, safe='')}/cancel")
 
     def close(self) -> None:
-        """Closes the connection pool."""
+        """Cancels the streams whose leaving would cancel (started, not over, not detached; best
+        effort), then closes the connection pool: an async generator left by ``break`` is closed
+        by the loop later, when the pool could no longer send its cancel."""
+        for stream in list(self._streams):
+            stream._leave()
         self._http.client.close()
 
     def __enter__(self) -> "Sluice":
