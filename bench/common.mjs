@@ -36,3 +36,23 @@ export const wallNow = () => performance.now() + wallOffset;
 
 /** A performance.now() reading taken earlier, as wall-clock milliseconds. */
 export const toWall = (perfMs) => perfMs + wallOffset;
+
+/** Nearest-rank percentile. */
+export function pct(values, p) {
+  const s = [...values].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+export const median = (v) => pct(v, 50);
+
+/** A duration for a table cell: µs below 1 ms, two decimals below 100 ms. */
+export const fmtMs = (ms) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : ms < 100 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(0)} ms`);
+export const fmtRatio = (r) => (Number.isFinite(r) ? `${r.toFixed(r < 10 ? 2 : 1)}×` : 'n/a');
+
+/** A text table: the first column left-aligned, the others right-aligned. */
+export function table(header, rows) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  │  ');
+  const sep = widths.map((w) => '─'.repeat(w)).join('──┼──');
+  return [line(header), sep, ...rows.map(line)].join('\n');
+}

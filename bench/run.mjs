@@ -19,7 +19,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeSSEStream, parseExecutionEvent } from '../packages/protocol/dist/index.js';
-import { calibrateClock, intEnv, toWall } from './common.mjs';
+import { calibrateClock, fmtMs, fmtRatio, intEnv, median, pct, table, toWall } from './common.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'packages/cli/dist/bin.js');
@@ -427,23 +427,8 @@ async function bareThroughput() {
 // Statistics and output
 // ---------------------------------------------------------------------------------------------
 
-/** Nearest-rank percentile. */
-function pct(values, p) {
-  const s = [...values].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
-}
-const median = (v) => pct(v, 50);
 
-const fmtMs = (ms) => (ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : ms < 100 ? `${ms.toFixed(2)} ms` : `${ms.toFixed(0)} ms`);
-const fmtRatio = (r) => (Number.isFinite(r) ? `${r.toFixed(r < 10 ? 2 : 1)}×` : 'n/a');
 
-function table(header, rows) {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  │  ');
-  const sep = widths.map((w) => '─'.repeat(w)).join('──┼──');
-  return [line(header), sep, ...rows.map(line)].join('\n');
-}
 
 const log = (msg) => process.stderr.write(`… ${msg}\n`);
 
