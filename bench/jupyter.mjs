@@ -22,7 +22,7 @@
 // on every exit path: errors, Ctrl-C, SIGTERM.
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { availableParallelism, cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -170,12 +170,26 @@ async function ensureJupyter() {
   return now;
 }
 
+// Tornado leaves Nagle on for the server's side of the kernel WebSocket, whatever the client
+// sets; this opt-in (`?bench_nodelay=1` on the channels URL) measures Jupyter tuned as well.
+const SERVER_NODELAY_CONFIG = `
+from jupyter_server.services.kernels.handlers import ZMQChannelsHandler
+_open = ZMQChannelsHandler.open
+def open(self, *args, **kwargs):
+    if self.get_argument("bench_nodelay", None) == "1":
+        self.set_nodelay(True)
+    return _open(self, *args, **kwargs)
+ZMQChannelsHandler.open = open
+`;
+
 let jupyter = null;
 
 async function startJupyter() {
   const dir = await mkdtemp(join(tmpdir(), 'sluice-bench-jupyter-'));
   const root = join(dir, 'root');
   await mkdir(root);
+  await mkdir(join(dir, 'config'));
+  await writeFile(join(dir, 'config', 'jupyter_server_config.py'), SERVER_NODELAY_CONFIG);
   const port = await freePort();
   const token = randomBytes(24).toString('hex');
   const env = {
@@ -241,9 +255,10 @@ async function deleteKernel(id) {
 
 /** A client of one kernel's channels WebSocket; messages are matched to requests by parent msg_id. */
 class JupyterKernelSocket {
-  static async open(kernelId, noDelay) {
+  /** noDelay: TCP_NODELAY on the client's socket; serverNoDelay: on the server's too. */
+  static async open(kernelId, noDelay, serverNoDelay = false) {
     const session = randomUUID();
-    const url = `${jupyter.base.replace(/^http/, 'ws')}/api/kernels/${kernelId}/channels?session_id=${session}`;
+    const url = `${jupyter.base.replace(/^http/, 'ws')}/api/kernels/${kernelId}/channels?session_id=${session}${serverNoDelay ? '&bench_nodelay=1' : ''}`;
     const ws = new WebSocket(url, { headers: { authorization: `token ${jupyter.token}` }, perMessageDeflate: false });
     await withDeadline(
       new Promise((resolveOpen, reject) => {
@@ -545,8 +560,8 @@ async function jupyterColdStarts() {
 }
 
 /** Warm round trips on one kernel, one socket per TCP_NODELAY setting. */
-async function jupyterWarm(kernelId, noDelay) {
-  const sock = await JupyterKernelSocket.open(kernelId, noDelay);
+async function jupyterWarm(kernelId, noDelay, serverNoDelay = false) {
+  const sock = await JupyterKernelSocket.open(kernelId, noDelay, serverNoDelay);
   try {
     for (let i = 0; i < WARMUP; i++) await sock.execute('1 + 1');
     const idle = [];
@@ -568,7 +583,7 @@ async function jupyterWarm(kernelId, noDelay) {
 }
 
 async function jupyterThroughput(kernelId) {
-  const sock = await JupyterKernelSocket.open(kernelId, true);
+  const sock = await JupyterKernelSocket.open(kernelId, true, true);
   try {
     const r = await sock.execute(THROUGHPUT_CODE);
     if (r.stdoutBytes !== THROUGHPUT_BYTES) throw new Error(`Jupyter: received ${r.stdoutBytes} stdout bytes, expected ${THROUGHPUT_BYTES}`);
@@ -669,6 +684,8 @@ async function main() {
   log(`Jupyter: ${WARM_RUNS} × 1 + 1 and ${STDOUT_RUNS} × print(1), with TCP_NODELAY and without`);
   const jNoDelay = await jupyterWarm(kernelId, true);
   const jStock = await jupyterWarm(kernelId, false);
+  log('Jupyter: the same with TCP_NODELAY on the server side too');
+  const jTuned = await jupyterWarm(kernelId, true, true);
   log(`Jupyter: ${THROUGHPUT_MIB} MiB cell`);
   const jTp = await jupyterThroughput(kernelId);
   await deleteKernel(kernelId);
@@ -685,18 +702,20 @@ async function main() {
   const ms = (name, s, baseName, b) =>
     rows.push([name, fmtMs(median(s)), fmtMs(pct(s, 99)), baseName, fmtMs(median(b)), fmtMs(pct(b, 99)), fmtRatio(median(s) / median(b))]);
   ms(`kernel cold start (n=${COLD_RUNS})`, sCold, 'Jupyter: kernel start → first execute_reply', jCold);
-  ms(`warm 1 + 1 → done, WebSocket (n=${WARM_RUNS})`, sWarm.ws, 'Jupyter WS, TCP_NODELAY: execute → idle', jNoDelay.idle);
-  ms(`warm 1 + 1 → done, WebSocket (n=${WARM_RUNS})`, sWarm.ws, 'Jupyter WS, stock (Nagle): execute → idle', jStock.idle);
-  ms(`warm 1 + 1 → done, SSE keep-alive (n=${WARM_RUNS})`, sWarm.sse, 'Jupyter WS, TCP_NODELAY: execute → idle', jNoDelay.idle);
-  ms(`warm print(1) → first stdout, WebSocket (n=${STDOUT_RUNS})`, sWarm.stdout, 'Jupyter WS, TCP_NODELAY', jNoDelay.stdout);
-  ms(`warm print(1) → first stdout, WebSocket (n=${STDOUT_RUNS})`, sWarm.stdout, 'Jupyter WS, stock (Nagle)', jStock.stdout);
+  ms(`warm 1 + 1 → done, WebSocket (n=${WARM_RUNS})`, sWarm.ws, 'Jupyter WS, stock client: execute → idle', jStock.idle);
+  ms(`warm 1 + 1 → done, WebSocket (n=${WARM_RUNS})`, sWarm.ws, 'Jupyter WS, client NODELAY: execute → idle', jNoDelay.idle);
+  ms(`warm 1 + 1 → done, WebSocket (n=${WARM_RUNS})`, sWarm.ws, 'Jupyter WS, both NODELAY: execute → idle', jTuned.idle);
+  ms(`warm 1 + 1 → done, SSE keep-alive (n=${WARM_RUNS})`, sWarm.sse, 'Jupyter WS, both NODELAY: execute → idle', jTuned.idle);
+  ms(`warm print(1) → first stdout, WebSocket (n=${STDOUT_RUNS})`, sWarm.stdout, 'Jupyter WS, stock client', jStock.stdout);
+  ms(`warm print(1) → first stdout, WebSocket (n=${STDOUT_RUNS})`, sWarm.stdout, 'Jupyter WS, client NODELAY', jNoDelay.stdout);
+  ms(`warm print(1) → first stdout, WebSocket (n=${STDOUT_RUNS})`, sWarm.stdout, 'Jupyter WS, both NODELAY', jTuned.stdout);
   ms(`new session, process print(1) → first stdout (n=${FIRST_BYTE_RUNS})`, fb.sl, "bare python3 -c 'print(1)' spawn → first byte", fb.bare);
   const mbps = (t) => `${t.mbps.toFixed(1)} MB/s`;
   rows.push([
     `${THROUGHPUT_MIB} MiB of 64-byte lines, kernel, WebSocket, execute → done`,
     mbps(sWarm.throughput),
     '—',
-    'Jupyter WS: execute → idle',
+    'Jupyter WS, both NODELAY: execute → idle',
     mbps(jTp),
     '—',
     fmtRatio(sWarm.throughput.mbps / jTp.mbps),
