@@ -596,9 +596,12 @@ try {
   await cleanup();
   // Agent runs last, in a process of their own (their own server and scripted model; Ctrl-C
   // reaches it with the rest of the foreground group, and it stops them itself).
-  const agent = spawn(process.execPath, [join(ROOT, 'bench/agent.mjs')], { stdio: 'inherit' });
-  const [code, signal] = await new Promise((r) => agent.once('exit', (c, s) => r([c, s])));
-  if (code !== 0) throw new Error(`bench/agent.mjs exited with ${code ?? signal}`);
+  // Then Jupyter Server beside Sluice (bench/jupyter.mjs), the same way.
+  for (const script of ['bench/agent.mjs', 'bench/jupyter.mjs']) {
+    const child = spawn(process.execPath, [join(ROOT, script)], { stdio: 'inherit' });
+    const [code, signal] = await new Promise((r) => child.once('exit', (c, s) => r([c, s])));
+    if (code !== 0) throw new Error(`${script} exited with ${code ?? signal}`);
+  }
 } catch (err) {
   process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
   if (server?.logs) process.stderr.write(`server log:\n${server.logs}\n`);
