@@ -22,7 +22,7 @@
 // on every exit path: errors, Ctrl-C, SIGTERM.
 import { spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { availableParallelism, cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -346,7 +346,42 @@ async function stopJupyter() {
     for (const k of kernels) await withDeadline(jupyterFetchFrom(j, `/api/kernels/${k.id}`, 'DELETE'), 10_000, 'DELETE kernel').catch(() => {});
   }
   await stopProc(j.proc, true);
+  // jupyter_client starts each kernel in a session of its own, out of the group's reach: any
+  // kernel still alive (the server died first) is found by its connection file in our dir.
+  await Promise.all((await processesMentioning(j.dir)).map((pid) => stopPid(pid)));
   await rm(j.dir, { recursive: true, force: true });
+}
+
+/** Pids whose command line contains `text` (here: our own temporary directory). */
+async function processesMentioning(text) {
+  const pids = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(text)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+/** SIGTERM a pid we do not parent, SIGKILL if it is still there after 5 s (polled). */
+async function stopPid(pid) {
+  const alive = () => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!alive()) return;
+  process.kill(pid, 'SIGTERM');
+  await pollUntil(() => !alive(), 5_000, `pid ${pid}`).catch(() => {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone meanwhile
+    }
+  });
 }
 
 const jupyterFetchFrom = (j, path, method = 'GET') =>
@@ -735,8 +770,10 @@ const cleanup = () => (cleaning ??= (async () => {
   await Promise.all([...children].map(([proc, group]) => stopProc(proc, group)));
 })());
 
+let interrupted = false;
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
+    interrupted = true;
     process.stderr.write(`\n${sig}: stopping Jupyter Server and Sluice…\n`);
     cleanup().finally(() => process.exit(130));
   });
@@ -745,6 +782,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 try {
   await main();
 } catch (err) {
+  if (interrupted) await new Promise(() => {}); // the signal handler finishes and exits
   process.stderr.write(`jupyter bench failed: ${err?.stack ?? err}\n`);
   if (jupyter?.logs) process.stderr.write(`Jupyter Server log:\n${jupyter.logs.slice(-8000)}\n`);
   if (sluice?.logs) process.stderr.write(`Sluice server log:\n${sluice.logs.slice(-8000)}\n`);
