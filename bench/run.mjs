@@ -10,7 +10,8 @@
 //      subtracts it from the arrival time (same host clock);
 //   3. one stream's throughput: ~200 MiB of text lines, request → done at the SSE client;
 //   4. the server's RSS (from /proc/<pid>/status) along the way;
-//   5. agent runs, last: bench/agent.mjs (first token, per-event overhead, one tool round).
+//   5. agent runs: bench/agent.mjs (first token, per-event overhead, one tool round).
+//   6. last, Jupyter Server beside Sluice: bench/jupyter.mjs (the kernel rows of issue 13).
 //
 // The server is stopped and its data dir removed on every exit path, errors and Ctrl-C included.
 import { spawn } from 'node:child_process';
