@@ -17,15 +17,12 @@
 //
 // The server and the model are stopped (and the data dir removed) on every exit path.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFile } from 'node:fs/promises';
+import { availableParallelism, loadavg } from 'node:os';
+import { join } from 'node:path';
 import { decodeSSEStream, parseAgentEvent, parseExecutionEvent } from '../packages/protocol/dist/index.js';
-import { calibrateClock, fmtMs, fmtRatio, intEnv, median, pct, table, toWall } from './common.mjs';
+import { ROOT, calibrateClock, fmtMs, fmtRatio, intEnv, median, pct, startServer, stopProcess, table, toWall } from './common.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'packages/cli/dist/bin.js');
 const MODEL_SCRIPT = join(ROOT, 'bench/scripted-model.mjs');
 const MODEL = 'bench-model';
 
@@ -76,34 +73,12 @@ async function startModel() {
   return m;
 }
 
-async function startServer(llmURL) {
-  const dataDir = await mkdtemp(join(tmpdir(), 'sluice-bench-agent-'));
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir], {
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      SLUICE_LOG_LEVEL: 'warn',
-      SLUICE_LLM_BASE_URL: `${llmURL}/v1`,
-      SLUICE_LLM_MODEL: MODEL,
-      SLUICE_LLM_API_KEY: 'sk-bench',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+async function startAgentServer(llmURL) {
+  server = await startServer({
+    tag: 'bench-agent',
+    env: { SLUICE_LLM_BASE_URL: `${llmURL}/v1`, SLUICE_LLM_MODEL: MODEL, SLUICE_LLM_API_KEY: 'sk-bench' },
   });
-  const s = { proc, dataDir, url: '', logs: { text: '' } };
-  server = s;
-  proc.stdout.setEncoding('utf8').on('data', (t) => (s.logs.text += t));
-  s.url = await listening(proc, 'stderr', 'the server', s.logs);
-  const health = await fetch(`${s.url}/healthz`);
-  if (health.status !== 200) throw new Error(`healthz answered ${health.status}: ${await health.text()}`);
-  return s;
-}
-
-async function stop(proc) {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
+  return server;
 }
 
 /** Stops the server and the model; every caller (a signal, a failure, the end) awaits the same work. */
@@ -115,11 +90,8 @@ async function stopAll() {
   const m = model;
   server = null;
   model = null;
-  if (s) {
-    await stop(s.proc);
-    await rm(s.dataDir, { recursive: true, force: true });
-  }
-  if (m) await stop(m.proc);
+  await s?.stop();
+  if (m) await stopProcess(m.proc);
 }
 
 /** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
@@ -319,7 +291,7 @@ async function main() {
   calibrateClock();
   log('agent bench: starting the scripted model and the server');
   await startModel();
-  await startServer(model.url);
+  await startAgentServer(model.url);
 
   // Warm up every path once (session sandbox, JIT, connections), not counted.
   log('agent bench: warming up');
@@ -424,7 +396,7 @@ try {
 
 async function failed(err) {
   process.stderr.write(`agent bench failed: ${err?.stack ?? err}\n`);
-  if (server?.logs.text) process.stderr.write(`server log:\n${server.logs.text}\n`);
+  if (server?.logs) process.stderr.write(`server log:\n${server.logs}\n`);
   if (model?.logs.text) process.stderr.write(`model log:\n${model.logs.text}\n`);
   await cleanup().catch((e) => process.stderr.write(`cleanup failed: ${e}\n`));
   process.exitCode = 1;

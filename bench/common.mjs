@@ -1,5 +1,11 @@
-// Shared by the benchmarks (run.mjs, load.mjs): size knobs from the environment, and a wall
-// clock with sub-millisecond resolution comparable with Python's time.time_ns().
+// Shared by the benchmarks: size knobs from the environment, a wall clock with sub-millisecond
+// resolution comparable with Python's time.time_ns(), percentiles and tables, and a real server.
+import { spawn } from 'node:child_process';
+import { appendFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /** A positive integer from the environment, or `fallback` when unset. */
 export function intEnv(name, fallback) {
@@ -55,4 +61,89 @@ export function table(header, rows) {
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  │  ');
   const sep = widths.map((w) => '─'.repeat(w)).join('──┼──');
   return [line(header), sep, ...rows.map(line)].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real server for a benchmark: the CLI's `serve` on a free loopback port with its own data dir
+// ---------------------------------------------------------------------------------------------
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const CLI = join(ROOT, 'packages/cli/dist/bin.js');
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
+export async function stopProcess(proc, graceMs = 10_000) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+  await exited;
+  clearTimeout(timer);
+}
+
+/**
+ * Starts `sluice serve` with `env` added to a minimal environment (warn-level logs) and waits for
+ * its `listening on` line and a 200 from /healthz. The result's `stop()` stops it and removes its
+ * data dir; it is idempotent, so every exit path (errors, Ctrl-C) may call it.
+ * `onSpawn(proc)` sees the process first (a bench that tracks its children).
+ */
+export async function startServer({ tag = 'bench', env = {}, readyMs = 60_000, onSpawn } = {}) {
+  const dataDir = await mkdtemp(join(tmpdir(), `sluice-${tag}-`));
+  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SLUICE_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  onSpawn?.(proc);
+  let logs = '';
+  let stopping = null;
+  const s = {
+    proc,
+    dataDir,
+    url: '',
+    get logs() {
+      return logs;
+    },
+    stop: () =>
+      (stopping ??= (async () => {
+        await stopProcess(proc);
+        await rm(dataDir, { recursive: true, force: true });
+      })()),
+  };
+  proc.stdout.setEncoding('utf8').on('data', (t) => (logs += t));
+  try {
+    s.url = await new Promise((resolveURL, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start in ${readyMs / 1000} s:\n${logs}`)), readyMs);
+      proc.stderr.setEncoding('utf8').on('data', (t) => {
+        logs += t;
+        const m = /listening on (http:\/\/[^\s]+)/.exec(logs);
+        if (m) {
+          clearTimeout(timer);
+          resolveURL(m[1]);
+        }
+      });
+      proc.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`server exited with ${code ?? signal}:\n${logs}`));
+      });
+    });
+    const health = await fetch(`${s.url}/healthz`);
+    if (health.status !== 200) throw new Error(`healthz answered ${health.status}: ${await health.text()}`);
+  } catch (err) {
+    await s.stop();
+    throw err;
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The scoreboard: each bench records its headline figures; run.mjs prints them against the targets
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Records one headline figure (a plain object of numbers) under `key` for the scoreboard that
+ * `bench/run.mjs` prints at the end; it passes BENCH_SUMMARY_FILE to every bench it runs. A bench
+ * run alone (no such file) records nothing.
+ */
+export function recordFigure(key, figure) {
+  const file = process.env.BENCH_SUMMARY_FILE;
+  if (file) appendFileSync(file, `${JSON.stringify({ key, ...figure })}\n`);
 }

@@ -25,14 +25,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { availableParallelism, cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 import { decodeSSEStream, parseExecutionEvent } from '../packages/protocol/dist/index.js';
-import { fmtMs, fmtRatio, intEnv, median, pct, table } from './common.mjs';
+import { fmtMs, fmtRatio, intEnv, median, pct, recordFigure, startServer, table } from './common.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'packages/cli/dist/bin.js');
 // Debian's interpreter, the one its jupyter packages are installed for (PATH may hold another).
 const PYTHON = '/usr/bin/python3';
 const APT_PACKAGES = ['python3-jupyter-server', 'python3-ipykernel'];
@@ -394,46 +391,18 @@ const jupyterFetchFrom = (j, path, method = 'GET') =>
 let sluice = null;
 
 async function startSluice() {
-  const dataDir = await mkdtemp(join(tmpdir(), 'sluice-bench-jupyter-peer-'));
-  const proc = track(
-    spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir], {
-      env: {
-        PATH: process.env.PATH ?? '/usr/bin:/bin',
-        SLUICE_LOG_LEVEL: 'warn',
-        SLUICE_OUTPUT_LIMIT: String(OUTPUT_LIMIT),
-        SLUICE_MAX_OUTPUT_LIMIT: String(OUTPUT_LIMIT),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    }),
-    false,
-  );
-  const s = { proc, dataDir, url: '', logs: '' };
-  sluice = s;
-  proc.stdout.setEncoding('utf8').on('data', (t) => (s.logs += t));
-  s.url = await new Promise((resolveURL, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s:\n${s.logs}`)), 20_000);
-    proc.stderr.setEncoding('utf8').on('data', (t) => {
-      s.logs += t;
-      const m = /listening on (http:\/\/[^\s]+)/.exec(s.logs);
-      if (m) {
-        clearTimeout(timer);
-        resolveURL(m[1]);
-      }
-    });
-    proc.once('exit', (code, sig) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code ?? sig}:\n${s.logs}`));
-    });
+  sluice = await startServer({
+    tag: 'bench-jupyter-peer',
+    env: { SLUICE_OUTPUT_LIMIT: String(OUTPUT_LIMIT), SLUICE_MAX_OUTPUT_LIMIT: String(OUTPUT_LIMIT) },
+    onSpawn: (proc) => track(proc, false),
   });
-  return s;
+  return sluice;
 }
 
 async function stopSluice() {
   const s = sluice;
   sluice = null;
-  if (!s) return;
-  await stopProc(s.proc, false);
-  await rm(s.dataDir, { recursive: true, force: true });
+  await s?.stop();
 }
 
 let sessionCounter = 0;
@@ -756,6 +725,10 @@ async function main() {
     fmtRatio(sWarm.throughput.mbps / jTp.mbps),
   ]);
   console.log(table(['figure (sluice)', 'median', 'p99', 'baseline', 'median', 'p99', 'sluice / baseline'], rows));
+  recordFigure('kernel_cold', { sluice: median(sCold), baseline: median(jCold) });
+  recordFigure('warm_ws', { sluice: median(sWarm.ws), sluiceP99: pct(sWarm.ws, 99), baseline: median(jTuned.idle), stock: median(jStock.idle) });
+  recordFigure('warm_sse', { sluice: median(sWarm.sse), sluiceP99: pct(sWarm.sse, 99), baseline: median(jTuned.idle) });
+  recordFigure('kernel_throughput', { sluice: sWarm.throughput.mbps, baseline: jTp.mbps });
   console.log(
     `times in ms from the client's send; throughput one run each side (${sWarm.throughput.seconds.toFixed(2)} s; ${jTp.seconds.toFixed(2)} s); ` +
       `Jupyter's IOPub rate limits off; load average at end: ${fmtLoad()}; took ${((performance.now() - benchStart) / 1000).toFixed(1)} s`,

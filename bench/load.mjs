@@ -32,7 +32,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { decodeSSEStream, parseExecutionEvent } from '../packages/protocol/dist/index.js';
-import { calibrateClock, intEnv, wallNow } from './common.mjs';
+import { calibrateClock, intEnv, recordFigure, wallNow } from './common.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'packages/cli/dist/bin.js');
@@ -42,6 +42,10 @@ const SESSIONS = intEnv('LOAD_SESSIONS', 200);
 const RUN_SECONDS = intEnv('LOAD_SECONDS', 10);
 const INTERVAL_MS = intEnv('LOAD_INTERVAL_MS', 100);
 const DEADLINE_S = intEnv('LOAD_DEADLINE', 120);
+/** Every LOAD_SLOW_EVERY-th stream is read by a slow reader: it stops reading for SLOW_PAUSE_MS every SLOW_PERIOD_MS. */
+const SLOW_EVERY = intEnv('LOAD_SLOW_EVERY', 10);
+const SLOW_PAUSE_MS = 2000;
+const SLOW_PERIOD_MS = 3000;
 const LINES = Math.max(1, Math.round((RUN_SECONDS * 1000) / INTERVAL_MS));
 const SAMPLE_MS = 250;
 const LOOP_RES_MS = 10;
@@ -349,8 +353,14 @@ function countError(key, example) {
   errors.set(key, e);
 }
 
-async function runSession(id, agent, signal, { latencies, serverLag, printedAt }, lines = LINES) {
-  const r = { id, t0: 0, headers: NaN, firstEvent: NaN, firstStdout: NaN, lines: 0, badLines: 0, done: null, ok: false };
+/**
+ * Runs one session's program and reads its stream. A `slow` reader stops reading for
+ * SLOW_PAUSE_MS every SLOW_PERIOD_MS (its socket fills, the server holds the rest in the log);
+ * its lines' latencies go to `slowLatencies`. Every seq must arrive exactly once, in order.
+ */
+async function runSession(id, agent, signal, { latencies, slowLatencies, serverLag, printedAt }, lines = LINES, slow = false) {
+  const r = { id, slow, t0: 0, headers: NaN, firstEvent: NaN, firstStdout: NaN, lines: 0, badLines: 0, done: null, ok: false };
+  let nextPause = slow ? wallNow() + SLOW_PERIOD_MS : Infinity;
   let partial = '';
   let expectedLine = 0;
   r.t0 = wallNow();
@@ -384,8 +394,9 @@ async function runSession(id, agent, signal, { latencies, serverLag, printedAt }
         continue;
       }
       const ev = parsed.value;
-      if (ev.seq !== expectedSeq) countError('seq gap', `${id}: seq ${ev.seq}, expected ${expectedSeq}`);
-      expectedSeq = ev.seq + 1;
+      if (ev.seq < expectedSeq) countError('seq again (duplicate)', `${id}: seq ${ev.seq}, expected ${expectedSeq}`);
+      else if (ev.seq > expectedSeq) countError('seq gap', `${id}: seq ${ev.seq}, expected ${expectedSeq}`);
+      expectedSeq = Math.max(expectedSeq, ev.seq + 1);
       if (ev.type === 'stdout') {
         if (Number.isNaN(r.firstStdout)) r.firstStdout = at - r.t0;
         partial += ev.content;
@@ -402,8 +413,12 @@ async function runSession(id, agent, signal, { latencies, serverLag, printedAt }
           }
           expectedLine++;
           const printed = Number(BigInt(m[2]) / 1000n) / 1000; // ns → ms, µs precision
-          latencies.push(at - printed);
-          printedAt.push(printed);
+          if (slow) {
+            slowLatencies.push(at - printed);
+          } else {
+            latencies.push(at - printed);
+            printedAt.push(printed);
+          }
           serverLag.push(ev.ts - printed); // print → the server's event timestamp (1 ms steps)
           r.lines++;
         }
@@ -415,6 +430,10 @@ async function runSession(id, agent, signal, { latencies, serverLag, printedAt }
         countError('truncated', `${id}: ${ev.dropped_bytes} bytes of ${ev.stream}`);
       } else if (ev.type === 'done') {
         r.done = ev;
+      }
+      if (wallNow() >= nextPause) {
+        await new Promise((resume) => setTimeout(resume, SLOW_PAUSE_MS));
+        nextPause = wallNow() + SLOW_PERIOD_MS;
       }
     }
     if (!r.done) countError('stream ended without done', id);
@@ -561,7 +580,7 @@ async function main() {
     const health = await fetch(`${server.url}/healthz`, { signal: abort.signal, ...d });
     if (health.status !== 200) throw new Error(`healthz answered ${health.status}: ${await health.text()}`);
     await health.arrayBuffer();
-    const r = await runSession(`load-warmup-${process.pid}`, warm, abort.signal, { latencies: [], serverLag: [], printedAt: [] }, 2);
+    const r = await runSession(`load-warmup-${process.pid}`, warm, abort.signal, { latencies: [], slowLatencies: [], serverLag: [], printedAt: [] }, 2);
     if (!r.ok) throw new Error(`warm-up run failed: ${JSON.stringify([...errors])}`);
     errors.clear();
     await deleteAll([`load-warmup-${process.pid}`], warm, abort.signal, 1);
@@ -579,12 +598,12 @@ async function main() {
   const sampler = startSampler(pid);
   const loop = monitorEventLoopDelay({ resolution: LOOP_RES_MS });
   loop.enable();
-  const lat = { latencies: [], serverLag: [], printedAt: [] };
+  const lat = { latencies: [], slowLatencies: [], serverLag: [], printedAt: [] };
   const ids = Array.from({ length: SESSIONS }, (_, i) => `load-${process.pid}-${i}`);
   log(`starting ${SESSIONS} streams`);
   const tLoad = performance.now();
   const probe = startProbe(abort.signal);
-  const results = await Promise.all(ids.map((id) => runSession(id, loadAgent, abort.signal, lat)));
+  const results = await Promise.all(ids.map((id, i) => runSession(id, loadAgent, abort.signal, lat, LINES, i % SLOW_EVERY === SLOW_EVERY - 1)));
   const loadSeconds = (performance.now() - tLoad) / 1000;
   const probeTimes = await probe.stop();
   loop.disable();
@@ -675,7 +694,8 @@ async function main() {
     table(
       ['latency', 'n', 'p50', 'p90', 'p99', 'max'],
       [
-        distRow('event latency (arrival − printed time)', lat.latencies),
+        distRow('event latency (arrival − printed time), readers keeping up', lat.latencies),
+        distRow(`  slow readers (every ${SLOW_EVERY}th stream: ${SLOW_PAUSE_MS / 1000} s pauses)`, lat.slowLatencies),
         distRow('  print → server event ts (1 ms steps)', lat.serverLag),
         distRow('  lines printed during the start storm', lat.latencies.filter((_, i) => lat.printedAt[i] < rampEnd)),
         distRow('  lines printed once every program ran', lat.latencies.filter((_, i) => lat.printedAt[i] >= rampEnd)),
@@ -720,6 +740,16 @@ async function main() {
       `sandbox processes ${procsBack ? 'back to' : 'NOT back to'} baseline (${after.total} vs ${base.total}), ` +
       `checked for ${(settleMs / 1000).toFixed(1)} s; total wall time ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
+  const once = ![...errors.keys()].some((k) => k.startsWith('seq ') || k === 'unexpected line' || k === 'lines missing');
+  recordFigure('concurrency', {
+    streams: SESSIONS,
+    ok,
+    slow: results.filter((r) => r.slow).length,
+    once,
+    p99: pctSorted(sortNum(lat.latencies), 99),
+    rssPeak: peak('rss'),
+    rssBase: base.rss,
+  });
   return ok === SESSIONS && errors.size === 0 && fdsBack && procsBack && sessionsLeft === 0;
 }
 

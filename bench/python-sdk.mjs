@@ -4,15 +4,10 @@
 // runs per client, alternating; each measured from the request to `done` inside the client
 // (the Python interpreter's own start is not counted). Needs python3 with httpx (Debian's).
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Sluice } from '../packages/sdk/dist/index.js';
-import { intEnv } from './common.mjs';
+import { ROOT, intEnv, startServer } from './common.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'packages/cli/dist/bin.js');
 const MIB = intEnv('SLUICE_BENCH_PY_MIB', 64);
 const REPEATS = intEnv('SLUICE_BENCH_PY_REPEATS', 3);
 const LIMIT = 512 * 1024 * 1024;
@@ -44,36 +39,6 @@ secs, n, reason = sync() if flavour == "sync" else asyncio.run(main())
 print(json.dumps({"seconds": secs, "bytes": n, "reason": reason}))
 `;
 
-async function startServer() {
-  const dataDir = await mkdtemp(join(tmpdir(), 'sluice-bench-py-'));
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir], {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SLUICE_LOG_LEVEL: 'warn', SLUICE_OUTPUT_LIMIT: String(LIMIT), SLUICE_MAX_OUTPUT_LIMIT: String(LIMIT) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let logs = '';
-  const url = await new Promise((resolveURL, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 60 s:\n${logs}`)), 60_000);
-    proc.stderr.setEncoding('utf8').on('data', (t) => {
-      logs += t;
-      const m = /listening on (http:\/\/[^\s]+)/.exec(logs);
-      if (m) {
-        clearTimeout(timer);
-        resolveURL(m[1]);
-      }
-    });
-    proc.once('exit', (code) => reject(new Error(`server exited with ${code}:\n${logs}`)));
-  });
-  return {
-    url,
-    async stop() {
-      const exited = new Promise((r) => proc.once('exit', r));
-      proc.kill('SIGTERM');
-      await exited;
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
-}
-
 async function typescript(sluice) {
   const session = sluice.session('bench-ts');
   const t = performance.now();
@@ -96,7 +61,7 @@ function python(url, flavour) {
   });
 }
 
-const server = await startServer();
+const server = await startServer({ tag: 'bench-py', env: { SLUICE_OUTPUT_LIMIT: String(LIMIT), SLUICE_MAX_OUTPUT_LIMIT: String(LIMIT) } });
 try {
   const sluice = new Sluice({ baseURL: server.url });
   for (const id of ['bench-ts', 'bench-py-sync', 'bench-py-async']) {

@@ -8,22 +8,25 @@
 //   1. request → first stdout byte of `print(1)` in a new session, vs spawn → first byte;
 //   2. per-line latency: the program prints its own time.time_ns() every 20 ms, the client
 //      subtracts it from the arrival time (same host clock);
-//   3. one stream's throughput: ~200 MiB of text lines, request → done at the SSE client;
-//   4. the server's RSS (from /proc/<pid>/status) along the way;
-//   5. agent runs: bench/agent.mjs (first token, per-event overhead, one tool round).
-//   6. last, Jupyter Server beside Sluice: bench/jupyter.mjs (the kernel rows of issue 13).
+//   3. one stream's throughput: ~200 MiB of text lines, request → done, read by a plain SSE
+//      client (protocol's decoder) and by the TypeScript SDK;
+//   4. the server's RSS (from /proc/<pid>/status) along the way, and once all that output is finished;
+//   5. agent runs: bench/agent.mjs (first token, per-event overhead, one tool round);
+//   6. BENCH_LOAD_SESSIONS (500) concurrent slow printers, slow readers among them: bench/load.mjs;
+//   7. Jupyter Server beside Sluice: bench/jupyter.mjs (the kernel rows);
+//   8. the scoreboard: each bench's headline figures (recordFigure in common.mjs) against the
+//      targets of issue 13, in one table (docs/performance.md keeps the latest).
 //
 // The server is stopped and its data dir removed on every exit path, errors and Ctrl-C included.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { decodeSSEStream, parseExecutionEvent } from '../packages/protocol/dist/index.js';
-import { calibrateClock, fmtMs, fmtRatio, intEnv, median, pct, table, toWall } from './common.mjs';
+import { Sluice } from '../packages/sdk/dist/index.js';
+import { ROOT, calibrateClock, fmtMs, fmtRatio, intEnv, median, pct, recordFigure, startServer, table, toWall } from './common.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const CLI = join(ROOT, 'packages/cli/dist/bin.js');
 const PYTHON = '/usr/bin/python3';
 
 /** Sizes, overridable for quick runs: BENCH_RUNS, BENCH_LINES, BENCH_MIB. */
@@ -36,6 +39,8 @@ const KERNEL_RUNS = intEnv('BENCH_KERNEL_RUNS', 30);
 const PROGRESS_CALLS = intEnv('BENCH_PROGRESS_CALLS', 2000);
 const PROGRESS_RUNS = intEnv('BENCH_PROGRESS_RUNS', 5);
 const OUTPUT_LIMIT = 256 * 1024 * 1024;
+/** Concurrent streams in bench/load.mjs (its own LOAD_SESSIONS when run alone). */
+const LOAD_SESSIONS = intEnv('BENCH_LOAD_SESSIONS', 500);
 
 const PRINT_1 = 'print(1)';
 const LATENCY_CODE = [
@@ -64,53 +69,18 @@ let server = null;
 // ---------------------------------------------------------------------------------------------
 // Server
 // ---------------------------------------------------------------------------------------------
-async function startServer() {
-  const dataDir = await mkdtemp(join(tmpdir(), 'sluice-bench-'));
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--data-dir', dataDir], {
-    env: {
-      PATH: process.env.PATH ?? '/usr/bin:/bin',
-      SLUICE_LOG_LEVEL: 'warn',
-      SLUICE_OUTPUT_LIMIT: String(OUTPUT_LIMIT),
-      SLUICE_MAX_OUTPUT_LIMIT: String(OUTPUT_LIMIT),
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
+async function startBenchServer() {
+  server = await startServer({
+    tag: 'bench',
+    env: { SLUICE_OUTPUT_LIMIT: String(OUTPUT_LIMIT), SLUICE_MAX_OUTPUT_LIMIT: String(OUTPUT_LIMIT) },
   });
-  const s = { proc, dataDir, url: '', logs: '' };
-  server = s;
-  proc.stdout.setEncoding('utf8').on('data', (t) => (s.logs += t));
-  s.url = await new Promise((resolveURL, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 20 s:\n${s.logs}`)), 20_000);
-    proc.stderr.setEncoding('utf8').on('data', (t) => {
-      s.logs += t;
-      const m = /listening on (http:\/\/[^\s]+)/.exec(s.logs);
-      if (m) {
-        clearTimeout(timer);
-        resolveURL(m[1]);
-      }
-    });
-    proc.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code ?? signal}:\n${s.logs}`));
-    });
-  });
-  const health = await fetch(`${s.url}/healthz`);
-  if (health.status !== 200) throw new Error(`healthz answered ${health.status}: ${await health.text()}`);
-  return s;
+  return server;
 }
 
 async function stopServer() {
   const s = server;
   server = null;
-  if (!s) return;
-  const { proc } = s;
-  if (proc.exitCode === null && proc.signalCode === null) {
-    const exited = new Promise((r) => proc.once('exit', r));
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  await rm(s.dataDir, { recursive: true, force: true });
+  await s?.stop();
 }
 
 /** CPU seconds (user + system) the server process has used, from /proc/<pid>/stat. */
@@ -411,6 +381,33 @@ async function sluiceThroughput() {
   return { mbps: bytes / 1e6 / seconds, seconds, chunks, serverCPUs, clientCPUs };
 }
 
+/**
+ * The same stream read by the TypeScript SDK (`session.stream`, which decodes SSE with protocol's
+ * decoder and turns every event into the SDK's typed event): request → done inside the client.
+ */
+async function sdkThroughput() {
+  const session = newSession('tp-sdk');
+  const sluice = new Sluice({ baseURL: server.url });
+  let bytes = 0;
+  let chunks = 0;
+  let done = null;
+  const cpu0 = [await serverCPU(), clientCPU()];
+  const t0 = performance.now();
+  for await (const ev of sluice.session(session).stream(THROUGHPUT_CODE, { language: 'python', mode: 'process', timeout: 120 })) {
+    if (ev.type === 'stdout') {
+      bytes += Buffer.byteLength(ev.content);
+      chunks++;
+    } else if (ev.type === 'done') done = ev;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const serverCPUs = (await serverCPU()) - cpu0[0];
+  const clientCPUs = clientCPU() - cpu0[1];
+  await deleteSession(session);
+  if (done?.reason !== 'exited') throw new Error(`SDK stream ended with ${JSON.stringify(done)}`);
+  if (bytes !== THROUGHPUT_BYTES) throw new Error(`the SDK received ${bytes} content bytes, expected ${THROUGHPUT_BYTES}`);
+  return { mbps: bytes / 1e6 / seconds, seconds, chunks, serverCPUs, clientCPUs };
+}
+
 async function bareThroughput() {
   let bytes = 0;
   let chunks = 0;
@@ -451,7 +448,7 @@ async function main() {
 
   calibrateClock();
   log('starting server');
-  await startServer();
+  await startBenchServer();
   const memIdle = await serverMemory();
 
   // Warm up both paths once (page cache, JIT, first sandbox setup), not counted.
@@ -484,10 +481,14 @@ async function main() {
   log(`throughput: ${THROUGHPUT_MIB} MiB × ${THROUGHPUT_REPEATS} runs, each side`);
   const tpS = [];
   const tpB = [];
+  const tpSDK = [];
   for (let i = 0; i < THROUGHPUT_REPEATS; i++) {
     tpB.push(await bareThroughput());
     tpS.push(await sluiceThroughput());
+    tpSDK.push(await sdkThroughput());
   }
+  // Finished output only: every run above is over, its log kept for the retention period.
+  const memAfterThroughput = await serverMemory();
   // 4. Kernel round trips.
   log(`kernel: cold start, then ${KERNEL_RUNS} warm 1 + 1 cells, process-mode and bare print(1) alternating`);
   const kern = await kernelRoundTrips();
@@ -517,6 +518,12 @@ async function main() {
     `${medTp(tpS).toFixed(0)} MB/s`,
     `${medTp(tpB).toFixed(0)} MB/s`,
     tpRatio(medTp(tpS), medTp(tpB)),
+  ]);
+  rows.push([
+    `  the same read by the TypeScript SDK (session.stream)`,
+    `${medTp(tpSDK).toFixed(0)} MB/s`,
+    `${medTp(tpB).toFixed(0)} MB/s`,
+    tpRatio(medTp(tpSDK), medTp(tpB)),
   ]);
   rows.push([
     `throughput, best run (time; chunks)`,
@@ -567,11 +574,17 @@ async function main() {
       [
         ['idle, after /healthz', mib(memIdle.rss), mib(memIdle.hwm)],
         ['after first-byte + latency runs', mib(memAfterLatency.rss), mib(memAfterLatency.hwm)],
-        [`after ${THROUGHPUT_REPEATS}×${THROUGHPUT_MIB} MiB throughput runs`, mib(memAfter.rss), mib(memAfter.hwm)],
+        [`after ${THROUGHPUT_REPEATS * 2}×${THROUGHPUT_MIB} MiB throughput runs (finished)`, mib(memAfterThroughput.rss), mib(memAfterThroughput.hwm)],
+        ['at the end (kernel and progress runs too)', mib(memAfter.rss), mib(memAfter.hwm)],
       ],
     ),
   );
-  console.log(`RSS growth: ${mib(memAfter.rss - memIdle.rss)} (finished logs stay in memory for the retention period, up to SLUICE_LOG_BUDGET)`);
+  console.log(`RSS growth: ${mib(memAfter.rss - memIdle.rss)}`);
+
+  recordFigure('first_stdout', { sluice: median(fbS), sluiceP99: pct(fbS, 99), baseline: median(fbB) });
+  recordFigure('line_latency', { sluice: median(latS), sluiceP99: pct(latS, 99), baseline: median(latB), baselineP99: pct(latB, 99) });
+  recordFigure('sse_throughput', { sluice: medTp(tpSDK), plain: medTp(tpS), baseline: medTp(tpB) });
+  recordFigure('rss_finished', { sluice: memAfterThroughput.rss, baseline: memIdle.rss, mib: THROUGHPUT_REPEATS * 2 * THROUGHPUT_MIB });
   const leftover = Array.isArray(sessionsLeft?.sessions) ? sessionsLeft.sessions.length : '?';
   console.log(`sessions left on the server: ${leftover}; bench took ${((performance.now() - benchStart) / 1000).toFixed(1)} s`);
 }
@@ -592,20 +605,126 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
   });
 }
 
+/** The headline rows of issue 13, each against its target; figures come from every bench's recordFigure. */
+const SCOREBOARD = [
+  {
+    key: 'first_stdout',
+    label: 'new session, process print(1): request → first stdout',
+    sluice: (f) => fmtMs(f.sluice),
+    baseline: (f) => `bare spawn → first byte ${fmtMs(f.baseline)}`,
+    ratio: (f) => f.sluice / f.baseline,
+    target: '≤ 1.5× bare',
+    met: (f) => f.sluice / f.baseline <= 1.5,
+  },
+  {
+    key: 'warm_ws',
+    label: 'warm kernel 1 + 1 → done, one WebSocket',
+    sluice: (f) => `${fmtMs(f.sluice)} (p99 ${fmtMs(f.sluiceP99)})`,
+    baseline: (f) => `Jupyter WS, NODELAY both ends ${fmtMs(f.baseline)}; stock ${fmtMs(f.stock)}`,
+    ratio: (f) => f.sluice / f.baseline,
+    target: '≤ 1 ms median, ≤ 0.2× Jupyter',
+    met: (f) => f.sluice <= 1 && f.sluice / f.baseline <= 0.2,
+  },
+  {
+    key: 'warm_sse',
+    label: 'the same over SSE (keep-alive)',
+    sluice: (f) => `${fmtMs(f.sluice)} (p99 ${fmtMs(f.sluiceP99)})`,
+    baseline: (f) => `Jupyter WS, NODELAY both ends ${fmtMs(f.baseline)}`,
+    ratio: (f) => f.sluice / f.baseline,
+    target: '≤ 2 ms median',
+    met: (f) => f.sluice <= 2,
+  },
+  {
+    key: 'kernel_cold',
+    label: 'kernel cold start (first cell of a new session)',
+    sluice: (f) => fmtMs(f.sluice),
+    baseline: (f) => `Jupyter kernel start → first execute ${fmtMs(f.baseline)}`,
+    ratio: (f) => f.sluice / f.baseline,
+    target: '≤ 50 ms',
+    met: (f) => f.sluice <= 50,
+  },
+  {
+    key: 'line_latency',
+    label: 'one line, program clock → client',
+    sluice: (f) => `median ${fmtMs(f.sluice)}, p99 ${fmtMs(f.sluiceP99)}`,
+    baseline: (f) => `raw pipe median ${fmtMs(f.baseline)}, p99 ${fmtMs(f.baselineP99)}`,
+    ratio: (f) => f.sluice / f.baseline,
+    target: 'median ≤ 1 ms, p99 ≤ 3 ms',
+    met: (f) => f.sluice <= 1 && f.sluiceP99 <= 3,
+  },
+  {
+    key: 'sse_throughput',
+    label: 'one SSE stream, 64-byte lines, read by the TypeScript SDK',
+    sluice: (f) => `${f.sluice.toFixed(0)} MB/s (plain decoder ${f.plain.toFixed(0)})`,
+    baseline: (f) => `raw pipe ${f.baseline.toFixed(0)} MB/s`,
+    ratio: (f) => f.sluice / f.baseline,
+    target: '≥ 300 MB/s',
+    met: (f) => f.sluice >= 300,
+  },
+  {
+    key: 'kernel_throughput',
+    label: 'a kernel cell printing 64-byte lines, WebSocket',
+    sluice: (f) => `${f.sluice.toFixed(0)} MB/s`,
+    baseline: (f) => `Jupyter ${f.baseline.toFixed(0)} MB/s`,
+    ratio: (f) => f.sluice / f.baseline,
+    target: '(beside Jupyter)',
+    met: () => null,
+  },
+  {
+    key: 'rss_finished',
+    label: 'server RSS after big finished outputs',
+    sluice: (f) => `${f.sluice.toFixed(0)} MiB after ${f.mib} MiB`,
+    baseline: (f) => `idle ${f.baseline.toFixed(0)} MiB`,
+    ratio: (f) => f.sluice / f.baseline,
+    target: '≤ 250 MiB',
+    met: (f) => f.sluice <= 250,
+  },
+  {
+    key: 'concurrency',
+    label: 'concurrent streams, slow printers, slow readers among them',
+    sluice: (f) => `${f.ok}/${f.streams} complete (${f.slow} slow readers), p99 ${fmtMs(f.p99)}, RSS peak ${f.rssPeak.toFixed(0)} MiB`,
+    baseline: (f) => `RSS before ${f.rssBase.toFixed(0)} MiB`,
+    ratio: () => NaN,
+    target: '500, every event once',
+    met: (f) => f.streams >= 500 && f.ok === f.streams && f.once,
+  },
+];
+
+function printScoreboard(file) {
+  const figures = new Map();
+  for (const line of readFileSync(file, 'utf8').split('\n')) if (line) figures.set(JSON.parse(line).key, JSON.parse(line));
+  const rows = SCOREBOARD.map((row) => {
+    const f = figures.get(row.key);
+    if (!f) return [row.label, 'not measured', '', '', row.target, ''];
+    const met = row.met(f);
+    return [row.label, row.sluice(f), row.baseline(f), fmtRatio(row.ratio(f)), row.target, met === null ? '' : met ? 'met' : 'MISSED'];
+  });
+  console.log(`\nissue 13 scoreboard — ${new Date().toISOString()}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(table(['figure', 'sluice', 'baseline (same run)', 'ratio', 'target', ''], rows));
+}
+
+let summaryDir = null;
 try {
+  summaryDir = await mkdtemp(join(tmpdir(), 'sluice-bench-summary-'));
+  const summaryFile = join(summaryDir, 'figures.jsonl');
+  process.env.BENCH_SUMMARY_FILE = summaryFile;
   await main();
   await cleanup();
-  // Agent runs last, in a process of their own (their own server and scripted model; Ctrl-C
-  // reaches it with the rest of the foreground group, and it stops them itself).
-  // Then Jupyter Server beside Sluice (bench/jupyter.mjs), the same way.
-  for (const script of ['bench/agent.mjs', 'bench/jupyter.mjs']) {
-    const child = spawn(process.execPath, [join(ROOT, script)], { stdio: 'inherit' });
+  // Then, each in a process of its own (its own server; Ctrl-C reaches it with the rest of the
+  // foreground group, and it stops what it started): agent runs; BENCH_LOAD_SESSIONS concurrent
+  // streams (bench/load.mjs, slow readers among them); Jupyter Server beside Sluice.
+  const loadEnv = { LOAD_SESSIONS: String(LOAD_SESSIONS), LOAD_DEADLINE: String(Math.max(120, LOAD_SESSIONS)) };
+  for (const [script, env] of [['bench/agent.mjs', {}], ['bench/load.mjs', loadEnv], ['bench/jupyter.mjs', {}]]) {
+    const child = spawn(process.execPath, [join(ROOT, script)], { stdio: 'inherit', env: { ...process.env, ...env } });
     const [code, signal] = await new Promise((r) => child.once('exit', (c, s) => r([c, s])));
     if (code !== 0) throw new Error(`${script} exited with ${code ?? signal}`);
   }
+  printScoreboard(summaryFile);
 } catch (err) {
   process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
   if (server?.logs) process.stderr.write(`server log:\n${server.logs}\n`);
   await cleanup().catch((e) => process.stderr.write(`cleanup failed: ${e}\n`));
   process.exitCode = 1;
+} finally {
+  if (summaryDir) await rm(summaryDir, { recursive: true, force: true });
 }
