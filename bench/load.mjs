@@ -37,13 +37,19 @@ import { calibrateClock, intEnv, recordFigure, wallNow } from './common.mjs';
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'packages/cli/dist/bin.js');
 
-/** Sizes, overridable: LOAD_SESSIONS, LOAD_SECONDS, LOAD_INTERVAL_MS, LOAD_DEADLINE (s). */
+/** Sizes, overridable: LOAD_SESSIONS, LOAD_SECONDS, LOAD_INTERVAL_MS, LOAD_DEADLINE (s), LOAD_SLOW_EVERY, LOAD_START_CONCURRENCY. */
 const SESSIONS = intEnv('LOAD_SESSIONS', 200);
 const RUN_SECONDS = intEnv('LOAD_SECONDS', 10);
 const INTERVAL_MS = intEnv('LOAD_INTERVAL_MS', 100);
 const DEADLINE_S = intEnv('LOAD_DEADLINE', 120);
 /** Every LOAD_SLOW_EVERY-th stream is read by a slow reader: it stops reading for SLOW_PAUSE_MS every SLOW_PERIOD_MS. */
 const SLOW_EVERY = intEnv('LOAD_SLOW_EVERY', 10);
+/**
+ * Starts in flight at once (0 = all at once): a start holds its slot until its program's first
+ * line arrives, so on a small machine the sandboxes' start-up does not starve the ones running.
+ * With LOAD_SECONDS longer than the ramp, every stream is live at the same time.
+ */
+const START_CONCURRENCY = Number(process.env.LOAD_START_CONCURRENCY ?? 0);
 const SLOW_PAUSE_MS = 2000;
 const SLOW_PERIOD_MS = 3000;
 const LINES = Math.max(1, Math.round((RUN_SECONDS * 1000) / INTERVAL_MS));
@@ -358,12 +364,17 @@ function countError(key, example) {
  * SLOW_PAUSE_MS every SLOW_PERIOD_MS (its socket fills, the server holds the rest in the log);
  * its lines' latencies go to `slowLatencies`. Every seq must arrive exactly once, in order.
  */
-async function runSession(id, agent, signal, { latencies, slowLatencies, serverLag, printedAt }, lines = LINES, slow = false) {
-  const r = { id, slow, t0: 0, headers: NaN, firstEvent: NaN, firstStdout: NaN, lines: 0, badLines: 0, done: null, ok: false };
-  let nextPause = slow ? wallNow() + SLOW_PERIOD_MS : Infinity;
+async function runSession(id, agent, signal, { latencies, slowLatencies, serverLag, printedAt }, lines = LINES, slow = false, slots = null) {
+  const r = { id, slow, t0: 0, headers: NaN, firstEvent: NaN, firstStdout: NaN, doneAt: NaN, lines: 0, badLines: 0, done: null, ok: false };
   let partial = '';
   let expectedLine = 0;
+  let slot = slots ? await slots.take() : null;
+  const freeSlot = () => {
+    slot?.();
+    slot = null;
+  };
   r.t0 = wallNow();
+  let nextPause = slow ? r.t0 + SLOW_PERIOD_MS : Infinity;
   try {
     const res = await fetch(`${server.url}/api/sessions/${encodeURIComponent(id)}/stream`, {
       method: 'POST',
@@ -398,7 +409,10 @@ async function runSession(id, agent, signal, { latencies, slowLatencies, serverL
       else if (ev.seq > expectedSeq) countError('seq gap', `${id}: seq ${ev.seq}, expected ${expectedSeq}`);
       expectedSeq = Math.max(expectedSeq, ev.seq + 1);
       if (ev.type === 'stdout') {
-        if (Number.isNaN(r.firstStdout)) r.firstStdout = at - r.t0;
+        if (Number.isNaN(r.firstStdout)) {
+          r.firstStdout = at - r.t0;
+          freeSlot();
+        }
         partial += ev.content;
         let nl;
         while ((nl = partial.indexOf('\n')) !== -1) {
@@ -430,6 +444,7 @@ async function runSession(id, agent, signal, { latencies, slowLatencies, serverL
         countError('truncated', `${id}: ${ev.dropped_bytes} bytes of ${ev.stream}`);
       } else if (ev.type === 'done') {
         r.done = ev;
+        r.doneAt = at;
       }
       if (wallNow() >= nextPause) {
         await new Promise((resume) => setTimeout(resume, SLOW_PAUSE_MS));
@@ -443,8 +458,47 @@ async function runSession(id, agent, signal, { latencies, slowLatencies, serverL
   } catch (err) {
     if (signal.aborted) countError('aborted (deadline)', id);
     else countError(`exception ${err?.cause?.code ?? err?.name ?? 'Error'}`, `${id}: ${err?.cause?.message ?? err?.message ?? err}`);
+  } finally {
+    freeSlot();
   }
   return r;
+}
+
+/** At most `n` holders at once; take() resolves with the function that gives the slot back. */
+function semaphore(n) {
+  let free = n;
+  const waiting = [];
+  const give = () => {
+    const next = waiting.shift();
+    if (next) next(once());
+    else free++;
+  };
+  const once = () => {
+    let given = false;
+    return () => {
+      if (!given) {
+        given = true;
+        give();
+      }
+    };
+  };
+  return {
+    take: () => (free > 0 ? (free--, Promise.resolve(once())) : new Promise((r) => waiting.push(r))),
+  };
+}
+
+/** Most streams live at once: between a program's first line and its done. */
+function peakLive(results) {
+  const marks = [];
+  for (const r of results) {
+    if (!Number.isFinite(r.firstStdout) || !Number.isFinite(r.doneAt)) continue;
+    marks.push([r.t0 + r.firstStdout, 1], [r.doneAt, -1]);
+  }
+  marks.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let live = 0;
+  let peak = 0;
+  for (const [, d] of marks) peak = Math.max(peak, (live += d));
+  return peak;
 }
 
 /**
@@ -552,7 +606,7 @@ async function main() {
   );
   console.log(
     `${SESSIONS} sessions at once, each printing its time every ${INTERVAL_MS} ms for ${RUN_SECONDS} s (${LINES} lines); ` +
-      `deadline ${DEADLINE_S} s; caps: running ${CAP}, sessions ${CAP}, connections ${SERVER_ENV.SLUICE_MAX_CONNECTIONS}`,
+      `${START_CONCURRENCY > 0 ? `at most ${START_CONCURRENCY} starting at once; ` : ''}deadline ${DEADLINE_S} s; caps: running ${CAP}, sessions ${CAP}, connections ${SERVER_ENV.SLUICE_MAX_CONNECTIONS}`,
   );
   calibrateClock();
   await loadAgentClass();
@@ -603,7 +657,8 @@ async function main() {
   log(`starting ${SESSIONS} streams`);
   const tLoad = performance.now();
   const probe = startProbe(abort.signal);
-  const results = await Promise.all(ids.map((id, i) => runSession(id, loadAgent, abort.signal, lat, LINES, i % SLOW_EVERY === SLOW_EVERY - 1)));
+  const slots = START_CONCURRENCY > 0 ? semaphore(START_CONCURRENCY) : null;
+  const results = await Promise.all(ids.map((id, i) => runSession(id, loadAgent, abort.signal, lat, LINES, i % SLOW_EVERY === SLOW_EVERY - 1, slots)));
   const loadSeconds = (performance.now() - tLoad) / 1000;
   const probeTimes = await probe.stop();
   loop.disable();
@@ -671,6 +726,7 @@ async function main() {
         ['done, reason exited (exit 0, all lines)', `${exited} (${ok})`],
         ['done reasons', [...reasons].map(([k, v]) => `${k} ${v}`).join(', ') || 'none'],
         ['lines received / expected', `${totalLines} / ${SESSIONS * LINES}`],
+        ['most streams live at once (first line → done)', String(peakLive(results))],
         ['errors', errors.size === 0 ? 'none' : [...errors].map(([k, v]) => `${k}: ${v.count}`).join('; ')],
         ['load phase wall time (starts → last done)', `${loadSeconds.toFixed(2)} s`],
         [
@@ -743,6 +799,7 @@ async function main() {
   const once = ![...errors.keys()].some((k) => k.startsWith('seq ') || k === 'unexpected line' || k === 'lines missing');
   recordFigure('concurrency', {
     streams: SESSIONS,
+    live: peakLive(results),
     ok,
     slow: results.filter((r) => r.slow).length,
     once,
