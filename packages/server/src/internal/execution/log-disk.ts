@@ -78,7 +78,9 @@ export class LogDisk implements SpillSink {
     if (!f) return;
     this.files.delete(log);
     this.used -= f.bytes;
-    unlink(f.file).catch((err: unknown) => this.opts.log.warn({ err, file: f.file }, 'could not remove a spilled event log'));
+    unlink(f.file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') this.opts.log.warn({ err, file: f.file }, 'could not remove a spilled event log');
+    });
   }
 
   /**
@@ -89,7 +91,7 @@ export class LogDisk implements SpillSink {
     this.closing = true;
     await this.settled();
     for (const log of [...this.files.keys()]) log.release();
-    if (this.opts.maxBytes > 0) await rm(this.opts.dir, { recursive: true, force: true });
+    if (await this.ready) await rm(this.opts.dir, { recursive: true, force: true });
   }
 
   private async prepare(): Promise<boolean> {
