@@ -346,3 +346,29 @@ test('tiny logs stay in memory, and SLUICE_LOG_DISK_BYTES=0 spills nothing', asy
     await rm(root, { recursive: true, force: true });
   }
 });
+
+test('a large spill returns its memory: one full collection once 32 MiB have been freed, none for small ones', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'sluice-spill-'));
+  try {
+    let collections = 0;
+    const d = new LogDisk({ dir: join(root, 'logs'), maxBytes: 1024 * KiB * KiB, log: { warn: () => {} }, collect: () => collections++ });
+    const finished = (chunks: number): EventLog => {
+      const log = new EventLog(256 * 1024 * KiB);
+      for (let i = 0; i < chunks; i++) log.append({ type: 'stdout', content: 'x'.repeat(64 * KiB) });
+      log.close();
+      d.spill(log);
+      return log;
+    };
+    finished(8);
+    await d.settled();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(collections, 0, 'half a MiB freed: no collection');
+    const big = finished(600);
+    await d.settled();
+    assert.ok(big.onDisk);
+    await until(() => collections === 1, 'the collection');
+    await d.close();
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -16,10 +16,13 @@
  */
 import { mkdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { collectGarbage } from './collect-garbage.js';
 import type { SpillableLog, SpillSink } from './event-log.js';
 
 /** Logs holding less than this (bytes of memory) are not written out. */
 export const MIN_SPILL_BYTES = 64 * 1024;
+/** Memory freed by spills since the last collection that makes another worth its pause. */
+const COLLECT_AFTER_BYTES = 32 * 1024 * 1024;
 
 export interface LogDiskOptions {
   /** The directory, emptied at start (created if missing). */
@@ -29,6 +32,8 @@ export interface LogDiskOptions {
   log: { warn(obj: object, msg: string): void };
   /** Logs smaller than this stay in memory (MIN_SPILL_BYTES unless a test says otherwise). */
   minBytes?: number;
+  /** Returns freed memory to the system (collectGarbage unless a test says otherwise). */
+  collect?: () => void;
 }
 
 export class LogDisk implements SpillSink {
@@ -39,6 +44,8 @@ export class LogDisk implements SpillSink {
   /** False when the directory could not be prepared: nothing is spilled. */
   private readonly ready: Promise<boolean>;
   private nextName = 1;
+  /** Memory freed by spills since the last collection. */
+  private freed = 0;
   private closing = false;
   private readonly minBytes: number;
 
@@ -94,6 +101,12 @@ export class LogDisk implements SpillSink {
     if (await this.ready) await rm(this.opts.dir, { recursive: true, force: true });
   }
 
+  private collect(): void {
+    if (this.freed < COLLECT_AFTER_BYTES) return;
+    this.freed = 0;
+    (this.opts.collect ?? collectGarbage)();
+  }
+
   private async prepare(): Promise<boolean> {
     try {
       await rm(this.opts.dir, { recursive: true, force: true });
@@ -116,8 +129,11 @@ export class LogDisk implements SpillSink {
     }
     // One write at a time, so `size` stays free until it is stored.
     const file = join(this.opts.dir, `${this.nextName++}.ndjson`);
+    const held = log.bytes;
     try {
-      await log.spillTo(file, this);
+      if (!(await log.spillTo(file, this))) return;
+      this.freed += held - log.bytes;
+      if (this.freed >= COLLECT_AFTER_BYTES) setImmediate(() => this.collect());
     } catch (err) {
       this.opts.log.warn({ err, file }, 'could not write a finished event log to disk; it stays in memory');
       await rm(file, { force: true }).catch(() => {});

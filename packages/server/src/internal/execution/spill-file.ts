@@ -14,8 +14,8 @@ import { open, type FileHandle } from 'node:fs/promises';
 /** Index granularity: a new entry after this many events or bytes since the last one. */
 const INDEX_EVENTS = 64;
 const INDEX_BYTES = 64 * 1024;
-/** Characters gathered into one write. */
-const WRITE_CHARS = 1024 * 1024;
+/** Characters gathered into one write (few writes: each waits for a turn of a busy event loop). */
+const WRITE_CHARS = 4 * 1024 * 1024;
 /** Characters measured between two yields to the event loop while sizing a log. */
 const SIZE_SLICE_CHARS = 8 * 1024 * 1024;
 const NEWLINE = 0x0a;
