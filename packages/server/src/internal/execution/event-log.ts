@@ -98,6 +98,7 @@ export const ENTRY_OVERHEAD = 72;
 const BATCH = 512;
 /** Bytes read from a spilled log's file at once (more only for one event longer than this). */
 const READ_BYTES = 1024 * 1024;
+const MIN_READ_BYTES = 16 * 1024;
 /** Memory of a spilled log beyond its index and newest event: the objects that describe the file. */
 const SPILL_OVERHEAD = 512;
 /** A dropped slot: the string is released, the slot waits for compaction. */
@@ -262,13 +263,15 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
     let next = Math.max(1, Math.floor(from));
     /** Where the previous batch from the file ended: the next one continues there. */
     let cursor: { spilled: Spilled; next: number; offset: number } | null = null;
+    /** Bytes to read next: about what the last BATCH events took, so small events are not read 1 MiB at a time. */
+    let readBytes = READ_BYTES;
     while (!signal?.aborted) {
       const spilled = this.spilled;
       if (next < this.nextSeq && spilled) {
         const offset = cursor?.spilled === spilled && cursor.next === next ? cursor.offset : offsetOf(spilled.file.index, next);
         let chunk;
         try {
-          chunk = await readSpill(spilled.file.file, offset, READ_BYTES, BATCH, next);
+          chunk = await readSpill(spilled.file.file, offset, readBytes, BATCH, next);
         } catch (err) {
           // Released while we read: its file is gone, and the log says what is left.
           if (this.spilled !== spilled) continue;
@@ -281,6 +284,7 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
           next = seq + 1;
         }
         cursor = { spilled, next, offset: chunk.end };
+        readBytes = chunk.lines.length === BATCH ? Math.min(READ_BYTES, Math.max(MIN_READ_BYTES, Math.ceil((chunk.end - offset) * 1.25))) : READ_BYTES;
         if (batch.length > 0) yield batch;
         else if (chunk.end === offset) {
           // The file ended before the log did: it cannot hold what is missing.
