@@ -41,6 +41,8 @@ export interface ServerConfig {
   logRetentionSec: number;
   /** Memory of all executions' event logs, running and finished (see log-budget.ts for what goes past it). */
   logBudgetBytes: number;
+  /** Disk for finished logs spilled under `<dataDir>/logs` (0: they stay in memory); see log-disk.ts. */
+  logDiskBytes: number;
   /** Whether a session may ask for `network: true`. */
   allowNetwork: boolean;
   /** Bearer keys, one per tenant; empty turns authentication off (then only loopback may listen). */
@@ -139,6 +141,7 @@ export function defaultConfig(): ServerConfig {
     maxQueue: 16,
     logRetentionSec: 3600,
     logBudgetBytes: 512 * MiB,
+    logDiskBytes: 2048 * MiB,
     allowNetwork: false,
     apiKeys: [],
     insecureNoAuth: false,
@@ -215,6 +218,7 @@ const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bo
   SLUICE_MAX_QUEUE: ['maxQueue', 'int'],
   SLUICE_LOG_RETENTION: ['logRetentionSec', 'number'],
   SLUICE_LOG_BUDGET: ['logBudgetBytes', 'int'],
+  SLUICE_LOG_DISK_BYTES: ['logDiskBytes', 'int'],
   SLUICE_ALLOW_NETWORK: ['allowNetwork', 'bool'],
   SLUICE_INSECURE_NO_AUTH: ['insecureNoAuth', 'bool'],
   SLUICE_MAX_RUNNING: ['maxRunning', 'int'],
@@ -326,6 +330,7 @@ function validateConfig(c: ServerConfig): void {
     if (typeof v !== 'number' || !(v > 0)) throw new Error(`config ${k}: expected a positive number, got ${String(v)}`);
   }
   if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535) throw new Error(`PORT: expected 0-65535, got ${c.port}`);
+  if (!Number.isInteger(c.logDiskBytes) || c.logDiskBytes < 0) throw new Error(`SLUICE_LOG_DISK_BYTES: expected bytes >= 0 (0 keeps finished logs in memory), got ${c.logDiskBytes}`);
   if (c.killGraceMs < 0) throw new Error(`SLUICE_KILL_GRACE_MS: expected >= 0, got ${c.killGraceMs}`);
   if (!(c.drainGraceSec >= 0)) throw new Error(`SLUICE_DRAIN_GRACE: expected seconds >= 0, got ${c.drainGraceSec}`);
   for (const k of ['maxRunning', 'maxRunningPerTenant', 'maxSessions', 'maxSessionsPerTenant', 'maxConnections'] as const) {

@@ -15,8 +15,15 @@
  * The newest event always stays. A reader asking for dropped events gets one `gap` event per run
  * of missing seqs, then continues with what is held; `evicted` says exactly what was dropped.
  * Readers follow at their own pace: a slow reader never slows the writer, it falls behind.
+ *
+ * Spill: once closed, a log may move its events to a file (log-disk.ts decides when and where;
+ * spill-file.ts is the format). The strings stay in memory until the file is complete, then
+ * only a sparse index and the newest event remain; every reader reads the file from then on, in
+ * bounded chunks, and sees the same events, gaps and `evicted` as before.
  */
+import { open, rm, type FileHandle } from 'node:fs/promises';
 import type { EventType, EvictedEvents, ExecutionEvent, GapEvent } from '@sluice/protocol';
+import { indexBytes, offsetOf, readSpill, readSpillSync, spillSize, writeSpill, type SpillFile } from './spill-file.js';
 
 /** What every log's events have (an execution's and an agent run's share these rules). */
 export interface LoggedEvent {
@@ -39,10 +46,33 @@ export type NewEvent<E extends LoggedEvent = ExecutionEvent> = E extends LoggedE
 /** What a LogBudget needs of a log. */
 export interface BudgetedLog {
   readonly bytes: number;
+  /** True while its events are in a file (it holds only an index in memory). */
+  readonly onDisk: boolean;
   /** Drops events (channel events only, or any) until `bytes` are freed; returns what was freed. */
   shed(bytes: number, scope: ShedScope): number;
   /** Drops everything but the newest event: the execution is being forgotten. */
   release(): void;
+}
+
+/** What a LogDisk needs of a log. */
+export interface SpillableLog extends BudgetedLog {
+  readonly closed: boolean;
+  /** Bytes the file of its held events would take. */
+  spillSize(): Promise<number>;
+  /**
+   * Writes its held events to `file` (which must not exist) and then holds only an index of
+   * it, telling `sink` (synchronously, when the file becomes the log's). False when the log
+   * changed meanwhile (released): the file is removed and nothing changes. Throws when the
+   * write fails; the log keeps its events in memory and the caller removes the file.
+   */
+  spillTo(file: string, sink: SpillSink): Promise<boolean>;
+}
+
+/** Where a spilled log's file is accounted. */
+export interface SpillSink {
+  stored(log: SpillableLog, file: string, bytes: number): void;
+  /** The log no longer needs its file (released): remove it. */
+  discard(log: SpillableLog): void;
 }
 
 /** Which events `shed` may drop: `channel` = superseded progress and results; `any` = also output. */
@@ -66,6 +96,11 @@ export const ENTRY_OVERHEAD = 72;
 
 /** Most events handed to a reader at once. */
 const BATCH = 512;
+/** Bytes read from a spilled log's file at once (more only for one event longer than this). */
+const READ_BYTES = 1024 * 1024;
+const MIN_READ_BYTES = 16 * 1024;
+/** Memory of a spilled log beyond its index and newest event: the objects that describe the file. */
+const SPILL_OVERHEAD = 512;
 /** A dropped slot: the string is released, the slot waits for compaction. */
 const HOLE = '';
 /** JSON.stringify leaves these characters as they are, so one of them makes a two-byte string. */
@@ -82,11 +117,17 @@ export interface ChannelTypes {
   result: string;
 }
 
+/** A spilled log's file and who accounts for it. */
+interface Spilled {
+  readonly file: SpillFile;
+  readonly sink: SpillSink;
+}
+
 /**
  * The log; `E` is the union of its events (an execution's by default). Every union carries a
  * `gap` variant with `from_seq` and `to_seq`: readers of a shed log get those.
  */
-export class EventLog<E extends LoggedEvent = ExecutionEvent> implements BudgetedLog {
+export class EventLog<E extends LoggedEvent = ExecutionEvent> implements SpillableLog {
   /** JSON of each event, HOLE where one was dropped; parallel to `seqs`. */
   private jsons: string[] = [];
   private seqs: number[] = [];
@@ -105,6 +146,10 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
   private budget: LogBudgetSink | null = null;
   private readonly lost: EvictedEvents = { events: 0, from_seq: null, to_seq: null, types: {}, stdout_bytes: 0, stderr_bytes: 0 };
   private tick: { promise: Promise<void>; resolve: () => void } | null = null;
+  /** The file holding the events once spilled (the arrays are empty then), and who accounts it. */
+  private spilled: Spilled | null = null;
+  /** Changes whenever held events are dropped: a spill in progress started from an older state. */
+  private generation = 0;
 
   private readonly progressType: string;
   private readonly resultType: string;
@@ -164,7 +209,11 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
 
   /** seq of the oldest event still held. */
   get firstSeq(): number {
-    return this.seqs[this.head] ?? this.nextSeq;
+    return this.spilled ? this.spilled.file.firstSeq : (this.seqs[this.head] ?? this.nextSeq);
+  }
+
+  get onDisk(): boolean {
+    return this.spilled !== null;
   }
 
   /** Memory held, bytes (what the bound and the budget count). */
@@ -177,9 +226,16 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
     return { ...this.lost, types: { ...this.lost.types } };
   }
 
-  /** The JSON of the events held right now, oldest first (later appends and drops do not affect it). */
+  /**
+   * The JSON of the events held right now, oldest first (later appends and drops do not affect
+   * it). Reads a spilled log's file synchronously: for tests and tools, not for serving.
+   */
   snapshot(): string[] {
     const out: string[] = [];
+    if (this.spilled) {
+      for (const line of readSpillSync(this.spilled.file.file, 0, READ_BYTES)) out.push(line.json);
+      return out;
+    }
     for (let i = this.head; i < this.jsons.length; i++) {
       const json = this.jsons[i];
       if (json) out.push(json);
@@ -187,8 +243,12 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
     return out;
   }
 
-  /** The held events with `seq >= from`, parsed. */
+  /** The held events with `seq >= from`, parsed (a spilled log's synchronously, like snapshot). */
   *events(from = 1): Generator<E> {
+    if (this.spilled) {
+      for (const line of readSpillSync(this.spilled.file.file, from, READ_BYTES)) yield JSON.parse(line.json) as E;
+      return;
+    }
     for (let i = this.indexOf(from); i < this.jsons.length; i++) {
       const json = this.jsons[i];
       if (json) yield JSON.parse(json) as E;
@@ -201,7 +261,38 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
    */
   async *follow(from: number, signal?: AbortSignal): AsyncGenerator<LogEntry<E['type']>[]> {
     let next = Math.max(1, Math.floor(from));
+    /** Where the previous batch from the file ended: the next one continues there. */
+    let cursor: { spilled: Spilled; next: number; offset: number } | null = null;
+    /** Bytes to read next: about what the last BATCH events took, so small events are not read 1 MiB at a time. */
+    let readBytes = READ_BYTES;
     while (!signal?.aborted) {
+      const spilled = this.spilled;
+      if (next < this.nextSeq && spilled) {
+        const offset = cursor?.spilled === spilled && cursor.next === next ? cursor.offset : offsetOf(spilled.file.index, next);
+        let chunk;
+        try {
+          chunk = await readSpill(spilled.file.file, offset, readBytes, BATCH, next);
+        } catch (err) {
+          // Released while we read: its file is gone, and the log says what is left.
+          if (this.spilled !== spilled) continue;
+          throw err;
+        }
+        const batch: LogEntry<E['type']>[] = [];
+        for (const { seq, json } of chunk.lines) {
+          if (seq > next) batch.push(gapEntry(next, seq - 1));
+          batch.push({ seq, type: typeOf(json) as E['type'], json });
+          next = seq + 1;
+        }
+        cursor = { spilled, next, offset: chunk.end };
+        readBytes = chunk.lines.length === BATCH ? Math.min(READ_BYTES, Math.max(MIN_READ_BYTES, Math.ceil((chunk.end - offset) * 1.25))) : READ_BYTES;
+        if (batch.length > 0) yield batch;
+        else if (chunk.end === offset) {
+          // The file ended before the log did: it cannot hold what is missing.
+          yield [gapEntry(next, this.nextSeq - 1)];
+          next = this.nextSeq;
+        }
+        continue;
+      }
       if (next < this.nextSeq) {
         const batch: LogEntry<E['type']>[] = [];
         // Found again each time: the arrays may have been compacted while the reader waited.
@@ -226,7 +317,70 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
     }
   }
 
+  /**
+   * Every held event's JSON, oldest first, in batches (bounded when read from a spilled log's
+   * file); `onEvicted` gets what was dropped, taken at the same moment as the events, before
+   * the first batch.
+   */
+  async *scan(onEvicted: (evicted: EvictedEvents) => void): AsyncGenerator<string[]> {
+    for (;;) {
+      const spilled = this.spilled;
+      if (!spilled) {
+        onEvicted(this.evicted);
+        yield this.snapshot();
+        return;
+      }
+      let fh: FileHandle;
+      try {
+        fh = await open(spilled.file.file, 'r');
+      } catch (err) {
+        if (this.spilled !== spilled) continue;
+        throw err;
+      }
+      try {
+        // Released while opening: what it dropped has changed; take both again.
+        if (this.spilled !== spilled) continue;
+        onEvicted(this.evicted);
+        // The open handle reads the file even if the log is released (and the file removed) meanwhile.
+        for (let offset = 0; ; ) {
+          const chunk = await readSpill(fh, offset, READ_BYTES, Infinity, 0);
+          if (chunk.end === offset) return;
+          offset = chunk.end;
+          yield chunk.lines.map((l) => l.json);
+        }
+      } finally {
+        await fh.close();
+      }
+    }
+  }
+
+  async spillSize(): Promise<number> {
+    return this.spilled ? 0 : spillSize(this.jsons, this.head);
+  }
+
+  async spillTo(file: string, sink: SpillSink): Promise<boolean> {
+    if (!this.isClosed || this.spilled) return false;
+    const generation = this.generation;
+    const written = await writeSpill(file, this.jsons, this.seqs, this.head, typeOf);
+    if (this.generation !== generation || this.spilled) {
+      await rm(file, { force: true });
+      return false;
+    }
+    const before = this.heldBytes;
+    this.spilled = { file: written, sink };
+    this.jsons = [];
+    this.seqs = [];
+    this.head = this.holes = this.progressCursor = this.resultCursor = 0;
+    this.progressHeld = this.resultHeld = 0;
+    this.heldBytes = indexBytes(written.index) + memoryOf(written.last) + SPILL_OVERHEAD;
+    sink.stored(this, file, written.bytes);
+    this.budget?.add(this, this.heldBytes - before);
+    return true;
+  }
+
   shed(bytes: number, scope: ShedScope): number {
+    // A spilled log is finished: only release() drops its events.
+    if (this.spilled) return 0;
     let freed = 0;
     while (freed < bytes) {
       const i = this.oldestChannelEvent() ?? (scope === 'any' ? this.oldestEvent() : null);
@@ -239,15 +393,27 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
 
   release(): void {
     const before = this.heldBytes;
-    const last = this.jsons.length - 1;
-    for (let i = this.head; i < last; i++) {
-      const json = this.jsons[i];
-      if (!json) continue;
-      // The execution is being forgotten: count what goes, but do not parse output for its bytes.
-      this.count(json, this.seqs[i] ?? 0, 0);
+    this.generation++;
+    let keep: string | undefined;
+    let keepSeq: number | undefined;
+    if (this.spilled) {
+      const { file, sink } = this.spilled;
+      this.spilled = null;
+      this.countSpilled(file);
+      keep = file.last;
+      keepSeq = file.lastSeq;
+      sink.discard(this);
+    } else {
+      const last = this.jsons.length - 1;
+      for (let i = this.head; i < last; i++) {
+        const json = this.jsons[i];
+        if (!json) continue;
+        // The execution is being forgotten: count what goes, but do not parse output for its bytes.
+        this.count(json, this.seqs[i] ?? 0, 0);
+      }
+      keep = this.jsons[last];
+      keepSeq = this.seqs[last];
     }
-    const keep = this.jsons[last];
-    const keepSeq = this.seqs[last];
     this.jsons = keep ? [keep] : [];
     this.seqs = keepSeq !== undefined && keep ? [keepSeq] : [];
     this.heldBytes = keep ? memoryOf(keep) : 0;
@@ -298,10 +464,27 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Budgete
     else if (type === this.resultType) this.resultHeld--;
     this.jsons[i] = HOLE;
     this.holes++;
+    this.generation++;
     const size = memoryOf(json);
     this.heldBytes -= size;
     this.budget?.add(this, -size);
     return size;
+  }
+
+  /** Counts as dropped every event of a spilled log's file but the newest (what release keeps). */
+  private countSpilled(file: SpillFile): void {
+    if (file.prevSeq === null) return;
+    const l = this.lost;
+    l.events += file.count - 1;
+    l.from_seq = l.from_seq === null ? file.firstSeq : Math.min(l.from_seq, file.firstSeq);
+    l.to_seq = l.to_seq === null ? file.prevSeq : Math.max(l.to_seq, file.prevSeq);
+    const newest = typeOf(file.last);
+    for (const [name, n] of Object.entries(file.types)) {
+      // As typeOf: the log's own union (an agent run's types are counted the same way).
+      const type = name as EventType;
+      const dropped = type === newest ? n - 1 : n;
+      if (dropped > 0) l.types[type] = (l.types[type] ?? 0) + dropped;
+    }
   }
 
   private count(json: string, seq: number, outputBytes: number): void {

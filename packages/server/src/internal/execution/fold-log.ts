@@ -1,8 +1,8 @@
 /**
  * Folds a log into its buffered answer without holding the event loop: a log can hold tens of
  * MiB of JSON, and parsing it in one go would stall every other stream of the server for as
- * long. The fold yields after every few MiB parsed. It says what the bounded log dropped (`gap`,
- * `evicted`, and lost output in `truncated` / `dropped_bytes`).
+ * long. The fold yields after every few MiB parsed, and reads a spilled log's file in chunks. It
+ * says what the bounded log dropped (`gap`, `evicted`, and lost output in `truncated` / `dropped_bytes`).
  */
 import { addEvicted, emptyResult, foldEvent, type ExecutionResult, type EvictedEvents } from '@sluice/protocol';
 import type { EventLog, LoggedEvent } from './event-log.js';
@@ -17,18 +17,18 @@ export function foldLog(log: EventLog): Promise<ExecutionResult> {
 
 /**
  * Any log's fold: `lost` records what the log dropped, then `apply` folds each held event.
- * What is held and what was dropped are taken together, before any yield: they describe the same moment.
+ * What is held and what was dropped are taken together (EventLog.scan): they describe the same moment.
  */
 export async function foldHeld<E extends LoggedEvent, A>(log: EventLog<E>, acc: A, lost: (acc: A, evicted: EvictedEvents) => void, apply: (acc: A, ev: E) => void): Promise<A> {
-  const held = log.snapshot();
-  lost(acc, log.evicted);
   let parsed = 0;
-  for (const json of held) {
-    apply(acc, JSON.parse(json) as E);
-    parsed += json.length;
-    if (parsed >= SLICE_CHARS) {
-      parsed = 0;
-      await new Promise((resolve) => setImmediate(resolve));
+  for await (const held of log.scan((evicted) => lost(acc, evicted))) {
+    for (const json of held) {
+      apply(acc, JSON.parse(json) as E);
+      parsed += json.length;
+      if (parsed >= SLICE_CHARS) {
+        parsed = 0;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
     }
   }
   return acc;

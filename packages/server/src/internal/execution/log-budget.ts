@@ -4,12 +4,17 @@
  * goes over the budget, it is brought back under it at once, in this order:
  *   1. running logs drop their superseded progress and their results (the newest progress stays);
  *   2. finished executions are forgotten, the oldest finished first (their logs are released and
- *      their ids answer NOT_FOUND);
+ *      their ids answer NOT_FOUND): first those still in memory, then spilled ones (which hold
+ *      only an index);
  *   3. running logs drop their oldest events, the largest log first.
  * It frees a little more than needed (1/32 of the budget) so that a flood does not pay for a
  * search at every event. Only the newest event of each running log can be left over the budget.
+ *
+ * With a LogDisk, each log is handed to it when it finishes: spilled, it holds (and counts) only
+ * its index, so finished logs stop weighing on the budget (log-disk.ts).
  */
-import type { BudgetedLog, LogBudgetSink } from './event-log.js';
+import type { BudgetedLog, LogBudgetSink, SpillableLog } from './event-log.js';
+import type { LogDisk } from './log-disk.js';
 
 export class LogBudget implements LogBudgetSink {
   private held = 0;
@@ -17,10 +22,13 @@ export class LogBudget implements LogBudgetSink {
   /** Logs still being written, and finished ones in the order they finished. */
   private readonly running = new Set<BudgetedLog>();
   private readonly finished = new Set<BudgetedLog>();
-  /** What to do when a finished log is forgotten (the execution goes). */
-  private readonly onRelease = new Map<BudgetedLog, () => void>();
+  /** Each tracked log, and what to do when it is forgotten (the execution goes). */
+  private readonly tracked = new Map<BudgetedLog, { log: SpillableLog; onRelease: () => void }>();
 
-  constructor(readonly maxBytes: number) {}
+  constructor(
+    readonly maxBytes: number,
+    private readonly disk: LogDisk | null = null,
+  ) {}
 
   /** Bytes all tracked logs hold. */
   get bytes(): number {
@@ -28,9 +36,9 @@ export class LogBudget implements LogBudgetSink {
   }
 
   /** Starts counting a log; `onRelease` runs when the budget forgets it. */
-  track(log: BudgetedLog & { useBudget(b: LogBudgetSink): void }, onRelease: () => void): void {
+  track(log: SpillableLog & { useBudget(b: LogBudgetSink): void }, onRelease: () => void): void {
     this.running.add(log);
-    this.onRelease.set(log, onRelease);
+    this.tracked.set(log, { log, onRelease });
     log.useBudget(this);
   }
 
@@ -42,14 +50,21 @@ export class LogBudget implements LogBudgetSink {
   closed(log: BudgetedLog): void {
     if (!this.running.delete(log)) return;
     this.finished.add(log);
+    const t = this.tracked.get(log);
+    if (t) this.disk?.spill(t.log);
   }
 
   released(log: BudgetedLog): void {
     this.running.delete(log);
     this.finished.delete(log);
-    const onRelease = this.onRelease.get(log);
-    this.onRelease.delete(log);
-    onRelease?.();
+    const t = this.tracked.get(log);
+    this.tracked.delete(log);
+    t?.onRelease();
+  }
+
+  /** Stops spilling and removes the spilled logs' files (the server is closing). */
+  async close(): Promise<void> {
+    await this.disk?.close();
   }
 
   private enforce(): void {
@@ -60,9 +75,12 @@ export class LogBudget implements LogBudgetSink {
         if (this.held <= target) return;
         log.shed(this.held - target, 'channel');
       }
-      for (const log of this.finished) {
-        if (this.held <= target) return;
-        log.release();
+      // Spilled logs free only their index: forget those still in memory first.
+      for (const onDisk of [false, true]) {
+        for (const log of this.finished) {
+          if (this.held <= target) return;
+          if (log.onDisk === onDisk) log.release();
+        }
       }
       for (const log of [...this.running].sort((a, b) => b.bytes - a.bytes)) {
         if (this.held <= target) return;

@@ -13,12 +13,14 @@
  * caps apply.
  */
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import type { CreateSessionRequest, Language } from '@sluice/protocol';
 import { cgroupHost, createWorkspace, releaseCgroupHost, removeWorkspace, UIDPool, type CgroupSupport, type Kernel, type SandboxHostPaths } from '@sluice/sandbox';
 import type { ServerConfig } from '../../config.js';
 import { ApiError } from '../api-error.js';
 import { Execution, type ExecutionInit } from '../execution/execution.js';
 import { LogBudget } from '../execution/log-budget.js';
+import { LogDisk } from '../execution/log-disk.js';
 import { randomID } from '../random-id.js';
 import { Session, type SessionSettings } from './session.js';
 
@@ -63,7 +65,8 @@ export class SessionManager {
   }
 
   constructor(private readonly deps: SessionManagerDeps) {
-    this.logBudget = new LogBudget(deps.config.logBudgetBytes);
+    // Finished logs spill to <data>/logs (SLUICE_LOG_DISK_BYTES); a previous server's files go now.
+    this.logBudget = new LogBudget(deps.config.logBudgetBytes, new LogDisk({ dir: join(deps.paths.dataDir, 'logs'), maxBytes: deps.config.logDiskBytes, log: deps.log }));
     // Detect cgroups and sweep a crashed predecessor's groups now, not at the first run.
     void this.cgroups().then((cg) => {
       if (cg.version === 'none') deps.log.warn({ reason: cg.reason }, 'no usable cgroups: memory, pids and CPU limits fall back to rlimits');
@@ -208,6 +211,7 @@ export class SessionManager {
     clearInterval(this.sweeper);
     await Promise.allSettled([...this.creating.values()]);
     await Promise.all([...this.sessions.values()].map((s) => this.destroy(s)));
+    await this.logBudget.close();
     await releaseCgroupHost(this.cgroupParent);
   }
 

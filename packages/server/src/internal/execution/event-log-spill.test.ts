@@ -1,0 +1,374 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EventLog, type LogEntry } from './event-log.js';
+import { foldLog } from './fold-log.js';
+import { LogBudget } from './log-budget.js';
+import { LogDisk } from './log-disk.js';
+
+const KiB = 1024;
+
+interface Warned {
+  msg: string;
+}
+
+/** A disk in a fresh directory (removed by `done`), its warnings collected. */
+async function disk(maxBytes = 1024 * 1024 * KiB, minBytes = 0): Promise<{ disk: LogDisk; dir: string; warnings: Warned[]; done(): Promise<void> }> {
+  const root = await mkdtemp(join(tmpdir(), 'sluice-spill-'));
+  const dir = join(root, 'logs');
+  const warnings: Warned[] = [];
+  const d = new LogDisk({ dir, maxBytes, minBytes, log: { warn: (_obj, msg) => warnings.push({ msg }) } });
+  return {
+    disk: d,
+    dir,
+    warnings,
+    async done() {
+      await d.close();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
+
+async function drain(it: AsyncIterable<LogEntry[]>): Promise<LogEntry[]> {
+  const all: LogEntry[] = [];
+  for await (const batch of it) all.push(...batch);
+  return all;
+}
+
+/** Polls `cond` until it holds or the deadline passes. */
+async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/**
+ * A finished log with output of every shape (big, tiny, two-byte, astral, escaped) and
+ * progress that its bound sheds (so readers meet gaps); `bigChars` makes two events that large.
+ */
+function busyLog(bigChars = 100 * KiB, maxBytes = 256 * KiB + 2 * bigChars): EventLog {
+  const log = new EventLog(maxBytes);
+  log.append({ type: 'start', execution_id: 'e', session_id: 's', language: 'python', mode: 'process' });
+  for (let i = 0; i < 1200; i++) {
+    if (i % 3 === 0) log.append({ type: 'progress', percent: i % 100, message: 'p'.repeat(500) });
+    else if (i % 600 === 1) log.append({ type: 'stdout', content: 'b'.repeat(bigChars) });
+    else if (i % 7 === 0) log.append({ type: 'stderr', content: `é中文😀\u0001"\\\n${i}\ud800` });
+    else log.append({ type: 'stdout', content: `line ${i}\n` });
+  }
+  log.append({ type: 'done', exit_code: 0, duration: '1.000s', duration_ms: 1000, reason: 'exited' });
+  log.close();
+  return log;
+}
+
+/** Everything a reader can learn from a log (digests: what each reader got, byte for byte). */
+async function readings(log: EventLog, froms: number[]): Promise<unknown> {
+  const follows: Record<number, string> = {};
+  for (const from of froms) {
+    const h = createHash('sha256');
+    for await (const batch of log.follow(from)) {
+      // A gap's `ts` is the moment it is read: compare the rest.
+      for (const e of batch) h.update(`${e.seq} ${e.type} ${e.type === 'gap' ? e.json.replace(/"ts":\d+/, '') : e.json}\n`);
+    }
+    follows[from] = h.digest('hex');
+  }
+  const digest = (jsons: string[]): string => createHash('sha256').update(jsons.join('\n')).digest('hex');
+  return {
+    follows,
+    snapshot: digest(log.snapshot()),
+    events: digest([...log.events(17)].map((e) => JSON.stringify(e))),
+    fold: await foldLog(log),
+    evicted: log.evicted,
+    firstSeq: log.firstSeq,
+    lastSeq: log.lastSeq,
+  };
+}
+
+test('a finished log spills to one file: the memory it holds falls to its index, and the file is complete', async () => {
+  const d = await disk();
+  try {
+    const log = busyLog();
+    const held = log.bytes;
+    const events = log.snapshot();
+    d.disk.spill(log);
+    await d.disk.settled();
+    assert.ok(log.onDisk);
+    assert.ok(log.bytes < held / 50, `${log.bytes} bytes held after the spill, ${held} before`);
+    const files = await readdir(d.dir);
+    assert.equal(files.length, 1);
+    const size = (await stat(join(d.dir, files[0] ?? ''))).size;
+    assert.equal(size, events.reduce((n, j) => n + Buffer.byteLength(j) + 1, 0));
+    assert.equal(d.disk.bytes, size);
+  } finally {
+    await d.done();
+  }
+});
+
+test('reads after the spill equal reads before: from every seq, gaps, snapshot, events, the fold and evicted', async () => {
+  const d = await disk();
+  try {
+    const log = busyLog();
+    assert.ok((log.evicted.types.progress ?? 0) > 0, 'the log has gaps');
+    const froms = Array.from({ length: log.lastSeq + 2 }, (_, i) => i);
+    const before = await readings(log, froms);
+    d.disk.spill(log);
+    await d.disk.settled();
+    assert.ok(log.onDisk);
+    assert.deepEqual(await readings(log, froms), before);
+  } finally {
+    await d.done();
+  }
+});
+
+test('events longer than one read of the file come back whole', async () => {
+  const d = await disk();
+  try {
+    const log = busyLog(1536 * KiB);
+    const froms = [0, 1, 2, 3, 600, 601, 602, log.lastSeq - 1, log.lastSeq, log.lastSeq + 1];
+    const before = await readings(log, froms);
+    d.disk.spill(log);
+    await d.disk.settled();
+    assert.ok(log.onDisk);
+    assert.deepEqual(await readings(log, froms), before);
+  } finally {
+    await d.done();
+  }
+});
+
+test('readers following across the spill get every event once, in order', async () => {
+  const d = await disk();
+  try {
+    const log = new EventLog(64 * 1024 * KiB);
+    // One follows live from the start; one is paused mid-way through the finished log.
+    const live = drain(log.follow(1));
+    for (let i = 0; i < 20_000; i++) log.append({ type: 'stdout', content: `${i}`.padEnd(64, '.') });
+    log.append({ type: 'done', exit_code: 0, duration: '1.000s', duration_ms: 1000, reason: 'exited' });
+    const paused = log.follow(1)[Symbol.asyncIterator]();
+    const seen: number[] = [];
+    const first = await paused.next();
+    if (!first.done) seen.push(...first.value.map((e) => e.seq));
+    log.close();
+    // A third reads slowly while the spill is written (one batch per turn of the event loop).
+    const slow = (async () => {
+      const got: number[] = [];
+      for await (const batch of log.follow(1)) {
+        got.push(...batch.map((e) => e.seq));
+        await new Promise((r) => setImmediate(r));
+      }
+      return got;
+    })();
+    d.disk.spill(log);
+    await until(() => log.onDisk, 'the spill');
+    for (let r = await paused.next(); !r.done; r = await paused.next()) seen.push(...r.value.map((e) => e.seq));
+    const all = Array.from({ length: 20_001 }, (_, i) => i + 1);
+    assert.deepEqual(seen, all);
+    assert.deepEqual((await live).map((e) => e.seq), all);
+    assert.deepEqual(await slow, all);
+    assert.ok(!log.snapshot().some((j) => j.includes('"gap"')));
+  } finally {
+    await d.done();
+  }
+});
+
+test('releasing a spilled log (retention) removes its file and says what went, like an in-memory release', async () => {
+  const d = await disk();
+  try {
+    const kept = busyLog();
+    kept.release();
+    const log = busyLog();
+    d.disk.spill(log);
+    await d.disk.settled();
+    assert.equal((await readdir(d.dir)).length, 1);
+    log.release();
+    assert.ok(!log.onDisk);
+    await until(() => d.disk.bytes === 0, 'the disk to account for the release');
+    await until(async () => (await readdir(d.dir)).length === 0, 'the file to go');
+    assert.deepEqual(log.evicted, kept.evicted);
+    assert.deepEqual((await drain(log.follow(1))).map((e) => e.type), ['gap', 'done']);
+  } finally {
+    await d.done();
+  }
+});
+
+test('a reader in the middle of a spilled log that is released gets a gap up to the newest event, not an error', async () => {
+  const d = await disk();
+  try {
+    const log = busyLog();
+    d.disk.spill(log);
+    await d.disk.settled();
+    const it = log.follow(1)[Symbol.asyncIterator]();
+    const first = await it.next();
+    assert.ok(!first.done);
+    const last = first.value.at(-1)?.seq ?? 0;
+    log.release();
+    const rest: LogEntry[] = [];
+    for (let r = await it.next(); !r.done; r = await it.next()) rest.push(...r.value);
+    assert.deepEqual(rest.map((e) => e.type), ['gap', 'done']);
+    assert.match(rest[0]?.json ?? '', new RegExp(`"from_seq":${last + 1},`));
+  } finally {
+    await d.done();
+  }
+});
+
+test('the log budget forgets a spilled log like any finished one, and its file goes', async () => {
+  const d = await disk();
+  try {
+    const budget = new LogBudget(8 * 1024 * KiB, d.disk);
+    const forgotten: string[] = [];
+    const old = new EventLog(64 * 1024 * KiB);
+    budget.track(old, () => forgotten.push('old'));
+    for (let i = 0; i < 100; i++) old.append({ type: 'stdout', content: 'o'.repeat(10 * KiB) });
+    old.close();
+    await d.disk.settled();
+    assert.ok(old.onDisk);
+    assert.ok(budget.bytes < 16 * KiB, `a spilled log counts only its index: ${budget.bytes} bytes`);
+    // A big running log pushes the budget: finished logs are forgotten, even spilled ones.
+    const big = new EventLog(64 * 1024 * KiB);
+    budget.track(big, () => forgotten.push('big'));
+    for (let i = 0; i < 1000; i++) big.append({ type: 'stdout', content: 'b'.repeat(10 * KiB) });
+    assert.deepEqual(forgotten, ['old']);
+    await until(() => d.disk.bytes === 0, 'the file to be discarded');
+  } finally {
+    await d.done();
+  }
+});
+
+test('a previous server\'s files are removed when the disk starts', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'sluice-spill-'));
+  try {
+    const dir = join(root, 'logs');
+    await mkdir(join(dir, 'sub'), { recursive: true });
+    await writeFile(join(dir, '1.ndjson'), '{"type":"stdout","seq":1,"ts":0,"content":"old"}\n');
+    await writeFile(join(dir, 'sub', 'x'), 'x');
+    const d = new LogDisk({ dir, maxBytes: 1024 * KiB, log: { warn: () => {} } });
+    await d.settled();
+    assert.deepEqual(await readdir(dir), []);
+    await d.close();
+    assert.ok(!existsSync(dir), 'closing removes the directory');
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('the disk budget holds: the oldest spilled logs are forgotten to make room, a log larger than all of it stays in memory', async () => {
+  const d = await disk(700 * KiB);
+  try {
+    const budget = new LogBudget(1024 * 1024 * KiB, d.disk);
+    const forgotten: string[] = [];
+    const make = (name: string, kib: number): EventLog => {
+      const log = new EventLog(64 * 1024 * KiB);
+      budget.track(log, () => forgotten.push(name));
+      for (let i = 0; i < kib; i++) log.append({ type: 'stdout', content: 'x'.repeat(1000) });
+      log.close();
+      return log;
+    };
+    const a = make('a', 300);
+    const b = make('b', 300);
+    await d.disk.settled();
+    assert.ok(a.onDisk && b.onDisk);
+    const c = make('c', 300);
+    await d.disk.settled();
+    assert.deepEqual(forgotten, ['a'], 'the oldest went to make room');
+    assert.ok(c.onDisk && b.onDisk && !a.onDisk);
+    assert.ok(d.disk.bytes <= 700 * KiB, `${d.disk.bytes} bytes on disk`);
+    assert.equal((await readdir(d.dir)).length, 2);
+    const huge = make('huge', 800);
+    await d.disk.settled();
+    assert.ok(!huge.onDisk, 'larger than the whole disk budget: kept in memory');
+    assert.deepEqual(forgotten, ['a'], 'and nothing was forgotten for it');
+    assert.equal(huge.snapshot().length, 800);
+  } finally {
+    await d.done();
+  }
+});
+
+test('a disk that cannot be written keeps every event in memory and says so', async () => {
+  // The directory cannot be made (its parent is a file).
+  const root = await mkdtemp(join(tmpdir(), 'sluice-spill-'));
+  try {
+    await writeFile(join(root, 'file'), '');
+    const warnings: string[] = [];
+    const bad = new LogDisk({ dir: join(root, 'file', 'logs'), maxBytes: 1024 * KiB * KiB, minBytes: 0, log: { warn: (_o, msg) => warnings.push(msg) } });
+    const log = busyLog();
+    const before = await readings(log, [1, 100, 2000]);
+    bad.spill(log);
+    await bad.settled();
+    assert.ok(!log.onDisk);
+    assert.equal(warnings.length, 1);
+    assert.deepEqual(await readings(log, [1, 100, 2000]), before);
+    await bad.close();
+
+    // The directory disappears after start: the write itself fails.
+    const d = await disk();
+    try {
+      await d.disk.settled();
+      await rm(d.dir, { recursive: true });
+      const log2 = busyLog();
+      const before2 = await readings(log2, [1, 100, 2000]);
+      d.disk.spill(log2);
+      await d.disk.settled();
+      assert.ok(!log2.onDisk);
+      assert.match(d.warnings.map((w) => w.msg).join('\n'), /could not write a finished event log to disk; it stays in memory/);
+      assert.deepEqual(await readings(log2, [1, 100, 2000]), before2);
+      assert.equal(d.disk.bytes, 0);
+    } finally {
+      await d.done();
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('tiny logs stay in memory, and SLUICE_LOG_DISK_BYTES=0 spills nothing', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'sluice-spill-'));
+  try {
+    const small = new LogDisk({ dir: join(root, 'a'), maxBytes: 1024 * KiB, log: { warn: () => {} } });
+    const tiny = new EventLog();
+    tiny.append({ type: 'stdout', content: 'hi\n' });
+    tiny.close();
+    small.spill(tiny);
+    await small.settled();
+    assert.ok(!tiny.onDisk);
+    await small.close();
+    const off = new LogDisk({ dir: join(root, 'b'), maxBytes: 0, minBytes: 0, log: { warn: () => {} } });
+    const log = busyLog();
+    off.spill(log);
+    await off.settled();
+    assert.ok(!log.onDisk);
+    assert.ok(!existsSync(join(root, 'b')));
+    await off.close();
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('a large spill returns its memory: one full collection once 32 MiB have been freed, none for small ones', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'sluice-spill-'));
+  try {
+    let collections = 0;
+    const d = new LogDisk({ dir: join(root, 'logs'), maxBytes: 1024 * KiB * KiB, log: { warn: () => {} }, collect: () => collections++ });
+    const finished = (chunks: number): EventLog => {
+      const log = new EventLog(256 * 1024 * KiB);
+      for (let i = 0; i < chunks; i++) log.append({ type: 'stdout', content: 'x'.repeat(64 * KiB) });
+      log.close();
+      d.spill(log);
+      return log;
+    };
+    finished(8);
+    await d.settled();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(collections, 0, 'half a MiB freed: no collection');
+    const big = finished(600);
+    await d.settled();
+    assert.ok(big.onDisk);
+    await until(() => collections === 1, 'the collection');
+    await d.close();
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,142 @@
+/**
+ * Where finished event logs go so that the server's memory stays flat however much the
+ * programs printed: `<SLUICE_DATA_DIR>/logs`, one file per log (spill-file.ts), within
+ * SLUICE_LOG_DISK_BYTES. Logs are written one at a time, in the order they finished, with the
+ * event loop running between writes; each log keeps its events in memory until its file is
+ * complete.
+ *
+ * Policy:
+ *   - logs under MIN_SPILL_BYTES stay in memory (a file costs more than they do);
+ *   - when a log would take the disk past its budget, the oldest spilled logs are forgotten (as
+ *     retention forgets them: their ids answer NOT_FOUND) until it fits; a log larger than the
+ *     whole budget stays in memory, counted in SLUICE_LOG_BUDGET like a running one;
+ *   - a failed write leaves the log in memory, loses nothing, and logs a warning;
+ *   - a released log's file is removed at once; the directory is emptied when the server starts
+ *     (a previous server's files belong to executions that died with it) and when it closes.
+ */
+import { mkdir, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { collectGarbage } from './collect-garbage.js';
+import type { SpillableLog, SpillSink } from './event-log.js';
+
+/** Logs holding less than this (bytes of memory) are not written out. */
+export const MIN_SPILL_BYTES = 64 * 1024;
+/** Memory freed by spills since the last collection that makes another worth its pause. */
+const COLLECT_AFTER_BYTES = 32 * 1024 * 1024;
+
+export interface LogDiskOptions {
+  /** The directory, emptied at start (created if missing). */
+  dir: string;
+  /** Bytes of files at most; 0 turns spilling off. */
+  maxBytes: number;
+  log: { warn(obj: object, msg: string): void };
+  /** Logs smaller than this stay in memory (MIN_SPILL_BYTES unless a test says otherwise). */
+  minBytes?: number;
+  /** Returns freed memory to the system (collectGarbage unless a test says otherwise). */
+  collect?: () => void;
+}
+
+export class LogDisk implements SpillSink {
+  private used = 0;
+  /** Spilled logs, oldest first, with their files. */
+  private readonly files = new Map<SpillableLog, { file: string; bytes: number }>();
+  private queue: Promise<void> = Promise.resolve();
+  /** False when the directory could not be prepared: nothing is spilled. */
+  private readonly ready: Promise<boolean>;
+  private nextName = 1;
+  /** Memory freed by spills since the last collection. */
+  private freed = 0;
+  private closing = false;
+  private readonly minBytes: number;
+
+  constructor(private readonly opts: LogDiskOptions) {
+    this.minBytes = opts.minBytes ?? MIN_SPILL_BYTES;
+    this.ready = opts.maxBytes > 0 ? this.prepare() : Promise.resolve(false);
+  }
+
+  /** Bytes of spilled logs' files now. */
+  get bytes(): number {
+    return this.used;
+  }
+
+  /** Logs whose events are on disk now. */
+  get count(): number {
+    return this.files.size;
+  }
+
+  /** Queues a finished log to be written out (see the policy above). */
+  spill(log: SpillableLog): void {
+    this.queue = this.queue.then(() => this.write(log));
+  }
+
+  /** Resolves once the directory is ready and every spill queued so far is over. */
+  async settled(): Promise<void> {
+    await this.ready;
+    await this.queue;
+  }
+
+  stored(log: SpillableLog, file: string, bytes: number): void {
+    this.files.set(log, { file, bytes });
+    this.used += bytes;
+  }
+
+  discard(log: SpillableLog): void {
+    const f = this.files.get(log);
+    if (!f) return;
+    this.files.delete(log);
+    this.used -= f.bytes;
+    unlink(f.file).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') this.opts.log.warn({ err, file: f.file }, 'could not remove a spilled event log');
+    });
+  }
+
+  /**
+   * Stops spilling, waits for the write in progress, and removes every file: the spilled logs
+   * are released (a reader still on one gets a `gap` up to its newest event, not an error).
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    await this.settled();
+    for (const log of [...this.files.keys()]) log.release();
+    if (await this.ready) await rm(this.opts.dir, { recursive: true, force: true });
+  }
+
+  private collect(): void {
+    if (this.freed < COLLECT_AFTER_BYTES) return;
+    this.freed = 0;
+    (this.opts.collect ?? collectGarbage)();
+  }
+
+  private async prepare(): Promise<boolean> {
+    try {
+      await rm(this.opts.dir, { recursive: true, force: true });
+      await mkdir(this.opts.dir, { recursive: true, mode: 0o700 });
+      return true;
+    } catch (err) {
+      this.opts.log.warn({ err, dir: this.opts.dir }, 'cannot keep finished event logs on disk; they stay in memory');
+      return false;
+    }
+  }
+
+  private async write(log: SpillableLog): Promise<void> {
+    if (this.closing || !log.closed || log.onDisk || log.bytes < this.minBytes || !(await this.ready)) return;
+    const size = await log.spillSize();
+    if (size > this.opts.maxBytes || this.closing || log.bytes < this.minBytes) return;
+    // Room, as retention makes it: the oldest spilled logs are forgotten first.
+    for (const old of this.files.keys()) {
+      if (this.used + size <= this.opts.maxBytes) break;
+      old.release();
+    }
+    // One write at a time, so `size` stays free until it is stored.
+    const file = join(this.opts.dir, `${this.nextName++}.ndjson`);
+    const held = log.bytes;
+    try {
+      if (!(await log.spillTo(file, this))) return;
+      this.freed += held - log.bytes;
+      if (this.freed >= COLLECT_AFTER_BYTES) setImmediate(() => this.collect());
+    } catch (err) {
+      this.opts.log.warn({ err, file }, 'could not write a finished event log to disk; it stays in memory');
+      await rm(file, { force: true }).catch(() => {});
+    }
+  }
+}

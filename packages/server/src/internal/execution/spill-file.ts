@@ -1,0 +1,225 @@
+/**
+ * The file a finished event log spills to: its held events' JSON, one per line (JSON escapes
+ * every newline inside a string, so a line is an event), in seq order. A sparse index (the
+ * seq and byte offset of every INDEX_EVENTS-th event, or sooner after INDEX_BYTES) finds any
+ * seq by reading at most that much before it. Reads are in bounded chunks: whole lines, at
+ * most `maxBytes` unless one event alone is longer.
+ *
+ * The file holds each event exactly as the log stored it: UTF-8 of a string that
+ * JSON.stringify made well-formed (lone surrogates escaped), so decoding it gives the same string.
+ */
+import { closeSync, openSync, readSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+
+/** Index granularity: a new entry after this many events or bytes since the last one. */
+const INDEX_EVENTS = 64;
+const INDEX_BYTES = 64 * 1024;
+/** Characters gathered into one write (few writes: each waits for a turn of a busy event loop). */
+const WRITE_CHARS = 4 * 1024 * 1024;
+/** Characters measured between two yields to the event loop while sizing a log. */
+const SIZE_SLICE_CHARS = 8 * 1024 * 1024;
+const NEWLINE = 0x0a;
+
+/** Where each indexed event starts: parallel arrays, seqs increasing. */
+export interface SpillIndex {
+  readonly seqs: Float64Array;
+  readonly offsets: Float64Array;
+}
+
+/** What writeSpill wrote. */
+export interface SpillFile {
+  readonly file: string;
+  /** File size, bytes. */
+  readonly bytes: number;
+  readonly index: SpillIndex;
+  /** Events in the file, the oldest's seq, and how many of each type. */
+  readonly count: number;
+  readonly firstSeq: number;
+  readonly types: Readonly<Record<string, number>>;
+  /** The newest event (a released log keeps it) and the seq of the one before it (null if alone). */
+  readonly last: string;
+  readonly lastSeq: number;
+  readonly prevSeq: number | null;
+}
+
+/** One event read back. */
+export interface SpilledLine {
+  readonly seq: number;
+  readonly json: string;
+}
+
+/** Lines read from `offset`; `end` is the offset after the last line consumed (skipped ones included). */
+export interface SpillChunk {
+  readonly lines: SpilledLine[];
+  readonly end: number;
+}
+
+/** The UTF-8 size of the file that writeSpill would write for these events, yielding to the event loop as it goes. */
+export async function spillSize(jsons: readonly string[], from: number): Promise<number> {
+  let bytes = 0;
+  let chars = 0;
+  for (let i = from; i < jsons.length; i++) {
+    const json = jsons[i];
+    if (!json) continue;
+    bytes += Buffer.byteLength(json) + 1;
+    chars += json.length;
+    if (chars >= SIZE_SLICE_CHARS) {
+      chars = 0;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  return bytes;
+}
+
+/**
+ * Writes the non-empty `jsons[from..]` (with their `seqs`) to a new file (it must not exist), in
+ * chunks, each awaited: the event loop runs between them. Throws on any failure; the caller
+ * removes what was written.
+ */
+export async function writeSpill(file: string, jsons: readonly string[], seqs: readonly number[], from: number, typeOf: (json: string) => string): Promise<SpillFile> {
+  const fh = await open(file, 'wx', 0o600);
+  try {
+    const indexSeqs: number[] = [];
+    const indexOffsets: number[] = [];
+    const types: Record<string, number> = {};
+    let offset = 0;
+    let sinceEvents = INDEX_EVENTS;
+    let sinceBytes = 0;
+    let count = 0;
+    let firstSeq = 0;
+    let last = '';
+    let lastSeq: number | null = null;
+    let prevSeq: number | null = null;
+    let parts: string[] = [];
+    let partChars = 0;
+    for (let i = from; i < jsons.length; i++) {
+      const json = jsons[i];
+      const seq = seqs[i];
+      if (!json || seq === undefined) continue;
+      if (sinceEvents >= INDEX_EVENTS || sinceBytes >= INDEX_BYTES) {
+        indexSeqs.push(seq);
+        indexOffsets.push(offset);
+        sinceEvents = sinceBytes = 0;
+      }
+      const size = Buffer.byteLength(json) + 1;
+      offset += size;
+      sinceBytes += size;
+      sinceEvents++;
+      const type = typeOf(json);
+      types[type] = (types[type] ?? 0) + 1;
+      if (count++ === 0) firstSeq = seq;
+      prevSeq = lastSeq;
+      lastSeq = seq;
+      last = json;
+      parts.push(json);
+      partChars += json.length;
+      if (partChars >= WRITE_CHARS) {
+        await writeLines(fh, parts);
+        parts = [];
+        partChars = 0;
+      }
+    }
+    if (parts.length > 0) await writeLines(fh, parts);
+    if (lastSeq === null) throw new Error('no events to spill');
+    return {
+      file,
+      bytes: offset,
+      index: { seqs: Float64Array.from(indexSeqs), offsets: Float64Array.from(indexOffsets) },
+      count,
+      firstSeq,
+      types,
+      last,
+      lastSeq,
+      prevSeq,
+    };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function writeLines(fh: FileHandle, parts: string[]): Promise<void> {
+  const buf = Buffer.from(`${parts.join('\n')}\n`);
+  for (let done = 0; done < buf.length; ) done += (await fh.write(buf, done)).bytesWritten;
+}
+
+/** Offset of the indexed event nearest at or before `seq` (the file's start when `seq` precedes them all). */
+export function offsetOf(index: SpillIndex, seq: number): number {
+  let lo = 0;
+  let hi = index.seqs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((index.seqs[mid] ?? Infinity) <= seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo === 0 ? 0 : (index.offsets[lo - 1] ?? 0);
+}
+
+/** Memory the index takes, bytes (both arrays' elements). */
+export function indexBytes(index: SpillIndex): number {
+  return index.seqs.byteLength + index.offsets.byteLength;
+}
+
+/**
+ * Reads whole lines from `offset`: up to `maxLines` with seq >= `fromSeq` (older ones are passed
+ * over undecoded), within about `maxBytes`. An empty chunk with `end === offset` is the file's end.
+ */
+export async function readSpill(target: string | FileHandle, offset: number, maxBytes: number, maxLines: number, fromSeq: number): Promise<SpillChunk> {
+  const fh = typeof target === 'string' ? await open(target, 'r') : target;
+  try {
+    for (let size = maxBytes; ; size *= 2) {
+      const buf = Buffer.allocUnsafe(size);
+      const { bytesRead } = await fh.read(buf, 0, size, offset);
+      const chunk = splitLines(buf.subarray(0, bytesRead), offset, maxLines, fromSeq);
+      // No whole line in a full buffer: one event is longer than it; read that event whole.
+      if (chunk.end > offset || bytesRead < size) return chunk;
+    }
+  } finally {
+    if (typeof target === 'string') await fh.close();
+  }
+}
+
+/** readSpill's synchronous twin (for the synchronous accessors that tests and tools use). */
+export function* readSpillSync(file: string, fromSeq: number, maxBytes: number): Generator<SpilledLine> {
+  const fd = openSync(file, 'r');
+  try {
+    let offset = 0;
+    for (let size = maxBytes; ; ) {
+      const buf = Buffer.allocUnsafe(size);
+      const bytesRead = readSync(fd, buf, 0, size, offset);
+      const chunk = splitLines(buf.subarray(0, bytesRead), offset, Infinity, fromSeq);
+      if (chunk.end === offset) {
+        if (bytesRead < size) return;
+        size *= 2;
+        continue;
+      }
+      yield* chunk.lines;
+      offset = chunk.end;
+      size = maxBytes;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The whole lines of `buf` (read at `offset`), decoding only those wanted. */
+function splitLines(buf: Buffer, offset: number, maxLines: number, fromSeq: number): SpillChunk {
+  const lines: SpilledLine[] = [];
+  let pos = 0;
+  while (lines.length < maxLines) {
+    const nl = buf.indexOf(NEWLINE, pos);
+    if (nl < 0) break;
+    const seq = seqAt(buf, pos);
+    if (seq >= fromSeq) lines.push({ seq, json: buf.toString('utf8', pos, nl) });
+    pos = nl + 1;
+  }
+  return { lines, end: offset + pos };
+}
+
+/** The seq of the event starting at `pos`: the log writes `{"type":"…","seq":N,…` (event-log.ts serialise). */
+function seqAt(buf: Buffer, pos: number): number {
+  // The type has no quote in it; after its closing quote come `,"seq":` (7 bytes) and the digits.
+  let i = buf.indexOf(0x22, pos + 9) + 8;
+  let seq = 0;
+  for (let c = buf[i]; c !== undefined && c >= 0x30 && c <= 0x39; c = buf[++i]) seq = seq * 10 + (c - 0x30);
+  return seq;
+}
