@@ -22,7 +22,7 @@ const result = await build({
   format: 'esm',
   platform: 'browser',
   target: ['es2022'],
-  minify: true,
+  minify: process.env.WEB_NO_MINIFY !== "1",
   sourcemap: 'linked',
   legalComments: 'none',
   logLevel: 'warning',
