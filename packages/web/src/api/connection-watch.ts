@@ -33,7 +33,8 @@ export class ConnectionWatch {
       try {
         res = await inner(input, init);
       } catch (err: unknown) {
-        if (!(init?.signal?.aborted ?? false)) this.onChange({ kind: 'dropped' });
+        // A failed resume leaves the state at `reconnecting`: the SDK tries again after a backoff.
+        if (!resume && !(init?.signal?.aborted ?? false)) this.onChange({ kind: 'dropped' });
         throw err;
       }
       if (resume && res.ok) {
