@@ -59,7 +59,8 @@ interface Playground {
  * Console messages that are the security working, not a fault: an HTML result's script and form
  * refused by its sandbox, its image from another origin refused by the CSP it inherits.
  */
-const EXPECTED_CONSOLE = /^(Blocked (script execution|form submission to '[^']*') in 'about:srcdoc' because the document's frame is sandboxed|Loading the image 'https:\/\/example\.invalid\/)/;
+const EXPECTED_CONSOLE =
+  /^(Blocked script execution in 'about:srcdoc' because the document's frame is sandboxed|Blocked form submission to '\/leak-form' because the form's frame is sandboxed|Loading the image 'https:\/\/example\.invalid\/)/;
 
 /** Opens the playground of `base` and waits until it is ready (unless `ready` is false). */
 async function open(base: string, ready = true): Promise<Playground> {
