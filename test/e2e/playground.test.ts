@@ -291,6 +291,11 @@ test('ANSI colours become styled text, carriage returns redraw the line, progres
     assert.equal(await page.evaluate<number>("document.getElementById('progress-bar').value"), 60);
     assert.equal(await page.textContent('#progress-label'), 'Halfway there 60%');
     await shot(page, '04-ansi-progress');
+    assert.ok((await page.evaluate<number>('document.documentElement.scrollWidth')) <= 1200, 'no horizontal scrolling at 1200 px');
+    // A phone-sized screen: one column, nothing wider than the screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    assert.ok((await page.evaluate<number>('document.documentElement.scrollWidth')) <= 390, 'no horizontal scrolling at 390 px');
+    await shot(page, '04b-phone');
     assert.deepEqual(p.problems, []);
   } finally {
     await p.close();

@@ -31,7 +31,7 @@ async function main(): Promise<void> {
   if (first === undefined) throw new Error('this server has no language installed (GET /api/languages)');
   const picker = byID('language', HTMLSelectElement);
   for (const l of languages) {
-    const label = l.installed ? `${l.language}${l.version === null ? '' : ` ${l.version}`}` : `${l.language} (not installed)`;
+    const label = l.installed ? `${l.language}${l.version === null ? '' : ` (${l.version})`}` : `${l.language} (not installed)`;
     picker.append(el('option', { text: label, attrs: l.installed && isKnownLanguage(l.language) ? { value: l.language } : { value: l.language, disabled: '' } }));
   }
   picker.value = first.language;
