@@ -50,7 +50,7 @@ after(async () => {
 interface Playground {
   page: Page;
   problems: string[];
-  /** Every request the page and its frames made, as URLs. */
+  /** Every request the page and its frames sent, as URLs. */
   requests: string[];
   close(): Promise<void>;
 }
@@ -74,11 +74,16 @@ async function open(base: string, ready = true): Promise<Playground> {
     const at = msg.location();
     if (msg.type() === 'error' && !EXPECTED_CONSOLE.test(msg.text())) problems.push(`console: ${msg.text()} (${at.url}:${at.lineNumber}:${at.columnNumber})`);
   });
-  page.on('request', (req) => {
-    const url = req.url();
+  // A request counts once it left the browser: answered, or failed for any reason but the
+  // page's CSP refusing it (Chromium reports those too, though they never reach the network).
+  const sent = (url: string): void => {
     requests.push(url);
     if (/^(data|blob|about):/.test(url)) return;
     if (new URL(url).origin !== origin) problems.push(`request to another origin: ${url}`);
+  };
+  page.on('requestfinished', (req) => sent(req.url()));
+  page.on('requestfailed', (req) => {
+    if (!/BLOCKED_BY_CSP/i.test(req.failure()?.errorText ?? '')) sent(req.url());
   });
   await page.goto(`${base}/`);
   if (ready) await page.waitForSelector('body[data-state="ready"]', { timeout: 30_000 });
