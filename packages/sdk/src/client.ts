@@ -45,6 +45,13 @@ export interface SluiceOptions {
   headers?: Record<string, string> | undefined;
 }
 
+/** What `GET /` says about a server. */
+export interface ServerInfo {
+  name: string;
+  /** True when the server has an LLM endpoint configured, so `session.agent` runs can work. */
+  agent: boolean;
+}
+
 /** The client of one Sluice server: `sessions`, `executions`, `session(id)` handles and `languages()`; options are checked here, with messages that name them. */
 export class Sluice {
   readonly sessions: Sessions;
@@ -110,6 +117,15 @@ export class Sluice {
   /** The runtimes this server knows and whether each is installed (`GET /api/languages`). */
   async languages(opts: { signal?: AbortSignal } = {}): Promise<LanguageInfo[]> {
     return readList(await this.ctx.http.json('GET', '/api/languages', { signal: opts.signal }), 'languages', readLanguageInfo);
+  }
+
+  /** `GET /`: the server's name and whether agent runs can work here (an LLM endpoint is configured). */
+  async info(opts: { signal?: AbortSignal } = {}): Promise<ServerInfo> {
+    const value = await this.ctx.http.json('GET', '/', { headers: { accept: 'application/json' }, signal: opts.signal });
+    const v = typeof value === 'object' && value !== null ? (value as { name?: unknown; agent?: unknown }) : {};
+    if (typeof v.name !== 'string') throw new ConnectionError('GET /: the answer has no name');
+    // A server from before the field: agent runs are then unknown, taken as unavailable.
+    return { name: v.name, agent: v.agent === true };
   }
 
   /** `GET /healthz`: resolves when the server can run code; SandboxUnavailableError when it cannot. */

@@ -4,7 +4,7 @@
  * event arrives exactly once; files, sessions, executions; typed errors. Web-standard APIs only:
  * the same code runs in Node 20+ and in browsers. See docs/sdk.md.
  */
-export { Sluice, type SluiceOptions } from './client.js';
+export { Sluice, type ServerInfo, type SluiceOptions } from './client.js';
 export { Session, type RunOptions, type AttachOptions } from './session.js';
 export { Sessions, type CreateSessionOptions } from './sessions.js';
 export { Executions, type EventsOptions } from './executions.js';

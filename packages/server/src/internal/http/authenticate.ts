@@ -1,5 +1,6 @@
 /**
- * Bearer authentication for every route but `GET /healthz`. With API keys configured, a request
+ * Bearer authentication for every route but `GET /healthz` and the playground's page and files
+ * (static, no secret in them: the page asks for the key and sends it with its API calls). With API keys configured, a request
  * without a valid `Authorization: Bearer <key>` is answered 401 UNAUTHORIZED with
  * `WWW-Authenticate: Bearer` before its body is read; otherwise the request carries its tenant,
  * whose id owns what it creates. Keys are taken from the header only: a key in the query string
@@ -8,6 +9,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ErrorBody } from '@sluice/protocol';
 import type { KeyRing, Tenant } from '../auth/api-keys.js';
+import { wantsHTML } from './wants-html.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -24,7 +26,7 @@ export function authenticate(app: FastifyInstance, keys: KeyRing): void {
   app.decorateRequest('tenant', null);
   if (!keys.enabled) return;
   app.addHook('onRequest', async (req, reply) => {
-    if (OPEN_PATHS.has(req.url.split('?')[0] ?? '')) return;
+    if (isOpen(req)) return;
     const r = keys.authenticate(req.headers.authorization);
     if ('reason' in r) {
       // RFC 6750 §3: no error code when the request had no credentials at all.
@@ -39,6 +41,14 @@ export function authenticate(app: FastifyInstance, keys: KeyRing): void {
     req.log = req.log.child({ tenant: r.label });
     return undefined;
   });
+}
+
+/** True for `GET /healthz`, and for the playground: `GET /` wanting HTML, `GET /ui/…` (HEAD too). */
+function isOpen(req: FastifyRequest): boolean {
+  const path = req.url.split('?')[0] ?? '';
+  if (OPEN_PATHS.has(path)) return true;
+  if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+  return path.startsWith('/ui/') || (path === '/' && wantsHTML(req.headers.accept));
 }
 
 /** The owner id of what this request creates or may see: its tenant's, or null without keys. */

@@ -1,9 +1,11 @@
-/** `GET /healthz` (open to all), `GET /api/languages`, `GET /`. */
+/** `GET /healthz` (open to all), `GET /api/languages`, `GET /` (the playground for browsers, else the endpoint list) and the playground's files. */
 import type { FastifyInstance } from 'fastify';
 import { LANGUAGES } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
 import type { ServerContext } from './context.js';
 import { languageView } from './views.js';
+import { sendPlayground, webRoutes } from './web-routes.js';
+import { wantsHTML } from './wants-html.js';
 
 export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/healthz', async () => {
@@ -26,25 +28,32 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
     }),
   }));
 
-  app.get('/', async () => ({
-    name: 'sluice',
-    description: 'Runs untrusted code in sandboxes and streams its output live.',
-    endpoints: [
-      'POST /api/sessions',
-      'GET /api/sessions',
-      'GET|DELETE /api/sessions/{id}',
-      'POST /api/sessions/{id}/restart',
-      'POST /api/sessions/{id}/run',
-      'POST /api/sessions/{id}/stream',
-      'GET /api/sessions/{id}/ws (WebSocket)',
-      'GET /api/sessions/{id}/files?dir=',
-      'GET|PUT|DELETE /api/sessions/{id}/files/{path}',
-      'GET /api/executions/{id}',
-      'GET /api/executions/{id}/events',
-      'POST /api/executions/{id}/stdin',
-      'POST /api/executions/{id}/cancel',
-      'GET /api/languages',
-      'GET /healthz',
-    ],
-  }));
+  webRoutes(app);
+  app.get('/', async (req, reply) => {
+    if (wantsHTML(req.headers.accept)) return sendPlayground(reply, req.headers['if-none-match']);
+    return {
+      name: 'sluice',
+      description: 'Runs untrusted code in sandboxes and streams its output live.',
+      // Whether agent runs can work here (an LLM endpoint is configured): the playground's agent tab.
+      agent: ctx.config.llmBaseURL !== '',
+      endpoints: [
+        'POST /api/sessions',
+        'GET /api/sessions',
+        'GET|DELETE /api/sessions/{id}',
+        'POST /api/sessions/{id}/restart',
+        'POST /api/sessions/{id}/run',
+        'POST /api/sessions/{id}/stream',
+        'GET /api/sessions/{id}/ws (WebSocket)',
+        'GET /api/sessions/{id}/files?dir=',
+        'GET|PUT|DELETE /api/sessions/{id}/files/{path}',
+        'GET /api/executions/{id}',
+        'GET /api/executions/{id}/events',
+        'POST /api/executions/{id}/stdin',
+        'POST /api/executions/{id}/cancel',
+        'GET /api/languages',
+        'GET /healthz',
+        'GET / (Accept: text/html: the playground), GET /ui/{file} (its files)',
+      ],
+    };
+  });
 }
