@@ -2,8 +2,11 @@
  * The part of JSON Schema (2020-12, as OpenAPI 3.1 uses it) that the request schemas need.
  * Request schemas stand beside their validators in requests.ts; `GET /openapi.json` serves them.
  */
+/** The JSON types a schema names. */
+export type JSONType = 'object' | 'string' | 'number' | 'integer' | 'boolean' | 'array' | 'null';
+
 export interface JSONSchema {
-  type?: 'object' | 'string' | 'number' | 'integer' | 'boolean' | 'array' | 'null';
+  type?: JSONType | readonly JSONType[];
   description?: string;
   properties?: Record<string, JSONSchema>;
   required?: readonly string[];

@@ -41,6 +41,7 @@ import { sessionRoutes } from './internal/http/session-routes.js';
 import { systemRoutes } from './internal/http/system-routes.js';
 import { fileRoutes } from './internal/http/file-routes.js';
 import { metricsRoutes } from './internal/http/metrics-routes.js';
+import { openAPIRoutes } from './internal/http/openapi-routes.js';
 import { REDACTED_LOG_PATHS, requestLog } from './internal/http/request-log.js';
 import { ServerMetrics } from './internal/metrics/server-metrics.js';
 import { WireBytes } from './internal/metrics/wire-bytes.js';
@@ -222,6 +223,7 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   agentRoutes(app, ctx);
   agUIRoutes(app, ctx);
   metricsRoutes(app, metrics, wire);
+  openAPIRoutes(app);
 
   // A failing check (even one that throws: a mount refused, no seccomp filter for this CPU)
   // becomes /healthz's 503 with the reason; the server still starts and says why.
