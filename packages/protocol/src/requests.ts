@@ -5,6 +5,7 @@
 import { AGENT_TOOLS, type AgentTool } from './agent-events.js';
 import { MODES, type Mode } from './events.js';
 import type { ErrorCode } from './errors.js';
+import type { JSONSchema, ObjectSchema } from './json-schema.js';
 
 /** What a dropped HTTP stream does to its execution: let it run on (resumable) or cancel it. */
 export type OnDisconnect = 'continue' | 'cancel';
@@ -93,6 +94,98 @@ export type Validated<T> = { ok: true; value: T } | { ok: false; code: ErrorCode
 /** Session ids: letters, digits, `-` and `_`, 1 to 64 characters. */
 export const SESSION_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const MAX_ENV_VARS = 256;
+const MAX_ENV_VALUE = 32 * 1024;
+
+/*
+ * JSON Schemas of the bodies, beside their validators: each validator takes its field list from
+ * its schema's `properties`, and openapi.test.ts (server) runs both on one corpus of bodies.
+ * JSON Schema counts string lengths in code points where the validators count UTF-16 units:
+ * they differ only at a limit, for characters outside the BMP.
+ */
+const nonEmptyString = (description: string): JSONSchema => ({ type: 'string', minLength: 1, description });
+const seconds = (description: string): JSONSchema => ({ type: 'number', exclusiveMinimum: 0, description: `${description}, seconds.` });
+const ON_DISCONNECT_SCHEMA: JSONSchema = {
+  enum: ['continue', 'cancel'],
+  description: 'What a dropped HTTP stream does to the run: let it go on (resumable, the default) or cancel it.',
+};
+const HEARTBEAT_SCHEMA: JSONSchema = { type: 'number', minimum: MIN_HEARTBEAT_SEC, maximum: 3600, description: 'Seconds between SSE `: ping` comments.' };
+const ENV_SCHEMA: JSONSchema = {
+  type: 'object',
+  description: 'Environment variables (name → value).',
+  maxProperties: MAX_ENV_VARS,
+  propertyNames: { pattern: ENV_NAME.source },
+  additionalProperties: { type: 'string', maxLength: MAX_ENV_VALUE, pattern: '^[^\\u0000]*$' },
+};
+
+/** JSON Schema of {@link RunRequest}. */
+export const RUN_REQUEST_SCHEMA = {
+  type: 'object',
+  properties: {
+    code: { type: 'string', description: 'The code (or, in bash, the command line) to run.' },
+    language: nonEmptyString("One of GET /api/languages; default: the session's."),
+    mode: { enum: MODES, description: 'kernel (state kept between runs; python and javascript) or process (a fresh process).' },
+    timeout: seconds('Wall-time limit, capped by the server'),
+    stdin: { type: 'string', description: 'The whole of stdin; without it stdin stays open for POST /api/executions/{id}/stdin.' },
+    env: ENV_SCHEMA,
+    heartbeat: HEARTBEAT_SCHEMA,
+    on_disconnect: ON_DISCONNECT_SCHEMA,
+  },
+  required: ['code'],
+  additionalProperties: false,
+} as const satisfies ObjectSchema<keyof RunRequest>;
+
+const atLeast = (key: keyof typeof SESSION_LIMIT_MINIMUMS, description: string): JSONSchema => ({
+  type: 'integer',
+  minimum: SESSION_LIMIT_MINIMUMS[key],
+  description: `${description} (no sandbox can start with less).`,
+});
+
+/** JSON Schema of {@link SessionLimits}. */
+export const SESSION_LIMITS_SCHEMA = {
+  type: 'object',
+  description: "Per-session limits, each within the server's caps.",
+  properties: {
+    output_bytes: { type: 'integer', minimum: 1, description: 'Output bytes kept per execution (head and tail) before `truncated`.' },
+    processes: atLeast('processes', 'Processes and threads at once'),
+    open_files: atLeast('open_files', 'Open files per process'),
+    file_size: atLeast('file_size', 'Largest file the code may write, bytes'),
+    memory_bytes: atLeast('memory_bytes', 'Memory of all the processes together, bytes'),
+    cpu: { type: 'number', minimum: 0.01, maximum: 1024, description: "CPUs' worth of time the processes may use at once." },
+    cpu_time: seconds('CPU-time budget of one execution'),
+    disk_bytes: atLeast('disk_bytes', 'Size of the workspace, bytes'),
+    inodes: atLeast('inodes', 'Files and directories the workspace may hold'),
+  },
+  additionalProperties: false,
+} as const satisfies ObjectSchema<keyof SessionLimits>;
+
+/** JSON Schema of {@link CreateSessionRequest}. */
+export const CREATE_SESSION_REQUEST_SCHEMA = {
+  type: 'object',
+  properties: {
+    id: { type: 'string', pattern: SESSION_ID_PATTERN.source, description: 'The session id; default: a random one.' },
+    language: nonEmptyString('Default language of its runs; default python.'),
+    env: ENV_SCHEMA,
+    timeout: seconds('Default timeout of its runs'),
+    idle_ttl: seconds('Time without activity after which the session is destroyed'),
+    network: { type: 'boolean', description: 'Network access for its sandboxes (when the server allows it).' },
+    limits: SESSION_LIMITS_SCHEMA,
+  },
+  additionalProperties: false,
+} as const satisfies ObjectSchema<keyof CreateSessionRequest>;
+
+/** JSON Schema of {@link StdinRequest}: `data` may be left out only with `"eof": true`. */
+export const STDIN_REQUEST_SCHEMA = {
+  type: 'object',
+  properties: {
+    data: { type: 'string', description: "Text for the program's stdin." },
+    eof: { type: 'boolean', description: 'Close stdin after `data`.' },
+  },
+  anyOf: [{ required: ['data'] }, { required: ['eof'], properties: { eof: { const: true } } }],
+  additionalProperties: false,
+} as const satisfies ObjectSchema<keyof StdinRequest>;
+
 /** Checks a session id from a path or a body. */
 export function validateSessionID(value: unknown, field = 'session id'): Validated<string> {
   if (typeof value === 'string' && SESSION_ID_PATTERN.test(value)) return { ok: true, value };
@@ -111,7 +204,7 @@ export function parseRunRequest(body: unknown): Validated<RunRequest> {
   assign(out, 'env', r.env('env'));
   assign(out, 'heartbeat', r.number('heartbeat', { min: MIN_HEARTBEAT_SEC, max: 3600, unit: 'seconds' }));
   assign(out, 'on_disconnect', r.oneOf('on_disconnect', ['continue', 'cancel'] as const));
-  r.rejectUnknown(['code', 'language', 'mode', 'timeout', 'stdin', 'env', 'heartbeat', 'on_disconnect']);
+  r.rejectUnknown(Object.keys(RUN_REQUEST_SCHEMA.properties));
   return r.result(out);
 }
 
@@ -140,7 +233,25 @@ export interface AgentRequest {
   on_disconnect?: OnDisconnect;
 }
 
-const AGENT_REQUEST_FIELDS = ['prompt', 'system', 'model', 'max_turns', 'tools', 'language', 'timeout', 'heartbeat', 'on_disconnect'] as const;
+/** JSON Schema of {@link AgentRequest}. */
+export const AGENT_REQUEST_SCHEMA = {
+  type: 'object',
+  properties: {
+    prompt: { type: 'string', minLength: 1, maxLength: MAX_PROMPT_CHARS, description: 'What to ask; the next prompt in the session continues the conversation.' },
+    system: { type: 'string', maxLength: MAX_PROMPT_CHARS, description: "Replaces the default system prompt (a new conversation's only)." },
+    model: nonEmptyString("One of the server's allowed models."),
+    max_turns: { type: 'integer', minimum: 1, maximum: MAX_AGENT_TURNS, description: 'Model calls at most (the server caps it).' },
+    tools: { type: 'array', items: { enum: AGENT_TOOLS }, uniqueItems: true, description: 'The tools the model may call; default: all.' },
+    language: nonEmptyString("Language of run_code when the model names none; default: the session's."),
+    timeout: seconds('Limit of each run_code'),
+    heartbeat: HEARTBEAT_SCHEMA,
+    on_disconnect: ON_DISCONNECT_SCHEMA,
+  },
+  required: ['prompt'],
+  additionalProperties: false,
+} as const satisfies ObjectSchema<keyof AgentRequest>;
+
+const AGENT_REQUEST_FIELDS = Object.keys(AGENT_REQUEST_SCHEMA.properties);
 
 /** Validates the body of an agent request. */
 export function parseAgentRequest(body: unknown): Validated<AgentRequest> {
@@ -178,7 +289,7 @@ export function parseStdinRequest(body: unknown): Validated<StdinRequest> {
   const data = r.string('data', { allowEmpty: true });
   const out: StdinRequest = { data: data ?? '' };
   assign(out, 'eof', r.boolean('eof'));
-  r.rejectUnknown(['data', 'eof']);
+  r.rejectUnknown(Object.keys(STDIN_REQUEST_SCHEMA.properties));
   const checked = r.result(out);
   if (checked.ok && data === undefined && out.eof !== true) return invalid('data', 'a string (or "eof": true)', undefined);
   return checked;
@@ -197,7 +308,7 @@ export function parseCreateSessionRequest(body: unknown): Validated<CreateSessio
   assign(out, 'idle_ttl', r.number('idle_ttl', { min: 0, exclusiveMin: true, unit: 'seconds' }));
   assign(out, 'network', r.boolean('network'));
   assign(out, 'limits', r.limits('limits'));
-  r.rejectUnknown(['id', 'language', 'env', 'timeout', 'idle_ttl', 'network', 'limits']);
+  r.rejectUnknown(Object.keys(CREATE_SESSION_REQUEST_SCHEMA.properties));
   return r.result(out);
 }
 
@@ -230,10 +341,6 @@ export function describeValue(value: unknown): string {
 function invalid(field: string, expected: string, got: unknown): { ok: false; code: ErrorCode; message: string } {
   return { ok: false, code: 'INVALID_REQUEST', message: `${field}: expected ${expected}, got ${describeValue(got)}` };
 }
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
-const MAX_ENV_VARS = 256;
-const MAX_ENV_VALUE = 32 * 1024;
 
 /** Reads typed fields off an untrusted object, remembering the first failure. */
 class FieldReader {
@@ -375,7 +482,7 @@ class FieldReader {
     assign(out, 'cpu_time', inner.number('cpu_time', { min: 0, exclusiveMin: true, unit: 'seconds' }, `${field}.cpu_time`));
     assign(out, 'disk_bytes', atLeast('disk_bytes', 'bytes'));
     assign(out, 'inodes', atLeast('inodes'));
-    inner.rejectUnknown(SESSION_LIMIT_KEYS, `${field}.`);
+    inner.rejectUnknown(Object.keys(SESSION_LIMITS_SCHEMA.properties), `${field}.`);
     const r = inner.result(out);
     if (!r.ok) {
       this.failure ??= r;

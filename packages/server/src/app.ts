@@ -40,6 +40,11 @@ import { submitRun } from './internal/http/submit-run.js';
 import { sessionRoutes } from './internal/http/session-routes.js';
 import { systemRoutes } from './internal/http/system-routes.js';
 import { fileRoutes } from './internal/http/file-routes.js';
+import { metricsRoutes } from './internal/http/metrics-routes.js';
+import { openAPIRoutes } from './internal/http/openapi-routes.js';
+import { REDACTED_LOG_PATHS, requestLog } from './internal/http/request-log.js';
+import { ServerMetrics } from './internal/metrics/server-metrics.js';
+import { WireBytes } from './internal/metrics/wire-bytes.js';
 import { wsRoutes } from './internal/http/ws-routes.js';
 import { SessionManager } from './internal/session/session-manager.js';
 
@@ -84,7 +89,9 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
 
   const headersTimeoutMs = config.headersTimeoutSec * 1000;
   const app = Fastify({
-    logger: { level: config.logLevel },
+    // One line per request from request-log.ts instead of Fastify's two; headers never logged.
+    logger: { level: config.logLevel, redact: { paths: REDACTED_LOG_PATHS, censor: '[redacted]' } },
+    disableRequestLogging: true,
     bodyLimit: config.bodyLimitBytes,
     // Streams are long-lived responses; only the request itself must arrive in time.
     requestTimeout: config.requestTimeoutSec * 1000,
@@ -153,10 +160,20 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
     resolveLanguage,
     log: app.log,
   });
+  const wire = new WireBytes();
+  const metrics = new ServerMetrics({
+    sessions: () => sessions.sessionCount,
+    kernels: () => sessions.kernelCount,
+    agentRuns: () => agents.stats.runs,
+    llmTokens: () => ({ prompt: agents.stats.promptTokens, completion: agents.stats.completionTokens }),
+    drainStreamBytes: () => wire.drain(),
+  });
   const ctx: ServerContext = {
     config,
     sessions,
     agents,
+    metrics,
+    log: app.log,
     languages,
     resolveLanguage,
     idempotency: new IdempotencyCache(),
@@ -165,6 +182,7 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
     authEnabled: keys.enabled,
   };
 
+  requestLog(app);
   authenticate(app, keys);
 
   // Every body is JSON whatever its declared type, so `curl -d '{…}'` works as typed.
@@ -204,6 +222,8 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   wsRoutes(app, ctx, keys);
   agentRoutes(app, ctx);
   agUIRoutes(app, ctx);
+  metricsRoutes(app, metrics, wire);
+  openAPIRoutes(app);
 
   // A failing check (even one that throws: a mount refused, no seccomp filter for this CPU)
   // becomes /healthz's 503 with the reason; the server still starts and says why.

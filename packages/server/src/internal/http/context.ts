@@ -1,9 +1,11 @@
 /** What every route needs: config, the session and agent managers, languages, health, idempotency. */
+import type { FastifyBaseLogger } from 'fastify';
 import type { Language, Validated } from '@sluice/protocol';
 import type { RuntimeInfo } from '@sluice/sandbox';
 import type { ServerConfig } from '../../config.js';
 import type { AgentRuns } from '../agent/agent-runs.js';
 import { ApiError } from '../api-error.js';
+import type { ServerMetrics } from '../metrics/server-metrics.js';
 import type { SessionManager } from '../session/session-manager.js';
 import type { IdempotencyCache } from './idempotency-cache.js';
 
@@ -12,6 +14,10 @@ export interface ServerContext {
   sessions: SessionManager;
   /** Agent runs and the sessions' conversations. */
   agents: AgentRuns;
+  /** The Prometheus registry of this server and what feeds it. */
+  metrics: ServerMetrics;
+  /** The server's logger (a request's own, `req.log`, carries its id). */
+  log: FastifyBaseLogger;
   languages: Map<Language, RuntimeInfo>;
   resolveLanguage(name: string): Language;
   idempotency: IdempotencyCache;

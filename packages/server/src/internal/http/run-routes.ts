@@ -31,7 +31,7 @@ async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: Fas
   const idemKey = parseIdempotencyKey(req.headers['idempotency-key']);
   const exec =
     idemKey === undefined
-      ? await submitRun(ctx, owner, sessionID, body)
+      ? await submitRun(ctx, owner, sessionID, body, req.log)
       : ctx.sessions.execution(
           owner,
           await ctx.idempotency.resolve(
@@ -39,7 +39,7 @@ async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: Fas
             idemKey,
             requestFingerprint(sessionID, body),
             (id) => ctx.sessions.hasExecution(owner, id),
-            async () => (await submitRun(ctx, owner, sessionID, body)).id,
+            async () => (await submitRun(ctx, owner, sessionID, body, req.log)).id,
           ),
         );
 

@@ -6,9 +6,11 @@ import { LANGUAGES, type Language, type RunRequest } from '@sluice/protocol';
 import { defaultModeFor, modesFor, runtimeFor } from '@sluice/sandbox';
 import { ApiError } from '../api-error.js';
 import type { Execution } from '../execution/execution.js';
+import { observeExecution, type ExecutionLog } from '../metrics/observe-execution.js';
 import type { ServerContext } from './context.js';
 
-export async function submitRun(ctx: ServerContext, owner: string | null, sessionID: string, body: RunRequest): Promise<Execution> {
+/** Queues the run; `log` gets the line logged when it ends (a request's logger names the request). */
+export async function submitRun(ctx: ServerContext, owner: string | null, sessionID: string, body: RunRequest, log: ExecutionLog = ctx.log): Promise<Execution> {
   // Check the language before creating a session, so a typo does not leave one behind.
   const requested = body.language === undefined ? undefined : ctx.resolveLanguage(body.language);
   if (requested !== undefined) checkMode(body.mode, requested);
@@ -21,7 +23,7 @@ export async function submitRun(ctx: ServerContext, owner: string | null, sessio
   const runtime = runtimeFor(language);
   if (!runtime) throw new ApiError('UNSUPPORTED_LANGUAGE', `language: ${language} cannot run on this server`);
   const timeoutSec = Math.min(body.timeout ?? session.settings.timeoutSec ?? ctx.config.defaultTimeoutSec, ctx.config.maxTimeoutSec);
-  return ctx.sessions.submit(session, {
+  const exec = ctx.sessions.submit(session, {
     language,
     mode,
     runtime,
@@ -30,6 +32,8 @@ export async function submitRun(ctx: ServerContext, owner: string | null, sessio
     env: body.env ?? {},
     timeoutSec,
   });
+  observeExecution(exec, ctx.metrics, log);
+  return exec;
 }
 
 function checkMode(mode: RunRequest['mode'], language: Language): void {

@@ -189,6 +189,13 @@ export class SessionManager {
     return this.sessions.size;
   }
 
+  /** Kernels up now, across every session (for the metrics). */
+  get kernelCount(): number {
+    let n = 0;
+    for (const s of this.sessions.values()) n += s.liveKernels.length;
+    return n;
+  }
+
   /**
    * Starts a drain: no new sessions or executions from now on (SANDBOX_UNAVAILABLE), queued
    * executions are cancelled (they never start), running ones go on. `whenIdle` says when they
