@@ -25,6 +25,8 @@ interface Operation {
   parameters?: Parameter[];
   requestBody?: { required: boolean; content: Record<string, { schema: JSONSchema }> };
   responses: Record<string, Response>;
+  /** `[]`: open without a key even when keys are configured (the document's default needs one). */
+  security?: [];
 }
 interface Parameter {
   name: string;
@@ -360,9 +362,33 @@ const PATHS: Record<string, Record<string, Operation>> = {
   '/': {
     get: {
       operationId: 'index',
-      summary: 'What this server is and its endpoints',
+      summary: 'What this server is and its endpoints; a browser (Accept preferring text/html) gets the playground page, open without a key',
       tags: tags.system,
-      responses: { '200': { description: 'The index', content: json({ type: 'object' }) }, ...errors() },
+      responses: {
+        '200': {
+          description: 'The index, or the playground page',
+          content: {
+            ...json(object('', { name: { type: 'string' }, description: { type: 'string' }, agent: { type: 'boolean' }, endpoints: { type: 'object' } })),
+            'text/html': { schema: { type: 'string' } },
+          },
+        },
+        ...errors(),
+      },
+    },
+  },
+  '/ui/{file}': {
+    get: {
+      operationId: 'playgroundFile',
+      summary: "The playground's built files (docs/playground.md); open without a key",
+      tags: tags.system,
+      security: [],
+      parameters: [{ name: 'file', in: 'path', required: true, description: 'A file name of the build (no directories).', schema: { type: 'string' } }],
+      responses: {
+        '200': { description: 'The file', content: { 'application/javascript': { schema: { type: 'string' } }, 'text/css': { schema: { type: 'string' } } } },
+        '304': { description: "The client's copy is current (If-None-Match)" },
+        '404': { description: 'NOT_FOUND: no such file (or the playground was not built)', content: json(ref('Error')) },
+        '500': { description: 'INTERNAL', content: json(ref('Error')) },
+      },
     },
   },
 };

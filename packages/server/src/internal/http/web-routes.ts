@@ -12,6 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, extname, join } from 'node:path';
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { ApiError } from '../api-error.js';
 
 /** The policy of the page and its assets (DESIGN "HTTP API": the playground fetches nothing from elsewhere). */
 export const PLAYGROUND_CSP = [
@@ -105,9 +106,7 @@ export function webRoutes(app: FastifyInstance): void {
   app.get<{ Params: { file: string } }>('/ui/:file', async (req, reply) => {
     const name = req.params.file;
     const body = FILE_NAME.test(name) ? await readPublic(name) : null;
-    if (body === null) {
-      return securityHeaders(reply).code(404).header('Content-Type', 'text/plain; charset=utf-8').header('Cache-Control', 'no-store').send(`no playground file ${JSON.stringify(name)}\n`);
-    }
+    if (body === null) throw new ApiError('NOT_FOUND', `no playground file ${JSON.stringify(name)}: the playground's files are the ones its build wrote (docs/playground.md)`);
     return sendFile(reply, name, body, req.headers['if-none-match']);
   });
 }
