@@ -84,11 +84,43 @@ export class Kernel {
   /** The kernel said its last cell ended it (process.exit()); it is on its way out. */
   private exiting = false;
 
+  /** Told when the kernel says it is ready (prestart). */
+  private onReady: ((ready: boolean) => void) | null = null;
+  /** A prestart still setting up; a cell waits for it rather than start a second kernel. */
+  private starting: Promise<void> | null = null;
+
   constructor(
     readonly language: KernelLanguage,
-    private readonly context: () => RunContext,
-    private readonly onStart: (k: Kernel) => void = () => {},
+    private context: () => RunContext,
+    private onStart: (k: Kernel) => void = () => {},
   ) {}
+
+  /**
+   * Starts the kernel before any cell (a pre-started kernel of the session pool): true once it
+   * said it is ready, false when it could not start or died first.
+   */
+  async prestart(): Promise<boolean> {
+    if (this.proc || this.active || this.starting) return this.proc !== null;
+    const ready = new Promise<boolean>((r) => (this.onReady = r));
+    this.starting = this.start().finally(() => (this.starting = null));
+    try {
+      await this.starting;
+    } catch {
+      this.onReady = null;
+      return false;
+    }
+    return ready;
+  }
+
+  /**
+   * Gives a pre-started kernel to the session that adopts it: the context it restarts in and
+   * who is told when it starts again. The context must be the one it was started in (same
+   * workspace, uid and sandbox settings).
+   */
+  adopt(context: () => RunContext, onStart: (k: Kernel) => void): void {
+    this.context = context;
+    this.onStart = onStart;
+  }
 
   /** Stops an idle kernel to free its memory; the session's next cell is told its state is gone. */
   async evict(): Promise<void> {
@@ -193,6 +225,8 @@ export class Kernel {
 
   /** Kills the kernel (its state is lost); a running cell ends as `died` with kernelRestarted. */
   async shutdown(): Promise<void> {
+    // A prestart still setting up would otherwise launch its kernel after this returned.
+    if (this.starting) await this.starting.catch(() => undefined);
     const proc = this.proc;
     if (this.active) this.active.restarted = true;
     if (!proc) return;
@@ -201,6 +235,7 @@ export class Kernel {
   }
 
   private async begin(active: NonNullable<Kernel['active']>, { code, stdin, env }: RunnerRequest): Promise<void> {
+    if (this.starting) await this.starting.catch(() => undefined);
     if (this.exiting && this.proc) await this.exited;
     if (!this.proc) {
       if (this.evicted) {
@@ -338,6 +373,8 @@ export class Kernel {
       }
       if (this.cgroup === cgroup) this.cgroup = null;
       this.cells = 0;
+      this.onReady?.(false);
+      this.onReady = null;
       const a = this.active;
       if (a && !a.finished && a.proc === proc) {
         this.finishCell({
@@ -371,6 +408,8 @@ export class Kernel {
     switch (m.type) {
       case 'sluice.kernel_ready':
         this.version = m.version;
+        this.onReady?.(true);
+        this.onReady = null;
         return;
       case 'sluice.cell_done': {
         const a = this.active;
