@@ -23,9 +23,12 @@ const PROGRAM = '/usr/bin/python3 -u /run/sluice/main.py';
 const WAITING = `/usr/bin/bwrap --args 3 -- /usr/bin/perl /run/sluice/exec.pl ${PROGRAM}`;
 const KERNEL = 'python_kernel.py';
 
-async function poolServer(env: Record<string, string>): Promise<{ server: TestServer; uidBase: number; inRange(p: HostProc): boolean }> {
+/** A server with a uid range of its own; the pool fills from its first session on, so one is made. */
+async function poolServer(env: Record<string, string>, headers: Record<string, string> = {}): Promise<{ server: TestServer; uidBase: number; inRange(p: HostProc): boolean }> {
   const uidBase = 7_500_000 + randomInt(0, 40_000) * UID_COUNT;
   const server = await startServer({ SLUICE_UID_BASE: String(uidBase), SLUICE_UID_COUNT: String(UID_COUNT), ...env });
+  const first = await postJSON(`${server.url}/api/sessions`, { id: 'first' }, headers);
+  assert.equal(first.status, 201, await first.text());
   return { server, uidBase, inRange: (p) => p.uid >= uidBase && p.uid < uidBase + UID_COUNT };
 }
 
@@ -135,7 +138,7 @@ test('a pooled shell is fresh: no file, process, variable or kernel state of the
 test('a tenant never gets another tenant\'s shell: each session has a uid and workspace of its own', async () => {
   const KEY_A = 'a'.repeat(32);
   const KEY_B = 'b'.repeat(32);
-  const { server, inRange } = await poolServer({ SLUICE_POOL_SIZE: '2', SLUICE_API_KEYS: `alice:${KEY_A},bob:${KEY_B}` });
+  const { server, inRange } = await poolServer({ SLUICE_POOL_SIZE: '2', SLUICE_API_KEYS: `alice:${KEY_A},bob:${KEY_B}` }, { authorization: `Bearer ${KEY_A}` });
   try {
     const pooled = await fullPool(inRange, 2);
     const a = { authorization: `Bearer ${KEY_A}` };
@@ -154,8 +157,8 @@ test('a tenant never gets another tenant\'s shell: each session has a uid and wo
 });
 
 test('the pool size is respected, a session with other settings does not adopt a shell, and the uid cap goes to real sessions first', async () => {
-  // 4 uids: 3 shells at most (one uid stays free for a real session).
-  const { server, inRange } = await poolServer({ SLUICE_POOL_SIZE: '3', SLUICE_UID_COUNT: '4' });
+  // 5 uids, one the first session's: 3 shells at most (one uid stays free for a real session).
+  const { server, inRange } = await poolServer({ SLUICE_POOL_SIZE: '3', SLUICE_UID_COUNT: '5' });
   try {
     const pooled = await fullPool(inRange, 3);
     assert.equal(pooled.size, 3);
@@ -182,15 +185,16 @@ test('the pool size is respected, a session with other settings does not adopt a
   }
 });
 
-test('SLUICE_POOL_SIZE=0: no pre-started sandbox, kernel or workspace until a session asks', async () => {
+test('SLUICE_POOL_SIZE=0: no pre-started sandbox, kernel or workspace, as before the pool', async () => {
   const { server, inRange } = await poolServer({ SLUICE_POOL_SIZE: '0' });
   try {
     // A run ends only after the server's startup work, so a pool would have begun by then.
     const r = await runStream(server.url, 'one', { language: 'python', mode: 'process', code: 'print(1)' });
     assert.equal(r.stdout, '1\n');
-    assert.equal((await fetch(`${server.url}/api/sessions/one`, { method: 'DELETE' })).status, 204);
+    for (const id of ['one', 'first']) assert.equal((await fetch(`${server.url}/api/sessions/${id}`, { method: 'DELETE' })).status, 204);
     assert.deepEqual((await hostProcesses()).filter(inRange), [], 'no process in the uid range');
     assert.deepEqual(await readdir(join(server.dataDir, 'workspaces')), [], 'no workspace');
+    assert.deepEqual(await readdir(join(server.dataDir, 'pool')), [], 'no pooled workspace');
   } finally {
     await server.stop();
   }
@@ -208,6 +212,7 @@ test('a server that stops with a full pool leaves no process, workspace or cgrou
     assert.equal(await exited, 0, server.logs());
     assert.deepEqual((await hostProcesses()).filter(inRange), [], 'no process in the uid range');
     assert.deepEqual(await readdir(join(server.dataDir, 'workspaces')), [], 'no workspace');
+    assert.deepEqual(await readdir(join(server.dataDir, 'pool')), [], 'no pooled workspace');
     const parent = `sluice-${createHash('sha256').update(server.dataDir).digest('hex').slice(0, 12)}`;
     for (const controller of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
       const dir = join('/sys/fs/cgroup', controller, parent);

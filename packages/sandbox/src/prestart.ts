@@ -40,7 +40,7 @@ export class PrestartedProcess {
   readonly ended: Promise<void>;
 
   private constructor(
-    private readonly key: string,
+    private key: string,
     readonly runtime: Runtime,
     private readonly proc: SandboxProcess,
     private readonly cgroup: ExecutionCgroup | null,
@@ -86,6 +86,14 @@ export class PrestartedProcess {
   /** True when a run of `runtime` in `ctx` would have started exactly this sandbox. */
   fits(ctx: RunContext, runtime: Runtime): boolean {
     return !this.taken && this.key === fitKey(ctx, runtime);
+  }
+
+  /**
+   * Its workspace moved (adoptWorkspace): a run's context now names the new path. The sandbox
+   * bound the directory, not the path, so it is the same workspace.
+   */
+  moved(ctx: RunContext): void {
+    this.key = fitKey(ctx, this.runtime);
   }
 
   /** True while nobody took it and it is still up. */

@@ -14,14 +14,14 @@
  */
 import { createHash } from 'node:crypto';
 import type { CreateSessionRequest, Language } from '@sluice/protocol';
-import { cgroupHost, createWorkspace, releaseCgroupHost, removeWorkspace, UIDPool, type CgroupSupport, type Kernel, type SandboxHostPaths } from '@sluice/sandbox';
+import { adoptWorkspace, cgroupHost, createWorkspace, releaseCgroupHost, removeWorkspace, UIDPool, type CgroupSupport, type Kernel, type SandboxHostPaths } from '@sluice/sandbox';
 import type { ServerConfig } from '../../config.js';
 import { ApiError } from '../api-error.js';
 import { Execution, type ExecutionInit } from '../execution/execution.js';
 import { LogBudget } from '../execution/log-budget.js';
 import { randomID } from '../random-id.js';
 import { Session, sessionRunContext, type ServerRunContext, type SessionSettings, type Spares } from './session.js';
-import { SessionPool } from './session-pool.js';
+import { SessionPool, type Shell } from './session-pool.js';
 
 export interface SessionManagerDeps {
   config: ServerConfig;
@@ -94,8 +94,6 @@ export class SessionManager {
       roomForKernel: () => this.kernelCount() + 1 < deps.config.maxKernels,
       log: deps.log,
     });
-    // After the cgroup sweep: a shell's cgroup must not be taken for a predecessor's.
-    void this.cgroups().then(() => this.pool.refill());
   }
 
   /**
@@ -356,14 +354,12 @@ export class SessionManager {
       throw new ApiError('FORBIDDEN', 'network: this server does not allow sandboxes to use the network (SLUICE_ALLOW_NETWORK is off)');
     }
     // A shell was made for exactly the default sandbox settings; anything else starts from scratch.
-    const shell = shellKey(settings) === this.defaultKey ? this.pool.take() : undefined;
+    const shell = shellKey(settings) === this.defaultKey ? await this.adopt(settings) : undefined;
     let uid: number | undefined;
     let workspace: string;
     let spares: Spares | null = null;
     if (shell) {
-      uid = shell.uid;
-      workspace = shell.workspace;
-      spares = shell.spares;
+      ({ uid, workspace, spares } = shell);
     } else {
       uid = this.deps.uidPool?.acquire();
       // Every uid free of sessions is a real session's before it is a shell's.
@@ -380,7 +376,24 @@ export class SessionManager {
         throw err;
       }
     }
+    // The pool fills once the server is in use (its first session), then stays full behind it.
+    this.pool.refill();
     return new Session(id, owner, settings, workspace, uid, () => this.serverContext(), c.maxQueue, (k) => this.kernelStarted(k), spares);
+  }
+
+  /** A pooled shell moved among the sessions' workspaces, or undefined (none, or the move failed). */
+  private async adopt(settings: SessionSettings): Promise<Shell | undefined> {
+    const shell = this.pool.take();
+    if (!shell) return undefined;
+    try {
+      shell.workspace = await adoptWorkspace(this.deps.paths, shell.workspace);
+    } catch (err) {
+      this.deps.log.warn({ err }, 'session pool: could not move a shell\'s workspace; starting the session without it');
+      await this.pool.discard(shell);
+      return undefined;
+    }
+    shell.spares.process?.moved(sessionRunContext(this.serverContext(), settings, shell.workspace, shell.uid));
+    return shell;
   }
 
   /** Kernels up or starting: the sessions', their spares and the pool's. */

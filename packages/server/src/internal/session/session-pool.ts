@@ -114,6 +114,11 @@ export class SessionPool {
     return true;
   }
 
+  /** Removes a shell taken out of the pool that no session could adopt after all. */
+  async discard(shell: Shell): Promise<void> {
+    await this.destroy(shell);
+  }
+
   /** Stops refilling (drain); shells already made stay until close(). */
   stop(): void {
     this.stopped = true;
@@ -135,7 +140,8 @@ export class SessionPool {
     if (this.deps.uidPool && uid === undefined) return;
     let workspace: string;
     try {
-      workspace = await createWorkspace(this.deps.paths, uid, this.deps.quota);
+      // Under the pool's own directory until a session adopts it (adoptWorkspace).
+      workspace = await createWorkspace(this.deps.paths, uid, this.deps.quota, 'pool');
     } catch (err) {
       if (uid !== undefined) this.deps.uidPool?.release(uid);
       this.fail(err);
