@@ -28,6 +28,9 @@ export interface TakenSandbox {
   cgroup: ExecutionCgroup | null;
 }
 
+/** Names the cgroups of pre-started sandboxes and kernels: a pool's groups are told apart by it. */
+export const POOL_CGROUP_PREFIX = 'pool-';
+
 /** Output before the take-over (bwrap's own complaints) kept for the run, at most this much. */
 const EARLY_OUTPUT_LIMIT = 16 * 1024;
 
@@ -56,7 +59,7 @@ export class PrestartedProcess {
     const cgroup =
       host.version === 'none'
         ? null
-        : await ExecutionCgroup.create(host, `p${randomBytes(12).toString('hex')}`, {
+        : await ExecutionCgroup.create(host, `${POOL_CGROUP_PREFIX}p${randomBytes(12).toString('hex')}`, {
             memoryBytes: ctx.memoryBytes,
             cpuQuota: ctx.cpu,
             ...(ctx.limits.processes !== undefined ? { pids: ctx.limits.processes } : {}),

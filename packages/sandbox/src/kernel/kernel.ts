@@ -25,6 +25,7 @@ import { cgroupHost } from '../cgroups/cgroup-host.js';
 import { watchCPUBudget, type CPUBudgetWatch } from '../cgroups/cpu-budget.js';
 import { ExecutionCgroup } from '../cgroups/execution-cgroup.js';
 import { launchSandbox, type SandboxProcess } from '../launch.js';
+import { POOL_CGROUP_PREFIX } from '../prestart.js';
 import { sandboxBase, type RunContext } from '../run-context.js';
 import type { Runner, RunnerOutcome, RunnerRequest, RunSink } from '../runner.js';
 import { runtimeFor, type KernelLanguage } from '../runtimes.js';
@@ -88,6 +89,8 @@ export class Kernel {
   private onReady: ((ready: boolean) => void) | null = null;
   /** A prestart still setting up; a cell waits for it rather than start a second kernel. */
   private starting: Promise<void> | null = null;
+  /** Started by prestart(): its cgroup is named as a pool's (POOL_CGROUP_PREFIX). */
+  private pooled = false;
 
   constructor(
     readonly language: KernelLanguage,
@@ -102,6 +105,7 @@ export class Kernel {
   async prestart(): Promise<boolean> {
     if (this.proc || this.active || this.starting) return this.proc !== null;
     const ready = new Promise<boolean>((r) => (this.onReady = r));
+    this.pooled = true;
     this.starting = this.start().finally(() => (this.starting = null));
     try {
       await this.starting;
@@ -120,6 +124,8 @@ export class Kernel {
   adopt(context: () => RunContext, onStart: (k: Kernel) => void): void {
     this.context = context;
     this.onStart = onStart;
+    // A restart is the session's own kernel.
+    this.pooled = false;
   }
 
   /** Stops an idle kernel to free its memory; the session's next cell is told its state is gone. */
@@ -318,7 +324,7 @@ export class Kernel {
     this.cgroup =
       host.version === 'none'
         ? null
-        : await ExecutionCgroup.create(host, `k${randomBytes(12).toString('hex')}`, {
+        : await ExecutionCgroup.create(host, `${this.pooled ? POOL_CGROUP_PREFIX : ''}k${randomBytes(12).toString('hex')}`, {
             memoryBytes: ctx.memoryBytes,
             cpuQuota: ctx.cpu,
             ...(ctx.limits.processes !== undefined ? { pids: ctx.limits.processes } : {}),
