@@ -41,6 +41,9 @@ export interface SessionPoolDeps {
   log: { warn(obj: object, msg: string): void };
 }
 
+/** Pause between taking a shell and starting its replacement. */
+const REFILL_DELAY_MS = 250;
+
 /** Pause after a failed start, doubling up to the last. */
 const BACKOFF_MS = [100, 200, 500, 1000, 2000, 5000, 10_000, 30_000];
 
@@ -89,7 +92,9 @@ export class SessionPool {
         continue;
       }
       this.failures = 0;
-      this.refill();
+      // Not at once: on a small machine a new shell's start (mounts, a sandbox, a kernel) would
+      // compete for the CPU with the first run of the session that just took this one.
+      this.refill(REFILL_DELAY_MS);
       return shell;
     }
     this.refill();
