@@ -8,6 +8,8 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { ExecutionEvent, ResultEvent } from '@sluice/protocol';
 import { startServer, type TestServer } from './helpers/server.js';
 import { outcome, postJSON, readSSE, runStream, type RunOutcome, type Timed } from './helpers/client.js';
@@ -366,12 +368,20 @@ test('a memory bomb in a cell: the kernel is killed at the limit, done says memo
 
 test('deleting a session stops its kernel processes', async () => {
   const s = session('delete');
-  const r = await cell(s, 'python', 'import os\nos.getpid()');
+  // The session's own kernel, by its uid (pre-started kernels of the pool come and go beside it).
+  const mark = `.kernel-${s}`;
+  const r = await cell(s, 'python', `open("/workspace/${mark}", "w").close()`);
   assert.equal(r.done.exit_code, 0, r.stderr);
-  const before = (await hostProcesses()).filter((p) => p.args.includes('python_kernel.py')).length;
-  assert.ok(before >= 1);
+  const root = join(server.dataDir, 'workspaces');
+  let uid = -1;
+  for (const dir of await readdir(root)) {
+    const ws = join(root, dir, 'ws');
+    if (await stat(join(ws, mark)).then(() => true, () => false)) uid = (await stat(ws)).uid;
+  }
+  const kernelOf = async (): Promise<boolean> => (await hostProcesses()).some((p) => p.uid === uid && p.args.includes('python_kernel.py'));
+  assert.ok(await kernelOf(), `the kernel runs as the session's uid ${uid}`);
   assert.equal((await fetch(`${server.url}/api/sessions/${s}`, { method: 'DELETE' })).status, 204);
-  await waitFor('the kernel to be gone', 5000, async () => ((await hostProcesses()).filter((p) => p.args.includes('python_kernel.py')).length < before ? true : undefined));
+  await waitFor('the kernel to be gone', 5000, async () => ((await kernelOf()) ? undefined : true));
 });
 
 test('SLUICE_MAX_KERNELS: past the cap the least recently used idle kernel is stopped, and its next cell says so', async () => {

@@ -6,6 +6,7 @@ export * from './kernel/kernel.js';
 export * from './kernel/kernel-messages.js';
 export * from './launch.js';
 export * from './preflight.js';
+export * from './prestart.js';
 export * from './process-runner.js';
 export * from './run-context.js';
 export * from './runner.js';

@@ -36,6 +36,12 @@ export interface LaunchSpec extends Omit<BwrapSpec, 'codeFD' | 'statusFD' | 'sec
   command: readonly string[];
   code: string;
   /**
+   * Pre-start (prestart.ts): everything up to the code is done now, and bwrap waits, reading
+   * the code file from its pipe, until begin() gives the code, the run's own variables and its
+   * stdin; `code` and `stdin` here are unused.
+   */
+  deferred?: boolean;
+  /**
    * Data for the program's stdin, then end of file. Undefined keeps stdin open: the caller
    * writes to it with writeStdin() and ends it with endStdin() (interactive programs).
    */
@@ -77,6 +83,8 @@ const SECCOMP_FD = 7;
 const EVENTS_FD = 8;
 /** Control pipe (server → kernel); the reporter moves it to fd 4 for the program. */
 const CONTROL_FD = 9;
+/** A deferred launch's per-run variables (NUL-separated NAME=VALUE), read by the reporter before it forks. */
+const RUN_ENV_FD = 10;
 /** The fds the program sees them on. */
 export const PROGRAM_EVENTS_FD = 3;
 export const PROGRAM_CONTROL_FD = 4;
@@ -108,6 +116,9 @@ export class SandboxProcess {
   private stdinPipe: Writable | null = null;
   private controlPipe: (Readable & Writable) | null = null;
   private eventsPipe: (Readable & Writable) | null = null;
+  /** A deferred launch's code and run-env pipes, until begin() ends them. */
+  private deferred: { code: Writable; runEnv: Writable; stdin: Writable | null } | null = null;
+  private readonly reserved: readonly string[];
 
   constructor(spec: LaunchSpec) {
     // Before spawning: an architecture without a syscall table throws here, and the sandbox
@@ -115,6 +126,7 @@ export class SandboxProcess {
     const filter = seccompFilter(spec.network);
     const env: Record<string, string> = { ...spec.env, SLUICE_EVENTS_FD: String(PROGRAM_EVENTS_FD) };
     if (spec.control) env['SLUICE_CONTROL_FD'] = String(PROGRAM_CONTROL_FD);
+    this.reserved = spec.control ? ['SLUICE_EVENTS_FD', 'SLUICE_CONTROL_FD'] : ['SLUICE_EVENTS_FD'];
     const options = buildBwrapOptions({ ...spec, env, codeFD: CODE_FD, statusFD: STATUS_FD, seccompFD: SECCOMP_FD });
     const chain: string[] = [
       '/usr/bin/prlimit',
@@ -131,13 +143,16 @@ export class SandboxProcess {
 
     // Empty environment: bwrap's own environ is readable inside at /proc/1/environ.
     const cgroups = spec.cgroupProcsFiles ?? [];
-    this.child = spawn(PERL, ['-e', KEEPER_SCRIPT, String(cgroups.length), ...cgroups, ...chain], {
+    const deferred = spec.deferred === true;
+    // The keeper closes every fd above the last one the chain uses (10 only for a deferred launch).
+    const lastFD = deferred ? RUN_ENV_FD : CONTROL_FD;
+    this.child = spawn(PERL, ['-e', KEEPER_SCRIPT, String(lastFD), String(cgroups.length), ...cgroups, ...chain], {
       env: {},
       cwd: '/',
       // Its own process group: a terminal's Ctrl-C meant for the server must not kill sandboxes
       // (the server drains them); PDEATHSIG still ties them to the server's life.
       detached: true,
-      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', spec.control ? 'pipe' : 'ignore'],
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', spec.control ? 'pipe' : 'ignore', ...(deferred ? (['pipe'] as const) : [])],
     });
     const child = this.child;
 
@@ -155,13 +170,19 @@ export class SandboxProcess {
       // EPIPE here means bwrap died early; its exit status tells the story.
       for (const s of [argsPipe, codePipe, seccompPipe]) s.on('error', () => {});
       argsPipe.end(serializeBwrapArgs(options));
-      codePipe.end(spec.code);
       seccompPipe.end(filter);
-      if (child.stdin) {
-        // EPIPE: the program closed its stdin or exited; what it did not read is lost, as in a shell.
-        child.stdin.on('error', () => {});
-        if (spec.stdin !== undefined) child.stdin.end(spec.stdin);
-        else this.stdinPipe = child.stdin;
+      // EPIPE: the program closed its stdin or exited; what it did not read is lost, as in a shell.
+      child.stdin?.on('error', () => {});
+      if (deferred) {
+        const runEnv = stdio[RUN_ENV_FD] as Writable;
+        runEnv.on('error', () => {});
+        this.deferred = { code: codePipe, runEnv, stdin: child.stdin };
+      } else {
+        codePipe.end(spec.code);
+        if (child.stdin) {
+          if (spec.stdin !== undefined) child.stdin.end(spec.stdin);
+          else this.stdinPipe = child.stdin;
+        }
       }
       if (spec.control) {
         const control = stdio[CONTROL_FD] as Readable & Writable;
@@ -232,6 +253,39 @@ export class SandboxProcess {
         resolve({ exitCode, signal: exitCode !== null && exitCode > 128 ? signalName(exitCode - 128) : null, setupError: null });
       });
     });
+  }
+
+  /**
+   * Runs a deferred launch's program: `env` over the sandbox's variables (those the launch
+   * itself sets, the SLUICE_*_FD, stay), then the code, then stdin as a launch's `stdin` (its
+   * whole input, or undefined to keep it open). False when it is not deferred, already begun
+   * or gone.
+   */
+  begin(run: { code: string; env: Record<string, string>; stdin: string | undefined }): boolean {
+    const d = this.deferred;
+    if (!d || this.closed) return false;
+    let message = '';
+    for (const [name, value] of Object.entries(run.env)) {
+      if (this.reserved.includes(name)) continue;
+      // The protocol allows neither (requests.ts); the message format could not carry them.
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name) || value.includes('\0')) throw new TypeError(`invalid environment variable ${JSON.stringify(name)}`);
+      message += `${name}=${value}\0`;
+    }
+    this.deferred = null;
+    // The reporter reads its variables to EOF before it forks; bwrap reads the code before it
+    // execs the reporter.
+    d.runEnv.end(message);
+    d.code.end(run.code);
+    if (d.stdin) {
+      if (run.stdin !== undefined) d.stdin.end(run.stdin);
+      else this.stdinPipe = d.stdin;
+    }
+    return true;
+  }
+
+  /** True once the sandbox and everything in it are gone. */
+  get gone(): boolean {
+    return this.closed;
   }
 
   /**

@@ -7,36 +7,62 @@ import { cgroupHost } from './cgroups/cgroup-host.js';
 import { watchCPUBudget } from './cgroups/cpu-budget.js';
 import { ExecutionCgroup } from './cgroups/execution-cgroup.js';
 import { launchSandbox, type SandboxProcess } from './launch.js';
+import type { PrestartedProcess } from './prestart.js';
 import { sandboxBase, type RunContext } from './run-context.js';
 import type { RunnerOutcome, Runner, RunnerRequest, RunSink } from './runner.js';
 import { CODE_DIR, type Runtime } from './runtimes.js';
 
-/** Starts the code of `request` as a sandboxed process of `runtime`. */
-export async function startProcess(ctx: RunContext, runtime: Runtime, request: RunnerRequest, sink: RunSink): Promise<Runner> {
+/**
+ * Starts the code of `request` as a sandboxed process of `runtime`: in `prestarted` when it is
+ * given and fits the run (prestart.ts), otherwise in a sandbox started now.
+ */
+export async function startProcess(ctx: RunContext, runtime: Runtime, request: RunnerRequest, sink: RunSink, prestarted?: PrestartedProcess): Promise<Runner> {
   let proc: SandboxProcess | null = null;
   const channel = new EventsChannel({
     event: (e) => sink.event(e),
     malformed: (note) => sink.note(note),
     ack: (count) => proc?.ackEvents(count),
   });
-  const codePath = `${CODE_DIR}/${runtime.fileName}`;
-  const cgroup = await createCgroup(ctx, request.id);
-  const base = sandboxBase(ctx, runtime, cgroup);
+  const code = runtime.prepareCode ? runtime.prepareCode(request.code) : request.code;
+  const taken = prestarted?.fits(ctx, runtime)
+    ? prestarted.take({ output: (stream, chunk) => sink.output(stream, chunk), events: (chunk) => channel.write(chunk) })
+    : null;
+  let cgroup: ExecutionCgroup | null;
   try {
-    proc = launchSandbox({
-      ...base,
-      env: { ...base.env, ...request.env },
-      codePath,
-      command: [runtime.executable, ...runtime.args(codePath, cgroup ? ctx.memoryBytes : undefined)],
-      code: runtime.prepareCode ? runtime.prepareCode(request.code) : request.code,
-      ...(request.stdin !== undefined ? { stdin: request.stdin } : {}),
-      onOutput: (stream, chunk) => sink.output(stream, chunk),
-      onEvents: (chunk) => channel.write(chunk),
-    });
-    channel.attach(proc.events);
+    if (taken) {
+      cgroup = taken.cgroup;
+      proc = taken.proc;
+      channel.attach(proc.events);
+      // The same variables as a fresh launch: the session's were fixed at the pre-start, the run's come now.
+      proc.begin({ code, env: request.env, stdin: request.stdin });
+    } else {
+      const codePath = `${CODE_DIR}/${runtime.fileName}`;
+      cgroup = await createCgroup(ctx, request.id);
+      const base = sandboxBase(ctx, runtime, cgroup);
+      try {
+        proc = launchSandbox({
+          ...base,
+          env: { ...base.env, ...request.env },
+          codePath,
+          command: [runtime.executable, ...runtime.args(codePath, cgroup ? ctx.memoryBytes : undefined)],
+          code,
+          ...(request.stdin !== undefined ? { stdin: request.stdin } : {}),
+          onOutput: (stream, chunk) => sink.output(stream, chunk),
+          onEvents: (chunk) => channel.write(chunk),
+        });
+      } catch (err) {
+        await cgroup?.destroy().catch(() => undefined);
+        throw err;
+      }
+      channel.attach(proc.events);
+    }
   } catch (err) {
     // spawn() can throw synchronously (e.g. fd exhaustion); the run still ends with an outcome.
-    await cgroup?.destroy().catch(() => undefined);
+    if (taken) {
+      taken.proc.kill();
+      await taken.proc.exited;
+      await taken.cgroup?.destroy().catch(() => undefined);
+    }
     const outcome = failed(`the sandbox failed to start: ${(err as Error).message}`);
     return { done: Promise.resolve(outcome), stop: () => {}, writeStdin: () => {}, endStdin: () => {}, stdinBacklog: 0, watchCPU: () => null };
   }

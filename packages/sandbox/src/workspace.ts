@@ -25,6 +25,8 @@ import { REPORTER_SCRIPT } from './internal/reporter-script.js';
 export interface SandboxHostPaths {
   dataDir: string;
   workspacesDir: string;
+  /** Workspaces of pre-started session shells, moved into workspacesDir when a session adopts one. */
+  poolDir: string;
   passwdFile: string;
   groupFile: string;
   /** The status reporter script, bound read-only into every sandbox. */
@@ -57,6 +59,11 @@ export async function prepareDataDir(dataDir: string): Promise<SandboxHostPaths>
   await rm(workspacesDir, { recursive: true, force: true });
   await mkdir(workspacesDir, { mode: 0o711 });
   await chmod(workspacesDir, 0o711);
+  const poolDir = join(root, 'pool');
+  await unmountUnder(poolDir);
+  await rm(poolDir, { recursive: true, force: true });
+  await mkdir(poolDir, { mode: 0o711 });
+  await chmod(poolDir, 0o711);
   const etc = join(root, 'etc');
   await mkdir(etc, { recursive: true, mode: 0o755 });
   await chmod(etc, 0o755);
@@ -67,7 +74,7 @@ export async function prepareDataDir(dataDir: string): Promise<SandboxHostPaths>
   await writeFile(reporterFile, REPORTER_SCRIPT, { mode: 0o644 });
   await writeFile(groupFile, `root:x:0:\nsandbox:x:${SANDBOX_UID}:\nnogroup:x:65534:\n`, { mode: 0o644 });
   const runtimeDir = await installRuntime(root);
-  return { dataDir: root, workspacesDir, passwdFile, groupFile, reporterFile, runtimeDir };
+  return { dataDir: root, workspacesDir, poolDir, passwdFile, groupFile, reporterFile, runtimeDir };
 }
 
 /** Size and inode caps of a session's workspace tmpfs. */
@@ -83,8 +90,13 @@ export const DEFAULT_WORKSPACE_QUOTA: WorkspaceQuota = { sizeBytes: 256 * 1024 *
  * Creates an empty workspace owned by `uid` and returns the host path to bind at /workspace.
  * With a uid (we are root) it is a tmpfs of `quota`; without, a plain directory.
  */
-export async function createWorkspace(paths: SandboxHostPaths, uid: number | undefined, quota: WorkspaceQuota = DEFAULT_WORKSPACE_QUOTA): Promise<string> {
-  const base = join(paths.workspacesDir, randomBytes(16).toString('hex'));
+export async function createWorkspace(
+  paths: SandboxHostPaths,
+  uid: number | undefined,
+  quota: WorkspaceQuota = DEFAULT_WORKSPACE_QUOTA,
+  under: 'workspaces' | 'pool' = 'workspaces',
+): Promise<string> {
+  const base = join(under === 'pool' ? paths.poolDir : paths.workspacesDir, randomBytes(16).toString('hex'));
   await mkdir(base, { mode: 0o711 });
   await chmod(base, 0o711);
   const ws = join(base, 'ws');
@@ -103,6 +115,18 @@ export async function createWorkspace(paths: SandboxHostPaths, uid: number | und
     throw err;
   }
   return ws;
+}
+
+/**
+ * Moves a pooled shell's workspace (createWorkspace under 'pool') among the sessions' and
+ * returns its new path. Its mounts go with the directory, and a sandbox that bound it already
+ * keeps it: its mount namespace holds the mount, not the path.
+ */
+export async function adoptWorkspace(paths: SandboxHostPaths, ws: string): Promise<string> {
+  const base = dirname(ws);
+  const dest = join(paths.workspacesDir, basename(base));
+  await rename(base, dest);
+  return join(dest, 'ws');
 }
 
 /**

@@ -59,3 +59,11 @@ test('session limit defaults and caps below what a sandbox needs to start are re
   assert.throws(() => loadConfig({ SLUICE_HEARTBEAT: '0.001' }), /SLUICE_HEARTBEAT: expected at least 1 s, got 0\.001/);
   assert.equal(loadConfig({ SLUICE_MEMORY: String(16 * 1024 * 1024), SLUICE_HEARTBEAT: '1' }).memoryBytes, 16 * 1024 * 1024);
 });
+
+test('SLUICE_POOL_SIZE: 2 shells by default, 0 turns the pool off, bounded', () => {
+  assert.equal(loadConfig({}).poolSize, 2);
+  assert.equal(loadConfig({ SLUICE_POOL_SIZE: '0' }).poolSize, 0);
+  assert.equal(loadConfig({ SLUICE_POOL_SIZE: '5' }).poolSize, 5);
+  assert.throws(() => loadConfig({ SLUICE_POOL_SIZE: '-1' }), /SLUICE_POOL_SIZE: expected an integer from 0/);
+  assert.throws(() => loadConfig({ SLUICE_POOL_SIZE: '1000' }), /SLUICE_POOL_SIZE/);
+});

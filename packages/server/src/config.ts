@@ -61,6 +61,11 @@ export interface ServerConfig {
   /** Sessions at once: server-wide and per tenant. */
   maxSessions: number;
   maxSessionsPerTenant: number;
+  /**
+   * Pre-started session shells (a uid, an empty workspace, a process sandbox and a Python
+   * kernel waiting, all for the default settings) that new sessions adopt; 0: none.
+   */
+  poolSize: number;
   /** Seconds a client has to send its request headers, and its whole request. */
   headersTimeoutSec: number;
   requestTimeoutSec: number;
@@ -115,6 +120,9 @@ export interface ServerConfig {
 
 const MiB = 1024 * 1024;
 
+/** Pre-started shells at most: each holds a uid, a workspace, a sandbox and a kernel (~30 MiB). */
+const MAX_POOL_SIZE = 64;
+
 /** Sandboxes per CPU core: most sandboxed programs wait on I/O or sleep as much as they compute. */
 const RUNNING_PER_CORE = 4;
 
@@ -152,6 +160,7 @@ export function defaultConfig(): ServerConfig {
     languages: '',
     maxSessions,
     maxSessionsPerTenant: perTenantSessions(maxSessions),
+    poolSize: 2,
     headersTimeoutSec: 10,
     requestTimeoutSec: 30,
     keepAliveTimeoutSec: 72,
@@ -225,6 +234,7 @@ const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bo
   SLUICE_MAX_RUNNING_PER_TENANT: ['maxRunningPerTenant', 'int'],
   SLUICE_MAX_SESSIONS: ['maxSessions', 'int'],
   SLUICE_MAX_KERNELS: ['maxKernels', 'int'],
+  SLUICE_POOL_SIZE: ['poolSize', 'int'],
   SLUICE_WARM_RUNTIMES: ['warmRuntimes', 'bool'],
   SLUICE_LANGUAGES: ['languages', 'string'],
   SLUICE_MAX_SESSIONS_PER_TENANT: ['maxSessionsPerTenant', 'int'],
@@ -332,6 +342,9 @@ function validateConfig(c: ServerConfig): void {
   if (!Number.isInteger(c.port) || c.port < 0 || c.port > 65535) throw new Error(`PORT: expected 0-65535, got ${c.port}`);
   if (!Number.isInteger(c.logDiskBytes) || c.logDiskBytes < 0) throw new Error(`SLUICE_LOG_DISK_BYTES: expected bytes >= 0 (0 keeps finished logs in memory), got ${c.logDiskBytes}`);
   if (c.killGraceMs < 0) throw new Error(`SLUICE_KILL_GRACE_MS: expected >= 0, got ${c.killGraceMs}`);
+  if (!Number.isInteger(c.poolSize) || c.poolSize < 0 || c.poolSize > MAX_POOL_SIZE) {
+    throw new Error(`SLUICE_POOL_SIZE: expected an integer from 0 (no pool) to ${MAX_POOL_SIZE}, got ${c.poolSize}`);
+  }
   if (!(c.drainGraceSec >= 0)) throw new Error(`SLUICE_DRAIN_GRACE: expected seconds >= 0, got ${c.drainGraceSec}`);
   for (const k of ['maxRunning', 'maxRunningPerTenant', 'maxSessions', 'maxSessionsPerTenant', 'maxConnections'] as const) {
     if (!Number.isInteger(c[k])) throw new Error(`config ${k}: expected an integer, got ${c[k]}`);

@@ -9,14 +9,16 @@
  * - PR_SET_CHILD_SUBREAPER: bwrap's outer process exits without reaping the sandbox's PID 1,
  *   which would otherwise become a zombie of the host's PID 1 (never reaped if the server is
  *   PID 1 in a container); the keeper reaps it, so its own exit means everything is gone;
- * - it closes every inherited fd above 9 (0–2 stdio, 3 bwrap options, 4 bwrap status, 5 code,
- *   6 exit status, 7 seccomp filter, 8 events, 9 kernel control), so nothing of the server leaks into the sandbox;
+ * - it closes every inherited fd above the last one the chain uses (0–2 stdio, 3 bwrap options,
+ *   4 bwrap status, 5 code, 6 exit status, 7 seccomp filter, 8 events, 9 kernel control, and for
+ *   a pre-started sandbox 10, its run's variables), so nothing of the server leaks into the sandbox;
  * - its child joins the execution's cgroups before it execs the rest of the chain, so nothing
  *   can fork before it is inside them (docs/sandbox.md, "Launch chain"), and the privilege drop comes after.
  *
- * argv: N, then N cgroup.procs paths to join, then the command.
+ * argv: the last fd to keep, N, then N cgroup.procs paths to join, then the command.
  */
 export const KEEPER_SCRIPT = String.raw`
+my $lastfd = shift @ARGV;
 my $ncg = shift @ARGV;
 my @cg = splice(@ARGV, 0, $ncg);
 sub descendants {
@@ -58,7 +60,7 @@ syscall(157, 1, 15);
 exit 125 if getppid() == 1;
 syscall(157, 36, 1);
 if (opendir(my $d, "/proc/self/fd")) {
-  my @fds = grep { /^\d+$/ && $_ > 9 } readdir($d);
+  my @fds = grep { /^\d+$/ && $_ > $lastfd } readdir($d);
   closedir($d);
   for (@fds) { my $fh; (open($fh, "<&=", $_) || open($fh, ">&=", $_)) and close($fh); }
 }

@@ -8,9 +8,19 @@
  * The launcher passes the events pipe (program → server) on fd 8 and, for kernels, the control
  * pipe (server → program) on fd 9; the program gets them as fds 3 and 4 (SLUICE_EVENTS_FD,
  * SLUICE_CONTROL_FD), so everything it sees is 0–4 with no holes.
+ *
+ * A pre-started sandbox (prestart.ts) also has fd 10: the run's own variables, NUL-separated
+ * NAME=VALUE, read to EOF (the server writes them when the run takes the sandbox over) and
+ * closed before the fork; the keeper closes fd 10 in every other sandbox.
  */
 export const REPORTER_SCRIPT = String.raw`
 $SIG{$_} = 'IGNORE' for qw(TERM INT HUP);
+if (open(my $m, "<&=", 10)) {
+  local $/;
+  my $d = <$m>;
+  close($m);
+  for (split /\0/, (defined $d ? $d : '')) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v if defined $v; }
+}
 my $pid = fork();
 exit 125 unless defined $pid;
 if ($pid == 0) {

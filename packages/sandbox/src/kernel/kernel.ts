@@ -25,6 +25,7 @@ import { cgroupHost } from '../cgroups/cgroup-host.js';
 import { watchCPUBudget, type CPUBudgetWatch } from '../cgroups/cpu-budget.js';
 import { ExecutionCgroup } from '../cgroups/execution-cgroup.js';
 import { launchSandbox, type SandboxProcess } from '../launch.js';
+import { POOL_CGROUP_PREFIX } from '../prestart.js';
 import { sandboxBase, type RunContext } from '../run-context.js';
 import type { Runner, RunnerOutcome, RunnerRequest, RunSink } from '../runner.js';
 import { runtimeFor, type KernelLanguage } from '../runtimes.js';
@@ -84,11 +85,48 @@ export class Kernel {
   /** The kernel said its last cell ended it (process.exit()); it is on its way out. */
   private exiting = false;
 
+  /** Told when the kernel says it is ready (prestart). */
+  private onReady: ((ready: boolean) => void) | null = null;
+  /** A prestart still setting up; a cell waits for it rather than start a second kernel. */
+  private starting: Promise<void> | null = null;
+  /** Started by prestart(): its cgroup is named as a pool's (POOL_CGROUP_PREFIX). */
+  private pooled = false;
+
   constructor(
     readonly language: KernelLanguage,
-    private readonly context: () => RunContext,
-    private readonly onStart: (k: Kernel) => void = () => {},
+    private context: () => RunContext,
+    private onStart: (k: Kernel) => void = () => {},
   ) {}
+
+  /**
+   * Starts the kernel before any cell (a pre-started kernel of the session pool): true once it
+   * said it is ready, false when it could not start or died first.
+   */
+  async prestart(): Promise<boolean> {
+    if (this.proc || this.active || this.starting) return this.proc !== null;
+    const ready = new Promise<boolean>((r) => (this.onReady = r));
+    this.pooled = true;
+    this.starting = this.start().finally(() => (this.starting = null));
+    try {
+      await this.starting;
+    } catch {
+      this.onReady = null;
+      return false;
+    }
+    return ready;
+  }
+
+  /**
+   * Gives a pre-started kernel to the session that adopts it: the context it restarts in and
+   * who is told when it starts again. The context must be the one it was started in (same
+   * workspace, uid and sandbox settings).
+   */
+  adopt(context: () => RunContext, onStart: (k: Kernel) => void): void {
+    this.context = context;
+    this.onStart = onStart;
+    // A restart is the session's own kernel.
+    this.pooled = false;
+  }
 
   /** Stops an idle kernel to free its memory; the session's next cell is told its state is gone. */
   async evict(): Promise<void> {
@@ -193,6 +231,8 @@ export class Kernel {
 
   /** Kills the kernel (its state is lost); a running cell ends as `died` with kernelRestarted. */
   async shutdown(): Promise<void> {
+    // A prestart still setting up would otherwise launch its kernel after this returned.
+    if (this.starting) await this.starting.catch(() => undefined);
     const proc = this.proc;
     if (this.active) this.active.restarted = true;
     if (!proc) return;
@@ -201,6 +241,7 @@ export class Kernel {
   }
 
   private async begin(active: NonNullable<Kernel['active']>, { code, stdin, env }: RunnerRequest): Promise<void> {
+    if (this.starting) await this.starting.catch(() => undefined);
     if (this.exiting && this.proc) await this.exited;
     if (!this.proc) {
       if (this.evicted) {
@@ -283,7 +324,7 @@ export class Kernel {
     this.cgroup =
       host.version === 'none'
         ? null
-        : await ExecutionCgroup.create(host, `k${randomBytes(12).toString('hex')}`, {
+        : await ExecutionCgroup.create(host, `${this.pooled ? POOL_CGROUP_PREFIX : ''}k${randomBytes(12).toString('hex')}`, {
             memoryBytes: ctx.memoryBytes,
             cpuQuota: ctx.cpu,
             ...(ctx.limits.processes !== undefined ? { pids: ctx.limits.processes } : {}),
@@ -338,6 +379,8 @@ export class Kernel {
       }
       if (this.cgroup === cgroup) this.cgroup = null;
       this.cells = 0;
+      this.onReady?.(false);
+      this.onReady = null;
       const a = this.active;
       if (a && !a.finished && a.proc === proc) {
         this.finishCell({
@@ -371,6 +414,8 @@ export class Kernel {
     switch (m.type) {
       case 'sluice.kernel_ready':
         this.version = m.version;
+        this.onReady?.(true);
+        this.onReady = null;
         return;
       case 'sluice.cell_done': {
         const a = this.active;

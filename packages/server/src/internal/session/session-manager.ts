@@ -15,14 +15,15 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import type { CreateSessionRequest, Language } from '@sluice/protocol';
-import { cgroupHost, createWorkspace, releaseCgroupHost, removeWorkspace, UIDPool, type CgroupSupport, type Kernel, type SandboxHostPaths } from '@sluice/sandbox';
+import { adoptWorkspace, cgroupHost, createWorkspace, releaseCgroupHost, removeWorkspace, UIDPool, type CgroupSupport, type Kernel, type SandboxHostPaths } from '@sluice/sandbox';
 import type { ServerConfig } from '../../config.js';
 import { ApiError } from '../api-error.js';
 import { Execution, type ExecutionInit } from '../execution/execution.js';
 import { LogBudget } from '../execution/log-budget.js';
 import { LogDisk } from '../execution/log-disk.js';
 import { randomID } from '../random-id.js';
-import { Session, type SessionSettings } from './session.js';
+import { Session, sessionRunContext, type ServerRunContext, type SessionSettings, type Spares } from './session.js';
+import { SessionPool, type Shell } from './session-pool.js';
 
 export interface SessionManagerDeps {
   config: ServerConfig;
@@ -53,6 +54,10 @@ export class SessionManager {
   private readonly logBudget: LogBudget;
   /** Told when a session is deleted or expires (agent runs forget its conversation). */
   private readonly goneListeners: ((owner: string | null, id: string) => void)[] = [];
+  /** Pre-started shells for new sessions with the default settings (SLUICE_POOL_SIZE). */
+  private readonly pool: SessionPool;
+  /** The default settings' sandbox key: a session whose settings have it may adopt a shell. */
+  private readonly defaultKey: string;
 
   /** This server's parent cgroup: named after its data directory (see cgroup-host.ts). */
   private get cgroupParent(): string {
@@ -73,6 +78,25 @@ export class SessionManager {
     });
     this.sweeper = setInterval(() => void this.sweep(), 1000);
     this.sweeper.unref();
+    // Without Python (SLUICE_LANGUAGES, or not installed) a default session cannot exist: no pool.
+    const python = pythonEnabled(deps.resolveLanguage);
+    const defaults = python ? this.settingsFor({}) : null;
+    this.defaultKey = defaults ? shellKey(defaults) : '';
+    this.pool = new SessionPool({
+      size: defaults ? deps.config.poolSize : 0,
+      paths: deps.paths,
+      uidPool: deps.uidPool,
+      quota: { sizeBytes: deps.config.diskBytes, inodes: deps.config.inodes },
+      python,
+      context: (workspace, uid) => {
+        if (!defaults) throw new Error('session pool: no default settings');
+        return sessionRunContext(this.serverContext(), defaults, workspace, uid);
+      },
+      // Shells never take the last session or uid a real request could need.
+      roomForShell: () => this.sessions.size + this.creating.size + this.pool.size + 1 < deps.config.maxSessions && (deps.uidPool ? deps.uidPool.inUse + 1 < deps.uidPool.size : true),
+      roomForKernel: () => this.kernelsUp() + 1 < deps.config.maxKernels,
+      log: deps.log,
+    });
   }
 
   /**
@@ -189,11 +213,9 @@ export class SessionManager {
     return this.sessions.size;
   }
 
-  /** Kernels up now, across every session (for the metrics). */
+  /** Kernels up or starting, pre-started ones included (for the metrics). */
   get kernelCount(): number {
-    let n = 0;
-    for (const s of this.sessions.values()) n += s.liveKernels.length;
-    return n;
+    return this.kernelsUp();
   }
 
   /**
@@ -203,6 +225,7 @@ export class SessionManager {
    */
   drain(): void {
     this.draining = true;
+    this.pool.stop();
     for (const e of this.active.keys()) if (e.state === 'queued') e.cancel(this.deps.config.killGraceMs);
   }
 
@@ -217,7 +240,7 @@ export class SessionManager {
     this.draining = true;
     clearInterval(this.sweeper);
     await Promise.allSettled([...this.creating.values()]);
-    await Promise.all([...this.sessions.values()].map((s) => this.destroy(s)));
+    await Promise.all([this.pool.close(), ...[...this.sessions.values()].map((s) => this.destroy(s))]);
     await this.logBudget.close();
     await releaseCgroupHost(this.cgroupParent);
   }
@@ -294,9 +317,10 @@ export class SessionManager {
     }
   }
 
-  private async build(owner: string | null, id: string, req: CreateSessionRequest): Promise<Session> {
+  /** A session's settings for this request: the defaults, within the server's caps. */
+  private settingsFor(req: CreateSessionRequest): SessionSettings {
     const c = this.deps.config;
-    const settings: SessionSettings = {
+    return {
       language: this.deps.resolveLanguage(req.language ?? 'python'),
       env: req.env ?? {},
       timeoutSec: req.timeout === undefined ? undefined : Math.min(req.timeout, c.maxTimeoutSec),
@@ -314,46 +338,86 @@ export class SessionManager {
         inodes: capped('limits.inodes', req.limits?.inodes, c.inodes, c.maxInodes),
       },
     };
+  }
+
+  /** What every session's sandboxes take from the server. */
+  private serverContext(): ServerRunContext {
+    const c = this.deps.config;
+    return {
+      bwrapPath: this.deps.bwrapPath,
+      passwdFile: this.deps.paths.passwdFile,
+      groupFile: this.deps.paths.groupFile,
+      reporterFile: this.deps.paths.reporterFile,
+      runtimeDir: this.deps.paths.runtimeDir,
+      tmpBytes: c.tmpBytes,
+      outputKillBytes: c.outputKillBytes,
+      killGraceMs: c.killGraceMs,
+      cgroupParent: this.cgroupParent,
+    };
+  }
+
+  private async build(owner: string | null, id: string, req: CreateSessionRequest): Promise<Session> {
+    const c = this.deps.config;
+    const settings = this.settingsFor(req);
     if (settings.network && !c.allowNetwork) {
       throw new ApiError('FORBIDDEN', 'network: this server does not allow sandboxes to use the network (SLUICE_ALLOW_NETWORK is off)');
     }
-    const uid = this.deps.uidPool?.acquire();
-    if (this.deps.uidPool && uid === undefined) {
-      throw new ApiError('RATE_LIMITED', `the server has ${this.deps.uidPool.size} sessions, its maximum; delete one or retry later`, {
-        retryAfter: 5,
-      });
-    }
+    // A shell was made for exactly the default sandbox settings; anything else starts from scratch.
+    const shell = shellKey(settings) === this.defaultKey ? await this.adopt(settings) : undefined;
+    let uid: number | undefined;
     let workspace: string;
-    try {
-      workspace = await createWorkspace(this.deps.paths, uid, { sizeBytes: settings.limits.disk_bytes, inodes: settings.limits.inodes });
-    } catch (err) {
-      if (uid !== undefined) this.deps.uidPool?.release(uid);
-      throw err;
+    let spares: Spares | null = null;
+    if (shell) {
+      ({ uid, workspace, spares } = shell);
+    } else {
+      uid = this.deps.uidPool?.acquire();
+      // Every uid free of sessions is a real session's before it is a shell's.
+      while (this.deps.uidPool && uid === undefined && (await this.pool.evict())) uid = this.deps.uidPool.acquire();
+      if (this.deps.uidPool && uid === undefined) {
+        throw new ApiError('RATE_LIMITED', `the server has ${this.deps.uidPool.size} sessions, its maximum; delete one or retry later`, {
+          retryAfter: 5,
+        });
+      }
+      try {
+        workspace = await createWorkspace(this.deps.paths, uid, { sizeBytes: settings.limits.disk_bytes, inodes: settings.limits.inodes });
+      } catch (err) {
+        if (uid !== undefined) this.deps.uidPool?.release(uid);
+        throw err;
+      }
     }
-    return new Session(
-      id,
-      owner,
-      settings,
-      workspace,
-      uid,
-      () => ({
-        bwrapPath: this.deps.bwrapPath,
-        passwdFile: this.deps.paths.passwdFile,
-        groupFile: this.deps.paths.groupFile,
-        reporterFile: this.deps.paths.reporterFile,
-        runtimeDir: this.deps.paths.runtimeDir,
-        tmpBytes: c.tmpBytes,
-        outputKillBytes: c.outputKillBytes,
-        killGraceMs: c.killGraceMs,
-        cgroupParent: this.cgroupParent,
-      }),
-      c.maxQueue,
-      (k) => this.kernelStarted(k),
-    );
+    // The pool fills once the server is in use (its first session), then stays full behind it.
+    this.pool.refill();
+    return new Session(id, owner, settings, workspace, uid, () => this.serverContext(), c.maxQueue, (k) => this.kernelStarted(k), spares);
+  }
+
+  /** A pooled shell moved among the sessions' workspaces, or undefined (none, or the move failed). */
+  private async adopt(settings: SessionSettings): Promise<Shell | undefined> {
+    const shell = this.pool.take();
+    if (!shell) return undefined;
+    try {
+      shell.workspace = await adoptWorkspace(this.deps.paths, shell.workspace);
+    } catch (err) {
+      this.deps.log.warn({ err }, 'session pool: could not move a shell\'s workspace; starting the session without it');
+      await this.pool.discard(shell);
+      return undefined;
+    }
+    shell.spares.process?.moved(sessionRunContext(this.serverContext(), settings, shell.workspace, shell.uid));
+    return shell;
+  }
+
+  /** Kernels up or starting: the sessions', their spares and the pool's. */
+  private kernelsUp(): number {
+    let n = this.pool.kernels;
+    for (const s of this.sessions.values()) n += s.liveKernels.length + (s.spareKernel ? 1 : 0);
+    return n;
   }
 
   /** Keeps the number of kernels up within SLUICE_MAX_KERNELS: the least recently used idle ones go. */
   private kernelStarted(started: Kernel): void {
+    // Pre-started kernels nobody uses yet go first: the pool's, then sessions' spares.
+    let spare = this.kernelsUp() - this.deps.config.maxKernels;
+    while (spare > 0 && this.pool.dropKernel()) spare--;
+    for (const s of this.sessions.values()) if (spare > 0 && s.dropSpareKernel()) spare--;
     const live = [...this.sessions.values()].flatMap((s) => s.liveKernels);
     const excess = live.length - this.deps.config.maxKernels;
     if (excess <= 0) return;
@@ -401,4 +465,20 @@ function capped(field: string, requested: number | undefined, dflt: number, cap:
   if (requested === undefined) return dflt;
   if (requested > cap) throw new ApiError('INVALID_REQUEST', `${field}: expected at most ${cap} (this server's cap), got ${requested}`);
   return requested;
+}
+
+/** The settings a pooled shell is fixed to (its uid, workspace quota and sandboxes): all that is not per run. */
+function shellKey(s: SessionSettings): string {
+  const env = Object.entries(s.env).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const { processes, open_files, file_size, memory_bytes, cpu, disk_bytes, inodes } = s.limits;
+  return JSON.stringify([env, s.network, processes, open_files, file_size, memory_bytes, cpu, disk_bytes, inodes]);
+}
+
+/** True when sessions may use Python here (enabled and installed). */
+function pythonEnabled(resolve: (language: string) => Language): boolean {
+  try {
+    return resolve('python') === 'python';
+  } catch {
+    return false;
+  }
 }

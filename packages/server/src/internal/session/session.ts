@@ -4,7 +4,7 @@
  */
 import type { Language, SessionLimits } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
-import { isKernelLanguage, Kernel, startProcess, type KernelLanguage, type RunContext } from '@sluice/sandbox';
+import { isKernelLanguage, Kernel, startProcess, type KernelLanguage, type PrestartedProcess, type RunContext } from '@sluice/sandbox';
 import type { Execution, StartRunner } from '../execution/execution.js';
 
 export interface SessionSettings {
@@ -15,6 +15,43 @@ export interface SessionSettings {
   network: boolean;
   /** Effective limits (defaults filled in). */
   limits: Required<SessionLimits>;
+}
+
+/** What every session's RunContext takes from the server (the rest is the session's own). */
+export type ServerRunContext = Omit<
+  RunContext,
+  'workspace' | 'hostUID' | 'env' | 'network' | 'limits' | 'outputLimitBytes' | 'memoryBytes' | 'cpu' | 'cpuTimeSec'
+>;
+
+/** The RunContext of a session with these settings, workspace and uid (also a pooled shell's). */
+export function sessionRunContext(server: ServerRunContext, settings: SessionSettings, workspace: string, hostUID: number | undefined): RunContext {
+  return {
+    ...server,
+    workspace,
+    hostUID,
+    env: settings.env,
+    network: settings.network,
+    limits: {
+      fileSize: settings.limits.file_size,
+      openFiles: settings.limits.open_files,
+      processes: settings.limits.processes,
+    },
+    outputLimitBytes: settings.limits.output_bytes,
+    memoryBytes: settings.limits.memory_bytes,
+    cpu: settings.limits.cpu,
+    cpuTimeSec: settings.limits.cpu_time,
+  };
+}
+
+/**
+ * What a session adopted from the pool (session-pool.ts) waits with: a process sandbox and a
+ * kernel, pre-started in its workspace under its uid. Its first execution takes the one that
+ * fits; the other is stopped before that execution's `done`, so afterwards, as for any
+ * session, nothing of its uid runs between executions but its kernels.
+ */
+export interface Spares {
+  process: PrestartedProcess | null;
+  kernel: Kernel | null;
 }
 
 export class Session {
@@ -34,13 +71,27 @@ export class Session {
     readonly settings: SessionSettings,
     readonly workspace: string,
     readonly hostUID: number | undefined,
-    private readonly context: () => Omit<
-      RunContext,
-      'workspace' | 'hostUID' | 'env' | 'network' | 'limits' | 'outputLimitBytes' | 'memoryBytes' | 'cpu' | 'cpuTimeSec'
-    >,
+    private readonly context: () => ServerRunContext,
     private readonly maxQueue: number,
     private readonly onKernelStart: (k: Kernel) => void = () => {},
-  ) {}
+    private spares: Spares | null = null,
+  ) {
+    spares?.kernel?.adopt(() => this.runContext(), onKernelStart);
+  }
+
+  /** The pre-started kernel this session waits with (not started by a cell yet), if any. */
+  get spareKernel(): Kernel | null {
+    return this.spares?.kernel ?? null;
+  }
+
+  /** Stops the spare kernel (SLUICE_MAX_KERNELS needs room); false when there is none. */
+  dropSpareKernel(): boolean {
+    const k = this.spares?.kernel;
+    if (!this.spares || !k) return false;
+    this.spares.kernel = null;
+    void k.shutdown();
+    return true;
+  }
 
   /** Queues an execution; runs it now if nothing else is running. */
   enqueue(exec: Execution): void {
@@ -93,7 +144,14 @@ export class Session {
     this.queue.length = 0;
     for (const e of all) e.cancel(graceMs);
     await Promise.all(all.map((e) => e.finished));
-    await this.stopKernels();
+    await Promise.all([this.stopKernels(), this.dropSpares()]);
+  }
+
+  /** Stops whatever pre-started spare is left; resolves once it is gone. */
+  private async dropSpares(): Promise<void> {
+    const spares = this.spares;
+    this.spares = null;
+    await Promise.all([spares?.process?.discard(), spares?.kernel?.shutdown()]);
   }
 
   /** The session's kernel for a language (started by its first cell). */
@@ -121,28 +179,27 @@ export class Session {
 
   /** What a sandbox of this session needs to start: its workspace, uid, env and limits. */
   runContext(): RunContext {
-    return {
-      ...this.context(),
-      workspace: this.workspace,
-      hostUID: this.hostUID,
-      env: this.settings.env,
-      network: this.settings.network,
-      limits: {
-        fileSize: this.settings.limits.file_size,
-        openFiles: this.settings.limits.open_files,
-        processes: this.settings.limits.processes,
-      },
-      outputLimitBytes: this.settings.limits.output_bytes,
-      memoryBytes: this.settings.limits.memory_bytes,
-      cpu: this.settings.limits.cpu,
-      cpuTimeSec: this.settings.limits.cpu_time,
-    };
+    return sessionRunContext(this.context(), this.settings, this.workspace, this.hostUID);
   }
 
-  /** Kernel mode runs a cell of the session's kernel for the language; process mode a fresh sandbox. */
+  /**
+   * Kernel mode runs a cell of the session's kernel for the language; process mode a fresh
+   * sandbox. The first execution of a session adopted from the pool uses the spare that fits
+   * and stops the other; its `done` waits until that one is gone.
+   */
   private readonly startRunner: StartRunner = async (request, ctx, sink) => {
-    if (request.mode === 'kernel' && isKernelLanguage(request.language)) return this.kernel(request.language).execute(request, sink);
-    return startProcess(ctx, request.runtime, request, sink);
+    const spares = this.spares;
+    this.spares = null;
+    const kernelMode = request.mode === 'kernel' && isKernelLanguage(request.language);
+    if (spares?.kernel && kernelMode && !this.kernels.has(spares.kernel.language) && spares.kernel.language === request.language) {
+      this.kernels.set(spares.kernel.language, spares.kernel);
+      spares.kernel = null;
+    }
+    const runner = kernelMode && isKernelLanguage(request.language) ? this.kernel(request.language).execute(request, sink) : await startProcess(ctx, request.runtime, request, sink, spares?.process ?? undefined);
+    if (!spares) return runner;
+    // Not taken (it did not fit, or the run was a cell): stopped now, gone before `done`.
+    const rest = Promise.all([spares.process?.discard(), spares.kernel?.shutdown()]);
+    return { ...runner, done: Promise.all([runner.done, rest]).then(([outcome]) => outcome), get stdinBacklog() { return runner.stdinBacklog; } };
   };
 
   private pump(): void {

@@ -1,0 +1,211 @@
+/**
+ * The pool of session shells (SLUICE_POOL_SIZE): each is a fresh host uid and an empty
+ * workspace with a pre-started Python process sandbox and a pre-started Python kernel in it,
+ * all for the server's default session settings, so that a new session with those settings
+ * starts without mounting a workspace, and its first run without the launch chain's setup
+ * (docs/sandbox.md, "Pre-started sandboxes").
+ *
+ * - A shell has no owner: the session that adopts it (SessionManager.build) is its only user,
+ *   and it never comes back; a shell is never shared between sessions or tenants.
+ * - Bounded: at most `size` shells; refilled in the background one at a time, never while the
+ *   server drains or closes; a shell whose sandbox dies is replaced, with a growing pause
+ *   while starting keeps failing.
+ * - It yields to real work: a session that needs a uid when none is free takes one back from a
+ *   shell (`evict`), and pooled kernels count against SLUICE_MAX_KERNELS and go first
+ *   (`dropKernel`).
+ */
+import { createWorkspace, Kernel, PrestartedProcess, removeWorkspace, runtimeFor, type RunContext, type SandboxHostPaths, type UIDPool, type WorkspaceQuota } from '@sluice/sandbox';
+import type { Spares } from './session.js';
+
+/** A pooled shell: what a session adopts. */
+export interface Shell {
+  uid: number | undefined;
+  workspace: string;
+  spares: Spares;
+}
+
+export interface SessionPoolDeps {
+  size: number;
+  paths: SandboxHostPaths;
+  uidPool: UIDPool | undefined;
+  /** The default sessions' workspace quota. */
+  quota: WorkspaceQuota;
+  /** Whether Python is enabled and installed (else shells hold no sandbox or kernel). */
+  python: boolean;
+  /** The RunContext a session with the default settings would have in this workspace and uid. */
+  context(workspace: string, uid: number | undefined): RunContext;
+  /** Room for one more shell under the server's caps (sessions, uids). */
+  roomForShell(): boolean;
+  /** Room for one more kernel under SLUICE_MAX_KERNELS. */
+  roomForKernel(): boolean;
+  log: { warn(obj: object, msg: string): void };
+}
+
+/** Pause between taking a shell and starting its replacement. */
+const REFILL_DELAY_MS = 250;
+
+/** Pause after a failed start, doubling up to the last. */
+const BACKOFF_MS = [100, 200, 500, 1000, 2000, 5000, 10_000, 30_000];
+
+export class SessionPool {
+  private readonly shells: Shell[] = [];
+  private filling: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private failures = 0;
+
+  constructor(private readonly deps: SessionPoolDeps) {}
+
+  /** Shells ready now. */
+  get size(): number {
+    return this.shells.length;
+  }
+
+  /** Kernels the pool holds (running or starting). */
+  get kernels(): number {
+    return this.shells.filter((s) => s.spares.kernel !== null).length;
+  }
+
+  /** Starts filling the pool (after the server's start, and after each change). */
+  refill(delayMs = 0): void {
+    if (this.stopped || this.filling || this.timer || this.deps.size === 0) return;
+    if (this.shells.length >= this.deps.size) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.filling = this.fillOne().finally(() => {
+        this.filling = null;
+        if (this.failures > 0) this.refill(BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length) - 1]);
+        else this.refill();
+      });
+    }, delayMs);
+    this.timer.unref();
+  }
+
+  /** The oldest shell whose sandbox is still up, for a new session; refills behind it. */
+  take(): Shell | undefined {
+    for (;;) {
+      const shell = this.shells.shift();
+      if (!shell) break;
+      const proc = shell.spares.process;
+      if (proc && !proc.usable) {
+        void this.destroy(shell);
+        continue;
+      }
+      this.failures = 0;
+      // Not at once: on a small machine a new shell's start (mounts, a sandbox, a kernel) would
+      // compete for the CPU with the first run of the session that just took this one.
+      this.refill(REFILL_DELAY_MS);
+      return shell;
+    }
+    this.refill();
+    return undefined;
+  }
+
+  /** Gives one shell's uid and workspace back (a session needs the uid); false when there is none. */
+  async evict(): Promise<boolean> {
+    const shell = this.shells.pop();
+    if (!shell) return false;
+    await this.destroy(shell);
+    return true;
+  }
+
+  /** Stops one pooled kernel (SLUICE_MAX_KERNELS needs room); false when there is none. */
+  dropKernel(): boolean {
+    const shell = [...this.shells].reverse().find((s) => s.spares.kernel !== null);
+    const k = shell?.spares.kernel;
+    if (!shell || !k) return false;
+    shell.spares.kernel = null;
+    void k.shutdown();
+    return true;
+  }
+
+  /** Removes a shell taken out of the pool that no session could adopt after all. */
+  async discard(shell: Shell): Promise<void> {
+    await this.destroy(shell);
+  }
+
+  /** Stops refilling (drain); shells already made stay until close(). */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** Stops refilling and removes every shell: sandboxes, kernels, workspaces, uids. */
+  async close(): Promise<void> {
+    this.stop();
+    await this.filling;
+    const all = this.shells.splice(0);
+    await Promise.all(all.map((s) => this.destroy(s)));
+  }
+
+  private async fillOne(): Promise<void> {
+    if (!this.deps.roomForShell()) return;
+    const uid = this.deps.uidPool?.acquire();
+    if (this.deps.uidPool && uid === undefined) return;
+    let workspace: string;
+    try {
+      // Under the pool's own directory until a session adopts it (adoptWorkspace).
+      workspace = await createWorkspace(this.deps.paths, uid, this.deps.quota, 'pool');
+    } catch (err) {
+      if (uid !== undefined) this.deps.uidPool?.release(uid);
+      this.fail(err);
+      return;
+    }
+    const shell: Shell = { uid, workspace, spares: { process: null, kernel: null } };
+    const runtime = runtimeFor('python');
+    if (this.deps.python && runtime) {
+      const ctx = this.deps.context(workspace, uid);
+      try {
+        shell.spares.process = await PrestartedProcess.start(ctx, runtime);
+      } catch (err) {
+        this.fail(err);
+        await this.destroy(shell);
+        return;
+      }
+      if (this.deps.roomForKernel()) {
+        const kernel = new Kernel('python', () => ctx);
+        shell.spares.kernel = kernel;
+        // The shell is ready before its kernel: a session that adopts it sooner waits for the
+        // rest of the kernel's start in its first cell, still less than a whole start.
+        void kernel.prestart().then((ready) => {
+          if (!ready && shell.spares.kernel === kernel) {
+            shell.spares.kernel = null;
+            this.fail(new Error('the pre-started Python kernel did not start'));
+          }
+        });
+      }
+    }
+    if (this.stopped) {
+      await this.destroy(shell);
+      return;
+    }
+    this.shells.push(shell);
+    // A sandbox that dies while pooled (killed from outside, or never started) is replaced.
+    void shell.spares.process?.ended.then(() => {
+      const i = this.shells.indexOf(shell);
+      if (i < 0) return;
+      this.shells.splice(i, 1);
+      this.fail(new Error('a pre-started sandbox ended before it was used'));
+      void this.destroy(shell).then(() => this.refill(BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length) - 1]));
+    });
+  }
+
+  private fail(err: unknown): void {
+    this.failures++;
+    if (this.failures === 1 || this.failures % 10 === 0) this.deps.log.warn({ err, failures: this.failures }, 'session pool: could not pre-start a shell');
+  }
+
+  private async destroy(shell: Shell): Promise<void> {
+    const { process, kernel } = shell.spares;
+    shell.spares = { process: null, kernel: null };
+    await Promise.all([process?.discard(), kernel?.shutdown()]);
+    try {
+      await removeWorkspace(shell.workspace);
+    } catch (err) {
+      this.deps.log.warn({ err }, 'session pool: could not remove a workspace');
+    }
+    // Only now is nothing left running under the uid.
+    if (shell.uid !== undefined) this.deps.uidPool?.release(shell.uid);
+  }
+}
