@@ -99,7 +99,7 @@ export class ServerMetrics {
     });
     new Gauge({
       name: 'sluice_kernels',
-      help: 'Kernels (long-lived interpreters) up now.',
+      help: 'Kernels (long-lived interpreters) up or starting, pre-started ones included.',
       registers,
       collect() {
         this.set(sources.kernels());
