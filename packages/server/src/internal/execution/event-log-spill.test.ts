@@ -255,6 +255,46 @@ test('a previous server\'s files are removed when the disk starts', async () => 
   }
 });
 
+test('with spilling off (SLUICE_LOG_DISK_BYTES=0) a previous server\'s files are removed all the same', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'sluice-spill-'));
+  try {
+    const dir = join(root, 'logs');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, '1.ndjson'), '{"type":"stdout","seq":1,"ts":0,"content":"old"}\n');
+    const d = new LogDisk({ dir, maxBytes: 0, log: { warn: () => {} } });
+    await d.settled();
+    assert.ok(!existsSync(dir));
+    await d.close();
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('a log forgotten before its turn to spill never reaches the disk, however big its newest event', async () => {
+  const d = await disk();
+  try {
+    // Queued behind a big spill, then released (retention) while it waits: its newest event,
+    // an 80 KiB `done`-sized one, is all it holds, and it must not become a file nobody removes.
+    const first = busyLog();
+    const second = busyLog();
+    second.close();
+    const last = new EventLog();
+    for (let i = 0; i < 100; i++) last.append({ type: 'stdout', content: `line ${i}\n` });
+    last.append({ type: 'stderr', content: 'e'.repeat(80 * KiB) });
+    last.close();
+    d.disk.spill(first);
+    d.disk.spill(last);
+    last.release();
+    await d.disk.settled();
+    assert.ok(first.onDisk);
+    assert.ok(!last.onDisk, 'the released log was written out');
+    assert.equal(d.disk.count, 1);
+    assert.equal((await readdir(d.dir)).length, 1);
+  } finally {
+    await d.done();
+  }
+});
+
 test('the disk budget holds: the oldest spilled logs are forgotten to make room, a log larger than all of it stays in memory', async () => {
   const d = await disk(700 * KiB);
   try {

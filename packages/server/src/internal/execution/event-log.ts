@@ -57,6 +57,8 @@ export interface BudgetedLog {
 /** What a LogDisk needs of a log. */
 export interface SpillableLog extends BudgetedLog {
   readonly closed: boolean;
+  /** True once release() ran: the log is forgotten and never goes to disk again. */
+  readonly released: boolean;
   /** Bytes the file of its held events would take. */
   spillSize(): Promise<number>;
   /**
@@ -150,6 +152,7 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
   private spilled: Spilled | null = null;
   /** Changes whenever held events are dropped: a spill in progress started from an older state. */
   private generation = 0;
+  private isReleased = false;
 
   private readonly progressType: string;
   private readonly resultType: string;
@@ -358,8 +361,12 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
     return this.spilled ? 0 : spillSize(this.jsons, this.head);
   }
 
+  get released(): boolean {
+    return this.isReleased;
+  }
+
   async spillTo(file: string, sink: SpillSink): Promise<boolean> {
-    if (!this.isClosed || this.spilled) return false;
+    if (!this.isClosed || this.spilled || this.isReleased) return false;
     const generation = this.generation;
     const written = await writeSpill(file, this.jsons, this.seqs, this.head, typeOf);
     if (this.generation !== generation || this.spilled) {
@@ -394,6 +401,7 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
   release(): void {
     const before = this.heldBytes;
     this.generation++;
+    this.isReleased = true;
     let keep: string | undefined;
     let keepSeq: number | undefined;
     if (this.spilled) {

@@ -51,7 +51,8 @@ export class LogDisk implements SpillSink {
 
   constructor(private readonly opts: LogDiskOptions) {
     this.minBytes = opts.minBytes ?? MIN_SPILL_BYTES;
-    this.ready = opts.maxBytes > 0 ? this.prepare() : Promise.resolve(false);
+    // Off or on, a previous server's files go: they belong to executions that died with it.
+    this.ready = opts.maxBytes > 0 ? this.prepare() : this.removeLeftovers();
   }
 
   /** Bytes of spilled logs' files now. */
@@ -66,7 +67,10 @@ export class LogDisk implements SpillSink {
 
   /** Queues a finished log to be written out (see the policy above). */
   spill(log: SpillableLog): void {
-    this.queue = this.queue.then(() => this.write(log));
+    // A failure is the log's own (it stays in memory); it must not stop the spills after it.
+    this.queue = this.queue
+      .then(() => this.write(log))
+      .catch((err: unknown) => this.opts.log.warn({ err }, 'could not spill a finished event log; it stays in memory'));
   }
 
   /** Resolves once the directory is ready and every spill queued so far is over. */
@@ -107,6 +111,13 @@ export class LogDisk implements SpillSink {
     (this.opts.collect ?? collectGarbage)();
   }
 
+  private async removeLeftovers(): Promise<false> {
+    await rm(this.opts.dir, { recursive: true, force: true }).catch((err: unknown) =>
+      this.opts.log.warn({ err, dir: this.opts.dir }, 'could not remove the event logs a previous server left on disk'),
+    );
+    return false;
+  }
+
   private async prepare(): Promise<boolean> {
     try {
       await rm(this.opts.dir, { recursive: true, force: true });
@@ -119,10 +130,12 @@ export class LogDisk implements SpillSink {
   }
 
   private async write(log: SpillableLog): Promise<void> {
-    if (this.closing || !log.closed || log.onDisk || log.bytes < this.minBytes || !(await this.ready)) return;
+    // A log forgotten (released) before its turn stays forgotten: its file would outlive retention.
+    if (this.closing || !log.closed || log.released || log.onDisk || log.bytes < this.minBytes || !(await this.ready)) return;
     const size = await log.spillSize();
-    if (size > this.opts.maxBytes || this.closing || log.bytes < this.minBytes) return;
-    // Room, as retention makes it: the oldest spilled logs are forgotten first.
+    if (size > this.opts.maxBytes || this.closing || log.released || log.bytes < this.minBytes) return;
+    // Room, as retention makes it: the oldest spilled logs are forgotten first. (Should the
+    // write then fail, they are gone for nothing; the disk budget is a bound, kept either way.)
     for (const old of this.files.keys()) {
       if (this.used + size <= this.opts.maxBytes) break;
       old.release();
