@@ -47,6 +47,7 @@ test('an uploaded binary file is used by code, and what the code writes download
   const got = await fetch(files('files-1', 'in/reversed.bin'));
   assert.equal(got.status, 200);
   assert.equal(got.headers.get('content-type'), 'application/octet-stream');
+  assert.equal(got.headers.get('x-content-type-options'), 'nosniff', 'a program\'s file is never sniffed into a script or a page');
   assert.equal(got.headers.get('content-length'), String(blob.length));
   assert.ok(Buffer.from(await got.arrayBuffer()).equals(Buffer.from(blob).reverse()));
 });

@@ -161,6 +161,7 @@ test('GET / answers JSON to API clients and the page to browsers, with a strict 
   const html = await fetch(`${server.url}/`, { headers: { accept: 'text/html,application/xhtml+xml,*/*;q=0.8' } });
   assert.equal(html.status, 200);
   assert.equal(html.headers.get('content-type'), 'text/html; charset=utf-8');
+  assert.equal(html.headers.get('vary'), 'Accept', 'one URL, two representations');
   const csp = html.headers.get('content-security-policy') ?? '';
   for (const directive of ["default-src 'self'", "script-src 'self'", "img-src 'self' data: blob:", "connect-src 'self'", "frame-ancestors 'none'", "object-src 'none'"]) {
     assert.ok(csp.includes(directive), `CSP has ${directive}: ${csp}`);
@@ -331,9 +332,21 @@ test('results: a matplotlib figure inline, SVG through <img>, JSON as a collapsi
     const width = (selector: string): Promise<number> => page.evaluate<number>(`document.querySelector(${JSON.stringify(selector)}).naturalWidth`);
     await waitUntil(page, `document.querySelector('#output .result img[src^="data:"]').complete`);
     assert.ok((await width('#output .result img[src^="data:"]')) > 100, 'the figure decoded');
-    await waitUntil(page, `document.querySelector('#output .result img[src^="blob:"]')?.complete === true`);
-    assert.equal(await width('#output .result img[src^="blob:"]'), 40, 'the SVG decoded as an image');
+    const svgImg = '#output .result img[src^="data:image/svg+xml"]';
+    await waitUntil(page, `document.querySelector('${svgImg}')?.complete === true`);
+    assert.equal(await width(svgImg), 40, 'the SVG decoded as an image');
     assert.equal(await page.$$eval('#output svg', (n) => n.length), 0, 'SVG is never inlined');
+    // Opened in a tab of its own ("open image in new tab"), the SVG is a document whose script
+    // runs: it must not run as the server's origin (a blob: URL would), where it could call the API.
+    const src = await page.getAttribute(svgImg, 'src');
+    assert.ok(src);
+    const tab = await page.context().newPage();
+    try {
+      await tab.goto(src);
+      assert.equal(await tab.evaluate('self.origin'), 'null', 'the SVG document has an opaque origin');
+    } finally {
+      await tab.close();
+    }
     assert.equal(await page.title(), 'Sluice playground');
     assert.equal(await page.textContent('#output .json-tree summary'), '{ 2 keys');
     assert.match((await page.textContent('#output .json-tree')) ?? '', /"deep": null/);

@@ -1,7 +1,8 @@
 /**
  * A `result` event's data (MIME type → value) as one element, richest type first. None of it is
- * put into the page as markup: raster images are `data:` URLs in an `<img>`; SVG is a blob URL
- * in an `<img>` (an image document runs no script and reaches nothing); HTML is the `srcdoc`
+ * put into the page as markup: raster images are `data:` URLs in an `<img>`; SVG too (an image
+ * document runs no script; and not a `blob:` URL, which has this page's origin: opened in a tab
+ * of its own, its scripts would run as this origin, outside the CSP); HTML is the `srcdoc`
  * of an iframe with an empty `sandbox` (no scripts, an opaque origin: it cannot read this page,
  * its sessionStorage key or cookies, and the page's CSP, which it inherits, keeps it off the
  * network); JSON is a collapsible tree; text is text.
@@ -31,9 +32,8 @@ export function renderResult(data: Record<string, unknown>): RenderedResult {
   }
   const svg = data['image/svg+xml'];
   if (typeof svg === 'string') {
-    const url = URL.createObjectURL(new Blob([svg], { type: 'image/svg+xml' }));
-    box.append(el('img', { attrs: { src: url, alt: altText(data, 'SVG image') } }));
-    return { node: box, dispose: () => URL.revokeObjectURL(url) };
+    box.append(el('img', { attrs: { src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`, alt: altText(data, 'SVG image') } }));
+    return { node: box, dispose: none };
   }
   const html = data['text/html'];
   if (typeof html === 'string') {

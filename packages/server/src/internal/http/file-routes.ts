@@ -42,6 +42,8 @@ export function fileRoutes(app: FastifyInstance, ctx: ServerContext): void {
       const file = await openFile(root, path);
       return reply
         .header('Content-Type', 'application/octet-stream')
+        // A program's file must never be taken for a script or a page of this origin.
+        .header('X-Content-Type-Options', 'nosniff')
         .header('Content-Length', String(file.size))
         .header('Content-Disposition', `attachment; filename*=UTF-8''${encodeURIComponent(path[path.length - 1] ?? 'file')}`)
         .send(file.stream);

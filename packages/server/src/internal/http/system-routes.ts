@@ -30,6 +30,8 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   webRoutes(app);
   app.get('/', async (req, reply) => {
+    // One URL, two representations: a cache must key them by Accept.
+    void reply.header('Vary', 'Accept');
     if (wantsHTML(req.headers.accept)) return sendPlayground(reply, req.headers['if-none-match']);
     return {
       name: 'sluice',
