@@ -330,8 +330,8 @@ test('results: a matplotlib figure inline, SVG through <img>, JSON as a collapsi
     assert.match(await runAndWait(page, 60_000), /exit code 0/);
     await page.waitForSelector('#output .result img[src^="data:image/png;base64,"]', { timeout: 10_000 });
     const width = (selector: string): Promise<number> => page.evaluate<number>(`document.querySelector(${JSON.stringify(selector)}).naturalWidth`);
-    await waitUntil(page, `document.querySelector('#output .result img[src^="data:"]').complete`);
-    assert.ok((await width('#output .result img[src^="data:"]')) > 100, 'the figure decoded');
+    await waitUntil(page, `document.querySelector('#output .result img[src^="data:image/png"]').complete`);
+    assert.ok((await width('#output .result img[src^="data:image/png"]')) > 100, 'the figure decoded');
     const svgImg = '#output .result img[src^="data:image/svg+xml"]';
     await waitUntil(page, `document.querySelector('${svgImg}')?.complete === true`);
     assert.equal(await width(svgImg), 40, 'the SVG decoded as an image');
