@@ -17,7 +17,7 @@ export function linkIndicator(el: HTMLElement): (state: LinkState) => void {
         el.textContent = `Connection lost: reconnecting (attempt ${state.attempt})…`;
         break;
       case 'resumed':
-        el.textContent = state.afterSeq === null ? 'Reconnected: the stream resumed' : `Reconnected: resumed after event ${state.afterSeq}, nothing lost`;
+        el.textContent = state.afterSeq === null ? 'Reconnected: the stream resumed' : `Reconnected: resumed after event ${state.afterSeq}`;
         break;
       default:
         assertNever(state, 'link state');
