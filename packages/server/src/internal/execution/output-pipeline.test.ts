@@ -63,6 +63,24 @@ test('a lone write after a quiet spell is emitted at once, with no timer', () =>
   p.finish();
 });
 
+test('a partial line waits for its newline, then goes at once', async () => {
+  const { p, out } = collect({ limitBytes: 1 << 20, flushMs: 60_000 });
+  p.write('stdout', Buffer.from('ready'));
+  assert.equal(out.length, 0);
+  p.write('stdout', Buffer.from('\n'));
+  assert.deepEqual(out, [{ kind: 'chunk', stream: 'stdout', content: 'ready\n' }]);
+  p.finish();
+});
+
+test('a partial line alone is emitted after the window', async () => {
+  const { p, out } = collect({ limitBytes: 1 << 20, flushMs: 20 });
+  p.write('stdout', Buffer.from('Name: '));
+  assert.equal(out.length, 0);
+  await until(() => out.length === 1);
+  assert.equal(text(out, 'stdout'), 'Name: ');
+  p.finish();
+});
+
 test('writes that follow an emit within the flush window are coalesced into one chunk', async () => {
   const { p, out } = collect({ limitBytes: 1 << 20, flushMs: 200 });
   for (let i = 0; i < 10; i++) p.write('stdout', Buffer.from(`line ${i}\n`));

@@ -2,10 +2,11 @@
  * Turns the raw bytes a program writes into output events, stdout and stderr kept in the order
  * read, never cut inside a UTF-8 character, and bounded by the execution's output limit.
  *
- * Coalescing batches only under load: bytes that come after a quiet spell (nothing emitted for
- * `flushMs`) are emitted at once, so a lone line reaches the log with no timer delay; bytes that
- * follow an emit within `flushMs` wait for the rest of that window (or `chunkBytes`), so a flood
- * of small writes becomes at most one event per window and stream, as large as it can be.
+ * Coalescing batches only under load: a write that ends a line after a quiet spell (nothing
+ * emitted for `flushMs`) is emitted at once, so a lone line reaches the log with no timer delay;
+ * a partial line waits up to `flushMs` for the rest of it; bytes that follow an emit within
+ * `flushMs` wait for the rest of that window (or `chunkBytes`), so a flood of small writes
+ * becomes at most one event per window and stream, as large as it can be.
  *
  * Overflow policy: the first `limit - tailBytes` bytes stream live (the head). Past that, bytes
  * go into a ring of `tailBytes` that drops its oldest bytes as new ones arrive; when the program
@@ -32,6 +33,7 @@ export interface OutputPipelineOptions {
 }
 
 const EMPTY = Buffer.alloc(0);
+const LF = 0x0a;
 
 export class OutputPipeline {
   private readonly chunkBytes: number;
@@ -73,10 +75,13 @@ export class OutputPipeline {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     if (this.pendingBytes >= this.chunkBytes) return this.flush();
+    const now = performance.now();
+    const quiet = now >= this.lastEmitAt + this.flushMs;
+    // A whole line after a quiet spell goes at once. A partial line waits a window for the
+    // rest (print() writes a line's text and its newline in two writes).
+    if (quiet && chunk[chunk.length - 1] === LF) return this.flush();
     if (this.timer !== null) return;
-    const wait = this.lastEmitAt + this.flushMs - performance.now();
-    if (wait <= 0) this.flush();
-    else this.timer = setTimeout(() => this.flush(), wait);
+    this.timer = setTimeout(() => this.flush(), quiet ? this.flushMs : this.lastEmitAt + this.flushMs - now);
   }
 
   /** Emits whatever is pending now. */
