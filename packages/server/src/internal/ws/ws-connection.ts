@@ -120,6 +120,8 @@ export class WSConnection {
     this.log = init.log;
     this.closed = new Promise((r) => (this.resolveClosed = r));
     this.pacer = new SendPacer(ws, raw);
+    // `ws` does this too; said here so that no small frame ever waits for a delayed ACK (Nagle).
+    raw.setNoDelay?.(true);
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     ws.on('pong', () => (this.pongSeen = true));
     // `ws` closes the socket itself on protocol errors (1002, 1007, MESSAGE_TOO_BIG); this only logs them.
