@@ -4,6 +4,7 @@
  * split lines and multi-byte characters anywhere.
  */
 import { DEFAULT_MAX_LINE_BYTES, readChunks, type ByteSource } from './sse-decoder.js';
+import { UTF8Chunks } from './utf8-chunks.js';
 
 /**
  * Frames one event as an NDJSON line. Like `encodeEventSSE`, this is a hot path that trusts its
@@ -35,9 +36,11 @@ const BOM = 0xfeff;
  */
 export class NDJSONDecoder {
   private readonly maxLine: number;
-  private utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+  private utf8 = new UTF8Chunks();
   private atStreamStart = true;
-  private partialLine = '';
+  /** The unterminated last line, in pieces: joined once when it ends, not copied per chunk. */
+  private partialLine: string[] = [];
+  private partialLength = 0;
   /** Lines completed so far, blank ones included, so errors point at the right line. */
   private lineNumber = 0;
 
@@ -58,7 +61,7 @@ export class NDJSONDecoder {
    */
   push(chunk: Uint8Array | string): unknown[] {
     const out: unknown[] = [];
-    const text = typeof chunk === 'string' ? this.utf8.decode() + chunk : this.utf8.decode(chunk, { stream: true });
+    const text = typeof chunk === 'string' ? this.utf8.flush() + chunk : this.utf8.decode(chunk);
     this.feed(text, out);
     return out;
   }
@@ -70,11 +73,12 @@ export class NDJSONDecoder {
    */
   end(): unknown[] {
     const out: unknown[] = [];
-    this.feed(this.utf8.decode(), out);
-    const last = this.partialLine;
-    this.partialLine = '';
+    this.feed(this.utf8.flush(), out);
+    const last = this.partialLine.join('');
+    this.partialLine = [];
+    this.partialLength = 0;
     if (last.length > 0) this.parseLine(last, this.lineNumber + 1, out);
-    this.utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
+    this.utf8 = new UTF8Chunks();
     this.atStreamStart = true;
     this.lineNumber = 0;
     return out;
@@ -92,14 +96,17 @@ export class NDJSONDecoder {
       const eol = text.indexOf(LF, pos);
       if (eol === -1) {
         const tail = text.slice(pos);
-        if (this.partialLine.length + tail.length > this.maxLine) this.lineTooLong();
-        this.partialLine += tail;
+        if (this.partialLength + tail.length > this.maxLine) this.lineTooLong();
+        this.partialLine.push(tail);
+        this.partialLength += tail.length;
         return;
       }
       let line = text.slice(pos, eol);
-      if (this.partialLine.length > 0) {
-        line = this.partialLine + line;
-        this.partialLine = '';
+      if (this.partialLength > 0) {
+        this.partialLine.push(line);
+        line = this.partialLine.join('');
+        this.partialLine = [];
+        this.partialLength = 0;
       }
       if (line.length > this.maxLine) this.lineTooLong();
       pos = eol + 1;
@@ -125,7 +132,8 @@ export class NDJSONDecoder {
 
   private lineTooLong(): never {
     const n = this.lineNumber + 1;
-    this.partialLine = ''; // release the memory before reporting
+    this.partialLine = []; // release the memory before reporting
+    this.partialLength = 0;
     throw new RangeError(`NDJSON line ${n} is longer than ${this.maxLine} characters (maxLineBytes); refusing to buffer it`);
   }
 }

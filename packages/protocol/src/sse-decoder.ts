@@ -7,6 +7,8 @@
  * CRLF, or inside a field name.
  */
 
+import { UTF8Chunks } from './utf8-chunks.js';
+
 /** One dispatched event, as an `EventSource` would deliver it. */
 export interface SSEMessage {
   /** The last event ID at dispatch time (it persists across events until an `id` field changes it). */
@@ -35,7 +37,6 @@ export interface SSEDecoderOptions {
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
 
 const LF = 0x0a;
-const CR = 0x0d;
 const SPACE = 0x20;
 const BOM = 0xfeff;
 const ASCII_DIGITS = /^[0-9]+$/;
@@ -49,14 +50,21 @@ export class SSEDecoder {
   private readonly maxLine: number;
   private readonly maxEvent: number;
   /** The one streaming decoder of the connection; a character split across chunks waits in it. */
-  private utf8 = newUTF8Decoder();
+  private utf8 = new UTF8Chunks();
   /** No text has been decoded yet on this stream, so a leading BOM is still to be stripped. */
   private atStreamStart = true;
   /** The previous chunk ended in CR: an LF starting the next one completes that CRLF. */
   private afterCR = false;
-  /** The unterminated tail of the text seen so far. */
-  private partialLine = '';
+  /**
+   * The unterminated tail of the text seen so far, in pieces (joined once, when the line ends:
+   * appending each piece to one string would copy a long line once per chunk).
+   */
+  private partialLine: string[] = [];
+  private partialLength = 0;
+  /** The event's data lines joined with LF (without the spec's trailing LF: nothing to cut at dispatch). */
   private dataBuffer = '';
+  /** A `data` field was seen since the last dispatch (an empty one too). */
+  private hasData = false;
   private eventTypeBuffer = '';
   private lastEventIDBuffer = '';
   private lastEventIDString = '';
@@ -91,7 +99,7 @@ export class SSEDecoder {
    */
   push(chunk: Uint8Array | string): SSEMessage[] {
     const out: SSEMessage[] = [];
-    const text = typeof chunk === 'string' ? this.utf8.decode() + chunk : this.utf8.decode(chunk, { stream: true });
+    const text = typeof chunk === 'string' ? this.utf8.flush() + chunk : this.utf8.decode(chunk);
     this.feed(text, out);
     return out;
   }
@@ -107,12 +115,14 @@ export class SSEDecoder {
     const out: SSEMessage[] = [];
     // Flushing turns a truncated multi-byte sequence into U+FFFD; it can only extend the
     // unterminated last line, which is discarded below, but the bound still applies.
-    this.feed(this.utf8.decode(), out);
-    this.utf8 = newUTF8Decoder();
+    this.feed(this.utf8.flush(), out);
+    this.utf8 = new UTF8Chunks();
     this.atStreamStart = true;
     this.afterCR = false;
-    this.partialLine = '';
+    this.partialLine = [];
+    this.partialLength = 0;
     this.dataBuffer = '';
+    this.hasData = false;
     this.eventTypeBuffer = '';
     // The spec initialises a new stream's ID buffer to "", which would make the first event
     // of a reconnection without an `id` field forget the ID; browsers (e.g. Chromium's
@@ -138,21 +148,30 @@ export class SSEDecoder {
       this.afterCR = false;
       if (text.charCodeAt(pos) === LF) pos++;
     }
+    // The next LF and the next CR at or after `pos`, each found once per text (n: none left),
+    // so a long line is scanned once whichever terminator it ends with.
+    let nextLF = -1;
+    let nextCR = -1;
     while (pos < n) {
-      const eol = indexOfLineBreak(text, pos);
-      if (eol === -1) {
-        const tail = text.slice(pos);
-        if (this.partialLine.length + tail.length > this.maxLine) this.lineTooLong();
-        this.partialLine += tail;
+      if (nextLF < pos) nextLF = indexOrEnd(text, '\n', pos);
+      if (nextCR < pos) nextCR = indexOrEnd(text, '\r', pos);
+      const eol = nextLF < nextCR ? nextLF : nextCR;
+      if (eol === n) {
+        const tail = pos === 0 ? text : text.slice(pos);
+        if (this.partialLength + tail.length > this.maxLine) this.lineTooLong();
+        this.partialLine.push(tail);
+        this.partialLength += tail.length;
         return;
       }
       let line = text.slice(pos, eol);
-      if (this.partialLine.length > 0) {
-        line = this.partialLine + line;
-        this.partialLine = '';
+      if (this.partialLength > 0) {
+        this.partialLine.push(line);
+        line = this.partialLine.join('');
+        this.partialLine = [];
+        this.partialLength = 0;
       }
       if (line.length > this.maxLine) this.lineTooLong();
-      if (text.charCodeAt(eol) === CR) {
+      if (eol === nextCR) {
         if (eol + 1 === n) {
           // Whether this CR is half of a CRLF is only known once the next chunk arrives.
           this.afterCR = true;
@@ -192,11 +211,17 @@ export class SSEDecoder {
         this.eventTypeBuffer = value;
         break;
       case 'data':
-        if (this.dataBuffer.length + value.length + 1 > this.maxEvent) {
+        // Counted as the spec's buffer: every line so far with its LF, and this one's.
+        if ((this.hasData ? this.dataBuffer.length + 1 : 0) + value.length + 1 > this.maxEvent) {
           this.dataBuffer = '';
+          this.hasData = false;
           throw new RangeError(`SSE event data is longer than ${this.maxEvent} characters (maxEventBytes)`);
         }
-        this.dataBuffer += `${value}\n`;
+        // The spec appends value + LF and cuts the last LF at dispatch; joining with LF is the
+        // same text without copying a long single line twice.
+        if (this.hasData) this.dataBuffer += `\n${value}`;
+        else this.dataBuffer = value;
+        this.hasData = true;
         break;
       case 'id':
         // An id containing NUL is ignored, so it can always be sent back in a header.
@@ -225,12 +250,11 @@ export class SSEDecoder {
     this.lastEventIDString = this.lastEventIDBuffer;
     const retry = this.pendingRetry;
     this.pendingRetry = undefined;
-    if (this.dataBuffer.length === 0) {
+    if (!this.hasData) {
       this.eventTypeBuffer = '';
       return;
     }
-    // Every data line appended an LF; drop the last one.
-    const data = this.dataBuffer.slice(0, -1);
+    const data = this.dataBuffer;
     const msg: SSEMessage = {
       id: this.lastEventIDString,
       event: this.eventTypeBuffer.length > 0 ? this.eventTypeBuffer : 'message',
@@ -238,12 +262,14 @@ export class SSEDecoder {
     };
     if (retry !== undefined) msg.retry = retry;
     this.dataBuffer = '';
+    this.hasData = false;
     this.eventTypeBuffer = '';
     out.push(msg);
   }
 
   private lineTooLong(): never {
-    this.partialLine = ''; // release the memory before reporting
+    this.partialLine = []; // release the memory before reporting
+    this.partialLength = 0;
     throw new RangeError(`SSE line is longer than ${this.maxLine} characters (maxLineBytes); refusing to buffer it`);
   }
 }
@@ -345,23 +371,11 @@ async function* readIterable(body: AsyncIterable<Uint8Array | string>, signal: A
   }
 }
 
-/** Spelled this way because Node's typings declare `TextDecoder` only as a global value. */
-type UTF8Decoder = InstanceType<typeof TextDecoder>;
-
-function newUTF8Decoder(): UTF8Decoder {
-  // fatal: false → invalid bytes become U+FFFD (§9.2.5 "UTF-8 decode"); the BOM is handled by hand.
-  return new TextDecoder('utf-8', { ignoreBOM: true });
+/** Index of `char` in `text` at or after `from`, or `text.length`. */
+function indexOrEnd(text: string, char: string, from: number): number {
+  const i = text.indexOf(char, from);
+  return i === -1 ? text.length : i;
 }
-
-/** Index of the first CR or LF at or after `from`, or -1. */
-function indexOfLineBreak(text: string, from: number): number {
-  LINE_BREAK_SEARCH.lastIndex = from;
-  const m = LINE_BREAK_SEARCH.exec(text);
-  return m === null ? -1 : m.index;
-}
-// A global regex searched from lastIndex finds the next terminator in native code without
-// rescanning, unlike two indexOf calls when one kind of terminator never occurs.
-const LINE_BREAK_SEARCH = /[\r\n]/g;
 
 /** Validates an optional size bound. */
 function checkBound(value: number | undefined, fallback: number, name: string): number {

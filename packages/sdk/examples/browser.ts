@@ -13,8 +13,13 @@ const apiKey = document.querySelector<HTMLMetaElement>('meta[name="sluice-key"]'
 const sluice = new Sluice({ baseURL: location.origin, apiKey, transport: 'websocket' }); // browsers have WebSocket
 
 const session = await sluice.sessions.create();
+// Output comes in chunks, not lines (a lone line goes at once, a burst is batched): show whole lines.
+let partial = '';
 for await (const event of session.stream('for i in range(3):\n    print(f"line {i}")', { mode: 'process' })) {
-  if (event.type === 'stdout') show(event.content.trimEnd());
+  if (event.type !== 'stdout') continue;
+  const lines = (partial + event.content).split('\n');
+  partial = lines.pop() ?? '';
+  for (const line of lines) show(line);
 }
 await session.files.write('hello.txt', new Blob(['from the page']));
 const result = await session.run('print(open("hello.txt").read())', { mode: 'process', transport: 'sse' });

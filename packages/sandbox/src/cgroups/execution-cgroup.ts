@@ -3,6 +3,7 @@
  * keeper's child before it drops privileges (docs/sandbox.md, "Launch chain"), read for the outcome
  * (OOM kills, peak memory, CPU time, pids limit hits), emptied and removed afterwards.
  */
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { posix } from 'node:path';
 import { CgroupError, errnoOf } from './cgroup-error.js';
@@ -141,6 +142,21 @@ export class ExecutionCgroup {
       if (current !== undefined) out.pidsCurrent = parseCount(current);
     }
     return out;
+  }
+
+  /**
+   * OOM kills in the group so far (undefined without the memory controller or once the group is
+   * gone). Synchronous on purpose: one small read of a kernel file takes microseconds, where the
+   * thread pool's round trips cost a warm kernel cell, which reads it twice, about a millisecond.
+   */
+  oomKills(): number | undefined {
+    const mem = controllerDir(this.support, this.name, 'memory');
+    if (mem === undefined) return undefined;
+    try {
+      return flatKeyedValue(readFileSync(posix.join(mem, this.support.version === 'v2' ? 'memory.events' : 'memory.oom_control'), 'utf8'), 'oom_kill');
+    } catch {
+      return undefined;
+    }
   }
 
   /**

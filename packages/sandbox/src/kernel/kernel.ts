@@ -253,8 +253,7 @@ export class Kernel {
     }
     if (this.active !== active) return;
     active.proc = this.proc;
-    const stats = await this.cgroup?.stats().catch(() => null);
-    active.oomBase = stats?.oomKills ?? 0;
+    active.oomBase = this.cgroup?.oomKills() ?? 0;
     this.cells++;
     const early = active.early ?? { data: '', eof: false };
     active.early = null;
@@ -425,16 +424,17 @@ export class Kernel {
           a.restarted = true;
           this.exiting = true;
         }
-        const cgroup = this.cgroup;
-        // OOM kills inside the cell (a child, since the kernel itself survived) are worth a note.
-        void (cgroup ? cgroup.stats().catch(() => null) : Promise.resolve(null)).then((stats) => {
+        // In the check phase after the poll that read this line: by then every byte and event
+        // of the cell is in (see the module comment), with no timer or thread-pool round trip.
+        setImmediate(() => {
           if (a.finished || this.active !== a) return;
           this.finishCell({
             exitCode: m.exit_code,
             signal: null,
             status: m.status,
             kernelRestarted: a.restarted,
-            oomKills: Math.max(0, (stats?.oomKills ?? 0) - a.oomBase),
+            // OOM kills inside the cell (a child, since the kernel itself survived) are worth a note.
+            oomKills: Math.max(0, (this.cgroup?.oomKills() ?? 0) - a.oomBase),
             setupError: null,
             broken: m.broken,
           });

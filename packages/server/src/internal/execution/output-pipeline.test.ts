@@ -47,12 +47,57 @@ test('a dangling partial character at the end decodes as U+FFFD', () => {
   assert.equal(text(out, 'stdout'), 'a\uFFFD');
 });
 
-test('small writes within the flush window are coalesced into one chunk', async () => {
-  const { p, out } = collect({ limitBytes: 1 << 20, flushMs: 20 });
-  for (let i = 0; i < 10; i++) p.write('stdout', Buffer.from(`line ${i}\n`));
+/** Resolves once `cond` holds; fails after `ms`. */
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) assert.fail('condition not met in time');
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+test('a lone write after a quiet spell is emitted at once, with no timer', () => {
+  const { p, out } = collect({ limitBytes: 1 << 20, flushMs: 60_000 });
+  p.write('stdout', Buffer.from('hello\n'));
+  assert.deepEqual(out, [{ kind: 'chunk', stream: 'stdout', content: 'hello\n' }]);
+  p.finish();
+});
+
+test('a partial line waits for its newline, then goes at once', async () => {
+  const { p, out } = collect({ limitBytes: 1 << 20, flushMs: 60_000 });
+  p.write('stdout', Buffer.from('ready'));
   assert.equal(out.length, 0);
-  await new Promise((r) => setTimeout(r, 40));
+  p.write('stdout', Buffer.from('\n'));
+  assert.deepEqual(out, [{ kind: 'chunk', stream: 'stdout', content: 'ready\n' }]);
+  p.finish();
+});
+
+test('a partial line alone is emitted after the window', async () => {
+  const { p, out } = collect({ limitBytes: 1 << 20, flushMs: 20 });
+  p.write('stdout', Buffer.from('Name: '));
+  assert.equal(out.length, 0);
+  await until(() => out.length === 1);
+  assert.equal(text(out, 'stdout'), 'Name: ');
+  p.finish();
+});
+
+test('writes that follow an emit within the flush window are coalesced into one chunk', async () => {
+  const { p, out } = collect({ limitBytes: 1 << 20, flushMs: 200 });
+  for (let i = 0; i < 10; i++) p.write('stdout', Buffer.from(`line ${i}\n`));
+  // The first went at once; the other nine wait for the end of its window.
   assert.equal(out.length, 1);
+  await until(() => out.length === 2);
+  assert.equal(text(out, 'stdout'), Array.from({ length: 10 }, (_, i) => `line ${i}\n`).join(''));
+  p.finish();
+});
+
+test('a write after the window has passed goes at once again', async () => {
+  const { p, out } = collect({ limitBytes: 1 << 20, flushMs: 20 });
+  p.write('stdout', Buffer.from('a\n'));
+  const t0 = performance.now();
+  await until(() => performance.now() - t0 > 25);
+  p.write('stdout', Buffer.from('b\n'));
+  assert.equal(out.length, 2);
   p.finish();
 });
 

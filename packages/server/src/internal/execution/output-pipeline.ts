@@ -1,7 +1,12 @@
 /**
- * Turns the raw bytes a program writes into output events: coalesced into chunks (flushed
- * after `flushMs` or at `chunkBytes`), stdout and stderr kept in the order read, never cut
- * inside a UTF-8 character, and bounded by the execution's output limit.
+ * Turns the raw bytes a program writes into output events, stdout and stderr kept in the order
+ * read, never cut inside a UTF-8 character, and bounded by the execution's output limit.
+ *
+ * Coalescing batches only under load: a write that ends a line after a quiet spell (nothing
+ * emitted for `flushMs`) is emitted at once, so a lone line reaches the log with no timer delay;
+ * a partial line waits up to `flushMs` for the rest of it; bytes that follow an emit within
+ * `flushMs` wait for the rest of that window (or `chunkBytes`), so a flood of small writes
+ * becomes at most one event per window and stream, as large as it can be.
  *
  * Overflow policy: the first `limit - tailBytes` bytes stream live (the head). Past that, bytes
  * go into a ring of `tailBytes` that drops its oldest bytes as new ones arrive; when the program
@@ -21,13 +26,14 @@ export interface OutputPipelineOptions {
   limitBytes: number;
   /** Largest chunk in one event. */
   chunkBytes?: number;
-  /** How long output may wait to be coalesced with more. */
+  /** Emits at most one event per this many ms (a full chunk excepted); output after a quiet spell goes at once. */
   flushMs?: number;
   /** Bytes of the end of the output kept once the head is full. */
   tailBytes?: number;
 }
 
 const EMPTY = Buffer.alloc(0);
+const LF = 0x0a;
 
 export class OutputPipeline {
   private readonly chunkBytes: number;
@@ -38,6 +44,8 @@ export class OutputPipeline {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** performance.now() of the last emit (-Infinity: none yet, the first write goes at once). */
+  private lastEmitAt = -Infinity;
   private readonly carry: Record<OutputStream, Buffer> = { stdout: EMPTY, stderr: EMPTY };
   private tailMode = false;
   private tail: { stream: OutputStream; buf: Buffer }[] = [];
@@ -66,8 +74,14 @@ export class OutputPipeline {
     this.pendingStream = stream;
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
-    if (this.pendingBytes >= this.chunkBytes) this.flush();
-    else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+    if (this.pendingBytes >= this.chunkBytes) return this.flush();
+    const now = performance.now();
+    const quiet = now >= this.lastEmitAt + this.flushMs;
+    // A whole line after a quiet spell goes at once. A partial line waits a window for the
+    // rest (print() writes a line's text and its newline in two writes).
+    if (quiet && chunk[chunk.length - 1] === LF) return this.flush();
+    if (this.timer !== null) return;
+    this.timer = setTimeout(() => this.flush(), quiet ? this.flushMs : this.lastEmitAt + this.flushMs - now);
   }
 
   /** Emits whatever is pending now. */
@@ -76,7 +90,10 @@ export class OutputPipeline {
     this.timer = null;
     const stream = this.pendingStream;
     if (stream === null) return;
-    const data = Buffer.concat([this.carry[stream], ...this.pending]);
+    this.lastEmitAt = performance.now();
+    const carry = this.carry[stream];
+    // One read and no carried partial character (the usual case): no copy.
+    const data = carry.length === 0 && this.pending.length === 1 && this.pending[0] ? this.pending[0] : Buffer.concat([carry, ...this.pending]);
     this.pending = [];
     this.pendingBytes = 0;
     this.pendingStream = null;

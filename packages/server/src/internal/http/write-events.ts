@@ -73,6 +73,8 @@ export async function streamLog<E extends LoggedEvent>(res: ServerResponse, log:
   const onServerAbort = (): void => ac.abort();
   opts.signal?.addEventListener('abort', onServerAbort, { once: true });
 
+  // Small events must not wait for the peer's delayed ACK behind an unacknowledged one (Nagle).
+  res.socket?.setNoDelay(true);
   res.writeHead(200, {
     'Content-Type': opts.contentType,
     'Cache-Control': 'no-cache, no-transform',

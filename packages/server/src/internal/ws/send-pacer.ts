@@ -28,6 +28,11 @@ export interface PacedSocket {
 export interface DrainSource {
   on(event: 'drain' | 'close', listener: () => void): unknown;
   off(event: 'drain' | 'close', listener: () => void): unknown;
+  /** A TCP socket's: Nagle's algorithm off. */
+  setNoDelay?(noDelay: boolean): unknown;
+  /** A TCP socket's: writes between these go to the kernel together, in one writev. */
+  cork?(): void;
+  uncork?(): void;
 }
 
 /** Event bytes a socket may hold unsent before followers wait (the protocol's 1 MiB). */
