@@ -28,7 +28,7 @@ import { availableParallelism, cpus, hostname, loadavg, release, tmpdir, totalme
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { decodeSSEStream, parseExecutionEvent } from '../packages/protocol/dist/index.js';
-import { fmtMs, fmtRatio, intEnv, median, pct, recordFigure, startServer, table } from './common.mjs';
+import { NEW_SESSION_SPACING_MS, fmtMs, fmtRatio, intEnv, median, pause, pct, recordFigure, startServer, table } from './common.mjs';
 
 // Debian's interpreter, the one its jupyter packages are installed for (PATH may hold another).
 const PYTHON = '/usr/bin/python3';
@@ -601,6 +601,7 @@ async function jupyterThroughput(kernelId) {
 async function sluiceColdStarts() {
   const times = [];
   for (let i = 0; i < COLD_RUNS; i++) {
+    await pause(NEW_SESSION_SPACING_MS);
     const session = newSession('cold');
     const r = await sseRun(session, { code: '1 + 1', language: 'python', mode: 'kernel' });
     times.push(r.done);
@@ -649,6 +650,7 @@ async function firstBytes() {
   const sl = [];
   const bare = [];
   for (let i = -1; i < FIRST_BYTE_RUNS; i++) {
+    await pause(NEW_SESSION_SPACING_MS);
     const session = newSession('fb');
     const r = await sseRun(session, { code: 'print(1)', language: 'python', mode: 'process' });
     await deleteSession(session);

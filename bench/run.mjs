@@ -25,7 +25,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeSSEStream, parseExecutionEvent } from '../packages/protocol/dist/index.js';
 import { Sluice } from '../packages/sdk/dist/index.js';
-import { ROOT, calibrateClock, fmtMs, fmtRatio, intEnv, median, pct, recordFigure, startServer, table, toWall } from './common.mjs';
+import { NEW_SESSION_SPACING_MS, ROOT, calibrateClock, fmtMs, fmtRatio, intEnv, median, pause, pct, recordFigure, startServer, table, toWall } from './common.mjs';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -195,6 +195,7 @@ async function bareFirstByte() {
  */
 async function kernelRoundTrips() {
   const session = newSession('kernel');
+  await pause(NEW_SESSION_SPACING_MS);
   const t0 = performance.now();
   await streamRun(session, { code: 'x = 1', language: 'python', mode: 'kernel' });
   const cold = performance.now() - t0;
@@ -464,6 +465,7 @@ async function main() {
   const totS = [];
   const totB = [];
   for (let i = 0; i < FIRST_BYTE_RUNS; i++) {
+    await pause(NEW_SESSION_SPACING_MS);
     const s = await sluiceFirstByte();
     fbS.push(s.first);
     totS.push(s.total);
