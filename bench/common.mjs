@@ -150,9 +150,9 @@ export function recordFigure(key, figure) {
 
 /**
  * New sessions are measured one at a time on a server at rest: this long apart, so that the
- * server's pool of pre-started sandboxes and kernels (SLUICE_POOL_SIZE) has refilled, as it
- * does between sessions that arrive less often than about one every 300 ms. A burst faster than
- * that takes the path without the pool; docs/performance.md gives both.
+ * server's pool of pre-started sandboxes and kernels (SLUICE_POOL_SIZE) has refilled (in the
+ * background, one shell at a time, from 250 ms after a take). Sessions arriving faster than it
+ * refills take the path without the pool; docs/performance.md says what that costs.
  */
 export const NEW_SESSION_SPACING_MS = 1000;
 export const pause = (ms) => new Promise((r) => setTimeout(r, ms));
