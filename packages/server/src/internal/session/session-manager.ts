@@ -390,14 +390,14 @@ export class SessionManager {
     return new Session(id, owner, settings, workspace, uid, () => this.serverContext(), c.maxQueue, (k) => this.kernelStarted(k), spares);
   }
 
-  /** A pooled shell moved among the sessions' workspaces, or undefined (none, or the move failed). */
+  /** A pooled shell listed among the sessions' workspaces, or undefined (none, or the link failed). */
   private async adopt(settings: SessionSettings): Promise<Shell | undefined> {
     const shell = this.pool.take();
     if (!shell) return undefined;
     try {
       shell.workspace = await adoptWorkspace(this.deps.paths, shell.workspace);
     } catch (err) {
-      this.deps.log.warn({ err }, 'session pool: could not move a shell\'s workspace; starting the session without it');
+      this.deps.log.warn({ err }, 'session pool: could not link a shell\'s workspace; starting the session without it');
       await this.pool.discard(shell);
       return undefined;
     }
