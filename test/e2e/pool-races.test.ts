@@ -70,3 +70,60 @@ test('a session that adopts a shell still starting (sandbox and kernel) runs its
     await server.stop();
   }
 });
+
+test('a shell being filled gives its uid to a real session: no 429 while only the pool holds uids', async () => {
+  // 3 uids: the first session's, and two for real sessions; a shell fills whenever two are free.
+  const server = await poolServer({ SLUICE_POOL_SIZE: '1', SLUICE_UID_COUNT: '3' });
+  try {
+    assert.equal((await postJSON(`${server.url}/api/sessions`, { id: 'first' })).status, 201);
+    let pair: string[] = [];
+    for (let i = 0; i < 8; i++) {
+      // Deleting the pair frees two uids: a shell's fill starts at once and holds one of them.
+      for (const id of pair) assert.equal((await fetch(`${server.url}/api/sessions/${id}`, { method: 'DELETE' })).status, 204);
+      pair = [`a${i}`, `b${i}`];
+      // Other settings than the defaults: they never adopt a shell, each needs a uid of its own.
+      const made = await Promise.all(pair.map(async (id) => {
+        const res = await postJSON(`${server.url}/api/sessions`, { id, env: { X: id } });
+        return `${id} ${res.status} ${await res.text()}`;
+      }));
+      for (const m of made) assert.match(m, /^\S+ 201 /, m);
+    }
+  } finally {
+    await server.stop();
+  }
+});
+
+/** Times the server's main thread (its event loop) went to sleep: each timer or I/O wake-up adds one. */
+async function wakeUps(pid: number): Promise<number> {
+  const m = /^voluntary_ctxt_switches:\s*(\d+)$/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? NaN);
+}
+
+test('a pool without room for a shell waits idle (no refill loop) and fills once room appears', async () => {
+  // 3 uids: the first session's, one shell, one kept free for a real session: no room for a second shell.
+  const server = await poolServer({ SLUICE_POOL_SIZE: '2', SLUICE_UID_COUNT: '3' });
+  try {
+    assert.equal((await postJSON(`${server.url}/api/sessions`, { id: 'first' })).status, 201);
+    const pid = server.proc.pid;
+    assert.ok(pid !== undefined);
+    // Once the shell's sandbox and kernel are up, the event loop mostly sleeps (about 100 wake-ups
+    // a second measured idle), where a refill loop woke it about 800 times a second.
+    // Polled: the shell's start takes a while on a busy machine.
+    let last = '';
+    await waitFor('an idle server with no room for a shell', 90_000, async () => {
+      const w0 = await wakeUps(pid);
+      const t0 = performance.now();
+      await waitFor('2 s to pass', 5_000, async () => (performance.now() - t0 >= 2000 ? true : undefined));
+      const n = (await wakeUps(pid)) - w0;
+      last = `${n} wake-ups in ${Math.round(performance.now() - t0)} ms`;
+      return n < 600 ? true : undefined;
+    }).catch((err: unknown) => {
+      throw new Error(`${String(err)}; last: ${last}`);
+    });
+    // Room appears (the first session goes): the pool fills its second shell.
+    assert.equal((await fetch(`${server.url}/api/sessions/first`, { method: 'DELETE' })).status, 204);
+    await waitFor('a second shell', 60_000, async () => ((await poolGroups(server)).length >= 2 ? true : undefined));
+  } finally {
+    await server.stop();
+  }
+});
