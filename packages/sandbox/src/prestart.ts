@@ -92,8 +92,8 @@ export class PrestartedProcess {
   }
 
   /**
-   * Its workspace moved (adoptWorkspace): a run's context now names the new path. The sandbox
-   * bound the directory, not the path, so it is the same workspace.
+   * Its workspace got a new path (adoptWorkspace links it): a run's context now names that path.
+   * Both lead to the same directory, so it is the same workspace.
    */
   moved(ctx: RunContext): void {
     this.key = fitKey(ctx, this.runtime);

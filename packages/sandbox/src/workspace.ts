@@ -11,9 +11,11 @@
  *                                 view  bind of ws, nosymfollow,nosuid,nodev,noexec
  *
  * Without root there are no mounts: `ws` is a plain directory and `view` is the same path.
+ * A pre-started shell's workspace is made under <dataDir>/pool/ and, once a session adopts it,
+ * <dataDir>/workspaces/<random> is a symlink to it (it never moves: see adoptWorkspace).
  */
 import { execFile } from 'node:child_process';
-import { chmod, cp, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, cp, lstat, mkdir, readdir, readFile, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -25,7 +27,7 @@ import { REPORTER_SCRIPT } from './internal/reporter-script.js';
 export interface SandboxHostPaths {
   dataDir: string;
   workspacesDir: string;
-  /** Workspaces of pre-started session shells, moved into workspacesDir when a session adopts one. */
+  /** Workspaces of pre-started session shells; linked from workspacesDir when a session adopts one. */
   poolDir: string;
   passwdFile: string;
   groupFile: string;
@@ -118,14 +120,14 @@ export async function createWorkspace(
 }
 
 /**
- * Moves a pooled shell's workspace (createWorkspace under 'pool') among the sessions' and
- * returns its new path. Its mounts go with the directory, and a sandbox that bound it already
- * keeps it: its mount namespace holds the mount, not the path.
+ * Lists a pooled shell's workspace (createWorkspace under 'pool') among the sessions' and
+ * returns its path there: a symlink to the pooled directory, which never moves. A sandbox or
+ * kernel of the shell still starting resolves the old path later, so that path must stay.
  */
 export async function adoptWorkspace(paths: SandboxHostPaths, ws: string): Promise<string> {
   const base = dirname(ws);
   const dest = join(paths.workspacesDir, basename(base));
-  await rename(base, dest);
+  await symlink(base, dest);
   return join(dest, 'ws');
 }
 
@@ -146,8 +148,14 @@ export async function workspaceView(ws: string): Promise<string> {
 /** Removes a workspace and everything in it (unmounting first); symlinks are never followed. */
 export async function removeWorkspace(ws: string): Promise<void> {
   const base = basename(ws) === 'ws' ? dirname(ws) : ws;
-  await unmountUnder(base);
-  await rm(base, { recursive: true, force: true, maxRetries: 3 });
+  // An adopted shell's workspace is a link to its pooled directory (adoptWorkspace): remove both.
+  const link = await lstat(base).then((st) => st.isSymbolicLink(), () => false);
+  const real = link ? await realpath(base).catch(() => null) : base;
+  if (real !== null) {
+    await unmountUnder(real);
+    await rm(real, { recursive: true, force: true, maxRetries: 3 });
+  }
+  if (link) await rm(base, { force: true });
 }
 
 /** Unmounts every mount at or below `dir`, deepest first (lazily if one is still busy). */

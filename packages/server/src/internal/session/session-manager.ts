@@ -374,7 +374,8 @@ export class SessionManager {
       // Every uid free of sessions is a real session's before it is a shell's.
       while (this.deps.uidPool && uid === undefined && (await this.pool.evict())) uid = this.deps.uidPool.acquire();
       if (this.deps.uidPool && uid === undefined) {
-        throw new ApiError('RATE_LIMITED', `the server has ${this.deps.uidPool.size} sessions, its maximum; delete one or retry later`, {
+        // Shells are not sessions: they all gave their uids back (evict) before this.
+        throw new ApiError('RATE_LIMITED', `every host uid (SLUICE_UID_COUNT=${this.deps.uidPool.size}) is taken by a session (${this.sessions.size} live, the rest being created or deleted); delete one or retry later`, {
           retryAfter: 5,
         });
       }
@@ -390,14 +391,14 @@ export class SessionManager {
     return new Session(id, owner, settings, workspace, uid, () => this.serverContext(), c.maxQueue, (k) => this.kernelStarted(k), spares);
   }
 
-  /** A pooled shell moved among the sessions' workspaces, or undefined (none, or the move failed). */
+  /** A pooled shell listed among the sessions' workspaces, or undefined (none, or the link failed). */
   private async adopt(settings: SessionSettings): Promise<Shell | undefined> {
     const shell = this.pool.take();
     if (!shell) return undefined;
     try {
       shell.workspace = await adoptWorkspace(this.deps.paths, shell.workspace);
     } catch (err) {
-      this.deps.log.warn({ err }, 'session pool: could not move a shell\'s workspace; starting the session without it');
+      this.deps.log.warn({ err }, 'session pool: could not link a shell\'s workspace; starting the session without it');
       await this.pool.discard(shell);
       return undefined;
     }
@@ -442,6 +443,8 @@ export class SessionManager {
     }
     // Only now is nothing left running under the uid.
     if (s.hostUID !== undefined) this.deps.uidPool?.release(s.hostUID);
+    // Room for a shell again, perhaps (the pool stops while there is none).
+    if (!this.closed) this.pool.refill();
   }
 
   private async sweep(): Promise<void> {

@@ -50,9 +50,15 @@ const BACKOFF_MS = [100, 200, 500, 1000, 2000, 5000, 10_000, 30_000];
 export class SessionPool {
   private readonly shells: Shell[] = [];
   private filling: Promise<void> | null = null;
+  /** Set by evict() while a fill holds a uid: the fill gives its shell back instead of pooling it. */
+  private cancelFill = false;
   private timer: NodeJS.Timeout | null = null;
+  /** When the pending timer fires: take() brings a long backoff forward. */
+  private timerDue = 0;
   private stopped = false;
   private failures = 0;
+  /** Shells dropped kernels still stopping: close() waits for them (nothing runs after it). */
+  private readonly stopping = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: SessionPoolDeps) {}
 
@@ -66,14 +72,25 @@ export class SessionPool {
     return this.shells.filter((s) => s.spares.kernel !== null).length;
   }
 
-  /** Starts filling the pool (after the server's start, and after each change). */
+  /**
+   * Starts filling the pool (after the server's start, and after each change: a session made or
+   * gone, a uid given back). Without room for a shell it does nothing: whatever makes room calls it.
+   */
   refill(delayMs = 0): void {
-    if (this.stopped || this.filling || this.timer || this.deps.size === 0) return;
+    if (this.stopped || this.filling || this.deps.size === 0) return;
     if (this.shells.length >= this.deps.size) return;
+    if (this.timer) {
+      // A sooner fill replaces a pending long pause (a backoff after failures).
+      if (Date.now() + delayMs >= this.timerDue) return;
+      clearTimeout(this.timer);
+    }
+    this.timerDue = Date.now() + delayMs;
     this.timer = setTimeout(() => {
       this.timer = null;
+      if (this.stopped || !this.deps.roomForShell()) return;
       this.filling = this.fillOne().finally(() => {
         this.filling = null;
+        this.cancelFill = false;
         if (this.failures > 0) this.refill(BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length) - 1]);
         else this.refill();
       });
@@ -101,11 +118,20 @@ export class SessionPool {
     return undefined;
   }
 
-  /** Gives one shell's uid and workspace back (a session needs the uid); false when there is none. */
+  /**
+   * Gives one shell's uid and workspace back (a session needs the uid): a pooled one, else the
+   * one being filled; false when there is none.
+   */
   async evict(): Promise<boolean> {
     const shell = this.shells.pop();
-    if (!shell) return false;
-    await this.destroy(shell);
+    if (shell) {
+      await this.destroy(shell);
+      return true;
+    }
+    const filling = this.filling;
+    if (!filling) return false;
+    this.cancelFill = true;
+    await filling;
     return true;
   }
 
@@ -115,7 +141,7 @@ export class SessionPool {
     const k = shell?.spares.kernel;
     if (!shell || !k) return false;
     shell.spares.kernel = null;
-    void k.shutdown();
+    this.track(k.shutdown());
     return true;
   }
 
@@ -136,11 +162,16 @@ export class SessionPool {
     this.stop();
     await this.filling;
     const all = this.shells.splice(0);
-    await Promise.all(all.map((s) => this.destroy(s)));
+    await Promise.all([...all.map((s) => this.destroy(s)), ...this.stopping]);
+  }
+
+  private track(p: Promise<unknown>): void {
+    const settled = p.catch(() => undefined);
+    this.stopping.add(settled);
+    void settled.then(() => this.stopping.delete(settled));
   }
 
   private async fillOne(): Promise<void> {
-    if (!this.deps.roomForShell()) return;
     const uid = this.deps.uidPool?.acquire();
     if (this.deps.uidPool && uid === undefined) return;
     let workspace: string;
@@ -154,7 +185,7 @@ export class SessionPool {
     }
     const shell: Shell = { uid, workspace, spares: { process: null, kernel: null } };
     const runtime = runtimeFor('python');
-    if (this.deps.python && runtime) {
+    if (this.deps.python && runtime && !this.cancelFill) {
       const ctx = this.deps.context(workspace, uid);
       try {
         shell.spares.process = await PrestartedProcess.start(ctx, runtime);
@@ -163,20 +194,22 @@ export class SessionPool {
         await this.destroy(shell);
         return;
       }
-      if (this.deps.roomForKernel()) {
+      if (this.deps.roomForKernel() && !this.cancelFill) {
         const kernel = new Kernel('python', () => ctx);
         shell.spares.kernel = kernel;
         // The shell is ready before its kernel: a session that adopts it sooner waits for the
         // rest of the kernel's start in its first cell, still less than a whole start.
         void kernel.prestart().then((ready) => {
-          if (!ready && shell.spares.kernel === kernel) {
+          // Both its sandboxes started: the next failure starts the backoff from its shortest pause.
+          if (ready) this.failures = 0;
+          else if (shell.spares.kernel === kernel) {
             shell.spares.kernel = null;
             this.fail(new Error('the pre-started Python kernel did not start'));
           }
         });
       }
     }
-    if (this.stopped) {
+    if (this.stopped || this.cancelFill) {
       await this.destroy(shell);
       return;
     }

@@ -64,6 +64,8 @@ export class Session {
   private destroyed = false;
   private executionCount = 0;
   private readonly kernels = new Map<KernelLanguage, Kernel>();
+  /** Dropped spare kernels still stopping: destroy() waits for them before the uid goes back. */
+  private readonly stopping = new Set<Promise<unknown>>();
 
   constructor(
     readonly id: string,
@@ -89,7 +91,9 @@ export class Session {
     const k = this.spares?.kernel;
     if (!this.spares || !k) return false;
     this.spares.kernel = null;
-    void k.shutdown();
+    const stopped = k.shutdown().catch(() => undefined);
+    this.stopping.add(stopped);
+    void stopped.then(() => this.stopping.delete(stopped));
     return true;
   }
 
@@ -144,7 +148,7 @@ export class Session {
     this.queue.length = 0;
     for (const e of all) e.cancel(graceMs);
     await Promise.all(all.map((e) => e.finished));
-    await Promise.all([this.stopKernels(), this.dropSpares()]);
+    await Promise.all([this.stopKernels(), this.dropSpares(), ...this.stopping]);
   }
 
   /** Stops whatever pre-started spare is left; resolves once it is gone. */
