@@ -375,7 +375,7 @@ export class SessionManager {
       while (this.deps.uidPool && uid === undefined && (await this.pool.evict())) uid = this.deps.uidPool.acquire();
       if (this.deps.uidPool && uid === undefined) {
         // Shells are not sessions: they all gave their uids back (evict) before this.
-        throw new ApiError('RATE_LIMITED', `every host uid (SLUICE_UID_COUNT=${this.deps.uidPool.size}) is taken by a session (${this.sessions.size} live, the rest being created or deleted); delete one or retry later`, {
+        throw new ApiError('RATE_LIMITED', `the server has no host uid left for a new session: its maximum of ${this.deps.uidPool.size} sessions (SLUICE_UID_COUNT) are taken (${this.sessions.size} live, the rest being created or deleted); delete a session or retry later`, {
           retryAfter: 5,
         });
       }

@@ -231,7 +231,7 @@ export class WSConnection {
     const ids = { request_id: m.request_id };
     try {
       if (!this.admitStart(ids)) return;
-      const exec = await submitRun(this.ctx, this.owner, this.session.id, m.run);
+      const exec = await submitRun(this.ctx, this.owner, this.session.id, m.run, this.log);
       // Closed meanwhile: the execution runs on (like a dropped HTTP stream), nobody to tell.
       if (this.closing) return;
       this.pacer.sendReply(acceptedMessage(m.request_id, exec.id));
