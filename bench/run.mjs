@@ -41,7 +41,7 @@ const PROGRESS_RUNS = intEnv('BENCH_PROGRESS_RUNS', 5);
 const OUTPUT_LIMIT = 256 * 1024 * 1024;
 /** Concurrent streams in bench/load.mjs (its own LOAD_SESSIONS when run alone). */
 const LOAD_SESSIONS = intEnv('BENCH_LOAD_SESSIONS', 500);
-const LOAD_SECONDS = intEnv('BENCH_LOAD_SECONDS', 60);
+const LOAD_SECONDS = intEnv('BENCH_LOAD_SECONDS', 120);
 
 const PRINT_1 = 'print(1)';
 const LATENCY_CODE = [
@@ -101,6 +101,18 @@ async function serverMemory() {
   const status = await readFile(`/proc/${server.proc.pid}/status`, 'utf8');
   const kib = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
   return { rss: kib('VmRSS') / 1024, hwm: kib('VmHWM') / 1024 };
+}
+
+/** serverMemory() once two readings 500 ms apart differ by under 2 MiB (at most 15 s). */
+async function settledMemory() {
+  let last = await serverMemory();
+  for (const deadline = performance.now() + 15_000; performance.now() < deadline; ) {
+    await pause(500);
+    const now = await serverMemory();
+    if (Math.abs(now.rss - last.rss) < 2) return now;
+    last = now;
+  }
+  return last;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -490,8 +502,9 @@ async function main() {
     tpS.push(await sluiceThroughput());
     tpSDK.push(await sdkThroughput());
   }
-  // Finished output only: every run above is over, its log kept for the retention period.
-  const memAfterThroughput = await serverMemory();
+  // Finished output only: every run above is over, its log kept for the retention period (and
+  // written to disk in the background: RSS is read once it has stopped falling, within 15 s).
+  const memAfterThroughput = await settledMemory();
   // 4. Kernel round trips.
   log(`kernel: cold start, then ${KERNEL_RUNS} warm 1 + 1 cells, process-mode and bare print(1) alternating`);
   const kern = await kernelRoundTrips();
@@ -716,11 +729,11 @@ try {
   // Then, each in a process of its own (its own server; Ctrl-C reaches it with the rest of the
   // foreground group, and it stops what it started): agent runs; BENCH_LOAD_SESSIONS concurrent
   // streams (bench/load.mjs, slow readers among them); Jupyter Server beside Sluice.
-  // Starts paced (8 at a time) and programs long enough that all of them are live together.
+  // Starts paced (12 at a time) and programs long enough that all of them are live together.
   const loadEnv = {
     LOAD_SESSIONS: String(LOAD_SESSIONS),
     LOAD_SECONDS: String(LOAD_SECONDS),
-    LOAD_START_CONCURRENCY: '8',
+    LOAD_START_CONCURRENCY: '12',
     LOAD_DEADLINE: String(LOAD_SECONDS + Math.max(120, LOAD_SESSIONS / 2)),
   };
   for (const [script, env] of [['bench/agent.mjs', {}], ['bench/load.mjs', loadEnv], ['bench/jupyter.mjs', {}]]) {
