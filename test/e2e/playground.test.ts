@@ -74,16 +74,28 @@ async function open(base: string, ready = true): Promise<Playground> {
     const at = msg.location();
     if (msg.type() === 'error' && !EXPECTED_CONSOLE.test(msg.text())) problems.push(`console: ${msg.text()} (${at.url}:${at.lineNumber}:${at.columnNumber})`);
   });
-  // A request counts once it left the browser: answered, or failed for any reason but the
-  // page's CSP refusing it (Chromium reports those too, though they never reach the network).
+  // A request counts once it left the browser. To another origin, that is when it reaches the
+  // network stage, where this route sees it (and aborts it); a request the CSP refuses never
+  // gets there, whatever error Chromium then reports for it. To ours: answered, or failed for
+  // any reason but the CSP.
   const sent = (url: string): void => {
     requests.push(url);
     if (/^(data|blob|about):/.test(url)) return;
     if (new URL(url).origin !== origin) problems.push(`request to another origin: ${url}`);
   };
-  page.on('requestfinished', (req) => sent(req.url()));
+  const foreign = (url: string): boolean => !/^(data|blob|about):/.test(url) && new URL(url).origin !== origin;
+  await context.route(
+    (url) => foreign(url.href),
+    (route) => {
+      sent(route.request().url());
+      return route.abort();
+    },
+  );
+  page.on('requestfinished', (req) => {
+    if (!foreign(req.url())) sent(req.url());
+  });
   page.on('requestfailed', (req) => {
-    if (!/BLOCKED_BY_CSP/i.test(req.failure()?.errorText ?? '')) sent(req.url());
+    if (!foreign(req.url()) && !/BLOCKED_BY_CSP/i.test(req.failure()?.errorText ?? '')) sent(req.url());
   });
   await page.goto(`${base}/`);
   if (ready) await page.waitForSelector('body[data-state="ready"]', { timeout: 30_000 });
