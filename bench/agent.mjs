@@ -21,7 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { decodeSSEStream, parseAgentEvent, parseExecutionEvent } from '../packages/protocol/dist/index.js';
-import { ROOT, calibrateClock, fmtMs, fmtRatio, intEnv, median, pct, startServer, stopProcess, table, toWall } from './common.mjs';
+import { ROOT, calibrateClock, contractEvents, fmtMs, fmtRatio, intEnv, median, pct, startServer, stopProcess, table, toWall } from './common.mjs';
 
 const MODEL_SCRIPT = join(ROOT, 'bench/scripted-model.mjs');
 const MODEL = 'bench-model';
@@ -122,14 +122,7 @@ async function agentRun(prompt, onEvent) {
   });
   if (res.status !== 200 || !res.body) throw new Error(`agent answered ${res.status}: ${await res.text()}`);
   let end = null;
-  let expected = 1;
-  for await (const msg of decodeSSEStream(res.body)) {
-    const at = performance.now();
-    const parsed = parseAgentEvent(JSON.parse(msg.data));
-    if (!parsed.ok) throw new Error(`not a contract event: ${parsed.message}`);
-    const ev = parsed.value;
-    if (ev.seq !== expected++) throw new Error(`seq ${ev.seq}, expected ${expected - 1}`);
-    if (ev.type === 'error') throw new Error(`error event: ${ev.code}: ${ev.error}`);
+  for await (const { ev, at } of contractEvents(res.body, parseAgentEvent)) {
     onEvent?.(ev, at);
     if (ev.type === 'end') end = ev;
   }
@@ -174,11 +167,7 @@ async function plainRun(code) {
   });
   if (res.status !== 200 || !res.body) throw new Error(`stream answered ${res.status}: ${await res.text()}`);
   let done = null;
-  for await (const msg of decodeSSEStream(res.body)) {
-    const parsed = parseExecutionEvent(JSON.parse(msg.data));
-    if (!parsed.ok) throw new Error(`not a contract event: ${parsed.message}`);
-    if (parsed.value.type === 'done') done = parsed.value;
-  }
+  for await (const { ev } of contractEvents(res.body, parseExecutionEvent)) if (ev.type === 'done') done = ev;
   if (done?.reason !== 'exited' || done.exit_code !== 0) throw new Error(`print(1) ended with ${JSON.stringify(done)}`);
   return done;
 }

@@ -6,6 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { decodeSSEStream } from '../packages/protocol/dist/index.js';
 
 /** A positive integer from the environment, or `fallback` when unset. */
 export function intEnv(name, fallback) {
@@ -156,3 +157,21 @@ export function recordFigure(key, figure) {
  */
 export const NEW_SESSION_SPACING_MS = 1000;
 export const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The contract events of an SSE response body, each with its arrival time (performance.now()):
+ * parsed with `parse` (protocol's parseExecutionEvent or parseAgentEvent), seqs checked to run
+ * 1, 2, 3… with no gap or repeat, and an `error` event thrown. Every bench reads streams this way.
+ */
+export async function* contractEvents(body, parse, signal) {
+  let expected = 1;
+  for await (const msg of decodeSSEStream(body, signal)) {
+    const at = performance.now();
+    const parsed = parse(JSON.parse(msg.data));
+    if (!parsed.ok) throw new Error(`not a contract event: ${parsed.message}`);
+    const ev = parsed.value;
+    if (ev.seq !== expected++) throw new Error(`seq ${ev.seq}, expected ${expected - 1}`);
+    if (ev.type === 'error') throw new Error(`error event: ${ev.code}: ${ev.error}`);
+    yield { ev, at };
+  }
+}

@@ -23,9 +23,9 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { decodeSSEStream, parseExecutionEvent } from '../packages/protocol/dist/index.js';
+import { parseExecutionEvent } from '../packages/protocol/dist/index.js';
 import { Sluice } from '../packages/sdk/dist/index.js';
-import { NEW_SESSION_SPACING_MS, ROOT, calibrateClock, fmtMs, fmtRatio, intEnv, median, pause, pct, recordFigure, startServer, table, toWall } from './common.mjs';
+import { NEW_SESSION_SPACING_MS, ROOT, calibrateClock, contractEvents, fmtMs, fmtRatio, intEnv, median, pause, pct, recordFigure, startServer, table, toWall } from './common.mjs';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -131,14 +131,7 @@ async function streamRun(session, body, onEvent) {
   });
   if (res.status !== 200 || !res.body) throw new Error(`stream answered ${res.status}: ${await res.text()}`);
   let done = null;
-  let expected = 1;
-  for await (const msg of decodeSSEStream(res.body)) {
-    const at = performance.now();
-    const parsed = parseExecutionEvent(JSON.parse(msg.data));
-    if (!parsed.ok) throw new Error(`not a contract event: ${parsed.message}`);
-    const ev = parsed.value;
-    if (ev.seq !== expected++) throw new Error(`seq ${ev.seq}, expected ${expected - 1}`);
-    if (ev.type === 'error') throw new Error(`error event: ${ev.code}: ${ev.error}`);
+  for await (const { ev, at } of contractEvents(res.body, parseExecutionEvent)) {
     if (ev.type === 'truncated') throw new Error(`output truncated: ${ev.dropped_bytes} bytes of ${ev.stream} dropped`);
     onEvent?.(ev, at);
     if (ev.type === 'done') done = ev;
