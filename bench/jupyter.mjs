@@ -27,8 +27,8 @@ import { createServer } from 'node:net';
 import { availableParallelism, cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { decodeSSEStream, parseExecutionEvent } from '../packages/protocol/dist/index.js';
-import { NEW_SESSION_SPACING_MS, fmtMs, fmtRatio, intEnv, median, pause, pct, recordFigure, startServer, table } from './common.mjs';
+import { parseExecutionEvent } from '../packages/protocol/dist/index.js';
+import { NEW_SESSION_SPACING_MS, contractEvents, fmtMs, fmtRatio, intEnv, median, pause, pct, recordFigure, startServer, table } from './common.mjs';
 
 // Debian's interpreter, the one its jupyter packages are installed for (PATH may hold another).
 const PYTHON = '/usr/bin/python3';
@@ -456,12 +456,7 @@ async function sseRun(session, body) {
     body: JSON.stringify(body),
   });
   if (res.status !== 200 || !res.body) throw new Error(`stream answered ${res.status}: ${await res.text()}`);
-  for await (const msg of decodeSSEStream(res.body)) {
-    const at = performance.now();
-    const parsed = parseExecutionEvent(JSON.parse(msg.data));
-    if (!parsed.ok) throw new Error(`not a contract event: ${parsed.message}`);
-    checkEvent(parsed.value, r, t0, at);
-  }
+  for await (const { ev, at } of contractEvents(res.body, parseExecutionEvent)) checkEvent(ev, r, t0, at);
   if (Number.isNaN(r.done)) throw new Error('stream ended without done');
   return r;
 }
