@@ -6,6 +6,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer, connect, type Socket } from 'node:net';
 import type { ExecutionEvent, GapEvent } from '@sluice/protocol';
 import { RedisConnection } from '../../packages/server/dist/internal/redis/redis-connection.js';
 import { RedisLogReader, RedisLogWriter, type RedisLogOptions } from '../../packages/server/dist/internal/redis/redis-log.js';
@@ -277,6 +278,74 @@ test('connections dropped mid-stream (CLIENT KILL): the writer resends, the foll
   }
   await w.close();
   assertContiguous(await got, 1, 2500);
+});
+
+/**
+ * A TCP proxy to Redis that, once armed, swallows the next reply Redis sends and cuts that
+ * connection: the command ran, its client never hears so. The writer must resend without
+ * storing anything twice.
+ */
+async function replyEatingProxy(port: number): Promise<{ url: string; arm(): void; cuts: number; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  let armed = false;
+  const state = { cuts: 0 };
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+    client.on('data', (d) => upstream.write(d));
+    upstream.on('data', (d) => {
+      if (armed) {
+        armed = false;
+        state.cuts++;
+        client.destroy();
+        upstream.destroy();
+        return;
+      }
+      client.write(d);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  assert.ok(addr && typeof addr === 'object');
+  return {
+    url: `redis://127.0.0.1:${addr.port}`,
+    arm: () => (armed = true),
+    get cuts() {
+      return state.cuts;
+    },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+test('a write whose reply is lost (the script ran, the connection dropped) is resent and stored once', { skip: skip() }, async () => {
+  assert.ok(redis);
+  const proxy = await replyEatingProxy(redis.port);
+  const viaProxy = new RedisConnection({ url: proxy.url, prefix: 'test:' });
+  try {
+    const id = logID();
+    const w = await RedisLogWriter.create<ExecutionEvent>(viaProxy, id);
+    w.append({ type: 'stdout', content: 'first\n' });
+    await w.flushed();
+    for (let round = 0; round < 3; round++) {
+      proxy.arm();
+      for (let i = 0; i < 100; i++) w.append({ type: 'stdout', content: `${round}.${i}\n` });
+      await w.flushed();
+    }
+    await w.close();
+    assert.equal(proxy.cuts, 3);
+    assert.equal(w.failure, null);
+    assertContiguous(await followAll(await reader(id)), 1, 301);
+  } finally {
+    await viaProxy.close();
+    await proxy.close();
+  }
 });
 
 test('Redis killed and restarted with AOF mid-stream: the follower continues, nothing lost, nothing doubled', { skip: skip() }, async () => {
