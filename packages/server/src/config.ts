@@ -116,6 +116,11 @@ export interface ServerConfig {
   maxAgentRunsPerTenant: number;
   /** Characters of one tool result sent back to the model (head and tail kept past it). */
   agentToolOutputChars: number;
+  /**
+   * Redis for scale-out (docs/scale-out.md), `redis://` or `rediss://`; '' = none, one process
+   * keeps everything in memory and on disk, as without it.
+   */
+  redisURL: string;
 }
 
 const MiB = 1024 * 1024;
@@ -195,6 +200,7 @@ export function defaultConfig(): ServerConfig {
     maxAgentRuns: 64,
     maxAgentRunsPerTenant: 16,
     agentToolOutputChars: 16 * 1024,
+    redisURL: '',
   };
 }
 
@@ -264,6 +270,7 @@ const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bo
   SLUICE_MAX_AGENT_RUNS: ['maxAgentRuns', 'int'],
   SLUICE_MAX_AGENT_RUNS_PER_TENANT: ['maxAgentRunsPerTenant', 'int'],
   SLUICE_AGENT_TOOL_OUTPUT: ['agentToolOutputChars', 'int'],
+  SLUICE_REDIS_URL: ['redisURL', 'string'],
 };
 
 /** Names of the environment variables the server reads. */
@@ -372,6 +379,7 @@ function validateConfig(c: ServerConfig): void {
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`SLUICE_LLM_BASE_URL: expected an http(s) URL, got ${JSON.stringify(c.llmBaseURL)}`);
     if (c.llmModel === '') throw new Error('SLUICE_LLM_MODEL: expected the default model name (e.g. gpt-4o-mini) when SLUICE_LLM_BASE_URL is set');
   }
+  if (c.redisURL !== '') checkRedisURL(c.redisURL);
   for (const l of enabledLanguages(c) ?? []) {
     if (!(LANGUAGES as readonly string[]).includes(l)) throw new Error(`SLUICE_LANGUAGES: expected names from ${LANGUAGES.join(', ')}, got ${JSON.stringify(l)}`);
   }
@@ -383,6 +391,20 @@ function validateConfig(c: ServerConfig): void {
   if (c.outputKillBytes < c.outputLimitBytes) c.outputKillBytes = c.outputLimitBytes;
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(c.logLevel)) {
     throw new Error(`SLUICE_LOG_LEVEL: expected fatal, error, warn, info, debug, trace or silent, got ${JSON.stringify(c.logLevel)}`);
+  }
+}
+
+/** Throws unless `url` is a redis:// or rediss:// URL; the message never repeats a password it holds. */
+function checkRedisURL(url: string): void {
+  let parsed: URL | null = null;
+  try {
+    parsed = new URL(url);
+  } catch {
+    // Reported below without the text, which may hold a password.
+  }
+  if (!parsed || (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
+    const scheme = parsed ? ` (got scheme ${JSON.stringify(parsed.protocol)})` : '';
+    throw new Error(`SLUICE_REDIS_URL: expected redis://[user:password@]host[:port][/db] or rediss://…${scheme}; unset it to run without Redis`);
   }
 }
 

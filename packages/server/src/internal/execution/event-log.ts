@@ -22,23 +22,11 @@
  * bounded chunks, and sees the same events, gaps and `evicted` as before.
  */
 import { open, rm, type FileHandle } from 'node:fs/promises';
-import type { EventType, EvictedEvents, ExecutionEvent, GapEvent } from '@sluice/protocol';
+import type { EventType, EvictedEvents, ExecutionEvent } from '@sluice/protocol';
+import { gapEntry, typeOf, type LogEntry, type LoggedEvent, type ReadableLog } from './readable-log.js';
 import { indexBytes, offsetOf, readSpill, readSpillSync, spillSize, writeSpill, type SpillFile } from './spill-file.js';
 
-/** What every log's events have (an execution's and an agent run's share these rules). */
-export interface LoggedEvent {
-  type: string;
-  seq: number;
-  ts: number;
-}
-
-/** One event as a reader gets it. */
-export interface LogEntry<T extends string = EventType> {
-  readonly seq: number;
-  readonly type: T;
-  /** The event as JSON, exactly what goes on the wire. */
-  readonly json: string;
-}
+export type { LogEntry, LoggedEvent } from './readable-log.js';
 
 /** An event as the producer describes it; the log adds `seq` and `ts`. */
 export type NewEvent<E extends LoggedEvent = ExecutionEvent> = E extends LoggedEvent ? Omit<E, 'seq' | 'ts'> : never;
@@ -129,7 +117,7 @@ interface Spilled {
  * The log; `E` is the union of its events (an execution's by default). Every union carries a
  * `gap` variant with `from_seq` and `to_seq`: readers of a shed log get those.
  */
-export class EventLog<E extends LoggedEvent = ExecutionEvent> implements SpillableLog {
+export class EventLog<E extends LoggedEvent = ExecutionEvent> implements SpillableLog, ReadableLog<E> {
   /** JSON of each event, HOLE where one was dropped; parallel to `seqs`. */
   private jsons: string[] = [];
   private seqs: number[] = [];
@@ -579,7 +567,7 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
  * one flat string: a string made by JSON.stringify of the whole event keeps up to twice its
  * length allocated, and a concatenation left unflattened is a tree of small strings.
  */
-function serialise(event: { type: string }, seq: number): string {
+export function serialise(event: { type: string }, seq: number): string {
   const { type, ...rest } = event;
   const fields = JSON.stringify(rest);
   const json = `{"type":"${type}","seq":${seq},"ts":${Date.now()}${fields === '{}' ? '}' : `,${fields.slice(1)}`}`;
@@ -593,18 +581,7 @@ function serialise(event: { type: string }, seq: number): string {
  * rounding of strings too big for V8's regular pages (measured at 0.1-0.3% past 128 KiB), and
  * ENTRY_OVERHEAD.
  */
-function memoryOf(json: string): number {
+export function memoryOf(json: string): number {
   const chars = WIDE.test(json) ? 2 * json.length : json.length;
   return chars + (chars >>> 8) + ENTRY_OVERHEAD;
-}
-
-/** The event type leading a stored event's JSON (`{"type":"…"`). */
-function typeOf(json: string): EventType {
-  return json.slice(9, json.indexOf('"', 9)) as EventType;
-}
-
-function gapEntry<T extends string>(fromSeq: number, toSeq: number): LogEntry<T> {
-  const ev: GapEvent = { type: 'gap', seq: toSeq, ts: Date.now(), from_seq: fromSeq, to_seq: toSeq };
-  // Every log's union has this variant (see EventLog).
-  return { seq: toSeq, type: 'gap' as T, json: JSON.stringify(ev) };
 }

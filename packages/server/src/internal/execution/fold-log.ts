@@ -5,21 +5,21 @@
  * says what the bounded log dropped (`gap`, `evicted`, and lost output in `truncated` / `dropped_bytes`).
  */
 import { addEvicted, emptyResult, foldEvent, type ExecutionResult, type EvictedEvents } from '@sluice/protocol';
-import type { EventLog, LoggedEvent } from './event-log.js';
+import type { LoggedEvent, ReadableLog } from './readable-log.js';
 
 /** JSON characters parsed between two yields to the event loop. */
 const SLICE_CHARS = 2 * 1024 * 1024;
 
 /** An execution's fold. */
-export function foldLog(log: EventLog): Promise<ExecutionResult> {
+export function foldLog(log: ReadableLog): Promise<ExecutionResult> {
   return foldHeld(log, emptyResult(), addEvicted, foldEvent);
 }
 
 /**
  * Any log's fold: `lost` records what the log dropped, then `apply` folds each held event.
- * What is held and what was dropped are taken together (EventLog.scan): they describe the same moment.
+ * What is held and what was dropped are taken together (ReadableLog.scan): they describe the same moment.
  */
-export async function foldHeld<E extends LoggedEvent, A>(log: EventLog<E>, acc: A, lost: (acc: A, evicted: EvictedEvents) => void, apply: (acc: A, ev: E) => void): Promise<A> {
+export async function foldHeld<E extends LoggedEvent, A>(log: ReadableLog<E>, acc: A, lost: (acc: A, evicted: EvictedEvents) => void, apply: (acc: A, ev: E) => void): Promise<A> {
   let parsed = 0;
   for await (const held of log.scan((evicted) => lost(acc, evicted))) {
     for (const json of held) {

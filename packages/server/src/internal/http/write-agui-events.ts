@@ -9,7 +9,7 @@ import type { ServerResponse } from 'node:http';
 import { encodeSSE, type AgentEvent } from '@sluice/protocol';
 import type { AGUIRunIDs } from '../agent/ag-ui/agui-mapper.js';
 import { AGUIStream } from '../agent/ag-ui/agui-stream.js';
-import type { EventLog } from '../execution/event-log.js';
+import type { ReadableLog } from '../execution/readable-log.js';
 import { streamLog, type StreamOutcome } from './write-events.js';
 
 export interface AGUIStreamOptions {
@@ -27,7 +27,7 @@ export interface AGUIStreamOptions {
 export type AGUIStreamOutcome = StreamOutcome;
 
 /** Writes the response head, then the run's AG-UI events, following the log live until it closes. */
-export function writeAGUIEvents(res: ServerResponse, log: EventLog<AgentEvent>, ids: AGUIRunIDs, opts: AGUIStreamOptions): Promise<AGUIStreamOutcome> {
+export function writeAGUIEvents(res: ServerResponse, log: ReadableLog<AgentEvent>, ids: AGUIRunIDs, opts: AGUIStreamOptions): Promise<AGUIStreamOutcome> {
   const stream = new AGUIStream(ids, opts.from);
   // AG-UI's SSE reader skips frames without `data:`, so the comment and retry hint are safe for it.
   return streamLog(res, log, {
@@ -41,7 +41,7 @@ export function writeAGUIEvents(res: ServerResponse, log: EventLog<AgentEvent>, 
     encode: (batch) => {
       let text = '';
       for (const entry of batch) {
-        // The log's own serialisation of an AgentEvent (EventLog<AgentEvent>); no outside input.
+        // The log's own serialisation of an AgentEvent (ReadableLog<AgentEvent>); no outside input.
         const event = JSON.parse(entry.json) as AgentEvent;
         const out = stream.push(event);
         out.forEach((ev, i) => {

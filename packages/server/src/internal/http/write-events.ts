@@ -5,7 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { encodeEventNDJSON, encodeEventSSE, encodeSSEComment } from '@sluice/protocol';
-import type { EventLog, LogEntry, LoggedEvent } from '../execution/event-log.js';
+import type { LogEntry, LoggedEvent, ReadableLog } from '../execution/readable-log.js';
 import type { StreamFormat } from './negotiate.js';
 
 export interface StreamOptions {
@@ -29,7 +29,7 @@ const CONTENT_TYPES: Record<StreamFormat, string> = {
 };
 
 /** Writes the response head and then the log, following it live until it closes. */
-export function writeEvents<E extends LoggedEvent>(res: ServerResponse, log: EventLog<E>, opts: StreamOptions): Promise<StreamOutcome> {
+export function writeEvents<E extends LoggedEvent>(res: ServerResponse, log: ReadableLog<E>, opts: StreamOptions): Promise<StreamOutcome> {
   const encode = opts.format === 'sse' ? (e: LogEntry<E['type']>) => encodeEventSSE(e.seq, e.type, e.json) : (e: LogEntry<E['type']>) => encodeEventNDJSON(e.json);
   return streamLog(res, log, {
     contentType: CONTENT_TYPES[opts.format],
@@ -66,7 +66,7 @@ export interface LogStreamOptions<T extends string> {
  * The one writer of a log to an HTTP response (executions' and agent runs' SSE and NDJSON, and
  * AG-UI's SSE): the head, heartbeats, the log followed live at the client's pace, the end.
  */
-export async function streamLog<E extends LoggedEvent>(res: ServerResponse, log: EventLog<E>, opts: LogStreamOptions<E['type']>): Promise<StreamOutcome> {
+export async function streamLog<E extends LoggedEvent>(res: ServerResponse, log: ReadableLog<E>, opts: LogStreamOptions<E['type']>): Promise<StreamOutcome> {
   const ac = new AbortController();
   const onClose = (): void => ac.abort();
   res.once('close', onClose);

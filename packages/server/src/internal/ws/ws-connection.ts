@@ -30,7 +30,7 @@ import {
   type MessageIDs,
 } from '@sluice/protocol';
 import type { AgentRun } from '../agent/agent-run.js';
-import type { EventLog, LogEntry } from '../execution/event-log.js';
+import type { LogEntry, LoggedEvent, ReadableLog } from '../execution/readable-log.js';
 import { ApiError } from '../api-error.js';
 import type { Execution } from '../execution/execution.js';
 import type { ServerContext } from '../http/context.js';
@@ -58,7 +58,7 @@ interface Followable {
   /** `exec:{id}` or `run:{id}`: executions and runs have separate id spaces. */
   key: string;
   sessionID: string;
-  log: Pick<EventLog, 'closed' | 'lastSeq'> & { follow(from: number, signal: AbortSignal): AsyncGenerator<LogEntry<string>[]> };
+  log: Pick<ReadableLog<LoggedEvent>, 'closed' | 'lastSeq' | 'follow'>;
   frame(entry: LogEntry<string>): string;
   /** The answer to a subscribe from past the end of the finished log. */
   end(lastSeq: number): string;

@@ -1,0 +1,133 @@
+/**
+ * Starts a real redis-server (Debian's, which .ci/run installs) on a free loopback port with
+ * its own temporary directory, for tests of the Redis backend; it can be stopped, killed,
+ * restarted on the same port and directory, and paused (CLIENT PAUSE). One per test file.
+ *
+ * When redis-server is not installed: in CI (`CI=true`) that is a failure; elsewhere the
+ * caller gets null and skips, saying why.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+
+export interface RedisServerOptions {
+  /** AOF with an fsync per write (`--appendonly yes --appendfsync always`): a restart keeps every write. */
+  aof?: boolean;
+}
+
+export interface TestRedis {
+  readonly port: number;
+  readonly url: string;
+  readonly dir: string;
+  /** True while a redis-server process of ours is running. */
+  readonly running: boolean;
+  /** Runs one command on a short-lived client of its own (e.g. CLIENT PAUSE, TTL, XRANGE). */
+  command(name: string, ...args: (string | number)[]): Promise<unknown>;
+  /** SIGKILL, as a crash: with AOF (fsync always) every acknowledged write survives it. */
+  kill(): Promise<void>;
+  /** SIGTERM and wait (without AOF, no snapshot is written either: a restart starts empty). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and directory, with the same persistence. */
+  start(): Promise<void>;
+  /** Stops it and removes its directory. */
+  close(): Promise<void>;
+}
+
+/** Why redis-server cannot be used here, or null when it can. */
+export function redisServerMissing(): string | null {
+  const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) return `redis-server is not installed (${r.error?.message ?? `exit ${r.status}`}); apt-get install redis-server, as .ci/run does`;
+  return null;
+}
+
+/** Starts one; null (skip) when redis-server is absent outside CI, a thrown error in CI. */
+export async function startRedis(opts: RedisServerOptions = {}): Promise<TestRedis | null> {
+  const missing = redisServerMissing();
+  if (missing) {
+    if (process.env['CI'] === 'true') throw new Error(`CI: ${missing}`);
+    return null;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'sluice-redis-'));
+  const port = await freePort();
+  let proc: ChildProcess | null = null;
+  let output = '';
+
+  const args = (): string[] => [
+    '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+    '--appendonly', opts.aof ? 'yes' : 'no', ...(opts.aof ? ['--appendfsync', 'always'] : []),
+    '--daemonize', 'no', '--loglevel', 'warning', '--protected-mode', 'yes',
+  ];
+
+  const start = async (): Promise<void> => {
+    output = '';
+    const p = spawn('redis-server', args(), { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc = p;
+    p.stdout?.setEncoding('utf8').on('data', (t: string) => (output += t));
+    p.stderr?.setEncoding('utf8').on('data', (t: string) => (output += t));
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (p.exitCode !== null) throw new Error(`redis-server exited with ${p.exitCode}:\n${output}`);
+      try {
+        if ((await command('PING')) === 'PONG') return;
+      } catch {
+        // Not listening yet.
+      }
+      if (Date.now() > deadline) throw new Error(`redis-server did not answer PING on port ${port} in 15 s:\n${output}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+
+  const end = async (signal: NodeJS.Signals): Promise<void> => {
+    const p = proc;
+    if (!p || p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill(signal);
+    const timer = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+    proc = null;
+  };
+
+  const command = async (name: string, ...rest: (string | number)[]): Promise<unknown> => {
+    const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      return await client.call(name, ...rest);
+    } finally {
+      client.disconnect();
+    }
+  };
+
+  await start();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    dir,
+    get running() {
+      const p = proc as ChildProcess | null;
+      return p !== null && p.exitCode === null && p.signalCode === null;
+    },
+    command,
+    kill: () => end('SIGKILL'),
+    stop: () => end('SIGTERM'),
+    start,
+    async close() {
+      await end('SIGTERM');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A loopback port nothing listens on right now. */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  await new Promise<void>((r) => server.close(() => r()));
+  if (!addr || typeof addr !== 'object') throw new Error('no port');
+  return addr.port;
+}
