@@ -60,12 +60,12 @@ async function bridge(flags: McpFlags): Promise<number> {
     }
     toClient(message);
   };
-  http.onerror = (err) => log(err.message);
+  // Every failure of the HTTP side comes here (a failed send too, before it rejects).
+  http.onerror = (err) => log(`${endpoint.href}: ${err.message}`);
   stdio.onerror = (err) => log(`stdin: ${err.message}`);
   stdio.onmessage = (message) => {
     if (isJSONRPCRequest(message) && message.method === 'initialize') initializeID = message.id;
     http.send(message).catch((err: Error) => {
-      log(`${endpoint.href}: ${err.message}`);
       // A request the server never got is answered here, or the client would wait for ever.
       if (isJSONRPCRequest(message)) toClient({ jsonrpc: '2.0', id: message.id, error: { code: -32000, message: `sluice mcp: ${endpoint.href}: ${err.message}` } });
     });
