@@ -405,3 +405,35 @@ test('resources: the workspace files, listed and read (text and binary); DELETE 
     await c.close();
   }
 });
+
+test('MCP sessions count against the tenant\'s session cap, and end when their Sluice session expires idle', async () => {
+  const small = await startServer({ SLUICE_API_KEYS: `alice:${ALICE}`, SLUICE_MAX_SESSIONS_PER_TENANT: '1', SLUICE_IDLE_TTL: '1' });
+  try {
+    const url = `${small.url}/mcp`;
+    const c = await connectMcp(ALICE, url);
+    const second = await connectMcp(ALICE, url).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    assert.ok(second instanceof Error);
+    assert.match(second.message, /RATE_LIMITED|SLUICE_MAX_SESSIONS_PER_TENANT/);
+    // Idle for its TTL: the Sluice session expires (looking at it is no activity), and the MCP session with it.
+    await waitFor('the session to expire', 15_000, async () => {
+      const res = await fetch(`${small.url}/api/sessions/${c.sessionID}`, { headers: { Authorization: `Bearer ${ALICE}` } });
+      return res.status === 404 ? true : undefined;
+    });
+    const res = await fetch(url, {
+      method: 'POST',
+      body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }),
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', Authorization: `Bearer ${ALICE}`, 'Mcp-Session-Id': c.transport.sessionId ?? '' },
+    });
+    assert.equal(res.status, 404);
+    await res.body?.cancel();
+    await c.close();
+    // Its slot is free again.
+    const again = await connectMcp(ALICE, url);
+    await again.close();
+  } finally {
+    await small.stop();
+  }
+});
