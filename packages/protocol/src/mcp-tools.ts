@@ -5,6 +5,7 @@
  * (`run_code: code: expected a string (it is required), got nothing`); the server answers it as
  * a JSON-RPC InvalidParams error.
  */
+import { assertNever } from './assert-never.js';
 import type { JSONSchema, ObjectSchema } from './json-schema.js';
 import { FieldReader, type Validated } from './requests.js';
 
@@ -139,6 +140,8 @@ export function parseMcpToolCall(name: string, args: unknown): Validated<McpTool
     case 'restart':
       call = { tool };
       break;
+    default:
+      return assertNever(tool, 'MCP tool');
   }
   r.rejectUnknown(Object.keys(MCP_TOOL_INPUT_SCHEMAS[tool].properties));
   const checked = r.result(call);

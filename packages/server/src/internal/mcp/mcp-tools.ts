@@ -23,6 +23,7 @@ import {
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import {
+  assertNever,
   MCP_RUN_OUTPUT_SCHEMA,
   MCP_TOOL_DESCRIPTIONS,
   MCP_TOOL_INPUT_SCHEMAS,
@@ -128,6 +129,8 @@ export function createMcpServer(deps: McpToolsDeps): Server {
           const stopped = await restartKernels(session);
           return { content: [{ type: 'text', text: stopped.length === 0 ? 'no kernel was running; the next run_code starts a fresh one' : `restarted: ${stopped.join(', ')}; variables and imports are gone, files stay` }] };
         }
+        default:
+          return assertNever(call, 'MCP tool call');
       }
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
