@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `sluice` command: `serve` starts a server; `run`, `exec`, `sessions`, `files` and `agent`
- * are a client of a running one (docs/cli.md).
+ * are a client of a running one, `mcp` a stdio MCP bridge to one (docs/cli.md, docs/mcp.md).
  */
 import { Command, CommanderError } from 'commander';
 import { serveCommand } from './commands/serve.js';
@@ -10,6 +10,7 @@ import { execCommand } from './commands/exec.js';
 import { sessionsCommand } from './commands/sessions.js';
 import { filesCommand } from './commands/files.js';
 import { agentCommand } from './commands/agent.js';
+import { mcpCommand } from './commands/mcp.js';
 import { ExitCode } from './internal/exit-codes.js';
 import { ignoreOutputErrors } from './internal/exit.js';
 
@@ -28,6 +29,7 @@ execCommand(program);
 sessionsCommand(program);
 filesCommand(program);
 agentCommand(program);
+mcpCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -9,6 +9,7 @@ export * from './agent-fold.js';
 export * from './parse-agent-event.js';
 export * from './errors.js';
 export * from './requests.js';
+export * from './mcp-tools.js';
 export * from './json-schema.js';
 export * from './fold.js';
 export * from './sse-encoder.js';

@@ -342,8 +342,11 @@ function invalid(field: string, expected: string, got: unknown): { ok: false; co
   return { ok: false, code: 'INVALID_REQUEST', message: `${field}: expected ${expected}, got ${describeValue(got)}` };
 }
 
-/** Reads typed fields off an untrusted object, remembering the first failure. */
-class FieldReader {
+/**
+ * Reads typed fields off an untrusted object, remembering the first failure (exported for the
+ * MCP tool arguments' parsers in mcp-tools.ts; each message names the field).
+ */
+export class FieldReader {
   private readonly obj: Record<string, unknown>;
   private failure: { ok: false; code: ErrorCode; message: string } | undefined;
 

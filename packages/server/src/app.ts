@@ -40,6 +40,7 @@ import { submitRun } from './internal/http/submit-run.js';
 import { sessionRoutes } from './internal/http/session-routes.js';
 import { systemRoutes } from './internal/http/system-routes.js';
 import { fileRoutes } from './internal/http/file-routes.js';
+import { McpSessions, mcpRoutes } from './internal/http/mcp-routes.js';
 import { metricsRoutes } from './internal/http/metrics-routes.js';
 import { openAPIRoutes } from './internal/http/openapi-routes.js';
 import { REDACTED_LOG_PATHS, requestLog } from './internal/http/request-log.js';
@@ -222,6 +223,8 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   wsRoutes(app, ctx, keys);
   agentRoutes(app, ctx);
   agUIRoutes(app, ctx);
+  const mcp = new McpSessions(ctx);
+  mcpRoutes(app, mcp);
   metricsRoutes(app, metrics, wire);
   openAPIRoutes(app);
 
@@ -242,6 +245,8 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
       const appClosed = app.close();
       // Agent runs first: each ends (cancelled) once its running tool is gone.
       await agents.close();
+      // MCP sessions next: their transports close and their running tools are cancelled.
+      await mcp.close();
       await sessions.close();
       shutdown.abort();
       await Promise.all([appClosed, warming]);

@@ -16,9 +16,10 @@ import { HeadTailText } from './head-tail-text.js';
 
 /** Where a running tool's live events go. */
 export interface ToolEmitter {
-  output(stream: OutputStream, text: string, executionID: string): void;
-  progress(executionID: string, fields: { message?: string; percent?: number; data?: unknown }): void;
-  result(executionID: string, data: Record<string, unknown>): void;
+  /** `seq` is the execution event's (strictly increasing within one run). */
+  output(stream: OutputStream, text: string, executionID: string, seq: number): void;
+  progress(executionID: string, fields: { message?: string; percent?: number; data?: unknown }, seq: number): void;
+  result(executionID: string, data: Record<string, unknown>, seq: number): void;
 }
 
 /** How a tool call ended: `output` is what the model is told. */
@@ -27,6 +28,15 @@ export interface ToolOutcome {
   exitCode: number | null;
   reason: ToolEndReason;
   executionID?: string;
+}
+
+/** How a run ended, with what it printed (each bounded) and its rich results (at most MAX_RICH_RESULTS). */
+export interface RunOutcome extends ToolOutcome {
+  executionID: string;
+  stdout: string;
+  stderr: string;
+  results: Record<string, unknown>[];
+  durationMs: number | null;
 }
 
 /** Runs checked tool calls; aborting `signal` stops a running one (its whole process tree). */
@@ -49,6 +59,8 @@ export interface SessionToolsDeps {
 
 /** Bytes of a file `read_file` reads at most (what the model sees is bounded again by maxOutputChars). */
 const MAX_READ_BYTES = 1024 * 1024;
+/** Rich results a run's outcome keeps (each is already bounded by the output limit). */
+const MAX_RICH_RESULTS = 64;
 
 export class SessionTools implements ToolHost {
   constructor(private readonly deps: SessionToolsDeps) {}
@@ -77,9 +89,20 @@ export class SessionTools implements ToolHost {
   }
 
   private async runCode(code: string, language: string, emit: ToolEmitter, signal: AbortSignal): Promise<ToolOutcome> {
-    signal.throwIfAborted();
     const request: RunRequest = { code, language };
     if (this.deps.timeoutSec !== undefined) request.timeout = this.deps.timeoutSec;
+    const { output, exitCode, reason, executionID } = await this.execute(request, emit, signal);
+    return { output, exitCode, reason, executionID };
+  }
+
+  /**
+   * Runs a request as an execution of the session, relaying its events live to `emit` (each
+   * with its seq), and returns the outcome with what it printed and its rich results: what
+   * `run_code` tells the model, and what an MCP tool result is made of.
+   */
+  async execute(request: RunRequest, emit: ToolEmitter, signal: AbortSignal): Promise<RunOutcome> {
+    signal.throwIfAborted();
+    if (request.timeout === undefined && this.deps.timeoutSec !== undefined) request = { ...request, timeout: this.deps.timeoutSec };
     const exec = await this.deps.submit(request);
     const cancel = (): void => exec.cancel(this.deps.killGraceMs);
     signal.addEventListener('abort', cancel, { once: true });
@@ -88,6 +111,8 @@ export class SessionTools implements ToolHost {
     // Bounded too: a flood of truncations or gaps says so once each, counted.
     const notes: string[] = [];
     const results = new HeadTailText(this.deps.maxOutputChars);
+    const rich: Record<string, unknown>[] = [];
+    let richDropped = 0;
     let done: Extract<ExecutionEvent, { type: 'done' }> | null = null;
     try {
       // Followed to `done` even after an abort: tool_end must come after the processes are gone.
@@ -99,22 +124,24 @@ export class SessionTools implements ToolHost {
               break;
             case 'stdout':
               stdout.append(ev.content);
-              emit.output('stdout', ev.content, exec.id);
+              emit.output('stdout', ev.content, exec.id, ev.seq);
               break;
             case 'stderr':
               stderr.append(ev.content);
-              emit.output('stderr', ev.content, exec.id);
+              emit.output('stderr', ev.content, exec.id, ev.seq);
               break;
             case 'progress': {
               const { type: _t, seq: _s, ts: _ts, ...fields } = ev;
-              emit.progress(exec.id, fields);
+              emit.progress(exec.id, fields, ev.seq);
               break;
             }
             case 'result': {
-              emit.result(exec.id, ev.data);
+              emit.result(exec.id, ev.data, ev.seq);
               const text = ev.data['text/plain'];
               const mimes = Object.keys(ev.data).join(', ');
               results.append(`${results.empty ? '' : '\n'}${typeof text === 'string' ? text : `(a result of type ${mimes})`}`);
+              if (rich.length < MAX_RICH_RESULTS) rich.push(ev.data);
+              else richDropped++;
               break;
             }
             case 'truncated':
@@ -139,6 +166,7 @@ export class SessionTools implements ToolHost {
     } finally {
       signal.removeEventListener('abort', cancel);
     }
+    if (richDropped > 0) notes.push(`${richDropped} more rich results are not included (at most ${MAX_RICH_RESULTS}); GET /api/executions/${exec.id} has them`);
     const reason: ToolEndReason = done?.reason ?? 'error';
     const exitCode = done?.exit_code ?? null;
     const parts: string[] = [`exit_code: ${exitCode === null ? 'none' : exitCode} (${reason}${done?.signal ? `, ${done.signal}` : ''})`];
@@ -147,7 +175,16 @@ export class SessionTools implements ToolHost {
     if (!results.empty) parts.push(`result:\n${results.toString()}`);
     if (done?.kernel_restarted) parts.push('note: the kernel restarted during this run; variables and imports from earlier calls are gone');
     for (const n of notes) parts.push(`note: ${n}`);
-    return { output: this.bound(parts.join('\n')), exitCode, reason, executionID: exec.id };
+    return {
+      output: this.bound(parts.join('\n')),
+      exitCode,
+      reason,
+      executionID: exec.id,
+      stdout: stdout.toString(),
+      stderr: stderr.toString(),
+      results: rich,
+      durationMs: done?.duration_ms ?? null,
+    };
   }
 
   private async readFile(path: string): Promise<string> {
@@ -174,11 +211,8 @@ export class SessionTools implements ToolHost {
     return t.toString();
   }
 
-  private async root(): Promise<WorkspaceRoot> {
-    const s = this.deps.session;
-    s.touch();
-    const dir = await workspaceView(s.workspace);
-    return { dir, symlinkSafe: dir !== s.workspace, uid: s.hostUID };
+  private root(): Promise<WorkspaceRoot> {
+    return sessionRoot(this.deps.session);
   }
 }
 
@@ -186,8 +220,15 @@ function ok(output: string): ToolOutcome {
   return { output, exitCode: 0, reason: 'exited' };
 }
 
-/** A workspace path as the model writes it: relative, or absolute under /workspace. */
-function segments(path: string, field: string): string[] {
+/** The session's workspace for the files API's safe access; touching it is activity. */
+export async function sessionRoot(s: Session): Promise<WorkspaceRoot> {
+  s.touch();
+  const dir = await workspaceView(s.workspace);
+  return { dir, symlinkSafe: dir !== s.workspace, uid: s.hostUID };
+}
+
+/** A workspace path as a model or an MCP client writes it: relative, or absolute under /workspace. */
+export function segments(path: string, field: string): string[] {
   const relative = path.replace(/^\/workspace(\/|$)/, '').replace(/^\.\/?/, '');
   const r = parseWorkspacePath(relative, field);
   if (!r.ok) throw new ApiError(r.code, r.message);

@@ -343,6 +343,7 @@ const PATHS: Record<string, Record<string, Operation>> = {
       responses: { '200': { description: 'It can', content: json(object('', { status: { const: 'ok' } })) }, ...errors('SANDBOX_UNAVAILABLE') },
     },
   },
+  '/mcp': mcpOperations(),
   '/metrics': {
     get: {
       operationId: 'metrics',
@@ -392,6 +393,42 @@ const PATHS: Record<string, Record<string, Operation>> = {
     },
   },
 };
+
+/**
+ * `/mcp`: the Model Context Protocol's Streamable HTTP transport (docs/mcp.md). Its bodies are
+ * JSON-RPC, described by the MCP specification, not here; its own refusals of a missing or
+ * unknown `Mcp-Session-Id` (400, 404) carry JSON-RPC error bodies, as the SDK answers them.
+ */
+function mcpOperations(): Record<string, Operation> {
+  const sessionHeader: Parameter = { name: 'Mcp-Session-Id', in: 'header', required: false, description: 'The MCP session (from the initialize answer); required after initialize.', schema: { type: 'string' } };
+  const rpc = { 'application/json': { schema: { type: 'object', description: 'A JSON-RPC message (or a batch) of the Model Context Protocol.' } as JSONSchema } };
+  const sse = { 'text/event-stream': { schema: { type: 'string', description: 'JSON-RPC messages as SSE events, each with an id for Last-Event-ID.' } as JSONSchema } };
+  const summary = (what: string): string => `${what} (Model Context Protocol, Streamable HTTP; docs/mcp.md). A missing or unknown Mcp-Session-Id is 400 or 404 with a JSON-RPC error body.`;
+  return {
+    post: {
+      operationId: 'mcpPost',
+      summary: summary('A JSON-RPC message to the MCP server; initialize creates an MCP session and its Sluice session'),
+      tags: ['mcp'],
+      parameters: [sessionHeader],
+      requestBody: { required: true, content: rpc },
+      responses: { '200': { description: 'The answers, as SSE (live notifications, then the response)', content: sse }, '202': { description: 'Notifications and responses accepted' }, ...errors('FORBIDDEN', 'RATE_LIMITED') },
+    },
+    get: {
+      operationId: 'mcpStream',
+      summary: summary('The session\'s SSE stream of server messages; with Last-Event-ID, a cut stream resumed'),
+      tags: ['mcp'],
+      parameters: [sessionHeader, { name: 'Last-Event-ID', in: 'header', required: false, description: 'The last event id received (`<stream>:<seq>`).', schema: { type: 'string' } }],
+      responses: { '200': { description: 'The stream', content: sse }, ...errors('FORBIDDEN') },
+    },
+    delete: {
+      operationId: 'mcpEnd',
+      summary: summary('Ends the MCP session and deletes its Sluice session'),
+      tags: ['mcp'],
+      parameters: [sessionHeader],
+      responses: { '200': { description: 'Ended' }, ...errors('FORBIDDEN') },
+    },
+  };
+}
 
 function executionHeaders(): Record<string, { description: string; schema: JSONSchema }> {
   return {

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { openAPIDocument } from './openapi-document.js';
 
 /** The server package's version, for `info.version`. */
-function packageVersion(): string {
+export function packageVersion(): string {
   const pkg: unknown = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8'));
   return typeof pkg === 'object' && pkg !== null && 'version' in pkg && typeof pkg.version === 'string' ? pkg.version : '0.0.0';
 }

@@ -1,6 +1,7 @@
 /** `POST/GET/DELETE /api/sessions…` */
 import type { FastifyInstance } from 'fastify';
 import { parseCreateSessionRequest, validateSessionID } from '@sluice/protocol';
+import { restartKernels } from '../session/restart-kernels.js';
 import { ownerOf } from './authenticate.js';
 import { check, type ServerContext } from './context.js';
 import { sessionView } from './views.js';
@@ -26,16 +27,10 @@ export function sessionRoutes(app: FastifyInstance, ctx: ServerContext): void {
     return reply.code(204).send();
   });
 
-  // Restarting is activity (it is a command to the session), unlike looking at it.
   app.post<{ Params: { id: string } }>('/api/sessions/:id/restart', async (req) => {
     const id = check(validateSessionID(req.params.id));
     const session = ctx.sessions.get(ownerOf(req), id);
-    session.touch();
-    const running = session.current;
-    // A cell running now ends as cancelled, with kernel_restarted in its done.
-    if (running?.mode === 'kernel') running.stop('cancelled', 0);
-    const stopped = session.liveKernels.map((k) => k.language);
-    await session.stopKernels();
+    const stopped = await restartKernels(session);
     return { ...sessionView(session), restarted: stopped };
   });
 }

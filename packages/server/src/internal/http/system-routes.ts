@@ -57,6 +57,7 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
         'GET /api/agent-runs/{id}',
         'GET /api/agent-runs/{id}/events',
         'POST /api/agent-runs/{id}/cancel',
+        'POST|GET|DELETE /mcp (Model Context Protocol, Streamable HTTP)',
         'GET /api/languages',
         'GET /healthz',
         'GET /metrics',
