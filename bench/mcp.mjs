@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// MCP latency benchmark: `node bench/mcp.mjs` after a build (not part of `npm run bench` yet).
+// MCP latency benchmark: `node bench/mcp.mjs` after a build (also run by `npm run bench`).
 //
 // Starts a real server, connects the official MCP SDK's client over Streamable HTTP (/mcp) and
 // calls `run_code` with a program that prints BENCH_MCP_LINES lines, each holding its own

@@ -13,6 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { EventLog } from '../packages/server/dist/internal/execution/event-log.js';
 import { RedisConnection } from '../packages/server/dist/internal/redis/redis-connection.js';
 import { RedisLogReader, RedisLogWriter } from '../packages/server/dist/internal/redis/redis-log.js';
+import { recordFigure } from './common.mjs';
 
 const EVENTS = Number(process.argv[2] ?? 200_000);
 const LATENCY_LINES = 2000;
@@ -138,3 +139,5 @@ console.log(`${EVENTS.toLocaleString('en-US')} stdout lines, one writer, one fol
 console.log('| log | appended events/s | followed events/s | line latency median | p99 |');
 console.log('| --- | ---: | ---: | ---: | ---: |');
 for (const [name, t, l] of rows) console.log(`| ${name} | ${fmt(t.appended)} | ${fmt(t.followed)} | ${ms(l.median)} | ${ms(l.p99)} |`);
+const redisRow = rows.find(([name]) => name === 'Redis Streams');
+recordFigure('redis_log', { memory: mt.followed, memoryMedian: ml.median, redis: redisRow[1].followed, redisMedian: redisRow[2].median, redisP99: redisRow[2].p99 });

@@ -14,6 +14,8 @@
 //   5. agent runs: bench/agent.mjs (first token, per-event overhead, one tool round);
 //   6. BENCH_LOAD_SESSIONS (500) concurrent slow printers, slow readers among them: bench/load.mjs;
 //   7. Jupyter Server beside Sluice: bench/jupyter.mjs (the kernel rows);
+//      MCP (print → the client's notification): bench/mcp.mjs; the event log through Redis
+//      Streams beside the in-memory one: bench/redis-log.mjs (needs redis-server);
 //   8. the scoreboard: each bench's headline figures (recordFigure in common.mjs) against the
 //      targets of issue 13, in one table (docs/performance.md keeps the latest).
 //
@@ -697,6 +699,24 @@ const SCOREBOARD = [
     target: '500, every event once',
     met: (f) => f.live >= 500 && f.ok === f.streams && f.once,
   },
+  {
+    key: 'mcp',
+    label: 'MCP: print in the sandbox → the client\'s progress notification',
+    sluice: (f) => `median ${fmtMs(f.median_ms)}, p99 ${fmtMs(f.p99_ms)}`,
+    baseline: () => '',
+    ratio: () => NaN,
+    target: '(issue 15: reported)',
+    met: () => null,
+  },
+  {
+    key: 'redis_log',
+    label: 'event log through Redis Streams, one writer → one follower',
+    sluice: (f) => `${Math.round(f.redis).toLocaleString('en-US')} events/s; line ${fmtMs(f.redisMedian)} (p99 ${fmtMs(f.redisP99)})`,
+    baseline: (f) => `in memory ${Math.round(f.memory).toLocaleString('en-US')} events/s; line ${fmtMs(f.memoryMedian)}`,
+    ratio: (f) => f.redis / f.memory,
+    target: '(issue 16: beside in-memory)',
+    met: () => null,
+  },
 ];
 
 function printScoreboard(file) {
@@ -708,7 +728,7 @@ function printScoreboard(file) {
     const met = row.met(f);
     return [row.label, row.sluice(f), row.baseline(f), fmtRatio(row.ratio(f)), row.target, met === null ? '' : met ? 'met' : 'MISSED'];
   });
-  console.log(`\nissue 13 scoreboard — ${new Date().toISOString()}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  console.log(`\nscoreboard — ${new Date().toISOString()}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   console.log(table(['figure', 'sluice', 'baseline (same run)', 'ratio', 'target', ''], rows));
 }
 
@@ -729,7 +749,7 @@ try {
     LOAD_START_CONCURRENCY: '12',
     LOAD_DEADLINE: String(LOAD_SECONDS + Math.max(120, LOAD_SESSIONS / 2)),
   };
-  for (const [script, env] of [['bench/agent.mjs', {}], ['bench/load.mjs', loadEnv], ['bench/jupyter.mjs', {}]]) {
+  for (const [script, env] of [['bench/agent.mjs', {}], ['bench/load.mjs', loadEnv], ['bench/jupyter.mjs', {}], ['bench/mcp.mjs', {}], ['bench/redis-log.mjs', {}]]) {
     const child = spawn(process.execPath, [join(ROOT, script)], { stdio: 'inherit', env: { ...process.env, ...env } });
     const [code, signal] = await new Promise((r) => child.once('exit', (c, s) => r([c, s])));
     if (code !== 0) throw new Error(`${script} exited with ${code ?? signal}`);
