@@ -3,7 +3,7 @@
  * CLI's flags, which set the same fields). Every value is validated once, here.
  */
 import { readFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LANGUAGES, MAX_AGENT_TURNS, MIN_HEARTBEAT_SEC, SESSION_LIMIT_MINIMUMS } from '@sluice/protocol';
 import { checkUniqueKeys, parseAPIKeys, type APIKey } from './internal/auth/api-keys.js';
@@ -121,7 +121,19 @@ export interface ServerConfig {
    * keeps everything in memory and on disk, as without it.
    */
   redisURL: string;
+  /**
+   * What this process does (docs/scale-out.md): `all` (one process: the API and the sandboxes),
+   * `api` (answers requests, runs no code) or `worker` (runs sandboxes); `api` and `worker` need
+   * `redisURL`. Validated only for now: the server runs as `all` whatever the role.
+   */
+  role: ServerRole;
+  /** How API nodes reach this worker's internal endpoint; '' = derived from host and port (see workerURL). */
+  workerURL: string;
 }
+
+/** The roles of `sluice serve --role`. */
+export const SERVER_ROLES = ['all', 'api', 'worker'] as const;
+export type ServerRole = (typeof SERVER_ROLES)[number];
 
 const MiB = 1024 * 1024;
 
@@ -201,6 +213,8 @@ export function defaultConfig(): ServerConfig {
     maxAgentRunsPerTenant: 16,
     agentToolOutputChars: 16 * 1024,
     redisURL: '',
+    role: 'all',
+    workerURL: '',
   };
 }
 
@@ -271,6 +285,8 @@ const ENV: Record<string, [keyof ServerConfig, 'string' | 'int' | 'number' | 'bo
   SLUICE_MAX_AGENT_RUNS_PER_TENANT: ['maxAgentRunsPerTenant', 'int'],
   SLUICE_AGENT_TOOL_OUTPUT: ['agentToolOutputChars', 'int'],
   SLUICE_REDIS_URL: ['redisURL', 'string'],
+  SLUICE_ROLE: ['role', 'string'],
+  SLUICE_WORKER_URL: ['workerURL', 'string'],
 };
 
 /** Names of the environment variables the server reads. */
@@ -380,6 +396,7 @@ function validateConfig(c: ServerConfig): void {
     if (c.llmModel === '') throw new Error('SLUICE_LLM_MODEL: expected the default model name (e.g. gpt-4o-mini) when SLUICE_LLM_BASE_URL is set');
   }
   if (c.redisURL !== '') checkRedisURL(c.redisURL);
+  checkRole(c);
   for (const l of enabledLanguages(c) ?? []) {
     if (!(LANGUAGES as readonly string[]).includes(l)) throw new Error(`SLUICE_LANGUAGES: expected names from ${LANGUAGES.join(', ')}, got ${JSON.stringify(l)}`);
   }
@@ -406,6 +423,39 @@ function checkRedisURL(url: string): void {
     const scheme = parsed ? ` (got scheme ${JSON.stringify(parsed.protocol)})` : '';
     throw new Error(`SLUICE_REDIS_URL: expected redis://[user:password@]host[:port][/db] or rediss://…${scheme}; unset it to run without Redis`);
   }
+}
+
+/** Throws unless the role is known, has the Redis it needs, and SLUICE_WORKER_URL (when set) is an http(s) URL. */
+function checkRole(c: ServerConfig): void {
+  if (!(SERVER_ROLES as readonly string[]).includes(c.role)) {
+    throw new Error(`SLUICE_ROLE (--role): expected ${SERVER_ROLES.join(', ')}, got ${JSON.stringify(c.role)}`);
+  }
+  if (c.role !== 'all' && c.redisURL === '') {
+    throw new Error(`SLUICE_ROLE (--role) ${c.role}: needs SLUICE_REDIS_URL, where API nodes and workers meet; set it, or use the role all for one process`);
+  }
+  if (c.workerURL !== '') {
+    let url: URL | null = null;
+    try {
+      url = new URL(c.workerURL);
+    } catch {
+      // Reported below.
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      throw new Error(`SLUICE_WORKER_URL: expected an http(s) URL API nodes can reach, such as http://10.0.0.5:8080, got ${JSON.stringify(c.workerURL)}`);
+    }
+  }
+}
+
+/**
+ * How API nodes reach this worker: SLUICE_WORKER_URL, else http://HOST:PORT, with the machine's
+ * host name for a wildcard HOST (0.0.0.0, ::), which no other machine can dial. `port` is the one
+ * actually listened on (PORT may be 0).
+ */
+export function workerURL(c: Pick<ServerConfig, 'workerURL' | 'host' | 'port'>, port: number = c.port): string {
+  if (c.workerURL !== '') return c.workerURL.replace(/\/+$/, '');
+  const wildcard = c.host === '0.0.0.0' || c.host === '::' || c.host === '';
+  const host = wildcard ? hostname() : c.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
 /** Session limit defaults and caps → the request field whose minimum they must meet, and how an operator names them. */

@@ -14,6 +14,7 @@ interface ServeOptions {
   dataDir?: string;
   install: boolean;
   insecureNoAuth?: boolean;
+  role?: string;
 }
 
 export function serveCommand(program: Command): void {
@@ -24,15 +25,21 @@ export function serveCommand(program: Command): void {
     .option('--port <port>', 'port to listen on (default 8080, or PORT; 0 picks a free one)')
     .option('--data-dir <dir>', 'where workspaces live (default $TMPDIR/sluice, or SLUICE_DATA_DIR)')
     .option('--no-install', 'do not install bubblewrap with apt-get when it is missing')
+    .option('--role <role>', 'all (one process), api (answers requests, runs no code) or worker (runs sandboxes); api and worker need SLUICE_REDIS_URL (default all, or SLUICE_ROLE)')
     .option('--insecure-no-auth', 'listen on a non-loopback address without API keys (or SLUICE_INSECURE_NO_AUTH=1)')
     .action(async (opts: ServeOptions) => {
       // Loaded here, not at the top, so that the client commands do not pay for the server's start-up.
-      const { createSluiceServer, loadConfig } = await import('@sluice/server');
+      const { createSluiceServer, loadConfig, SERVER_ROLES } = await import('@sluice/server');
       const overrides: Partial<ServerConfig> = {};
       if (opts.host !== undefined) overrides.host = opts.host;
       if (opts.port !== undefined) overrides.port = Number(opts.port);
       if (opts.dataDir !== undefined) overrides.dataDir = opts.dataDir;
       if (opts.insecureNoAuth === true) overrides.insecureNoAuth = true;
+      if (opts.role !== undefined) {
+        const role = SERVER_ROLES.find((r) => r === opts.role);
+        if (!role) fail(`sluice: --role: expected ${SERVER_ROLES.join(', ')}, got ${JSON.stringify(opts.role)}`);
+        overrides.role = role;
+      }
       let config: ServerConfig;
       try {
         config = loadConfig(process.env, overrides);

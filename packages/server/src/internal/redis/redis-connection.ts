@@ -65,6 +65,20 @@ export class RedisConnection {
     return { stream: base, meta: `${base}:meta` };
   }
 
+  /**
+   * A key of the cluster's shared state (workers, sessions, inboxes, caps): the prefix, then
+   * `name`. Their scripts touch several of these keys at once, so they need one Redis (or a
+   * primary with replicas), not a Redis Cluster.
+   */
+  key(name: string): string {
+    return `${this.prefix}${name}`;
+  }
+
+  /** How the keys of an owner (API key id; null without auth) are spelled: `-`, or `k.` and the id URL-encoded. */
+  ownerPart(owner: string | null): string {
+    return owner === null ? '-' : `k.${encodeURIComponent(owner)}`;
+  }
+
   /** Ends every client (blocked reads fail at once; their followers end). */
   async close(): Promise<void> {
     this.blocking.close();

@@ -6,7 +6,8 @@
  *     one field `j` holding the event's JSON exactly as it goes on the wire.
  *   - `sluice:log:{id}:meta`: a hash: `epoch` (random, chosen by the writer when it creates the
  *     log), `last` (the newest seq stored), `closed` (`1` once the last event is in),
- *     `evicted` (JSON EvictedEvents: what the bound dropped).
+ *     `evicted` (JSON EvictedEvents: what the bound dropped), `ended` (`1` when endIfOpen closed
+ *     it, not its writer: the writer's later appends are refused as `ended`).
  *   The close adds one more stream entry, `<last seq>-1` (field `c`): not an event, it wakes the
  *   followers blocked in XREAD, which then read `closed`.
  * Both keys always have a TTL: `liveTTLSec` while the log is written (refreshed by every append and,
@@ -32,15 +33,20 @@
  * vanished before it closed ends the follower with a `gap` up to the newest seq it knew of and
  * a RedisLogError `lost`: never silence.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { EventType, EvictedEvents, ExecutionEvent } from '@sluice/protocol';
 import type { Redis } from 'ioredis';
 import { serialise, type ChannelTypes, type NewEvent } from '../execution/event-log.js';
 import { gapEntry, typeOf, type LogEntry, type LoggedEvent, type ReadableLog } from '../execution/readable-log.js';
 import type { LogKeys, RedisConnection } from './redis-connection.js';
+import { runScript } from './run-script.js';
 
-/** Why a Redis log cannot go on: `lost` = Redis no longer holds it; `unavailable` = Redis did not answer in time. */
-export type RedisLogFailure = 'lost' | 'unavailable' | 'exists';
+/**
+ * Why a Redis log cannot go on: `lost` = Redis no longer holds it; `unavailable` = Redis did not
+ * answer in time; `ended` = someone else ended it (endIfOpen: a reaper, after this worker's
+ * lease ran out), so this writer's later events are refused.
+ */
+export type RedisLogFailure = 'lost' | 'unavailable' | 'exists' | 'ended';
 
 /** A log in Redis that cannot be written or read any more; the server answers SANDBOX_UNAVAILABLE. */
 export class RedisLogError extends Error {
@@ -111,7 +117,12 @@ if redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[1] then
   return redis.error_reply('SLUICE_EPOCH the log is gone from Redis or belongs to another writer')
 end
 local last = tonumber(redis.call('HGET', KEYS[2], 'last'))
-if redis.call('HGET', KEYS[2], 'closed') == '1' then return last end
+if redis.call('HGET', KEYS[2], 'closed') == '1' then
+  if redis.call('HGET', KEYS[2], 'ended') == '1' then
+    return redis.error_reply('SLUICE_ENDED the log was ended by someone else (its worker was declared dead)')
+  end
+  return last
+end
 for i = 7, #ARGV, 2 do
   local seq = tonumber(ARGV[i])
   if seq > last then
@@ -131,6 +142,56 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 return last
 `;
+
+/**
+ * Ends a log that is still open with one terminal event, atomically against its writer.
+ * KEYS: stream, meta. ARGV: the `last` the caller read, the event's JSON (its seq is last + 1),
+ * retention ms, the terminal event's type.
+ * Returns 1 (ended it: event appended, unless the newest stored event already is one of that
+ * type, then only closed), 0 (already closed), -1 (no such log), -2 (`last` moved: read again).
+ */
+const END_IF_OPEN = `
+if redis.call('EXISTS', KEYS[2]) == 0 then return -1 end
+if redis.call('HGET', KEYS[2], 'closed') == '1' then return 0 end
+local last = tonumber(redis.call('HGET', KEYS[2], 'last'))
+if last ~= tonumber(ARGV[1]) then return -2 end
+local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)[1]
+local already = false
+if newest and last > 0 and newest[1] == last .. '-0' then
+  already = string.sub(newest[2][2], 1, #ARGV[4] + 10) == '{"type":"' .. ARGV[4] .. '"'
+end
+if not already then
+  last = last + 1
+  redis.call('XADD', KEYS[1], last .. '-0', 'j', ARGV[2])
+end
+redis.call('HSET', KEYS[2], 'last', last, 'closed', '1', 'ended', '1')
+redis.call('XADD', KEYS[1], last .. '-1', 'c', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return 1
+`;
+
+/**
+ * Ends the log `id` with `event` (e.g. `done` with `reason: "sandbox_lost"`) unless it is closed
+ * already, atomically: whether the writer's own end or this one gets there first, the log ends
+ * with exactly one terminal event, and a writer that comes later fails with `ended`. Resolves
+ * true when this call ended it, false when it was closed already or does not exist. The keys then
+ * live `retentionSec` (3600).
+ */
+export async function endIfOpen<E extends LoggedEvent = ExecutionEvent>(conn: RedisConnection, id: string, event: NewEvent<E>, opts: { retentionSec?: number; timeoutMs?: number } = {}): Promise<boolean> {
+  const keys = conn.logKeys(id);
+  const retentionMs = Math.ceil((opts.retentionSec ?? 3600) * 1000);
+  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  for (;;) {
+    const last = Number((await conn.reader.hget(keys.meta, 'last')) ?? 0);
+    const json = serialise(event, last + 1);
+    const r = await retrying(Math.max(1, deadline - Date.now()), () => runScript(conn.writer, END_IF_OPEN, [keys.stream, keys.meta], [last, json, retentionMs, event.type]));
+    if (r === 1) return true;
+    if (r === 0 || r === -1) return false;
+    // The writer appended meanwhile: read `last` again (each round is one writer batch behind at most).
+    if (Date.now() > deadline) throw new RedisLogError('unavailable', `could not end log ${id} within ${opts.timeoutMs ?? 10_000} ms: its writer kept appending`);
+  }
+}
 
 /** One script call's contents, kept until Redis answers (a retry resends it as it is). */
 interface Batch {
@@ -693,23 +754,6 @@ function parseEvicted(json: string | null): EvictedEvents {
   return { events: num(r['events']), from_seq: seq(r['from_seq']), to_seq: seq(r['to_seq']), types, stdout_bytes: num(r['stdout_bytes']), stderr_bytes: num(r['stderr_bytes']) };
 }
 
-const shas = new Map<string, string>();
-
-/** EVALSHA, falling back to EVAL when Redis does not have the script (first use, or after a restart). */
-async function runScript(client: Redis, script: string, keys: string[], args: (string | number)[]): Promise<unknown> {
-  let sha = shas.get(script);
-  if (!sha) {
-    sha = createHash('sha1').update(script).digest('hex');
-    shas.set(script, sha);
-  }
-  try {
-    return await client.call('EVALSHA', sha, keys.length, ...keys, ...args);
-  } catch (err) {
-    if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-    return await client.call('EVAL', script, keys.length, ...keys, ...args);
-  }
-}
-
 /**
  * Runs `op` until it succeeds, retrying failed attempts (a dropped connection, Redis restarting)
  * with a short backoff for at most `timeoutMs` in all, an attempt left hanging included. A
@@ -731,6 +775,7 @@ async function retrying<T>(timeoutMs: number, op: () => Promise<T>): Promise<T> 
       if (err instanceof RedisLogError) throw err;
       const message = err instanceof Error ? err.message : String(err);
       if (message.startsWith('SLUICE_EPOCH')) throw new RedisLogError('lost', message.slice('SLUICE_EPOCH '.length));
+      if (message.startsWith('SLUICE_ENDED')) throw new RedisLogError('ended', message.slice('SLUICE_ENDED '.length));
       if (message.startsWith('SLUICE_EXISTS')) throw new RedisLogError('exists', message.slice('SLUICE_EXISTS '.length));
       const left = deadline - Date.now();
       if (left <= 0) throw new RedisLogError('unavailable', `Redis did not take the write within ${timeoutMs} ms: ${message}`);
