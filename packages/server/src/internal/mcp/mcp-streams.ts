@@ -3,6 +3,7 @@
  * answers itself, and keeping the Sluice session alive while a stream is open.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { assertNever } from '@sluice/protocol';
 import type { Session } from '../session/session.js';
@@ -38,6 +39,16 @@ export async function answerResume(store: McpEventStore, req: IncomingMessage, r
     default:
       return assertNever(resume, 'MCP resume');
   }
+}
+
+/**
+ * Before a `GET /mcp` that opens the session's stream for server messages (no Last-Event-ID):
+ * the client opens one only when it lost the one it had, so close that one. The SDK would
+ * refuse the new one (409) for as long as the old connection seems alive, which after a
+ * half-open cut (the client's socket gone, the server's not) lasts until TCP gives up.
+ */
+export function replaceLostGetStream(transport: StreamableHTTPServerTransport, req: IncomingMessage): void {
+  if (req.method === 'GET' && req.headers['last-event-id'] === undefined && req.headers.accept?.includes('text/event-stream')) transport.closeStandaloneSSEStream();
 }
 
 /** Writes one SSE event as the SDK's transport does, waiting while the socket is full (or until it closes). */
