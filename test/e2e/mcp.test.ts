@@ -417,6 +417,9 @@ test('MCP sessions count against the tenant\'s session cap, and end when their S
     );
     assert.ok(second instanceof Error);
     assert.match(second.message, /RATE_LIMITED|SLUICE_MAX_SESSIONS_PER_TENANT/);
+    // An open stream keeps the session (mcp-resume.test.ts): the client goes away without DELETE.
+    const sessionID = c.transport.sessionId ?? '';
+    await c.transport.close();
     // Idle for its TTL: the Sluice session expires (looking at it is no activity), and the MCP session with it.
     await waitFor('the session to expire', 15_000, async () => {
       const res = await fetch(`${small.url}/api/sessions/${c.sessionID}`, { headers: { Authorization: `Bearer ${ALICE}` } });
@@ -425,7 +428,7 @@ test('MCP sessions count against the tenant\'s session cap, and end when their S
     const res = await fetch(url, {
       method: 'POST',
       body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'ping' }),
-      headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', Authorization: `Bearer ${ALICE}`, 'Mcp-Session-Id': c.transport.sessionId ?? '' },
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json, text/event-stream', Authorization: `Bearer ${ALICE}`, 'Mcp-Session-Id': sessionID },
     });
     assert.equal(res.status, 404);
     await res.body?.cancel();

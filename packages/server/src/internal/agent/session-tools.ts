@@ -229,7 +229,8 @@ export async function sessionRoot(s: Session): Promise<WorkspaceRoot> {
 
 /** A workspace path as a model or an MCP client writes it: relative, or absolute under /workspace. */
 export function segments(path: string, field: string): string[] {
-  const relative = path.replace(/^\/workspace(\/|$)/, '').replace(/^\.\/?/, '');
+  // Only a leading "." segment goes ("./x", "."): a dotfile keeps its dot, and ".." is left for the parser to refuse.
+  const relative = path.replace(/^\/workspace(\/|$)/, '').replace(/^\.(\/|$)/, '');
   const r = parseWorkspacePath(relative, field);
   if (!r.ok) throw new ApiError(r.code, r.message);
   return r.value;

@@ -13,6 +13,7 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { ErrorBody } from '@sluice/protocol';
 import { isLoopbackHost } from '../auth/exposure.js';
 import { McpEventStore } from '../mcp/mcp-event-store.js';
+import { answerResume, holdSession, replaceLostGetStream } from '../mcp/mcp-streams.js';
 import { createMcpServer } from '../mcp/mcp-tools.js';
 import { randomID } from '../random-id.js';
 import type { Session } from '../session/session.js';
@@ -78,8 +79,16 @@ export class McpSessions {
       mcp.session.touch();
     }
     reply.hijack();
-    // The app's parser has read the body already; a POST without one is a parse error, not a hang.
-    await mcp.transport.handleRequest(req.raw, reply.raw, req.method === 'POST' ? (req.body ?? null) : undefined);
+    // An open stream (a request's, the GET one) keeps the Sluice session from expiring idle.
+    const release = holdSession(mcp.session);
+    try {
+      if (header !== undefined && (await answerResume(mcp.store, req.raw, reply.raw, mcp.id))) return;
+      replaceLostGetStream(mcp.transport, req.raw);
+      // The app's parser has read the body already; a POST without one is a parse error, not a hang.
+      await mcp.transport.handleRequest(req.raw, reply.raw, req.method === 'POST' ? (req.body ?? null) : undefined);
+    } finally {
+      release();
+    }
     // An initialize the transport refused (a wrong Accept header…) leaves no session behind.
     if (header === undefined && mcp.transport.sessionId === undefined) await this.end(mcp, true);
   }

@@ -8,15 +8,24 @@
  * progress notifications as its `progress` type and log messages as its `result` type: a
  * flood drops the oldest progress notifications first, whose text the log messages repeat,
  * then the oldest log messages, then the oldest of anything; the newest message stays); every
- * log also counts in the server's log budget (SLUICE_LOG_BUDGET) through `track`. A session
- * keeps its newest `maxStreams` streams; everything is released when the MCP session ends.
+ * log also counts in the server's log budget (SLUICE_LOG_BUDGET) through `track`, and is
+ * closed (finished, for the budget) once the stream's response is stored. A session holds the
+ * logs of at most `maxStreams` streams: past that, the least recently used finished stream is
+ * dropped, and only if none is finished the least recently used one. A dropped stream (by that
+ * bound or by the budget) is remembered by its last seq (`maxDropped` of them): a later
+ * message of it continues the numbering in a new log, and a resume gets a gap notice, never
+ * ids that repeat or a silent loss. Everything is released when the MCP session ends.
  *
  * A resume asking for messages no longer held gets what is held, and for each run of missing
  * ones a `notifications/message` warning (logger `sluice`) saying which seqs were lost, with
  * the event id of the last of them, so the client knows it lost some and resumes past them.
+ *
+ * There is deliberately no `getStreamIdForEventId`: with it the SDK refuses (409) a resume
+ * while it still holds the stream's old connection, which after a half-open cut (the client's
+ * socket gone, the server's not) it does until TCP gives up; without it, the resume replaces it.
  */
 import type { EventId, EventStore, StreamId } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { isJSONRPCErrorResponse, isJSONRPCResultResponse, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { GapEvent } from '@sluice/protocol';
 import { EventLog, type SpillableLog } from '../execution/event-log.js';
 
@@ -28,14 +37,38 @@ export type McpStreamEvent =
 export interface McpEventStoreOptions {
   /** Memory of one stream's log, bytes. */
   maxStreamBytes: number;
-  /** Streams kept per session; the oldest goes first. */
+  /** Streams whose logs a session holds. */
   maxStreams: number;
+  /** Dropped streams whose last seq is remembered (default 1024). */
+  maxDropped?: number;
   /** Counts a log in the server's budget; `onRelease` runs when the budget forgets it. */
   track?(log: SpillableLog & EventLog<McpStreamEvent>, onRelease: () => void): void;
 }
 
+/** What a resume of an event id would get (see McpEventStore.resumeOf). */
+export type McpResume =
+  /** No such stream in this session (never was, or forgotten): nothing to replay. */
+  | { kind: 'unknown' }
+  /** The stream's response was stored: a replay is all it will ever have. */
+  | { kind: 'finished' }
+  /** The stream is still in use (a request running, or the GET stream). */
+  | { kind: 'open' };
+
+interface Stream {
+  /** null once dropped: only its numbering is remembered. */
+  log: EventLog<McpStreamEvent> | null;
+  /** Event seq = base + the log's seq (a log that replaced a dropped one continues its numbering). */
+  base: number;
+  /** Seq of the newest event id given out. */
+  lastSeq: number;
+  /** Its response (the last, for a batch: see storeEvent) is stored. */
+  finished: boolean;
+}
+
 export class McpEventStore implements EventStore {
-  private readonly streams = new Map<StreamId, EventLog<McpStreamEvent>>();
+  /** Least recently used first (a use moves a stream to the end). */
+  private readonly streams = new Map<StreamId, Stream>();
+  private held = 0;
   /** Streams being replayed: storing waits until the resumed stream is registered (see storeEvent). */
   private readonly replaying = new Map<StreamId, Promise<void>>();
   private closed = false;
@@ -48,31 +81,47 @@ export class McpEventStore implements EventStore {
     // read the log, but written before the registration, would reach neither. So wait.
     const replay = this.replaying.get(streamId);
     if (replay) await replay;
-    const log = this.logOf(streamId);
+    const s = this.use(streamId);
+    const log = this.logOf(streamId, s);
     const entry = log.append({ type: kindOf(message), message: isEmpty(message) ? null : message });
-    return `${streamId}:${entry.seq}`;
+    s.lastSeq = s.base + entry.seq;
+    if (isJSONRPCResultResponse(message) || isJSONRPCErrorResponse(message)) {
+      // Finished: the budget may now spill or forget it, and this session drops it first. (A
+      // batch's later responses continue in a new log: a resume is told the earlier part is gone.)
+      s.finished = true;
+      log.close();
+    }
+    return `${streamId}:${s.lastSeq}`;
   }
 
-  async getStreamIdForEventId(eventId: EventId): Promise<StreamId | undefined> {
-    const id = parseEventID(eventId);
-    return id && this.streams.has(id.streamId) ? id.streamId : undefined;
+  /** What a resume from `lastEventId` would get. */
+  resumeOf(lastEventId: EventId): McpResume {
+    const id = parseEventID(lastEventId);
+    const s = id ? this.streams.get(id.streamId) : undefined;
+    if (!id || !s) return { kind: 'unknown' };
+    return s.finished ? { kind: 'finished' } : { kind: 'open' };
   }
 
   async replayEventsAfter(lastEventId: EventId, { send }: { send: (eventId: EventId, message: JSONRPCMessage) => Promise<void> }): Promise<StreamId> {
     const id = parseEventID(lastEventId);
-    const log = id ? this.streams.get(id.streamId) : undefined;
-    if (!id || !log) throw new Error(`Last-Event-ID ${JSON.stringify(lastEventId)}: no such stream in this session`);
+    const s = id ? this.streams.get(id.streamId) : undefined;
+    if (!id || !s) throw new Error(`Last-Event-ID ${JSON.stringify(lastEventId)}: no such stream in this session`);
     const { streamId } = id;
+    this.use(streamId);
     let release!: () => void;
     this.replaying.set(streamId, new Promise<void>((r) => (release = r)));
     try {
-      if (id.seq < log.lastSeq) {
-        // follow() waits for new events at the end: stop once caught up (the log never closes).
-        for await (const batch of log.follow(id.seq + 1)) {
+      const { log, base } = s;
+      // What came before the held log (a dropped stream's, or its predecessor's) is lost.
+      const heldFrom = log ? base + 1 : s.lastSeq + 1;
+      if (id.seq + 1 < heldFrom) await send(`${streamId}:${heldFrom - 1}`, gapNotice(id.seq + 1, heldFrom - 1));
+      if (log && base + log.lastSeq > id.seq) {
+        // follow() waits for new events at the end: stop once caught up (a running stream's log is open).
+        for await (const batch of log.follow(Math.max(1, id.seq - base + 1))) {
           for (const entry of batch) {
             const ev = JSON.parse(entry.json) as McpStreamEvent;
-            if (ev.type === 'gap') await send(`${streamId}:${ev.seq}`, gapNotice(ev.from_seq, ev.to_seq));
-            else if (ev.message !== null) await send(`${streamId}:${ev.seq}`, ev.message);
+            if (ev.type === 'gap') await send(`${streamId}:${base + ev.seq}`, gapNotice(base + ev.from_seq, base + ev.to_seq));
+            else if (ev.message !== null) await send(`${streamId}:${base + ev.seq}`, ev.message);
           }
           const last = batch[batch.length - 1];
           if (last === undefined || last.seq >= log.lastSeq) break;
@@ -91,31 +140,69 @@ export class McpEventStore implements EventStore {
   /** Releases every stream's log (the MCP session ended). */
   close(): void {
     this.closed = true;
-    for (const log of this.streams.values()) log.release();
+    for (const s of this.streams.values()) s.log?.release();
     this.streams.clear();
+    this.held = 0;
   }
 
-  /** Streams held (for tests). */
+  /** Streams whose logs are held (for tests). */
   get streamCount(): number {
-    return this.streams.size;
+    return this.held;
   }
 
-  private logOf(streamId: StreamId): EventLog<McpStreamEvent> {
-    const existing = this.streams.get(streamId);
-    if (existing) return existing;
+  /** The stream's record, created if new, moved to the most recently used end. */
+  private use(streamId: StreamId): Stream {
+    const s = this.streams.get(streamId) ?? { log: null, base: 0, lastSeq: 0, finished: false };
+    this.streams.delete(streamId);
+    this.streams.set(streamId, s);
+    return s;
+  }
+
+  /** The log to append to: the stream's, or a new one (continuing a dropped or finished one's numbering). */
+  private logOf(streamId: StreamId, s: Stream): EventLog<McpStreamEvent> {
+    if (s.log && !s.log.closed) return s.log;
     if (this.closed) throw new Error('the MCP session has ended');
+    if (s.log) this.drop(s);
     const log = new EventLog<McpStreamEvent>(this.opts.maxStreamBytes, { progress: 'progress', result: 'log' });
-    this.streams.set(streamId, log);
+    s.log = log;
+    s.base = s.lastSeq;
+    s.finished = false;
+    this.held++;
     this.opts.track?.(log, () => {
-      if (this.streams.get(streamId) === log) this.streams.delete(streamId);
+      // The budget forgot it (a finished log, the oldest first): remember its numbering only.
+      if (s.log === log && this.streams.get(streamId) === s) this.drop(s, false);
     });
-    // The oldest streams go first (Map keeps insertion order).
-    for (const [oldID, old] of this.streams) {
-      if (this.streams.size <= this.opts.maxStreams) break;
-      this.streams.delete(oldID);
-      old.release();
-    }
+    this.evict(s);
     return log;
+  }
+
+  /** Brings the held logs back to `maxStreams`: finished streams first, least recently used first. */
+  private evict(keep: Stream): void {
+    for (const finishedOnly of [true, false]) {
+      for (const s of this.streams.values()) {
+        if (this.held <= this.opts.maxStreams) break;
+        if (s !== keep && s.log && (s.finished || !finishedOnly)) this.drop(s);
+      }
+    }
+    // Dropped streams are remembered by their numbering only, and only so many of them.
+    let dropped = 0;
+    for (const s of this.streams.values()) if (!s.log) dropped++;
+    for (const [id, s] of this.streams) {
+      if (dropped <= (this.opts.maxDropped ?? 1024)) break;
+      if (!s.log) {
+        this.streams.delete(id);
+        dropped--;
+      }
+    }
+  }
+
+  /** Forgets a stream's log, keeping its numbering; `release` unless the budget already released it. */
+  private drop(s: Stream, release = true): void {
+    const log = s.log;
+    if (!log) return;
+    s.log = null;
+    this.held--;
+    if (release) log.release();
   }
 }
 
@@ -142,7 +229,7 @@ function isEmpty(message: JSONRPCMessage): boolean {
   return Object.keys(message).length === 0;
 }
 
-/** What a resumed stream gets in place of messages its bounded log dropped. */
+/** What a resumed stream gets in place of messages that are no longer held. */
 function gapNotice(fromSeq: number, toSeq: number): JSONRPCMessage {
   const n = toSeq - fromSeq + 1;
   return {

@@ -107,8 +107,7 @@ export function createMcpServer(deps: McpToolsDeps): Server {
         if (token === undefined) return;
         const p = fields.percent;
         const message = fields.message ?? (p !== undefined ? `${p}%` : undefined);
-        // progress/total is the code's fraction while progress (the seq) keeps increasing.
-        const total = p !== undefined && p > 0 ? (seq * 100) / p : undefined;
+        const total = progressTotal(seq, p);
         notify({ method: 'notifications/progress', params: { progressToken: token, progress: seq, ...(total !== undefined ? { total } : {}), ...(message !== undefined ? { message } : {}) } });
       },
       result() {},
@@ -240,8 +239,30 @@ async function readResource(session: Session, uri: string): Promise<ReadResource
     return { contents: [text !== null ? { uri, mimeType, text } : { uri, mimeType, blob: bytes.toString('base64') }] };
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
-    throw err.code === 'NOT_FOUND' ? mcpError(RESOURCE_NOT_FOUND, err.message) : invalidParams(err.message);
+    throw resourceError(err);
   }
+}
+
+/**
+ * The JSON-RPC error of a refused resources/read: a missing file is MCP's -32002, a bad path
+ * InvalidParams; a file the session's code is writing (SESSION_BUSY) and any other refusal is
+ * no fault of the arguments: an InternalError, whose message says to retry.
+ */
+export function resourceError(err: ApiError): McpError {
+  if (err.code === 'NOT_FOUND') return mcpError(RESOURCE_NOT_FOUND, err.message);
+  if (err.code === 'INVALID_REQUEST' || err.code === 'FORBIDDEN') return invalidParams(err.message);
+  return mcpError(ErrorCode.InternalError, `${err.message} (${err.code})`);
+}
+
+/**
+ * The `total` of a code's progress(percent) notification: progress/total is the code's fraction
+ * while progress (the seq) keeps increasing. None without a percent > 0, or when the quotient is
+ * not a finite number (a subnormal percent such as 1e-320 makes it Infinity).
+ */
+export function progressTotal(seq: number, percent: number | undefined): number | undefined {
+  if (percent === undefined || !(percent > 0)) return undefined;
+  const total = (seq * 100) / percent;
+  return Number.isFinite(total) ? total : undefined;
 }
 
 /**
