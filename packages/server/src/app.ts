@@ -29,6 +29,8 @@ import { ApiError } from './internal/api-error.js';
 import { KeyRing } from './internal/auth/api-keys.js';
 import { exposureProblem, isLoopbackHost } from './internal/auth/exposure.js';
 import { AgentRuns } from './internal/agent/agent-runs.js';
+import type { ExecutionHandle } from './internal/backend/backend.js';
+import { LocalBackend } from './internal/backend/local-backend.js';
 import { agentRoutes } from './internal/http/agent-routes.js';
 import { agUIRoutes } from './internal/http/ag-ui-routes.js';
 import { authenticate } from './internal/http/authenticate.js';
@@ -36,7 +38,6 @@ import type { ServerContext } from './internal/http/context.js';
 import { executionRoutes } from './internal/http/execution-routes.js';
 import { IdempotencyCache } from './internal/http/idempotency-cache.js';
 import { runRoutes } from './internal/http/run-routes.js';
-import { submitRun } from './internal/http/submit-run.js';
 import { sessionRoutes } from './internal/http/session-routes.js';
 import { systemRoutes } from './internal/http/system-routes.js';
 import { fileRoutes } from './internal/http/file-routes.js';
@@ -155,8 +156,8 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   const agents = new AgentRuns({
     config,
     sessions,
-    // Called only once requests flow, when `ctx` exists.
-    submit: (owner, sessionID, body) => submitRun(ctx, owner, sessionID, body),
+    // Called only once requests flow, when `backend` exists.
+    submit: (owner, sessionID, body): Promise<ExecutionHandle> => backend.submitRun(owner, sessionID, body),
     languages: () => [...languages.values()].filter((i) => i.installed).map((i) => i.language),
     resolveLanguage,
     log: app.log,
@@ -169,9 +170,11 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
     llmTokens: () => ({ prompt: agents.stats.promptTokens, completion: agents.stats.completionTokens }),
     drainStreamBytes: () => wire.drain(),
   });
+  const backend = new LocalBackend({ sessions, config, resolveLanguage, metrics, log: app.log });
   const ctx: ServerContext = {
     config,
-    sessions,
+    backend,
+    budgetLog: (log, onRelease) => sessions.budgetLog(log, onRelease),
     agents,
     metrics,
     log: app.log,

@@ -7,19 +7,19 @@
 import { AGENT_TOOLS, type AgentEndReason, type AgentRequest, type Language, type RunRequest } from '@sluice/protocol';
 import { allowedModels, type ServerConfig } from '../../config.js';
 import { ApiError } from '../api-error.js';
-import type { Execution } from '../execution/execution.js';
+import { localSessionFiles } from '../backend/local-session-files.js';
 import { randomID } from '../random-id.js';
 import type { SessionManager } from '../session/session-manager.js';
 import { AgentRun, type ChatFn } from './agent-run.js';
 import type { ChatMessage } from './llm/chat-request.js';
 import { streamChat } from './llm/chat-stream.js';
-import { SessionTools } from './session-tools.js';
+import { SessionTools, type SubmittedRun } from './session-tools.js';
 
 export interface AgentRunsDeps {
   config: ServerConfig;
   sessions: SessionManager;
   /** Queues code in a session exactly like a run request. */
-  submit(owner: string | null, sessionID: string, body: RunRequest): Promise<Execution>;
+  submit(owner: string | null, sessionID: string, body: RunRequest): Promise<SubmittedRun>;
   /** Languages this server runs, for `run_code`'s schema. */
   languages(): Language[];
   resolveLanguage(name: string): Language;
@@ -112,7 +112,7 @@ export class AgentRuns {
       llm: { baseURL: c.llmBaseURL, apiKey: c.llmAPIKey, idleTimeoutMs: Math.round(c.llmIdleTimeoutSec * 1000) },
       chat: this.deps.chat ?? ((options, signal) => streamChat(options, signal)),
       toolHost: new SessionTools({
-        session,
+        files: localSessionFiles(session),
         submit: (body) => this.deps.submit(owner, sessionID, body),
         defaultLanguage,
         timeoutSec: req.timeout,

@@ -5,12 +5,9 @@
  * safe workspace access. What the model is told is bounded (head and tail kept).
  */
 import type { ExecutionEvent, OutputStream, RunRequest, ToolEndReason } from '@sluice/protocol';
-import { workspaceView } from '@sluice/sandbox';
 import { ApiError } from '../api-error.js';
-import type { Execution } from '../execution/execution.js';
-import { listDir, openFile, writeFile, type WorkspaceRoot } from '../files/workspace-files.js';
+import type { ExecutionHandle, SessionFiles } from '../backend/backend.js';
 import { parseWorkspacePath } from '../files/workspace-path.js';
-import type { Session } from '../session/session.js';
 import type { ToolCall } from './agent-tools.js';
 import { HeadTailText } from './head-tail-text.js';
 
@@ -44,10 +41,14 @@ export interface ToolHost {
   run(call: ToolCall, emit: ToolEmitter, signal: AbortSignal): Promise<ToolOutcome>;
 }
 
+/** What a tool needs of an execution it queued: follow its log, cancel it. */
+export type SubmittedRun = Pick<ExecutionHandle, 'id' | 'log' | 'cancel'>;
+
 export interface SessionToolsDeps {
-  session: Session;
+  /** The session's workspace. */
+  files: SessionFiles;
   /** Queues code in the session like a run request (the server's own admission rules apply). */
-  submit(request: RunRequest): Promise<Execution>;
+  submit(request: RunRequest): Promise<SubmittedRun>;
   /** Language of `run_code` when the model names none. */
   defaultLanguage: string;
   /** Seconds each `run_code` may take (undefined: the session's). */
@@ -73,10 +74,10 @@ export class SessionTools implements ToolHost {
         case 'read_file':
           return ok(this.bound(await this.readFile(call.path)));
         case 'write_file':
-          await writeFile(await this.root(), segments(call.path, 'path'), Buffer.from(call.content, 'utf8'));
+          await this.deps.files.write(segments(call.path, 'path'), Buffer.from(call.content, 'utf8'));
           return ok(`wrote ${Buffer.byteLength(call.content)} bytes to ${call.path}`);
         case 'list_files': {
-          const entries = await listDir(await this.root(), segments(call.dir, 'dir'));
+          const entries = await this.deps.files.list(segments(call.dir, 'dir'));
           const lines = entries.map((e) => `${e.type === 'directory' ? `${e.path}/` : e.path}\t${e.type}\t${e.size}`);
           return ok(this.bound(lines.length === 0 ? '(empty directory)' : lines.join('\n')));
         }
@@ -104,7 +105,8 @@ export class SessionTools implements ToolHost {
     signal.throwIfAborted();
     if (request.timeout === undefined && this.deps.timeoutSec !== undefined) request = { ...request, timeout: this.deps.timeoutSec };
     const exec = await this.deps.submit(request);
-    const cancel = (): void => exec.cancel(this.deps.killGraceMs);
+    // A cancel that fails is not this call's to report: the log is followed to `done` either way.
+    const cancel = (): void => void exec.cancel(this.deps.killGraceMs).catch(() => {});
     signal.addEventListener('abort', cancel, { once: true });
     const stdout = new HeadTailText(this.deps.maxOutputChars);
     const stderr = new HeadTailText(this.deps.maxOutputChars);
@@ -188,7 +190,7 @@ export class SessionTools implements ToolHost {
   }
 
   private async readFile(path: string): Promise<string> {
-    const file = await openFile(await this.root(), segments(path, 'path'));
+    const file = await this.deps.files.open(segments(path, 'path'));
     const chunks: Buffer[] = [];
     let bytes = 0;
     try {
@@ -210,21 +212,10 @@ export class SessionTools implements ToolHost {
     t.append(text);
     return t.toString();
   }
-
-  private root(): Promise<WorkspaceRoot> {
-    return sessionRoot(this.deps.session);
-  }
 }
 
 function ok(output: string): ToolOutcome {
   return { output, exitCode: 0, reason: 'exited' };
-}
-
-/** The session's workspace for the files API's safe access; touching it is activity. */
-export async function sessionRoot(s: Session): Promise<WorkspaceRoot> {
-  s.touch();
-  const dir = await workspaceView(s.workspace);
-  return { dir, symlinkSafe: dir !== s.workspace, uid: s.hostUID };
 }
 
 /** A workspace path as a model or an MCP client writes it: relative, or absolute under /workspace. */

@@ -25,7 +25,7 @@ export function agUIRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const unhealthy = ctx.health();
     if (unhealthy !== null) throw new ApiError('SANDBOX_UNAVAILABLE', unhealthy, { retryAfter: 5 });
     const run = await ctx.agents.start(owner, sessionID, body);
-    const detach = ctx.sessions.attach(owner, sessionID);
+    const detach = ctx.backend.attach(owner, sessionID);
     try {
       reply.hijack();
       const outcome = await writeAGUIEvents(reply.raw, run.log, idsOf(run), {
@@ -46,7 +46,7 @@ export function agUIRoutes(app: FastifyInstance, ctx: ServerContext): void {
     const owner = ownerOf(req);
     const run = ctx.agents.get(owner, req.params.id);
     const from = startSeq(req.query.from, req.headers['last-event-id']);
-    const detach = ctx.sessions.attach(owner, run.sessionID);
+    const detach = ctx.backend.attach(owner, run.sessionID);
     try {
       reply.hijack();
       await writeAGUIEvents(reply.raw, run.log, idsOf(run), { from, heartbeatSec: ctx.config.heartbeatSec, headers: runHeaders(run), signal: ctx.shutdown });

@@ -25,7 +25,7 @@ export function agentRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.delete<SessionRoute>('/api/sessions/:id/agent', async (req, reply) => {
     const owner = ownerOf(req);
-    const session = ctx.sessions.get(owner, check(validateSessionID(req.params.id)));
+    const session = await ctx.backend.session(owner, check(validateSessionID(req.params.id)));
     ctx.agents.forget(owner, session.id);
     return reply.code(204).send();
   });
@@ -40,7 +40,7 @@ export function agentRoutes(app: FastifyInstance, ctx: ServerContext): void {
     if (format === 'json') throw new ApiError('INVALID_REQUEST', 'Accept: expected text/event-stream or application/x-ndjson, got application/json; use GET /api/agent-runs/{id} for the folded result');
     // Nothing more will ever come: 204 tells an EventSource to stop reconnecting.
     if (run.log.closed && from > run.log.lastSeq) return reply.code(204).send();
-    const detach = ctx.sessions.attach(owner, run.sessionID);
+    const detach = ctx.backend.attach(owner, run.sessionID);
     try {
       reply.hijack();
       await writeEvents(reply.raw, run.log, { format, from, heartbeatSec: ctx.config.heartbeatSec, headers: runHeaders(run), signal: ctx.shutdown });
@@ -81,7 +81,7 @@ async function start(ctx: ServerContext, req: FastifyRequest<SessionRoute>, repl
         );
 
   const cancelOnDisconnect = body.on_disconnect === 'cancel';
-  const detach = ctx.sessions.attach(owner, sessionID);
+  const detach = ctx.backend.attach(owner, sessionID);
   try {
     if (format === 'json') {
       const finished = await untilFinishedOrClosed(run.finished, reply);

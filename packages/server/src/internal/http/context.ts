@@ -1,17 +1,24 @@
-/** What every route needs: config, the session and agent managers, languages, health, idempotency. */
+/** What every route needs: config, the backend (sessions and executions), agent runs, languages, health, idempotency. */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Language, Validated } from '@sluice/protocol';
 import type { RuntimeInfo } from '@sluice/sandbox';
 import type { ServerConfig } from '../../config.js';
 import type { AgentRuns } from '../agent/agent-runs.js';
 import { ApiError } from '../api-error.js';
+import type { Backend } from '../backend/backend.js';
+import type { LogBudget } from '../execution/log-budget.js';
 import type { ServerMetrics } from '../metrics/server-metrics.js';
-import type { SessionManager } from '../session/session-manager.js';
 import type { IdempotencyCache } from './idempotency-cache.js';
 
 export interface ServerContext {
   config: ServerConfig;
-  sessions: SessionManager;
+  /** Sessions and executions, wherever they run (backend/backend.ts). */
+  backend: Backend;
+  /**
+   * Counts a log of this process (an MCP stream's) in its log budget (SLUICE_LOG_BUDGET): past
+   * it, the log sheds its oldest events, or is forgotten once finished (`onRelease`).
+   */
+  budgetLog: LogBudget['track'];
   /** Agent runs and the sessions' conversations. */
   agents: AgentRuns;
   /** The Prometheus registry of this server and what feeds it. */

@@ -31,7 +31,7 @@ export class IdempotencyCache {
    * `isLive` says whether a remembered execution can still be replayed; if not, `start` runs
    * afresh under the same key.
    */
-  async resolve(owner: string | null, key: string, fingerprint: string, isLive: (id: string) => boolean, start: () => Promise<string>): Promise<string> {
+  async resolve(owner: string | null, key: string, fingerprint: string, isLive: (id: string) => boolean | Promise<boolean>, start: () => Promise<string>): Promise<string> {
     const k = `${owner ?? ''}\u0000${key}`;
     const known = this.entries.get(k);
     if (known && Date.now() - known.at <= this.ttlMs) {
@@ -43,7 +43,7 @@ export class IdempotencyCache {
         );
       }
       const id = await known.executionID.catch(() => null);
-      if (id !== null && isLive(id)) return id;
+      if (id !== null && (await isLive(id))) return id;
       if (this.entries.get(k) !== known) return this.resolve(owner, key, fingerprint, isLive, start);
     }
     const executionID = start();

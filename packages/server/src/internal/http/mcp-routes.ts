@@ -2,7 +2,7 @@
  * `POST/GET/DELETE /mcp`: the Model Context Protocol over Streamable HTTP (docs/mcp.md), on the
  * official SDK's transport. Each MCP session is one transport and one `Server`
  * (mcp/mcp-tools.ts) over a Sluice session of the caller's tenant (`mcp-<random>`), created on
- * `initialize` through the session manager (its admission caps apply) and deleted with it:
+ * `initialize` through the backend (its admission caps apply) and deleted with it:
  * DELETE /mcp, the Sluice session's idle expiry or deletion, or the server closing. Messages
  * of each stream are kept in a bounded event log for resumption (mcp/mcp-event-store.ts).
  */
@@ -16,11 +16,9 @@ import { McpEventStore } from '../mcp/mcp-event-store.js';
 import { answerResume, holdSession, replaceLostGetStream } from '../mcp/mcp-streams.js';
 import { createMcpServer } from '../mcp/mcp-tools.js';
 import { randomID } from '../random-id.js';
-import type { Session } from '../session/session.js';
 import { ownerOf } from './authenticate.js';
 import type { ServerContext } from './context.js';
 import { packageVersion } from './openapi-routes.js';
-import { submitRun } from './submit-run.js';
 
 /** Memory of one MCP stream's event log, bytes (results may carry images). */
 const MAX_STREAM_BYTES = 16 * 1024 * 1024;
@@ -32,7 +30,7 @@ const RETRY_MS = 500;
 interface McpSession {
   id: string;
   owner: string | null;
-  session: Session;
+  sessionID: string;
   transport: StreamableHTTPServerTransport;
   server: Server;
   store: McpEventStore;
@@ -42,12 +40,13 @@ interface McpSession {
 /** The MCP sessions of the server, by `Mcp-Session-Id`. */
 export class McpSessions {
   private readonly byID = new Map<string, McpSession>();
-  /** By Sluice session: its expiry or deletion ends the MCP session. */
-  private readonly bySession = new Map<Session, McpSession>();
+  /** By Sluice session (owner and id): its expiry or deletion ends the MCP session. */
+  private readonly bySession = new Map<string, McpSession>();
 
   constructor(private readonly ctx: ServerContext) {
-    ctx.sessions.onSessionGone((owner, id) => {
-      for (const m of this.bySession.values()) if (m.owner === owner && m.session.id === id) void this.end(m, false);
+    ctx.backend.onSessionGone((owner, id) => {
+      const m = this.bySession.get(sessionKey(owner, id));
+      if (m) void this.end(m, false);
     });
   }
 
@@ -76,7 +75,7 @@ export class McpSessions {
       mcp = typeof header === 'string' ? this.byID.get(header) : undefined;
       // Another tenant's session is answered like a missing one.
       if (!mcp || mcp.owner !== owner || mcp.closing) return void reply.code(404).send(jsonRPCError(-32001, 'Session not found'));
-      mcp.session.touch();
+      this.ctx.backend.touch(owner, mcp.sessionID);
     }
     reply.hijack();
     // An open stream (a request's, the GET one) keeps the Sluice session from expiring idle.
@@ -99,13 +98,14 @@ export class McpSessions {
   }
 
   private async open(owner: string | null): Promise<McpSession> {
-    // The session manager's caps apply: a tenant's MCP sessions count among its sessions.
-    const session = await this.ctx.sessions.create(owner, { id: `mcp-${randomID()}` });
+    // The backend's caps apply: a tenant's MCP sessions count among its sessions.
+    const session = await this.ctx.backend.createSession(owner, { id: `mcp-${randomID()}` });
+    const sessionID = session.id;
     const id = randomID();
     const store = new McpEventStore({
       maxStreamBytes: MAX_STREAM_BYTES,
       maxStreams: MAX_STREAMS,
-      track: (log, onRelease) => this.ctx.sessions.budgetLog(log, onRelease),
+      track: (log, onRelease) => this.ctx.budgetLog(log, onRelease),
     });
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => id,
@@ -116,13 +116,16 @@ export class McpSessions {
       },
     });
     const server = createMcpServer({
-      session,
-      submit: (request) => submitRun(this.ctx, owner, session.id, request),
+      sessionID,
+      language: session.language,
+      files: this.ctx.backend.files(owner, sessionID),
+      submit: (request) => this.ctx.backend.submitRun(owner, sessionID, request),
+      restart: async () => (await this.ctx.backend.restartSession(owner, sessionID)).restarted,
       killGraceMs: this.ctx.config.killGraceMs,
       version: packageVersion(),
     });
-    const mcp: McpSession = { id, owner, session, transport, server, store, closing: null };
-    this.bySession.set(session, mcp);
+    const mcp: McpSession = { id, owner, sessionID, transport, server, store, closing: null };
+    this.bySession.set(sessionKey(owner, sessionID), mcp);
     // DELETE /mcp closes the transport: the session ends with it.
     transport.onclose = () => void this.end(mcp, true);
     await server.connect(transport);
@@ -133,11 +136,11 @@ export class McpSessions {
   private end(m: McpSession, deleteSession: boolean): Promise<void> {
     m.closing ??= (async () => {
       this.byID.delete(m.id);
-      this.bySession.delete(m.session);
+      if (this.bySession.get(sessionKey(m.owner, m.sessionID)) === m) this.bySession.delete(sessionKey(m.owner, m.sessionID));
       // Closing the server aborts its running requests: their runs are cancelled (process trees killed).
       await m.server.close().catch(() => {});
       m.store.close();
-      if (deleteSession) await this.ctx.sessions.delete(m.owner, m.session.id).catch(() => {});
+      if (deleteSession) await this.ctx.backend.deleteSession(m.owner, m.sessionID).catch(() => {});
     })();
     return m.closing;
   }
@@ -148,6 +151,11 @@ export function mcpRoutes(app: FastifyInstance, mcp: McpSessions): void {
   app.post('/mcp', handle);
   app.get('/mcp', handle);
   app.delete('/mcp', handle);
+}
+
+/** MCP sessions are found by their Sluice session's owner and id (two tenants may share an id). */
+function sessionKey(owner: string | null, sessionID: string): string {
+  return `${owner ?? ''}\u0000${sessionID}`;
 }
 
 /** The SDK's error body for transport-level refusals (same shape as its own 400 and 404). */

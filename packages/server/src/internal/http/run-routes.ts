@@ -5,13 +5,12 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseRunRequest, validateSessionID } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
+import type { ExecutionHandle } from '../backend/backend.js';
 import { parseIdempotencyKey, requestFingerprint } from './idempotency-cache.js';
 import { untilFinishedOrClosed } from './until-finished.js';
-import { submitRun } from './submit-run.js';
 import { ownerOf } from './authenticate.js';
 import { check, type ServerContext } from './context.js';
 import { negotiate, type ResponseFormat } from './negotiate.js';
-import { resultView } from './views.js';
 import { writeEvents } from './write-events.js';
 
 type RunRoute = { Params: { id: string } };
@@ -31,29 +30,29 @@ async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: Fas
   const idemKey = parseIdempotencyKey(req.headers['idempotency-key']);
   const exec =
     idemKey === undefined
-      ? await submitRun(ctx, owner, sessionID, body, req.log)
-      : ctx.sessions.execution(
+      ? await ctx.backend.submitRun(owner, sessionID, body, req.log)
+      : await ctx.backend.execution(
           owner,
           await ctx.idempotency.resolve(
             owner,
             idemKey,
             requestFingerprint(sessionID, body),
-            (id) => ctx.sessions.hasExecution(owner, id),
-            async () => (await submitRun(ctx, owner, sessionID, body, req.log)).id,
+            (id) => ctx.backend.hasExecution(owner, id),
+            async () => (await ctx.backend.submitRun(owner, sessionID, body, req.log)).id,
           ),
         );
 
   const headers = { 'Sluice-Execution-Id': exec.id, Location: `/api/executions/${exec.id}` };
   const cancelOnDisconnect = body.on_disconnect === 'cancel';
-  const detach = ctx.sessions.attach(owner, exec.sessionID);
+  const detach = ctx.backend.attach(owner, exec.sessionID);
   try {
     if (format === 'json') {
       const finished = await untilFinishedOrClosed(exec.finished, reply);
       if (!finished) {
-        if (cancelOnDisconnect) exec.cancel(ctx.config.killGraceMs);
+        if (cancelOnDisconnect) cancelQuietly(exec, ctx, req);
         return reply;
       }
-      return reply.headers(headers).send(await resultView(exec));
+      return reply.headers(headers).send(await exec.result());
     }
     reply.hijack();
     const outcome = await writeEvents(reply.raw, exec.log, {
@@ -63,9 +62,14 @@ async function run(ctx: ServerContext, req: FastifyRequest<RunRoute>, reply: Fas
       headers,
       signal: ctx.shutdown,
     });
-    if (outcome === 'disconnected' && cancelOnDisconnect) exec.cancel(ctx.config.killGraceMs);
+    if (outcome === 'disconnected' && cancelOnDisconnect) cancelQuietly(exec, ctx, req);
     return reply;
   } finally {
     detach();
   }
+}
+
+/** Cancels a run whose client has gone: nobody is left to answer, so a failure is only logged. */
+function cancelQuietly(exec: ExecutionHandle, ctx: ServerContext, req: FastifyRequest): void {
+  exec.cancel(ctx.config.killGraceMs).catch((err: unknown) => req.log.warn({ err, execution: exec.id }, 'could not cancel a run whose client disconnected'));
 }

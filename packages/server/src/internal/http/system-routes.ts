@@ -14,9 +14,9 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
     // Open to anyone: with API keys it says nothing about the host or the tenants' sessions.
     if (ctx.authEnabled) return { status: 'ok' };
     // Whether memory, pids and CPU limits are enforced (cgroups) or only rlimits apply.
-    const cg = await ctx.sessions.cgroups();
+    const cg = await ctx.backend.cgroups();
     const cgroups = cg.version === 'none' ? { cgroups: 'none', cgroups_reason: cg.reason } : { cgroups: cg.version };
-    return { status: 'ok', sessions: ctx.sessions.sessionCount, ...cgroups };
+    return { status: 'ok', sessions: await ctx.backend.sessionCount(), ...cgroups };
   });
 
   // Every language of the contract, installed or not (then `reason` says why and what to install).

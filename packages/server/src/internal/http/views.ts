@@ -1,55 +1,6 @@
-/** JSON shapes of sessions, executions and languages in API answers (@sluice/protocol declares them). */
-import type { ExecutionResult, ExecutionView, Language, LanguageView, SessionView } from '@sluice/protocol';
+/** JSON shapes of languages in API answers (sessions' and executions' are the backend's: backend/local-views.ts). */
+import type { Language, LanguageView } from '@sluice/protocol';
 import { defaultModeFor, modesFor, type RuntimeInfo } from '@sluice/sandbox';
-import type { Execution } from '../execution/execution.js';
-import { foldLog } from '../execution/fold-log.js';
-import type { Session } from '../session/session.js';
-import { iso } from './context.js';
-
-/** A session as `GET /api/sessions/{id}` shows it (env values are not echoed back). */
-export function sessionView(s: Session): SessionView {
-  return {
-    id: s.id,
-    language: s.settings.language,
-    env_keys: Object.keys(s.settings.env),
-    timeout: s.settings.timeoutSec ?? null,
-    idle_ttl: s.settings.idleTTLSec,
-    network: s.settings.network,
-    limits: s.settings.limits,
-    state: s.current ? 'running' : 'idle',
-    running_execution: s.current?.id ?? null,
-    queued: s.queued,
-    executions: s.executions,
-    kernels: s.liveKernels.map((k) => k.describe()),
-    created_at: isoTime(s.createdAt),
-    last_active_at: isoTime(s.lastActiveAt),
-    expires_at: isoTime(s.expiresAt),
-  };
-}
-
-/** An execution's state and the fold of its log so far. */
-export async function executionView(e: Execution): Promise<ExecutionView> {
-  return {
-    ...(await foldLog(e.log)),
-    execution_id: e.id,
-    session_id: e.sessionID,
-    state: e.state,
-    language: e.language,
-    mode: e.mode,
-    timeout: e.timeoutSec,
-    last_seq: e.log.lastSeq,
-    created_at: isoTime(e.createdAt),
-    started_at: iso(e.startedAt),
-    finished_at: iso(e.finishedAt),
-  };
-}
-
-/** The buffered answer of a run: the fold of the whole log. */
-export async function resultView(e: Execution): Promise<ExecutionResult> {
-  const r = await foldLog(e.log);
-  r.execution_id = e.id;
-  return r;
-}
 
 /** One runtime of `GET /api/languages`, installed or not. */
 export function languageView(language: Language, info: RuntimeInfo): LanguageView {
@@ -61,9 +12,4 @@ export function languageView(language: Language, info: RuntimeInfo): LanguageVie
     default_mode: defaultModeFor(language),
     modes: modesFor(language),
   };
-}
-
-/** A time that always exists, as ISO 8601. */
-function isoTime(ms: number): string {
-  return new Date(ms).toISOString();
 }

@@ -11,16 +11,15 @@
 import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { validateSessionID, WSCloseCode, type ErrorBody } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
 import type { KeyRing } from '../auth/api-keys.js';
-import type { Session } from '../session/session.js';
 import { closeReason } from '../ws/close-reason.js';
 import { SocketRegistry, socketCaps } from '../ws/socket-registry.js';
 import { authFailureReason, selectProtocol, upgradeCredentials } from '../ws/ws-auth.js';
-import { WSConnection } from '../ws/ws-connection.js';
+import { WSConnection, type SessionIncarnation } from '../ws/ws-connection.js';
 import type { ServerContext } from './context.js';
 
 /** A message may be this much larger than a run request body (its own fields, JSON escapes). */
@@ -45,23 +44,28 @@ export function wsRoutes(app: FastifyInstance, ctx: ServerContext, keys: KeyRing
     handleProtocols: (offered) => selectProtocol(offered),
   });
 
-  const accept = (ws: WebSocket, req: IncomingMessage, raw: Duplex, rawSessionID: string): void => {
+  /**
+   * Who is asking and which incarnation of the session they asked for, found before the
+   * handshake: the lookup may be I/O, and until the socket is upgraded its bytes wait in it,
+   * so no message can arrive before the connection listens.
+   */
+  const admit = async (req: IncomingMessage, rawSessionID: string): Promise<Admission> => {
+    if (!keys.enabled) return { owner: null, log: app.log, incarnation: await lookupSession(ctx, null, rawSessionID) };
+    const creds = upgradeCredentials(req.headers);
+    const tenant = creds.source === 'none' ? null : keys.authenticate(creds.authorization);
+    if (tenant === null || 'reason' in tenant) return { refused: authFailureReason(creds, tenant?.message ?? '') };
+    return { owner: tenant.id, log: app.log.child({ tenant: tenant.label }), incarnation: await lookupSession(ctx, tenant.id, rawSessionID) };
+  };
+
+  const accept = (ws: WebSocket, raw: Duplex, rawSessionID: string, admission: Admission): void => {
     ws.on('error', (err) => app.log.debug({ err }, 'websocket error'));
     if (ctx.shutdown.aborted) return refuse(ws, WSCloseCode.GOING_AWAY, 'the server is shutting down');
-    let owner: string | null = null;
-    let log = app.log;
-    if (keys.enabled) {
-      const creds = upgradeCredentials(req.headers);
-      const tenant = creds.source === 'none' ? null : keys.authenticate(creds.authorization);
-      if (tenant === null || 'reason' in tenant) return refuse(ws, WSCloseCode.UNAUTHORIZED, authFailureReason(creds, tenant?.message ?? ''));
-      owner = tenant.id;
-      log = log.child({ tenant: tenant.label });
-    }
-    const session = lookupSession(ctx, owner, rawSessionID);
-    if (!session) return refuse(ws, WSCloseCode.NO_SESSION, `no session with id ${JSON.stringify(rawSessionID)}; create it first (POST /api/sessions)`);
+    if ('refused' in admission) return refuse(ws, WSCloseCode.UNAUTHORIZED, admission.refused);
+    const { owner, log, incarnation } = admission;
+    if (incarnation === null) return refuse(ws, WSCloseCode.NO_SESSION, `no session with id ${JSON.stringify(rawSessionID)}; create it first (POST /api/sessions)`);
     const problem = registry.admissionProblem(owner);
     if (problem !== null) return refuse(ws, WSCloseCode.TOO_MANY_SOCKETS, problem);
-    const conn = new WSConnection(ws, raw, { ctx, owner, session, log });
+    const conn = new WSConnection(ws, raw, { ctx, owner, session: incarnation, log });
     registry.add(conn);
     void conn.closed.then(() => registry.delete(conn));
   };
@@ -71,7 +75,13 @@ export function wsRoutes(app: FastifyInstance, ctx: ServerContext, keys: KeyRing
     socket.on('error', () => socket.destroy());
     const sessionID = webSocketSessionID(req);
     if (sessionID === null) return routeAsHTTP(app, req, socket, head);
-    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req, socket, sessionID));
+    void admit(req, sessionID).then(
+      (admission) => wss.handleUpgrade(req, socket, head, (ws) => accept(ws, socket, sessionID, admission)),
+      (err: unknown) => {
+        app.log.error({ err }, 'websocket upgrade failed');
+        socket.destroy();
+      },
+    );
   });
 
   app.get('/api/sessions/:id/ws', async () => {
@@ -97,8 +107,11 @@ export function wsRoutes(app: FastifyInstance, ctx: ServerContext, keys: KeyRing
   );
 }
 
+/** Who may open a socket (with the session's incarnation, null when it does not exist), or why not. */
+type Admission = { owner: string | null; log: FastifyBaseLogger; incarnation: SessionIncarnation | null } | { refused: string };
+
 /** The session a socket is for, or null (a bad id, a missing session, another tenant's). */
-function lookupSession(ctx: ServerContext, owner: string | null, rawID: string): Session | null {
+async function lookupSession(ctx: ServerContext, owner: string | null, rawID: string): Promise<SessionIncarnation | null> {
   let id: string;
   try {
     id = decodeURIComponent(rawID);
@@ -106,11 +119,8 @@ function lookupSession(ctx: ServerContext, owner: string | null, rawID: string):
     return null;
   }
   if (!validateSessionID(id).ok) return null;
-  try {
-    return ctx.sessions.get(owner, id);
-  } catch {
-    return null;
-  }
+  const incarnation = await ctx.backend.incarnation(owner, id);
+  return incarnation === null ? null : { id, incarnation };
 }
 
 /** The raw session id of a WebSocket upgrade to `GET /api/sessions/{id}/ws`; null for any other request. */

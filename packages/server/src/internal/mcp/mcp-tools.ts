@@ -35,11 +35,8 @@ import {
   type RunRequest,
 } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
-import { segments, sessionRoot, SessionTools, type RunOutcome, type ToolEmitter } from '../agent/session-tools.js';
-import { listDir, openFile } from '../files/workspace-files.js';
-import type { Execution } from '../execution/execution.js';
-import { restartKernels } from '../session/restart-kernels.js';
-import type { Session } from '../session/session.js';
+import { segments, SessionTools, type RunOutcome, type SubmittedRun, type ToolEmitter } from '../agent/session-tools.js';
+import type { SessionFiles } from '../backend/backend.js';
 
 /** Characters of stdout and of stderr a run's result keeps (head and tail). */
 export const MCP_MAX_OUTPUT_CHARS = 100_000;
@@ -52,9 +49,15 @@ const RESOURCE_NOT_FOUND = -32002;
 const WORKSPACE_URI = 'file:///workspace/';
 
 export interface McpToolsDeps {
-  session: Session;
-  /** Queues a run in the session (server http/submit-run.ts). */
-  submit(request: RunRequest): Promise<Execution>;
+  sessionID: string;
+  /** The session's language: run_code's when the client names none. */
+  language: string;
+  /** The session's workspace. */
+  files: SessionFiles;
+  /** Queues a run in the session (Backend.submitRun). */
+  submit(request: RunRequest): Promise<SubmittedRun>;
+  /** Restarts the session's kernels; resolves to the languages of those stopped. */
+  restart(): Promise<string[]>;
   killGraceMs: number;
   version: string;
 }
@@ -68,17 +71,17 @@ const TEXT_RESOURCE_TYPES = ['text/html', 'image/svg+xml', 'application/json'];
 const LEVELS: LoggingLevel[] = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
 
 export function createMcpServer(deps: McpToolsDeps): Server {
-  const { session } = deps;
+  const { sessionID, files } = deps;
   const server = new Server(
     { name: 'sluice', version: deps.version },
     {
       capabilities: { tools: {}, resources: {}, logging: {} },
       instructions:
-        `Sluice runs code in sandboxes. This MCP session is Sluice session ${session.id} (GET /api/sessions/${session.id}; its runs are at /api/executions/{id}). ` +
+        `Sluice runs code in sandboxes. This MCP session is Sluice session ${sessionID} (GET /api/sessions/${sessionID}; its runs are at /api/executions/{id}). ` +
         "run_code keeps state between calls (Python and JavaScript kernels); files written to /workspace are listed as resources.",
     },
   );
-  const tools = new SessionTools({ session, submit: deps.submit, defaultLanguage: session.settings.language, timeoutSec: undefined, maxOutputChars: MCP_MAX_OUTPUT_CHARS, killGraceMs: deps.killGraceMs });
+  const tools = new SessionTools({ files, submit: deps.submit, defaultLanguage: deps.language, timeoutSec: undefined, maxOutputChars: MCP_MAX_OUTPUT_CHARS, killGraceMs: deps.killGraceMs });
   // The client's logging/setLevel: log messages below it are not sent (progress notifications still are).
   let minLevel: LoggingLevel = 'debug';
   server.removeRequestHandler('logging/setLevel');
@@ -125,7 +128,7 @@ export function createMcpServer(deps: McpToolsDeps): Server {
         case 'list_files':
           return textResult(await tools.run({ tool: 'list_files', dir: call.dir ?? '' }, emit, extra.signal));
         case 'restart': {
-          const stopped = await restartKernels(session);
+          const stopped = await deps.restart();
           return { content: [{ type: 'text', text: stopped.length === 0 ? 'no kernel was running; the next run_code starts a fresh one' : `restarted: ${stopped.join(', ')}; variables and imports are gone, files stay` }] };
         }
         default:
@@ -140,11 +143,11 @@ export function createMcpServer(deps: McpToolsDeps): Server {
     }
   });
 
-  server.setRequestHandler(ListResourcesRequestSchema, async () => ({ resources: await listResources(session) }));
+  server.setRequestHandler(ListResourcesRequestSchema, async () => ({ resources: await listResources(files) }));
   server.setRequestHandler(ListResourceTemplatesRequestSchema, () => ({
     resourceTemplates: [{ uriTemplate: `${WORKSPACE_URI}{path}`, name: 'workspace file', description: "A file of the session's workspace (/workspace)." }],
   }));
-  server.setRequestHandler(ReadResourceRequestSchema, async (request) => readResource(session, request.params.uri));
+  server.setRequestHandler(ReadResourceRequestSchema, async (request) => readResource(files, sessionID, request.params.uri));
   return server;
 }
 
@@ -200,13 +203,12 @@ function textResult(outcome: { output: string; exitCode: number | null }): CallT
 }
 
 /** The workspace's regular files, breadth first, at most MCP_MAX_RESOURCES. */
-async function listResources(session: Session): Promise<Resource[]> {
-  const root = await sessionRoot(session);
+async function listResources(files: SessionFiles): Promise<Resource[]> {
   const out: Resource[] = [];
   const dirs: string[][] = [[]];
   for (let d = dirs.shift(); d !== undefined && out.length < MCP_MAX_RESOURCES; d = dirs.shift()) {
     // A directory removed meanwhile (the code is running) is skipped.
-    const entries = await listDir(root, d).catch(() => []);
+    const entries = await files.list(d).catch(() => []);
     for (const e of entries) {
       if (e.type === 'directory') dirs.push([...d, e.name]);
       else if (e.type === 'file' && out.length < MCP_MAX_RESOURCES) {
@@ -217,7 +219,7 @@ async function listResources(session: Session): Promise<Resource[]> {
   return out;
 }
 
-async function readResource(session: Session, uri: string): Promise<ReadResourceResult> {
+async function readResource(files: SessionFiles, sessionID: string, uri: string): Promise<ReadResourceResult> {
   if (!uri.startsWith(WORKSPACE_URI)) throw invalidParams(`uri: expected ${WORKSPACE_URI}<path>, got ${JSON.stringify(uri)}`);
   let path: string;
   try {
@@ -226,10 +228,10 @@ async function readResource(session: Session, uri: string): Promise<ReadResource
     throw invalidParams(`uri: not a valid percent-encoded path: ${JSON.stringify(uri)}`);
   }
   try {
-    const file = await openFile(await sessionRoot(session), segments(path, 'uri'));
+    const file = await files.open(segments(path, 'uri'));
     if (file.size > MCP_MAX_RESOURCE_BYTES) {
       file.stream.destroy();
-      throw invalidParams(`uri: ${path} has ${file.size} bytes; resources/read returns at most ${MCP_MAX_RESOURCE_BYTES} (download it with GET /api/sessions/${session.id}/files/${path})`);
+      throw invalidParams(`uri: ${path} has ${file.size} bytes; resources/read returns at most ${MCP_MAX_RESOURCE_BYTES} (download it with GET /api/sessions/${sessionID}/files/${path})`);
     }
     const chunks: Buffer[] = [];
     for await (const chunk of file.stream) chunks.push(chunk as Buffer);

@@ -32,10 +32,8 @@ import {
 import type { AgentRun } from '../agent/agent-run.js';
 import type { LogEntry, LoggedEvent, ReadableLog } from '../execution/readable-log.js';
 import { ApiError } from '../api-error.js';
-import type { Execution } from '../execution/execution.js';
+import type { ExecutionHandle } from '../backend/backend.js';
 import type { ServerContext } from '../http/context.js';
-import { submitRun } from '../http/submit-run.js';
-import type { Session } from '../session/session.js';
 import { closeReason } from './close-reason.js';
 import { SendPacer, type DrainSource } from './send-pacer.js';
 
@@ -45,11 +43,23 @@ export const MAX_MALFORMED = 5;
 export const MAX_SUBSCRIPTIONS = 64;
 /** How long a server-initiated close waits for the peer's close frame before dropping the socket. */
 const CLOSE_HANDSHAKE_MS = 2000;
+/** Messages waiting for their turn (see `onMessage`) past which the socket stops reading. */
+const MAX_PENDING_MESSAGES = 64;
+
+/**
+ * The session a socket is on: its id, and the incarnation it had when the socket opened
+ * (Backend.incarnation). The socket lives as long as that incarnation does: a session deleted
+ * and created again under the same id is not this socket's any more.
+ */
+export interface SessionIncarnation {
+  id: string;
+  incarnation: string;
+}
 
 export interface ConnectionInit {
   ctx: ServerContext;
   owner: string | null;
-  session: Session;
+  session: SessionIncarnation;
   log: FastifyBaseLogger;
 }
 
@@ -64,7 +74,7 @@ interface Followable {
   end(lastSeq: number): string;
 }
 
-function followableExecution(exec: Execution): Followable {
+function followableExecution(exec: ExecutionHandle): Followable {
   return {
     key: `exec:${exec.id}`,
     sessionID: exec.sessionID,
@@ -94,7 +104,7 @@ interface Subscription {
 
 export class WSConnection {
   readonly owner: string | null;
-  readonly session: Session;
+  readonly session: SessionIncarnation;
   private readonly ctx: ServerContext;
   private readonly log: FastifyBaseLogger;
   private readonly pacer: SendPacer;
@@ -105,6 +115,10 @@ export class WSConnection {
   private pongSeen = true;
   private flushedAtPing = 0;
   private killTimer: NodeJS.Timeout | null = null;
+  /** Messages are handled one after another, in arrival order, though handling one may wait on the backend. */
+  private ordered: Promise<void> = Promise.resolve();
+  private pending = 0;
+  private checkingSession = false;
   private resolveClosed!: () => void;
   /** Resolves once the socket has closed and every follower has stopped. */
   readonly closed: Promise<void>;
@@ -154,14 +168,19 @@ export class WSConnection {
 
   /** Closes with NO_SESSION when the session is gone (deleted, expired, or replaced by a new one of that id). */
   checkSession(): void {
-    if (!this.closing && !this.sessionAlive()) {
-      void this.shut(WSCloseCode.NO_SESSION, `session ${this.session.id} was deleted`, this.ctx.config.killGraceMs + 1000);
-    }
+    if (this.closing || this.checkingSession) return;
+    this.checkingSession = true;
+    void this.sessionAlive()
+      .then((alive) => {
+        if (!alive && !this.closing) void this.shut(WSCloseCode.NO_SESSION, `session ${this.session.id} was deleted`, this.ctx.config.killGraceMs + 1000);
+      })
+      .finally(() => (this.checkingSession = false));
   }
 
-  private sessionAlive(): boolean {
+  /** True while the incarnation the socket opened on is the live session of its id (false when the backend cannot say). */
+  private async sessionAlive(): Promise<boolean> {
     try {
-      return this.ctx.sessions.get(this.owner, this.session.id) === this.session;
+      return (await this.ctx.backend.incarnation(this.owner, this.session.id)) === this.session.incarnation;
     } catch {
       return false;
     }
@@ -169,6 +188,19 @@ export class WSConnection {
 
   private onMessage(data: RawData, isBinary: boolean): void {
     this.pongSeen = true;
+    if (this.closing) return;
+    // In arrival order even when one waits on the backend (a subscribe then its unsubscribe, a
+    // ping after a stdin): each runs once the one before it has; past a bound, reading stops.
+    if (++this.pending >= MAX_PENDING_MESSAGES) this.ws.pause();
+    this.ordered = this.ordered
+      .then(() => this.handleMessage(data, isBinary))
+      .catch((err: unknown) => this.log.error({ err }, 'websocket message failed'))
+      .finally(() => {
+        if (--this.pending < MAX_PENDING_MESSAGES && this.ws.isPaused) this.ws.resume();
+      });
+  }
+
+  private async handleMessage(data: RawData, isBinary: boolean): Promise<void> {
     if (this.closing) return;
     if (isBinary) {
       this.malformedMessage({}, 'message: expected a JSON text frame, got a binary frame');
@@ -179,7 +211,7 @@ export class WSConnection {
       this.malformedMessage(parsed.ids, parsed.message, parsed.code);
       return;
     }
-    this.dispatch(parsed.value);
+    await this.dispatch(parsed.value);
   }
 
   private malformedMessage(ids: MessageIDs, message: string, code: ErrorCode = 'INVALID_REQUEST'): void {
@@ -190,17 +222,16 @@ export class WSConnection {
     }
   }
 
-  private dispatch(m: ClientMessage): void {
+  /** Handles one message; resolves when the next may be handled (`execute` and `agent` go on meanwhile, as they may take long). */
+  private async dispatch(m: ClientMessage): Promise<void> {
     switch (m.type) {
       case 'execute':
         void this.execute(m);
         return;
       case 'subscribe':
-        this.attempt({ execution_id: m.execution_id }, () => this.subscribe(followableExecution(this.ctx.sessions.execution(this.owner, m.execution_id)), m.from));
-        return;
+        return this.attempt({ execution_id: m.execution_id }, async () => this.subscribe(followableExecution(await this.ctx.backend.execution(this.owner, m.execution_id)), m.from));
       case 'agent_subscribe':
-        this.attempt({ run_id: m.run_id }, () => this.subscribe(followableRun(this.ctx.agents.get(this.owner, m.run_id)), m.from));
-        return;
+        return this.attempt({ run_id: m.run_id }, () => this.subscribe(followableRun(this.ctx.agents.get(this.owner, m.run_id)), m.from));
       case 'unsubscribe':
         this.unsubscribe(`exec:${m.execution_id}`);
         return;
@@ -208,11 +239,13 @@ export class WSConnection {
         this.unsubscribe(`run:${m.run_id}`);
         return;
       case 'cancel':
-        this.attempt({ execution_id: m.execution_id }, () => this.ctx.sessions.execution(this.owner, m.execution_id).cancel(this.ctx.config.killGraceMs));
-        return;
+        return this.attempt({ execution_id: m.execution_id }, async () => {
+          await (await this.ctx.backend.execution(this.owner, m.execution_id)).cancel(this.ctx.config.killGraceMs);
+        });
       case 'stdin':
-        this.attempt({ execution_id: m.execution_id }, () => this.ctx.sessions.execution(this.owner, m.execution_id).writeStdin(m.data, m.eof));
-        return;
+        return this.attempt({ execution_id: m.execution_id }, async () => {
+          await (await this.ctx.backend.execution(this.owner, m.execution_id)).writeStdin(m.data, m.eof);
+        });
       case 'ping':
         this.pacer.sendReply(pongMessage());
         return;
@@ -220,8 +253,7 @@ export class WSConnection {
         void this.agent(m);
         return;
       case 'agent_cancel':
-        this.attempt({ run_id: m.run_id }, () => this.ctx.agents.get(this.owner, m.run_id).cancel());
-        return;
+        return this.attempt({ run_id: m.run_id }, () => this.ctx.agents.get(this.owner, m.run_id).cancel());
       default:
         assertNever(m, 'message');
     }
@@ -230,8 +262,8 @@ export class WSConnection {
   private async execute(m: ExecuteMessage): Promise<void> {
     const ids = { request_id: m.request_id };
     try {
-      if (!this.admitStart(ids)) return;
-      const exec = await submitRun(this.ctx, this.owner, this.session.id, m.run, this.log);
+      if (!(await this.admitStart(ids))) return;
+      const exec = await this.ctx.backend.submitRun(this.owner, this.session.id, m.run, this.log);
       // Closed meanwhile: the execution runs on (like a dropped HTTP stream), nobody to tell.
       if (this.closing) return;
       this.pacer.sendReply(acceptedMessage(m.request_id, exec.id));
@@ -245,7 +277,7 @@ export class WSConnection {
   private async agent(m: AgentMessage): Promise<void> {
     const ids = { request_id: m.request_id };
     try {
-      if (!this.admitStart(ids)) return;
+      if (!(await this.admitStart(ids))) return;
       const run = await this.ctx.agents.start(this.owner, this.session.id, m.agent);
       if (this.closing) return;
       this.pacer.sendReply(agentAcceptedMessage(m.request_id, run.id));
@@ -260,8 +292,8 @@ export class WSConnection {
    * NOT_FOUND and the socket closes), a healthy server, room for one more follower. False when
    * it has answered already; throws what the caller answers.
    */
-  private admitStart(ids: MessageIDs): boolean {
-    if (!this.sessionAlive()) {
+  private async admitStart(ids: MessageIDs): Promise<boolean> {
+    if (!(await this.sessionAlive())) {
       this.replyError(new ApiError('NOT_FOUND', `session ${JSON.stringify(this.session.id)} was deleted`), ids);
       this.checkSession();
       return false;
@@ -283,9 +315,9 @@ export class WSConnection {
   }
 
   /** Runs a message's action, answering a failure with an error message that names its ids. */
-  private attempt(ids: MessageIDs, action: () => void): void {
+  private async attempt(ids: MessageIDs, action: () => unknown): Promise<void> {
     try {
-      action();
+      await action();
     } catch (err) {
       this.replyError(err, ids);
     }
@@ -325,7 +357,7 @@ export class WSConnection {
 
   private async pump(target: Followable, from: number, signal: AbortSignal): Promise<void> {
     // A reader keeps the session from expiring under it, as an HTTP stream does.
-    const detach = this.ctx.sessions.attach(this.owner, target.sessionID);
+    const detach = this.ctx.backend.attach(this.owner, target.sessionID);
     try {
       let sent = 0;
       for await (const batch of target.log.follow(from, signal)) {
