@@ -13,7 +13,7 @@ import { isInitializeRequest } from '@modelcontextprotocol/sdk/types.js';
 import type { ErrorBody } from '@sluice/protocol';
 import { isLoopbackHost } from '../auth/exposure.js';
 import { McpEventStore } from '../mcp/mcp-event-store.js';
-import { answerResume, holdSession, replaceLostGetStream } from '../mcp/mcp-streams.js';
+import { answerResume, replaceLostGetStream } from '../mcp/mcp-streams.js';
 import { createMcpServer } from '../mcp/mcp-tools.js';
 import { randomID } from '../random-id.js';
 import { ownerOf } from './authenticate.js';
@@ -79,7 +79,7 @@ export class McpSessions {
     }
     reply.hijack();
     // An open stream (a request's, the GET one) keeps the Sluice session from expiring idle.
-    const release = holdSession(mcp.session);
+    const release = this.ctx.backend.attach(owner, mcp.sessionID);
     try {
       if (header !== undefined && (await answerResume(mcp.store, req.raw, reply.raw, mcp.id))) return;
       replaceLostGetStream(mcp.transport, req.raw);

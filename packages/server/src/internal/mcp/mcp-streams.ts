@@ -6,7 +6,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { SUPPORTED_PROTOCOL_VERSIONS, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import { assertNever } from '@sluice/protocol';
-import type { Session } from '../session/session.js';
 import type { McpEventStore } from './mcp-event-store.js';
 
 /**
@@ -66,19 +65,3 @@ async function writeEvent(res: ServerResponse, id: string, message: JSONRPCMessa
   });
 }
 
-/**
- * Counts an open MCP stream as a reader of the Sluice session, as a streamed run's reader is:
- * while one is open the session is not idle, so its idle TTL does not end a connected client's
- * MCP session. Returns the release (once only).
- */
-export function holdSession(session: Session): () => void {
-  session.attached++;
-  session.touch();
-  let held = true;
-  return () => {
-    if (!held) return;
-    held = false;
-    session.attached--;
-    session.touch();
-  };
-}
