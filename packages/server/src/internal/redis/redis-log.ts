@@ -631,7 +631,7 @@ export class RedisLogReader<E extends LoggedEvent = ExecutionEvent> implements R
 
   /** A reader of the log `id`; null when Redis holds no such log (never created, expired or lost). */
   static async open<E extends LoggedEvent = ExecutionEvent>(conn: RedisConnection, id: string, opts: RedisReaderOptions = {}): Promise<RedisLogReader<E> | null> {
-    const r = await RedisLogReader.openOrWhy<E>(conn, id, opts, false);
+    const r = await RedisLogReader.openWith<E>(conn, id, opts, false);
     return r.kind === 'open' ? r.log : null;
   }
 
@@ -642,7 +642,12 @@ export class RedisLogReader<E extends LoggedEvent = ExecutionEvent> implements R
    * makes it after the log (the worker creates the log before it acknowledges the run).
    * Rejects with `unavailable` when Redis does not answer within the reader's bound.
    */
-  static async openOrWhy<E extends LoggedEvent = ExecutionEvent>(conn: RedisConnection, id: string, opts: RedisReaderOptions = {}, why = true): Promise<OpenedLog<RedisLogReader<E>>> {
+  static openOrWhy<E extends LoggedEvent = ExecutionEvent>(conn: RedisConnection, id: string, opts: RedisReaderOptions = {}): Promise<OpenedLog<RedisLogReader<E>>> {
+    return RedisLogReader.openWith<E>(conn, id, opts, true);
+  }
+
+  /** open (`why` false: no second look when missing) and openOrWhy. */
+  private static async openWith<E extends LoggedEvent>(conn: RedisConnection, id: string, opts: RedisReaderOptions, why: boolean): Promise<OpenedLog<RedisLogReader<E>>> {
     const keys = conn.logKeys(id);
     const bound = Math.min(opts.callTimeoutMs ?? 5000, opts.unavailableMs ?? 30_000);
     const first = await retrying(bound, conn.reader, () => readLog(conn.reader, keys, 1, 0));
@@ -914,8 +919,11 @@ async function retrying<T>(timeoutMs: number, client: Redis, op: () => Promise<T
   const deadline = Date.now() + timeoutMs;
   const attemptMs = Math.max(1000, timeoutMs / 3);
   for (let attempt = 0; ; attempt++) {
+    const left = deadline - Date.now();
+    // Checked before the attempt: a bound of 0 would replace a healthy connection.
+    if (left <= 0) throw new RedisLogError('unavailable', `Redis did not take the call within ${timeoutMs} ms`);
     try {
-      return await bounded(Math.max(0, Math.min(attemptMs, deadline - Date.now())), client, op);
+      return await bounded(Math.min(attemptMs, left), client, op);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (message.startsWith('SLUICE_EPOCH')) throw new RedisLogError('lost', message.slice('SLUICE_EPOCH '.length));
