@@ -13,6 +13,7 @@ import { RedisLogReader, RedisLogWriter, type RedisLogOptions } from '../../pack
 import { RedisLogStore } from '../../packages/server/dist/internal/redis/redis-log-store.js';
 import type { LogEntry } from '../../packages/server/dist/internal/execution/readable-log.js';
 import { redisServerMissing, startRedis, type TestRedis } from './helpers/redis-server.js';
+import { blockedXReads } from './helpers/redis-proxy.js';
 
 let redis: TestRedis | null = null;
 let conn: RedisConnection;
@@ -30,6 +31,11 @@ after(async () => {
   await conn?.close();
   await redis?.close();
 });
+
+const command = (name: string, ...args: (string | number)[]): Promise<unknown> => {
+  assert.ok(redis);
+  return redis.command(name, ...args);
+};
 
 /** A fresh log id per test. */
 const logID = (): string => `exec:t${++n}-${process.pid}`;
@@ -153,8 +159,8 @@ test('the end wakes a blocked follower at once, not at its BLOCK timeout', { ski
   let ended = false;
   const got = followAll(r).then((e) => ((ended = true), e));
   await until('the follower to have read seq 1', () => r.lastSeq === 1);
-  // The follower now sits in XREAD BLOCK (60 s); only the end marker can wake it in time.
-  await new Promise((res) => setTimeout(res, 200));
+  // Redis says the follower sits in XREAD BLOCK (60 s): only the end marker can wake it in time.
+  await until('the follower to block in XREAD', async () => (await blockedXReads(command)) === 1);
   await w.close();
   await until('the follower to end', () => ended, 10_000);
   assertContiguous(await got, 1, 1);
@@ -167,7 +173,8 @@ test('an aborted follower ends promptly and gives back its blocking connection',
   const ac = new AbortController();
   let ended = false;
   const got = followAll(r, 1, ac.signal).then(() => (ended = true));
-  await until('the follower to block', () => conn.blocking.size > 0);
+  // Blocked in Redis, not merely holding a pooled connection (idle ones from earlier tests count in size).
+  await until('the follower to block in XREAD', async () => (await blockedXReads(command)) === 1);
   const before = conn.blocking.size;
   const t0 = Date.now();
   ac.abort();
@@ -175,6 +182,7 @@ test('an aborted follower ends promptly and gives back its blocking connection',
   await got;
   assert.ok(Date.now() - t0 < 5_000);
   assert.equal(conn.blocking.size, before - 1, 'the aborted XREAD connection is closed, not left blocked');
+  await until('Redis to see the blocked XREAD gone', async () => (await blockedXReads(command)) === 0, 5_000);
   await w.close();
 });
 
@@ -350,7 +358,8 @@ test('a write whose reply is lost (the script ran, the connection dropped) is re
 
 test('Redis killed and restarted with AOF mid-stream: the follower continues, nothing lost, nothing doubled', { skip: skip() }, async () => {
   const id = logID();
-  const w = await newWriter(id, { writeTimeoutMs: 20_000 });
+  // Appends go on while Redis is down: the pending bound must hold them all (nothing dropped to a gap).
+  const w = await newWriter(id, { writeTimeoutMs: 20_000, maxPendingBytes: 512 * 1024 * 1024 });
   const r = await reader(id);
   const got = followAll(r);
   let stop = false;
@@ -370,6 +379,7 @@ test('Redis killed and restarted with AOF mid-stream: the follower continues, no
   await writing;
   await w.close();
   assert.equal(w.failure, null);
+  assert.equal(w.evicted.events, 0, 'nothing dropped while Redis was down');
   assertContiguous(await got, 1, w.lastSeq);
 });
 

@@ -15,7 +15,19 @@ export interface NewLogOptions {
   maxBytes: number;
   /** The types the overflow policy drops first (an execution's `progress` and `result` by default). */
   channel?: ChannelTypes;
+  /**
+   * Told once when the log cannot be written any more (a store that writes elsewhere: Redis
+   * lost the log, did not answer in time, or a reaper ended it); its later appends throw. The
+   * memory store never fails.
+   */
+  onFailure?: (err: Error) => void;
 }
+
+/** Why a store holds no log of an id: `unknown` (never made, or expired: 404), `lost` (known, but its log is gone: `sandbox_lost`). */
+export type MissingLogReason = 'unknown' | 'lost';
+
+/** What `LogStore.openOrWhy` found. */
+export type OpenedLog<R> = { kind: 'open'; log: R } | { kind: 'missing'; why: MissingLogReason };
 
 /** A log as its one writer sees it. */
 export interface WritableLog<E extends LoggedEvent> {
@@ -33,6 +45,8 @@ export interface LogStore {
   create<E extends LoggedEvent = ExecutionEvent>(id: string, opts: NewLogOptions): Promise<WritableLog<E>>;
   /** A reader of the log `id`, whichever process writes it; null when the store does not hold it. */
   open<E extends LoggedEvent = ExecutionEvent>(id: string): Promise<ReadableLog<E> | null>;
+  /** As open, but says why there is no log: never made / expired, or lost. */
+  openOrWhy<E extends LoggedEvent = ExecutionEvent>(id: string): Promise<OpenedLog<ReadableLog<E>>>;
   close(): Promise<void>;
 }
 
@@ -59,6 +73,12 @@ export class MemoryLogStore implements LogStore {
   async open<E extends LoggedEvent = ExecutionEvent>(id: string): Promise<EventLog<E> | null> {
     // As in create: the id names the union.
     return (this.logs.get(id)?.deref() as unknown as EventLog<E> | undefined) ?? null;
+  }
+
+  async openOrWhy<E extends LoggedEvent = ExecutionEvent>(id: string): Promise<OpenedLog<EventLog<E>>> {
+    const log = await this.open<E>(id);
+    // One process: a log it does not hold is one it never made (or forgot).
+    return log ? { kind: 'open', log } : { kind: 'missing', why: 'unknown' };
   }
 
   async close(): Promise<void> {

@@ -18,8 +18,32 @@
  *     from the last id seen, an append the script makes idempotent by seq).
  *   - reconnect every 50…500 ms for ever: ioredis reconnects by itself; how long a caller waits
  *     is the loops' bound, not the client's.
+ *   - TCP keepalive after 5 s idle: the kernel's own probes eventually close a connection whose
+ *     peer vanished. Its probes take minutes, so the loops do not rely on it: each bounds its
+ *     calls, and a call that outlives its bound on a connection that looks ready means that
+ *     connection is half-open (a partition, a dead NAT entry), which forceReconnect() replaces.
  */
 import { Redis, type RedisOptions } from 'ioredis';
+
+/**
+ * Drops `client`'s socket at once and lets ioredis connect again: its calls in flight fail (and
+ * our loops resend them). For a connection that stopped answering without closing; a graceful
+ * `disconnect()` would wait for the silent peer. Only when connected (`ready`, or `connect`:
+ * connected but its ready check unanswered, which has no timeout of its own); a client between
+ * connections is already reconnecting (a TCP connect has ioredis' connectTimeout), so it is left
+ * alone and its waiting calls go out on the new connection.
+ */
+export function forceReconnect(client: Redis): void {
+  if (client.status === 'ready' || client.status === 'connect') client.stream.destroy();
+}
+
+/** Closes `client` for good without waiting for its peer (see forceReconnect). */
+export function forceClose(client: Redis): void {
+  client.disconnect();
+  // Not connected yet: no socket.
+  const socket: { destroy(): void } | undefined = client.stream;
+  socket?.destroy();
+}
 
 /** How this process reaches Redis. */
 export interface RedisConnectionOptions {
@@ -91,6 +115,7 @@ export class RedisConnection {
       enableOfflineQueue: true,
       autoResendUnfulfilledCommands: false,
       retryStrategy: (times) => Math.min(50 * times, 500),
+      keepAlive: 5000,
       connectionName: `sluice-${name}`,
     };
     const client = new Redis(this.opts.url, options);
@@ -155,7 +180,7 @@ export class BlockingPool {
   release(client: Redis, broken: boolean): void {
     this.lent.delete(client);
     if (broken || this.closed) {
-      client.disconnect();
+      forceClose(client);
       this.open--;
       const next = this.waiting.shift();
       if (next && !this.closed) {
@@ -181,7 +206,7 @@ export class BlockingPool {
     }
     for (const w of this.waiting.splice(0)) w.reject(new Error('redis connection closed'));
     // Their blocked calls fail now; the followers end (release() then only counts them out).
-    for (const c of this.lent) c.disconnect();
+    for (const c of this.lent) forceClose(c);
   }
 
   private lend(client: Redis): Redis {

@@ -4,7 +4,7 @@
  */
 import type { ExecutionEvent } from '@sluice/protocol';
 import type { LoggedEvent } from '../execution/readable-log.js';
-import type { LogStore, NewLogOptions } from '../execution/log-store.js';
+import type { LogStore, NewLogOptions, OpenedLog } from '../execution/log-store.js';
 import type { RedisConnection } from './redis-connection.js';
 import { RedisLogReader, RedisLogWriter, type RedisLogOptions, type RedisReaderOptions } from './redis-log.js';
 
@@ -17,11 +17,22 @@ export class RedisLogStore implements LogStore {
   ) {}
 
   create<E extends LoggedEvent = ExecutionEvent>(id: string, opts: NewLogOptions): Promise<RedisLogWriter<E>> {
-    return RedisLogWriter.create<E>(this.conn, id, { ...this.defaults, maxBytes: opts.maxBytes, ...(opts.channel ? { channel: opts.channel } : {}) });
+    const onFailure = opts.onFailure;
+    return RedisLogWriter.create<E>(this.conn, id, {
+      ...this.defaults,
+      maxBytes: opts.maxBytes,
+      ...(opts.channel ? { channel: opts.channel } : {}),
+      ...(onFailure ? { onFailure: (err: Error) => onFailure(err) } : {}),
+    });
   }
 
   open<E extends LoggedEvent = ExecutionEvent>(id: string): Promise<RedisLogReader<E> | null> {
     return RedisLogReader.open<E>(this.conn, id, this.readerOptions);
+  }
+
+  /** `lost` when the cluster's record of the execution or run is in Redis but its log is not (see RedisLogReader.openOrWhy). */
+  openOrWhy<E extends LoggedEvent = ExecutionEvent>(id: string): Promise<OpenedLog<RedisLogReader<E>>> {
+    return RedisLogReader.openOrWhy<E>(this.conn, id, this.readerOptions);
   }
 
   close(): Promise<void> {

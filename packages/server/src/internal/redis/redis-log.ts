@@ -27,18 +27,25 @@
  * than the program costs events in the middle (readers get `gap`, `evicted` counts them), never
  * unbounded memory and never the newest event.
  *
- * Readers (RedisLogReader) replay with XRANGE, then follow with XREAD BLOCK on a connection
- * lent to them alone for that call (BlockingPool), always from the last seq they got, never `$`.
- * A missing run of seqs becomes a `gap` entry as in EventLog. A log whose epoch changed or
- * vanished before it closed ends the follower with a `gap` up to the newest seq it knew of and
- * a RedisLogError `lost`: never silence.
+ * Readers (RedisLogReader) replay with XRANGE (with the log's state, in one MULTI), then follow
+ * with XREAD BLOCK on a connection lent to them alone for that call (BlockingPool), always from
+ * the last seq they got, never `$`; they read the state again only when a BLOCK times out (to
+ * notice a lost log) or the end marker comes. Each read asks for about READ_BYTES of JSON
+ * (COUNT adapts to the events' size). A missing run of seqs becomes a `gap` entry as in
+ * EventLog. A log whose epoch changed or vanished before it closed ends the follower with a
+ * `gap` up to the newest seq it knew of and a RedisLogError `lost`: never silence.
+ *
+ * Every call to Redis, the writer's and the readers', is bounded: a connection that stops
+ * answering without closing (half-open) is replaced (forceReconnect) when a call outlives its
+ * bound, and the caller's loop retries or gives up with `unavailable` at its own bound.
  */
 import { randomBytes } from 'node:crypto';
 import type { EventType, EvictedEvents, ExecutionEvent } from '@sluice/protocol';
 import type { Redis } from 'ioredis';
 import { serialise, type ChannelTypes, type NewEvent } from '../execution/event-log.js';
+import type { OpenedLog } from '../execution/log-store.js';
 import { gapEntry, typeOf, type LogEntry, type LoggedEvent, type ReadableLog } from '../execution/readable-log.js';
-import type { LogKeys, RedisConnection } from './redis-connection.js';
+import { forceClose, forceReconnect, type LogKeys, type RedisConnection } from './redis-connection.js';
 import { runScript } from './run-script.js';
 
 /**
@@ -88,20 +95,35 @@ export interface RedisReaderOptions {
   blockMs?: number;
   /** How long Redis may be unreachable before a follower gives up with `unavailable`, ms. 30 000. */
   unavailableMs?: number;
+  /**
+   * How long one call may go unanswered (beyond its BLOCK) before its connection counts as
+   * broken and is replaced, ms; at most `unavailableMs`. 5000.
+   */
+  callTimeoutMs?: number;
 }
+
+
 
 const MiB = 1024 * 1024;
 /** Most events a reader gets in one batch (as EventLog). */
 const BATCH = 512;
+/** JSON bytes a reader asks for in one XRANGE / XREAD: COUNT is this over the events' recent mean size. */
+const READ_BYTES = MiB;
+/** The mean event size a reader assumes before it has read any (an output chunk's bound). */
+const FIRST_GUESS_BYTES = 64 * 1024;
 /** A waiting event dropped by the overflow policy. */
 const HOLE = '';
 
 /**
- * Creates the log's state; refuses if it exists (ids are random: that is a bug or a replay).
+ * Creates the log's state; refuses if it exists (ids are random: that is a bug or a replay),
+ * unless with this very epoch: a resend after the first call's reply was lost.
  * KEYS: meta. ARGV: epoch, ttl ms.
  */
 const CREATE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.error_reply('SLUICE_EXISTS log exists') end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'epoch') == ARGV[1] then return 1 end
+  return redis.error_reply('SLUICE_EXISTS log exists')
+end
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'last', '0', 'closed', '0')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
@@ -183,9 +205,9 @@ export async function endIfOpen<E extends LoggedEvent = ExecutionEvent>(conn: Re
   const retentionMs = Math.ceil((opts.retentionSec ?? 3600) * 1000);
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   for (;;) {
-    const last = Number((await conn.reader.hget(keys.meta, 'last')) ?? 0);
+    const last = Number((await retrying(Math.max(1, deadline - Date.now()), conn.reader, () => conn.reader.hget(keys.meta, 'last'))) ?? 0);
     const json = serialise(event, last + 1);
-    const r = await retrying(Math.max(1, deadline - Date.now()), () => runScript(conn.writer, END_IF_OPEN, [keys.stream, keys.meta], [last, json, retentionMs, event.type]));
+    const r = await retrying(Math.max(1, deadline - Date.now()), conn.writer, () => runScript(conn.writer, END_IF_OPEN, [keys.stream, keys.meta], [last, json, retentionMs, event.type]));
     if (r === 1) return true;
     if (r === 0 || r === -1) return false;
     // The writer appended meanwhile: read `last` again (each round is one writer batch behind at most).
@@ -233,6 +255,9 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
   private refresh: NodeJS.Timeout | null = null;
 
   private readonly o: Required<Omit<RedisLogOptions, 'onFailure'>>;
+  /** The TTLs in whole ms (PEXPIRE takes integers only). */
+  private readonly liveTTLMs: number;
+  private readonly retentionMs: number;
   private readonly onFailure: ((err: RedisLogError) => void) | null;
   private readonly progressPrefix: string;
   private readonly resultPrefix: string;
@@ -255,22 +280,31 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
       maxBatchBytes: opts.maxBatchBytes ?? MiB,
       writeTimeoutMs: opts.writeTimeoutMs ?? 10_000,
     };
+    this.liveTTLMs = Math.max(1, Math.ceil(this.o.liveTTLSec * 1000));
+    this.retentionMs = Math.max(1, Math.ceil(this.o.retentionSec * 1000));
     this.onFailure = opts.onFailure ?? null;
     this.progressPrefix = `{"type":"${this.o.channel.progress}"`;
     this.resultPrefix = `{"type":"${this.o.channel.result}"`;
     // A quiet program's log must not expire under it; the refresh also notices a lost log early.
-    this.refresh = setInterval(() => {
-      if (!this.flushing && !this.isClosed) this.kick();
-    }, (this.o.liveTTLSec * 1000) / 4);
-    this.refresh.unref();
+    // The timer holds the writer weakly: a writer its owner forgot (neither closed nor
+    // abandoned) is collected, the timer stops, and the log expires after liveTTLSec instead of
+    // being kept alive for ever by a timer nobody can reach.
+    const self = new WeakRef(this);
+    const timer = setInterval(() => {
+      const w = self.deref();
+      if (!w) clearInterval(timer);
+      else if (!w.flushing && !w.isClosed) w.kick();
+    }, Math.max(1, Math.floor(this.liveTTLMs / 4)));
+    timer.unref();
+    this.refresh = timer;
   }
 
   /** Creates the log `id` in Redis (with a new epoch) and its writer; rejects when Redis cannot take it in time. */
   static async create<E extends LoggedEvent = ExecutionEvent>(conn: RedisConnection, id: string, opts: RedisLogOptions = {}): Promise<RedisLogWriter<E>> {
     const keys = conn.logKeys(id);
     const epoch = randomBytes(12).toString('base64url');
-    const ttl = Math.ceil((opts.liveTTLSec ?? 3600) * 1000);
-    await retrying(opts.writeTimeoutMs ?? 10_000, () => runScript(conn.writer, CREATE, [keys.meta], [epoch, ttl]));
+    const ttl = Math.max(1, Math.ceil((opts.liveTTLSec ?? 3600) * 1000));
+    await retrying(opts.writeTimeoutMs ?? 10_000, conn.writer, () => runScript(conn.writer, CREATE, [keys.meta], [epoch, ttl]));
     return new RedisLogWriter<E>(conn, id, keys, epoch, opts);
   }
 
@@ -309,6 +343,31 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
     const json = serialise(event, seq);
     const content = (event as { content?: unknown }).content;
     const out = (event.type === 'stdout' || event.type === 'stderr') && typeof content === 'string' ? Buffer.byteLength(content) : 0;
+    this.enqueue(seq, json, out);
+    return { seq, type: event.type as E['type'], json };
+  }
+
+  /**
+   * Stores an event another log already serialised, with that log's `seq` (a worker teeing its
+   * local EventLog into Redis: the same seqs, the same JSON). `seq` must be past every seq
+   * appended so far and `json` must be the event as it goes on the wire with that seq in it
+   * (`{"type":…,"seq":<seq>,…}`). Seqs skipped (the local log shed them) are not stored:
+   * readers get a `gap` for them, and `evicted` counts them (their types and bytes unknown here).
+   * Throws as append does, and on a seq that does not move forward.
+   */
+  appendEntry(seq: number, json: string): LogEntry<E['type']> {
+    if (this.failed) throw this.failed;
+    if (this.isClosed) throw new Error('event log is closed');
+    if (!Number.isSafeInteger(seq) || seq < this.nextSeq) throw new RangeError(`seq ${seq} is not past the log's newest (${this.lastSeq})`);
+    if (!json.startsWith('{"type":"')) throw new TypeError(`not a serialised event: ${json.slice(0, 40)}`);
+    if (seq > this.nextSeq) this.countSkipped(this.nextSeq, seq - 1);
+    this.nextSeq = seq + 1;
+    const type = typeOf(json);
+    this.enqueue(seq, json, type === 'stdout' || type === 'stderr' ? outputBytes(json) : 0);
+    return { seq, type: type as E['type'], json };
+  }
+
+  private enqueue(seq: number, json: string, out: number): void {
     this.pendSeqs.push(seq);
     this.pendJsons.push(json);
     this.pendOut.push(out);
@@ -317,7 +376,6 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
     else if (json.startsWith(this.resultPrefix)) this.pendResults++;
     if (this.pendingBytes > this.o.maxPendingBytes) this.overflow();
     this.kick();
-    return { seq, type: event.type as E['type'], json };
   }
 
   /** Resolves once every event appended so far is in Redis (or dropped by the bounds); rejects when the writer failed. */
@@ -360,13 +418,13 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
     try {
       for (;;) {
         const batch = this.takeBatch();
-        await retrying(this.o.writeTimeoutMs, () =>
+        await retrying(this.o.writeTimeoutMs, this.conn.writer, () =>
           runScript(this.conn.writer, APPEND, [this.keys.stream, this.keys.meta], [
             this.epoch,
-            this.o.liveTTLSec * 1000,
+            this.liveTTLMs,
             batch.minID,
             batch.close ? 1 : 0,
-            this.o.retentionSec * 1000,
+            this.retentionMs,
             batch.evicted,
             ...interleave(batch.seqs, batch.jsons),
           ]),
@@ -487,6 +545,15 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
     this.head = 0;
   }
 
+  /** Seqs `from`…`to` that appendEntry skipped: dropped before they reached this writer. */
+  private countSkipped(from: number, to: number): void {
+    const l = this.lost;
+    l.events += to - from + 1;
+    l.from_seq = l.from_seq === null ? from : Math.min(l.from_seq, from);
+    l.to_seq = l.to_seq === null ? to : Math.max(l.to_seq, to);
+    this.lostChanged = true;
+  }
+
   private count(seq: number, type: EventType, outputBytes: number): void {
     const l = this.lost;
     l.events++;
@@ -543,6 +610,9 @@ export class RedisLogReader<E extends LoggedEvent = ExecutionEvent> implements R
   private isClosed: boolean;
   private readonly blockMs: number;
   private readonly unavailableMs: number;
+  private readonly callTimeoutMs: number;
+  /** Mean JSON bytes of the events in the latest read, for the next read's COUNT. */
+  private meanBytes = FIRST_GUESS_BYTES;
 
   private constructor(
     private readonly conn: RedisConnection,
@@ -556,14 +626,35 @@ export class RedisLogReader<E extends LoggedEvent = ExecutionEvent> implements R
     this.isClosed = first.closed;
     this.blockMs = opts.blockMs ?? 2000;
     this.unavailableMs = opts.unavailableMs ?? 30_000;
+    this.callTimeoutMs = Math.min(opts.callTimeoutMs ?? 5000, this.unavailableMs);
   }
 
   /** A reader of the log `id`; null when Redis holds no such log (never created, expired or lost). */
   static async open<E extends LoggedEvent = ExecutionEvent>(conn: RedisConnection, id: string, opts: RedisReaderOptions = {}): Promise<RedisLogReader<E> | null> {
+    const r = await RedisLogReader.openWith<E>(conn, id, opts, false);
+    return r.kind === 'open' ? r.log : null;
+  }
+
+  /**
+   * A reader of the log `id`, or why there is none: `unknown` (404: never created, or expired)
+   * or `lost` (the cluster's record `exec:<id>` / `run:<id>` is there but the log is not: Redis
+   * lost it; answer `sandbox_lost`). That tells them apart only if whoever makes the record
+   * makes it after the log (the worker creates the log before it acknowledges the run).
+   * Rejects with `unavailable` when Redis does not answer within the reader's bound.
+   */
+  static openOrWhy<E extends LoggedEvent = ExecutionEvent>(conn: RedisConnection, id: string, opts: RedisReaderOptions = {}): Promise<OpenedLog<RedisLogReader<E>>> {
+    return RedisLogReader.openWith<E>(conn, id, opts, true);
+  }
+
+  /** open (`why` false: no second look when missing) and openOrWhy. */
+  private static async openWith<E extends LoggedEvent>(conn: RedisConnection, id: string, opts: RedisReaderOptions, why: boolean): Promise<OpenedLog<RedisLogReader<E>>> {
     const keys = conn.logKeys(id);
-    const first = await readLog(conn.reader, keys, 1, 0);
-    if (first.epoch === null) return null;
-    return new RedisLogReader<E>(conn, id, keys, first.epoch, first, opts);
+    const bound = Math.min(opts.callTimeoutMs ?? 5000, opts.unavailableMs ?? 30_000);
+    const first = await retrying(bound, conn.reader, () => readLog(conn.reader, keys, 1, 0));
+    if (first.epoch !== null) return { kind: 'open', log: new RedisLogReader<E>(conn, id, keys, first.epoch, first, opts) };
+    if (!why) return { kind: 'missing', why: 'unknown' };
+    const record = await retrying(bound, conn.reader, () => conn.reader.exists(conn.key(id)));
+    return { kind: 'missing', why: record === 1 ? 'lost' : 'unknown' };
   }
 
   /** As of this reader's latest read of Redis. */
@@ -578,76 +669,116 @@ export class RedisLogReader<E extends LoggedEvent = ExecutionEvent> implements R
 
   async *follow(from: number, signal?: AbortSignal): AsyncGenerator<LogEntry<E['type']>[]> {
     let next = Math.max(1, Math.floor(from));
-    /** When Redis stopped answering (null while it answers). */
+    /** When the first of the calls failing in a row was sent (null while Redis answers). */
     let downSince: number | null = null;
-    const trouble = async (err: unknown): Promise<void> => {
-      downSince ??= Date.now();
+    const trouble = async (sentAt: number, err: unknown): Promise<void> => {
+      downSince ??= sentAt;
       if (Date.now() - downSince >= this.unavailableMs) throw new RedisLogError('unavailable', `Redis did not answer for ${this.unavailableMs} ms reading log ${this.id}: ${String(err)}`);
       await sleep(Math.min(500, 50 + (Date.now() - downSince) / 4), signal);
     };
+    /**
+     * Read the log's state with the entries (XRANGE in a MULTI) rather than block in XREAD: at
+     * first, while replaying, after a BLOCK that timed out (is the log still there?), after an
+     * error, and at the end marker. A live follower woken by new entries blocks again at once.
+     */
+    let readState = true;
     while (!signal?.aborted) {
-      let read: LogRead;
-      try {
-        read = await readLog(this.conn.reader, this.keys, next, BATCH);
-        downSince = null;
-      } catch (err) {
-        await trouble(err);
-        continue;
+      const sentAt = Date.now();
+      if (readState) {
+        let read: LogRead;
+        try {
+          read = await bounded(this.callTimeoutMs, this.conn.reader, () => readLog(this.conn.reader, this.keys, next, this.count()));
+          downSince = null;
+        } catch (err) {
+          await trouble(sentAt, err);
+          continue;
+        }
+        if (read.epoch !== this.epoch) {
+          // Redis lost the log (or it expired) before we saw its end: say what is missing, then fail.
+          if (this.known >= next) yield [gapEntry<E['type']>(next, this.known)];
+          throw new RedisLogError('lost', `log ${this.id} is gone from Redis before its end (Redis restarted without persistence, flushed, or the log expired)`);
+        }
+        this.known = Math.max(this.known, read.last);
+        this.isClosed = read.closed;
+        this.measure(read.entries);
+        const batch = entriesFrom<E['type']>(read.entries, next);
+        next = batch.next;
+        if (batch.entries.length > 0) {
+          yield batch.entries;
+          continue;
+        }
+        if (next <= read.last) {
+          // Nothing held from `next` on though the log has it: all trimmed (the newest never is).
+          yield [gapEntry<E['type']>(next, read.last)];
+          next = read.last + 1;
+          continue;
+        }
+        if (read.closed) return;
+        readState = false;
       }
-      if (read.epoch !== this.epoch) {
-        // Redis lost the log (or it expired) before we saw its end: say what is missing, then fail.
-        if (this.known >= next) yield [gapEntry<E['type']>(next, this.known)];
-        throw new RedisLogError('lost', `log ${this.id} is gone from Redis before its end (Redis restarted without persistence, flushed, or the log expired)`);
-      }
-      this.known = Math.max(this.known, read.last);
-      this.isClosed = read.closed;
-      const batch = entriesFrom<E['type']>(read.entries, next);
-      next = batch.next;
-      if (batch.entries.length > 0) {
-        yield batch.entries;
-        continue;
-      }
-      if (next <= read.last) {
-        // Nothing held from `next` on though the log has it: all trimmed (the newest never is).
-        yield [gapEntry<E['type']>(next, read.last)];
-        next = read.last + 1;
-        continue;
-      }
-      if (read.closed) return;
       let got: RawEntry[] | null;
       try {
         got = await this.block(next, signal);
         downSince = null;
       } catch (err) {
-        await trouble(err);
+        readState = true;
+        await trouble(sentAt, err);
         continue;
       }
-      if (got && got.length > 0) {
-        const batch = entriesFrom<E['type']>(got, next);
-        next = batch.next;
-        this.known = Math.max(this.known, next - 1);
-        if (batch.entries.length > 0) yield batch.entries;
+      if (got === null) {
+        // BLOCK timed out: check the log still exists (and closed) before waiting again.
+        readState = true;
+        continue;
       }
+      this.measure(got);
+      const batch = entriesFrom<E['type']>(got, next);
+      next = batch.next;
+      this.known = Math.max(this.known, next - 1);
+      if (batch.entries.length > 0) yield batch.entries;
+      // The end marker: the state read confirms the end (and any trimmed tail) and returns.
+      if (got.some((e) => e.json === null)) readState = true;
     }
   }
 
   async *scan(onEvicted: (evicted: EvictedEvents) => void): AsyncGenerator<string[]> {
-    let read = await readLog(this.conn.reader, this.keys, 1, BATCH);
+    const read1 = (from: number): Promise<LogRead> => retrying(this.callTimeoutMs, this.conn.reader, () => readLog(this.conn.reader, this.keys, from, this.count()));
+    let read = await read1(1);
     if (read.epoch !== this.epoch) throw new RedisLogError('lost', `log ${this.id} is gone from Redis`);
     this.known = Math.max(this.known, read.last);
     this.isClosed = read.closed;
     onEvicted(parseEvicted(read.evicted));
     for (;;) {
+      this.measure(read.entries);
       const jsons: string[] = [];
       for (const e of read.entries) if (e.json !== null) jsons.push(e.json);
       if (jsons.length > 0) yield jsons;
       const last = read.entries[read.entries.length - 1];
-      if (read.entries.length < BATCH || !last) return;
-      read = await readLog(this.conn.reader, this.keys, last.seq + 1, BATCH);
+      if (!last || last.json === null || last.seq >= read.last) return;
+      read = await read1(last.seq + 1);
     }
   }
 
-  /** One XREAD BLOCK from `next` on a lent connection; null on timeout or abort. An abort disconnects it at once. */
+  /** COUNT for the next read: about READ_BYTES of JSON at the recent mean event size, 1…BATCH. */
+  private count(): number {
+    return Math.max(1, Math.min(BATCH, Math.floor(READ_BYTES / this.meanBytes)));
+  }
+
+  private measure(entries: RawEntry[]): void {
+    let bytes = 0;
+    let n = 0;
+    for (const e of entries) {
+      if (e.json === null) continue;
+      bytes += e.json.length;
+      n++;
+    }
+    if (n > 0) this.meanBytes = Math.max(64, bytes / n);
+  }
+
+  /**
+   * One XREAD BLOCK from `next` on a lent connection; null on timeout or abort. An abort closes
+   * the connection at once when a call is in flight on it; so does an answer later than BLOCK
+   * plus callTimeoutMs (a half-open connection), which then rejects.
+   */
   private async block(next: number, signal?: AbortSignal): Promise<RawEntry[] | null> {
     let client: Redis;
     try {
@@ -656,20 +787,42 @@ export class RedisLogReader<E extends LoggedEvent = ExecutionEvent> implements R
       if (signal?.aborted) return null;
       throw err;
     }
-    const onAbort = (): void => client.disconnect();
+    let inFlight = false;
+    let closed = false;
+    const close = (): void => {
+      closed = true;
+      forceClose(client);
+    };
+    const onAbort = (): void => {
+      // With no call in flight the connection is healthy: it goes back to the pool.
+      if (inFlight) close();
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
-    let broken = false;
+    let timer: NodeJS.Timeout | undefined;
     try {
       if (signal?.aborted) return null;
-      const reply = await client.call('XREAD', 'COUNT', BATCH, 'BLOCK', this.blockMs, 'STREAMS', this.keys.stream, `${next - 1}-0`);
+      inFlight = true;
+      const reply = await Promise.race([
+        client.call('XREAD', 'COUNT', this.count(), 'BLOCK', this.blockMs, 'STREAMS', this.keys.stream, `${next - 1}-0`),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            close();
+            reject(new Error(`XREAD BLOCK ${this.blockMs} not answered within ${this.callTimeoutMs} ms more: connection closed`));
+          }, this.blockMs + this.callTimeoutMs);
+        }),
+      ]);
+      inFlight = false;
       return parseXRead(reply);
     } catch (err) {
-      broken = true;
+      inFlight = false;
+      // A failed call may have left the connection in any state.
+      closed = true;
       if (signal?.aborted) return null;
       throw err;
     } finally {
+      clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      this.conn.blocking.release(client, broken || (signal?.aborted ?? false));
+      this.conn.blocking.release(client, closed);
     }
   }
 }
@@ -755,35 +908,61 @@ function parseEvicted(json: string | null): EvictedEvents {
 }
 
 /**
- * Runs `op` until it succeeds, retrying failed attempts (a dropped connection, Redis restarting)
- * with a short backoff for at most `timeoutMs` in all, an attempt left hanging included. A
- * refusal by a script (`SLUICE_…`) is final.
+ * Runs `op` (a call on `client`) until it succeeds, retrying failed attempts (a dropped
+ * connection, Redis restarting) with a short backoff for at most `timeoutMs` in all. Each
+ * attempt is bounded too (a third of that, at least 1 s): one left hanging on a connection that
+ * looks ready means the connection is half-open, so it is replaced (which fails whatever else
+ * waited on it: those callers resend) and the next attempt goes out on a new one. A refusal by a
+ * script (`SLUICE_…`) is final.
  */
-async function retrying<T>(timeoutMs: number, op: () => Promise<T>): Promise<T> {
+async function retrying<T>(timeoutMs: number, client: Redis, op: () => Promise<T>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  const attemptMs = Math.max(1000, timeoutMs / 3);
   for (let attempt = 0; ; attempt++) {
-    let timer: NodeJS.Timeout | undefined;
+    const left = deadline - Date.now();
+    // Checked before the attempt: a bound of 0 would replace a healthy connection.
+    if (left <= 0) throw new RedisLogError('unavailable', `Redis did not take the call within ${timeoutMs} ms`);
     try {
-      const left = deadline - Date.now();
-      return await Promise.race([
-        op(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new RedisLogError('unavailable', `Redis did not take the write within ${timeoutMs} ms`)), Math.max(0, left));
-        }),
-      ]);
+      return await bounded(Math.min(attemptMs, left), client, op);
     } catch (err) {
-      if (err instanceof RedisLogError) throw err;
       const message = err instanceof Error ? err.message : String(err);
       if (message.startsWith('SLUICE_EPOCH')) throw new RedisLogError('lost', message.slice('SLUICE_EPOCH '.length));
       if (message.startsWith('SLUICE_ENDED')) throw new RedisLogError('ended', message.slice('SLUICE_ENDED '.length));
       if (message.startsWith('SLUICE_EXISTS')) throw new RedisLogError('exists', message.slice('SLUICE_EXISTS '.length));
       const left = deadline - Date.now();
-      if (left <= 0) throw new RedisLogError('unavailable', `Redis did not take the write within ${timeoutMs} ms: ${message}`);
+      if (left <= 0) throw new RedisLogError('unavailable', `Redis did not take the call within ${timeoutMs} ms: ${message}`);
       await sleep(Math.min(left, 25 * 2 ** Math.min(attempt, 4)));
-    } finally {
-      clearTimeout(timer);
     }
   }
+}
+
+/** A call on `client` left unanswered for `ms`: its connection is replaced (see retrying). */
+class CallTimeout extends Error {
+  override readonly name = 'CallTimeout';
+}
+
+/** `op` (a call on `client`), rejected with CallTimeout after `ms`, when `client`'s connection is replaced. */
+async function bounded<T>(ms: number, client: Redis, op: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      op(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          forceReconnect(client);
+          reject(new CallTimeout(`Redis did not answer within ${ms} ms`));
+        }, ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** UTF-8 bytes of a stored stdout / stderr event's `content` (for `evicted`). */
+function outputBytes(json: string): number {
+  const content = (JSON.parse(json) as { content?: unknown }).content;
+  return typeof content === 'string' ? Buffer.byteLength(content) : 0;
 }
 
 function interleave(seqs: number[], jsons: string[]): (string | number)[] {
