@@ -6,6 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ExecutionResult, ExecutionView, SessionView } from '@sluice/protocol';
+import { prepareDataDir } from '@sluice/sandbox';
 import { assertContiguous, doneOf, postJSON, readSSE, text } from './helpers/client.js';
 import { redisServerMissing, startRedis, type TestRedis } from './helpers/redis-server.js';
 import { startServer, type TestServer } from './helpers/server.js';
@@ -25,6 +26,8 @@ before(async () => {
 
 after(async () => {
   await api?.stop();
+  // A SIGKILLed worker leaves its workspaces mounted: a server's start-up unmounts a predecessor's.
+  if (worker && worker.proc.signalCode === 'SIGKILL') await prepareDataDir(worker.dataDir);
   await worker?.stop();
   await redis?.close();
 });
@@ -137,4 +140,25 @@ test('deleting a session through the API node removes it everywhere', { skip }, 
   assert.equal((await fetch(`${base()}/api/sessions/smoke`)).status, 404);
   const list = (await (await fetch(`${base()}/api/sessions`)).json()) as { sessions: SessionView[] };
   assert.deepEqual(list.sessions, []);
+});
+
+test('a worker killed mid-run: the stream ends with sandbox_lost, and the session says it was lost', { skip }, async () => {
+  const res = await postJSON(`${base()}/api/sessions/doomed/stream`, { code: 'import time\nprint("up", flush=True)\ntime.sleep(120)' });
+  assert.equal(res.status, 200);
+  const id = res.headers.get('sluice-execution-id');
+  const events = await readSSE(res, (ev) => {
+    if (ev.type === 'stdout' && ev.content.includes('up')) worker?.proc.kill('SIGKILL');
+  });
+  assertContiguous(events);
+  const done = doneOf(events);
+  assert.equal(done.reason, 'sandbox_lost');
+  assert.equal(done.exit_code, null);
+  const view = (await (await fetch(`${base()}/api/executions/${id}`)).json()) as ExecutionView;
+  assert.equal(view.state, 'finished');
+  assert.equal(view.reason, 'sandbox_lost');
+
+  const again = await postJSON(`${base()}/api/sessions/doomed/run`, { code: 'print(1)' });
+  assert.equal(again.status, 503);
+  assert.match(((await again.json()) as { error: { message: string } }).error.message, /was lost/);
+  assert.equal((await fetch(`${base()}/api/sessions/doomed`, { method: 'DELETE' })).status, 204);
 });
