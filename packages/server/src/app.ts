@@ -315,7 +315,14 @@ export async function createSluiceServer(config: ServerConfig, opts: SluiceServe
       }
       const url = await app.listen({ host: config.host, port: config.port });
       // A worker registers once API nodes can reach it, at the port it got (PORT may be 0).
-      if (worker) await worker.start(workerURL(config, (app.server.address() as AddressInfo).port));
+      if (worker) {
+        try {
+          await worker.start(workerURL(config, (app.server.address() as AddressInfo).port));
+        } catch (err) {
+          await close();
+          throw new Error(`could not register this worker in Redis (SLUICE_REDIS_URL): ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
       return url;
     },
     async drain(graceMs, cutShort) {

@@ -49,7 +49,7 @@ export function serveCommand(program: Command): void {
       // An API node of a scale-out deployment runs no sandboxes (docs/scale-out.md).
       if (!(config.redisURL !== '' && config.role === 'api')) await ensureBubblewrap(opts.install);
       const server = await createSluiceServer(config).catch((err: Error) => fail(`sluice: ${err.message}`));
-      const url = await server.listen();
+      const url = await server.listen().catch((err: Error) => fail(`sluice: ${err.message}`));
       const keys = config.apiKeys.length;
       const role = config.redisURL !== '' ? ` as ${config.role} (Redis ${new URL(config.redisURL).host})` : '';
       process.stderr.write(`sluice: listening on ${url}${role}${keys > 0 ? ` (${keys} API key${keys === 1 ? '' : 's'})` : ''}\n`);

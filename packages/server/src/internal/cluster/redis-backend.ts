@@ -327,6 +327,9 @@ export class RedisBackend implements Backend {
       cancel: (graceMs: number): Promise<CancelOutcome> =>
         guard(async () => {
           void graceMs; // The worker applies its own grace (SLUICE_KILL_GRACE).
+          // Finished (perhaps ended by a reaper, or forgotten by its worker): nothing to cancel, as in one process.
+          const now = await RedisLogReader.open<ExecutionEvent>(conn, `exec:${id}`);
+          if (!now || now.closed) return { state: 'finished', cancelled: false };
           return inbox.send(worker, { type: 'cancel', owner, session_id: sessionID, execution_id: id });
         }),
       writeStdin: (data: string, eof: boolean) =>
