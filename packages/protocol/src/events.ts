@@ -13,8 +13,8 @@ export const MODES = ['kernel', 'process'] as const;
 /** One of {@link MODES}. */
 export type Mode = (typeof MODES)[number];
 
-/** Why an execution ended, as reported in `done.reason`. */
-export const DONE_REASONS = ['exited', 'signaled', 'timeout', 'cancelled', 'memory_limit', 'output_limit', 'error'] as const;
+/** Why an execution ended, as reported in `done.reason` (`sandbox_lost`: scale-out only, the worker running it died). */
+export const DONE_REASONS = ['exited', 'signaled', 'timeout', 'cancelled', 'memory_limit', 'output_limit', 'error', 'sandbox_lost'] as const;
 /** One of {@link DONE_REASONS}. */
 export type DoneReason = (typeof DONE_REASONS)[number];
 

@@ -141,7 +141,7 @@ test('fields of the wrong primitive type are rejected with the field, the expect
     ['done', { exit_code: 0.5 }, 'done.exit_code: expected an integer or null, got 0.5 (number)'],
     ['done', { duration: 5.1 }, 'done.duration: expected a string, got 5.1 (number)'],
     ['done', { duration_ms: -1 }, 'done.duration_ms: expected a number >= 0, got -1 (number)'],
-    ['done', { reason: 'finished' }, 'done.reason: expected one of "exited", "signaled", "timeout", "cancelled", "memory_limit", "output_limit", "error", got "finished" (string)'],
+    ['done', { reason: 'finished' }, 'done.reason: expected one of "exited", "signaled", "timeout", "cancelled", "memory_limit", "output_limit", "error", "sandbox_lost", got "finished" (string)'],
     ['done', { signal: 9 }, 'done.signal: expected a string, got 9 (number)'],
     ['error', { error: {} }, 'error.error: expected a string, got an object'],
     ['error', { code: 500 }, 'error.code: expected a string, got 500 (number)'],

@@ -20,7 +20,7 @@ export interface RunResult {
   stderr: string;
   /** The program's exit status (128 + n when it died of signal n); null when it never ran or never reported one. */
   exitCode: number | null;
-  /** Why it ended: `exited`, `signaled`, `timeout`, `cancelled`, `memory_limit`, `output_limit`, `error`. */
+  /** Why it ended: `exited`, `signaled`, `timeout`, `cancelled`, `memory_limit`, `output_limit`, `error`, `sandbox_lost` (scale-out: the worker running it died). */
   reason: DoneReason;
   /** The signal's name when `exitCode` came from a signal (`SIGKILL`…). */
   signal?: string;

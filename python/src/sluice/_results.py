@@ -65,7 +65,7 @@ class RunResult:
     execution_id: str = ""
     #: The program's exit status (128 + n after signal n); None if it never ran.
     exit_code: Optional[int] = None
-    #: ``exited``, ``signaled``, ``timeout``, ``cancelled``, ``memory_limit``, ``output_limit``, ``error``.
+    #: ``exited``, ``signaled``, ``timeout``, ``cancelled``, ``memory_limit``, ``output_limit``, ``error``, ``sandbox_lost`` (scale-out: the worker running it died).
     reason: str = ""
     signal: Optional[str] = None
     #: ``result(...)`` values and trailing expressions: MIME type → data, in order.

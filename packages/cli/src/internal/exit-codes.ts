@@ -83,6 +83,9 @@ export function exitCodeForDone(done: Pick<DoneEvent, 'reason' | 'exit_code' | '
       return ExitCode.OUTPUT_LIMIT;
     case 'error':
       return errorCode === undefined ? ExitCode.SOFTWARE : exitCodeForError(errorCode);
+    case 'sandbox_lost':
+      // As SANDBOX_UNAVAILABLE: the server could not finish running it.
+      return ExitCode.UNAVAILABLE;
     default:
       return assertNever(done.reason, 'done.reason');
   }

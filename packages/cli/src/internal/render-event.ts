@@ -66,6 +66,8 @@ export function describeDone(done: DoneEvent): string {
       return 'killed: it wrote more than the output kill limit';
     case 'error':
       return 'the execution could not run';
+    case 'sandbox_lost':
+      return 'lost: the worker running it died (its sandbox is gone)';
     default:
       return assertNever(done.reason, 'done.reason');
   }

@@ -29,6 +29,9 @@ export function describeDone(ev: DoneEvent): { text: string; ok: boolean } {
     case 'error':
       why = 'Could not run';
       break;
+    case 'sandbox_lost':
+      why = 'Lost: the worker running it died';
+      break;
     default:
       return assertNever(ev.reason, 'done reason');
   }
