@@ -85,7 +85,9 @@ test('a worker SIGKILLed mid-run: sandbox_lost on every stream (both API nodes),
   for (const api of [api1, api0]) {
     const r = await call(api.url, 'POST', `/api/sessions/${sid}/run`, { code: `print("${token}")`, mode: 'process' });
     const body = await r.text();
-    assert.ok(r.status >= 400, `a run on the lost session through ${api.name} answered ${r.status}: ${body}`);
+    // docs/scale-out.md: 503 SANDBOX_UNAVAILABLE saying the session was lost.
+    assert.equal(r.status, 503, `a run on the lost session through ${api.name} answered ${r.status}: ${body}`);
+    assert.match(body, /SANDBOX_UNAVAILABLE/);
     assert.match(body, /lost/i, `the error says the session is lost: ${body}`);
   }
   const entry = await cl.sessionEntry(sid);

@@ -50,7 +50,18 @@ test('load spread: new sessions land on both workers, and each runs its code', {
   const cl = cluster;
   const [a, b] = apis();
   const ids = Array.from({ length: 6 }, (_, i) => sessionId(`spread${i}`));
-  for (const [i, sid] of ids.entries()) await createSession((i % 2 === 0 ? a : b).url, sid, { key: ALICE });
+  // The load a worker reports (`sessions` in its registry hash) is what placement reads: each
+  // creation waits until it shows, so the next one sees it (a report may lag by a heartbeat).
+  const reported = async (): Promise<number> => {
+    let n = 0;
+    for (const w of await cl.liveWorkerIds()) n += Number((await cl.redis.command('HGET', `sluice:worker:${w}`, 'sessions')) ?? 0);
+    return n;
+  };
+  const before0 = await reported();
+  for (const [i, sid] of ids.entries()) {
+    await createSession((i % 2 === 0 ? a : b).url, sid, { key: ALICE });
+    await until(`the workers reporting ${before0 + i + 1} sessions in the registry`, 5_000, async () => (await reported()) >= before0 + i + 1);
+  }
   const placed = await Promise.all(ids.map((sid) => cl.workerOf(sid)));
   const counts = new Map<string, number>();
   for (const w of placed) {
