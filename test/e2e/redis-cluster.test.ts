@@ -8,7 +8,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DoneEvent, ExecutionEvent } from '@sluice/protocol';
+import type { DoneEvent, ExecutionEvent, SessionView } from '@sluice/protocol';
 import { ApiError } from '../../packages/server/dist/internal/api-error.js';
 import { Admission } from '../../packages/server/dist/internal/redis/admission.js';
 import { ClusterRegistry, type DeadWorker, type WorkerLease } from '../../packages/server/dist/internal/redis/cluster-registry.js';
@@ -242,8 +242,9 @@ function recordingHandlers(ran: string[], hooks: { onRun?: () => Promise<void> }
     cancel: async () => {
       throw new ApiError('NOT_FOUND', 'no execution with id "x"');
     },
-    stdin: async (c) => (ran.push(`stdin ${c.data}`), { accepted: true }),
-    restart: async () => ({ restarted: 0 }),
+    stdin: async (c) => (ran.push(`stdin ${c.data}`), { accepted: true, state: 'running' }),
+    // Only the reply's arrival matters here, not the view.
+    restart: async (c) => ({ session: { id: c.session_id } as SessionView, restarted: [] }),
     agent: unexpected,
     agent_cancel: unexpected,
     forget_conversation: unexpected,

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import Fastify, { type ConnectionError, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ERROR_STATUS, LANGUAGES, type ErrorBody, type ErrorCode, type Language } from '@sluice/protocol';
 import {
@@ -21,15 +21,21 @@ import {
   warmRuntimes,
   createWorkspace,
   removeWorkspace,
+  type CgroupSupport,
   type RuntimeInfo,
   type SandboxHostPaths,
 } from '@sluice/sandbox';
-import { enabledLanguages, type ServerConfig } from './config.js';
+import { enabledLanguages, workerURL, type ServerConfig } from './config.js';
 import { ApiError } from './internal/api-error.js';
 import { KeyRing } from './internal/auth/api-keys.js';
 import { exposureProblem, isLoopbackHost } from './internal/auth/exposure.js';
 import { AgentRuns } from './internal/agent/agent-runs.js';
-import type { ExecutionHandle } from './internal/backend/backend.js';
+import type { Backend, ExecutionHandle } from './internal/backend/backend.js';
+import { connectCluster } from './internal/cluster/cluster.js';
+import { internalRoutes } from './internal/cluster/internal-api.js';
+import { RedisBackend } from './internal/cluster/redis-backend.js';
+import { startReaper } from './internal/cluster/reaper.js';
+import { WorkerNode } from './internal/cluster/worker-node.js';
 import { LocalBackend } from './internal/backend/local-backend.js';
 import { agentRoutes } from './internal/http/agent-routes.js';
 import { agUIRoutes } from './internal/http/ag-ui-routes.js';
@@ -66,6 +72,15 @@ export interface SluiceServer {
   close(): Promise<void>;
 }
 
+/** How a server is built beyond its config. */
+export interface SluiceServerOptions {
+  /**
+   * A worker lost its Redis lease and killed its sandboxes (docs/scale-out.md): the process must
+   * go. By default it exits with status 75 (EX_TEMPFAIL), for its supervisor to restart it.
+   */
+  onFatal?(why: string): void;
+}
+
 /** Largest request header block, bytes (Node's default, fixed here so no flag can raise it). */
 const MAX_HEADER_BYTES = 16 * 1024;
 
@@ -76,17 +91,20 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * Creates a server from a config. Fails if the config would expose an unauthenticated server,
  * if bubblewrap is missing, or if the data dir is unusable.
  */
-export async function createSluiceServer(config: ServerConfig): Promise<SluiceServer> {
+export async function createSluiceServer(config: ServerConfig, opts: SluiceServerOptions = {}): Promise<SluiceServer> {
   const exposed = exposureProblem(config);
   if (exposed) throw new Error(exposed);
   const keys = new KeyRing(config.apiKeys);
-  const bwrapPath = await findBubblewrap();
-  if (!bwrapPath) throw new Error(`bubblewrap is not installed; install it with: ${INSTALL_BUBBLEWRAP}`);
+  // With Redis, role `api` runs no code: it needs no bubblewrap, and starts no sandbox.
+  const scaled = config.redisURL !== '';
+  const runsCode = !scaled || config.role !== 'api';
+  const bwrapPath = runsCode ? await findBubblewrap() : '';
+  if (bwrapPath === undefined) throw new Error(`bubblewrap is not installed; install it with: ${INSTALL_BUBBLEWRAP}`);
   const paths = await prepareDataDir(config.dataDir);
   // Compiler caches for typescript and java, built once in the background: runs before it is
   // done still work, only slower. close() stops it and waits for its scratch files to go.
   const shutdown = new AbortController();
-  const warming = config.warmRuntimes ? warmRuntimes(paths.runtimeDir, shutdown.signal) : Promise.resolve();
+  const warming = config.warmRuntimes && runsCode ? warmRuntimes(paths.runtimeDir, shutdown.signal) : Promise.resolve();
   const uidPool = isRoot() ? new UIDPool(config.uidBase, config.uidCount) : undefined;
 
   const headersTimeoutMs = config.headersTimeoutSec * 1000;
@@ -148,7 +166,8 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
     return info.language;
   };
 
-  const sessions = new SessionManager({ config, paths, bwrapPath, uidPool, resolveLanguage, log: app.log });
+  // An API node's manager never holds a session (its backend is Redis's): no pre-started shells.
+  const sessions = new SessionManager({ config: runsCode ? config : { ...config, poolSize: 0 }, paths, bwrapPath, uidPool, resolveLanguage, log: app.log });
   // Every open stream listens on it (and removes its listener when it ends): no fixed bound.
   setMaxListeners(0, shutdown.signal);
   let healthProblem: string | null = 'the sandbox self-check has not finished';
@@ -170,7 +189,26 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
     llmTokens: () => ({ prompt: agents.stats.promptTokens, completion: agents.stats.completionTokens }),
     drainStreamBytes: () => wire.drain(),
   });
-  const backend = new LocalBackend({ sessions, config, resolveLanguage, metrics, log: app.log });
+  const local = new LocalBackend({ sessions, config, resolveLanguage, metrics, log: app.log });
+  // With SLUICE_REDIS_URL (docs/scale-out.md): a worker takes commands from Redis for its local
+  // sessions; an API node's backend is Redis's; `all` is both. Without it, nothing of this exists.
+  const cluster = scaled ? connectCluster(config, app.log) : null;
+  let worker: WorkerNode | null = null;
+  let backend: Backend = local;
+  if (cluster) {
+    const onFatal =
+      opts.onFatal ??
+      ((why: string): void => {
+        app.log.fatal({ why }, 'exiting: this worker lost its Redis lease');
+        process.exit(75);
+      });
+    if (config.role !== 'api') worker = new WorkerNode({ ...cluster, sessions, backend: local, config, log: app.log, onFenced: onFatal });
+    if (config.role !== 'worker') {
+      const noCgroups: CgroupSupport = { version: 'none', reason: 'this API node runs no sandboxes (--role api)' };
+      backend = new RedisBackend({ ...cluster, sessions: cluster.sessionRegistry, config, cgroups: () => (runsCode ? sessions.cgroups() : Promise.resolve(noCgroups)) });
+    }
+    startReaper({ ...cluster, sessions: cluster.sessionRegistry, retentionSec: config.logRetentionSec, log: app.log }, shutdown.signal);
+  }
   const ctx: ServerContext = {
     config,
     backend,
@@ -180,7 +218,8 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
     log: app.log,
     languages,
     resolveLanguage,
-    idempotency: new IdempotencyCache(),
+    idempotency: cluster ? cluster.idempotency : new IdempotencyCache(),
+    ...(cluster ? { cluster: { role: config.role, redisProblem: () => cluster.redisProblem() } } : {}),
     health: () => (draining ? 'the server is shutting down and takes no new sessions or runs; retry shortly' : healthProblem),
     shutdown: shutdown.signal,
     authEnabled: keys.enabled,
@@ -188,6 +227,7 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
 
   requestLog(app);
   authenticate(app, keys);
+  if (cluster) refuseByRole(app, config.role);
 
   // Every body is JSON whatever its declared type, so `curl -d '{…}'` works as typed.
   app.removeAllContentTypeParsers();
@@ -230,10 +270,14 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   mcpRoutes(app, mcp);
   metricsRoutes(app, metrics, wire);
   openAPIRoutes(app);
+  if (worker) {
+    const w = worker;
+    internalRoutes(app, local, () => w.token, config.maxUploadBytes);
+  }
 
   // A failing check (even one that throws: a mount refused, no seccomp filter for this CPU)
   // becomes /healthz's 503 with the reason; the server still starts and says why.
-  const selfCheck = selfTest(paths, bwrapPath, uidPool)
+  const selfCheck = (runsCode ? selfTest(paths, bwrapPath, uidPool) : Promise.resolve(null))
     .catch((err: Error) => `the sandbox self-check could not run: ${err.message}`)
     .then((problem) => {
       healthProblem = problem;
@@ -244,6 +288,7 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
   const close = (): Promise<void> => {
     closing ??= (async () => {
       draining = true;
+      worker?.stopIntake();
       // Stop accepting, cancel everything (so open streams receive their done), then end the rest.
       const appClosed = app.close();
       // Agent runs first: each ends (cancelled) once its running tool is gone.
@@ -251,8 +296,11 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
       // MCP sessions next: their transports close and their running tools are cancelled.
       await mcp.close();
       await sessions.close();
+      // A worker's logs are in Redis by now; then it deregisters.
+      await worker?.stop();
       shutdown.abort();
       await Promise.all([appClosed, warming]);
+      await cluster?.conn.close();
     })();
     return closing;
   };
@@ -265,7 +313,10 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
       if (!keys.enabled && config.insecureNoAuth && !isLoopbackHost(config.host)) {
         app.log.warn(`listening on ${config.host} without API keys (--insecure-no-auth): anyone who can reach it can run code`);
       }
-      return app.listen({ host: config.host, port: config.port });
+      const url = await app.listen({ host: config.host, port: config.port });
+      // A worker registers once API nodes can reach it, at the port it got (PORT may be 0).
+      if (worker) await worker.start(workerURL(config, (app.server.address() as AddressInfo).port));
+      return url;
     },
     async drain(graceMs, cutShort) {
       if (!draining) {
@@ -286,6 +337,22 @@ export async function createSluiceServer(config: ServerConfig): Promise<SluiceSe
     },
     close,
   };
+}
+
+/**
+ * With Redis, what a role does not serve answers 503: a worker's public API (API nodes take the
+ * requests), and agent runs on API nodes (not wired across nodes yet).
+ */
+function refuseByRole(app: FastifyInstance, role: ServerConfig['role']): void {
+  app.addHook('onRequest', async (req) => {
+    const path = req.url.split('?')[0] ?? '';
+    if (role === 'worker' && (path.startsWith('/api/') || path === '/mcp')) {
+      throw new ApiError('SANDBOX_UNAVAILABLE', 'this node is a worker (--role worker) and takes no requests of its own; send them to an API node (docs/scale-out.md)');
+    }
+    if (role !== 'worker' && (/^\/api\/sessions\/[^/]+\/(agent|ag-ui)$/.test(path) || path.startsWith('/api/agent-runs/'))) {
+      throw new ApiError('SANDBOX_UNAVAILABLE', 'agent runs are not available in a scale-out deployment (SLUICE_REDIS_URL) yet (docs/scale-out.md)');
+    }
+  });
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts (the timer is cleared either way). */

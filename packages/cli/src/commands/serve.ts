@@ -46,11 +46,13 @@ export function serveCommand(program: Command): void {
       } catch (err) {
         fail(`sluice: ${(err as Error).message}`);
       }
-      await ensureBubblewrap(opts.install);
+      // An API node of a scale-out deployment runs no sandboxes (docs/scale-out.md).
+      if (!(config.redisURL !== '' && config.role === 'api')) await ensureBubblewrap(opts.install);
       const server = await createSluiceServer(config).catch((err: Error) => fail(`sluice: ${err.message}`));
       const url = await server.listen();
       const keys = config.apiKeys.length;
-      process.stderr.write(`sluice: listening on ${url}${keys > 0 ? ` (${keys} API key${keys === 1 ? '' : 's'})` : ''}\n`);
+      const role = config.redisURL !== '' ? ` as ${config.role} (Redis ${new URL(config.redisURL).host})` : '';
+      process.stderr.write(`sluice: listening on ${url}${role}${keys > 0 ? ` (${keys} API key${keys === 1 ? '' : 's'})` : ''}\n`);
       let signals = 0;
       const cutShort = new AbortController();
       const stop = (signal: string): void => {

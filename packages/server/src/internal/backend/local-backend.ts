@@ -90,7 +90,8 @@ export class LocalBackend implements Backend {
     }
   }
 
-  async submitRun(owner: string | null, sessionID: string, body: RunRequest, log: ExecutionLog = this.deps.log): Promise<ExecutionHandle> {
+  /** As Backend.submitRun; `executionID` is the id an API node chose (a worker's `run` command). */
+  async submitRun(owner: string | null, sessionID: string, body: RunRequest, log: ExecutionLog = this.deps.log, executionID?: string): Promise<ExecutionHandle> {
     const { config, resolveLanguage, metrics } = this.deps;
     // Check the language before creating a session, so a typo does not leave one behind.
     const requested = body.language === undefined ? undefined : resolveLanguage(body.language);
@@ -112,7 +113,7 @@ export class LocalBackend implements Backend {
       stdin: body.stdin,
       env: body.env ?? {},
       timeoutSec,
-    });
+    }, executionID);
     observeExecution(exec, metrics, log);
     return handleOf(exec);
   }

@@ -2,13 +2,12 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Language, Validated } from '@sluice/protocol';
 import type { RuntimeInfo } from '@sluice/sandbox';
-import type { ServerConfig } from '../../config.js';
+import type { ServerConfig, ServerRole } from '../../config.js';
 import type { AgentRuns } from '../agent/agent-runs.js';
 import { ApiError } from '../api-error.js';
 import type { Backend } from '../backend/backend.js';
 import type { LogBudget } from '../execution/log-budget.js';
 import type { ServerMetrics } from '../metrics/server-metrics.js';
-import type { IdempotencyCache } from './idempotency-cache.js';
 
 export interface ServerContext {
   config: ServerConfig;
@@ -27,13 +26,21 @@ export interface ServerContext {
   log: FastifyBaseLogger;
   languages: Map<Language, RuntimeInfo>;
   resolveLanguage(name: string): Language;
-  idempotency: IdempotencyCache;
+  /** `Idempotency-Key`s: this process's (IdempotencyCache), or Redis's across nodes (RedisIdempotency). */
+  idempotency: Idempotency;
+  /** With SLUICE_REDIS_URL: this node's role and whether Redis answers (null when it does, else why not), for /healthz. */
+  cluster?: { role: ServerRole; redisProblem(): Promise<string | null> };
   /** Null once the sandbox self-check passed; otherwise why code cannot run. */
   health(): string | null;
   /** Aborts every open stream (server shutdown). */
   shutdown: AbortSignal;
   /** True when requests need an API key. */
   authEnabled: boolean;
+}
+
+/** Where `Idempotency-Key`s are remembered (see idempotency-cache.ts for the semantics). */
+export interface Idempotency {
+  resolve(owner: string | null, key: string, fingerprint: string, isLive: (id: string) => boolean | Promise<boolean>, start: () => Promise<string>): Promise<string>;
 }
 
 /** Unwraps a validator's result or throws the matching ApiError. */

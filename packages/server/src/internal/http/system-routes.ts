@@ -11,12 +11,18 @@ export function systemRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/healthz', async () => {
     const problem = ctx.health();
     if (problem !== null) throw new ApiError('SANDBOX_UNAVAILABLE', problem, { retryAfter: 5 });
+    let cluster = {};
+    if (ctx.cluster) {
+      const redis = await ctx.cluster.redisProblem();
+      if (redis !== null) throw new ApiError('SANDBOX_UNAVAILABLE', `Redis (SLUICE_REDIS_URL) does not answer: ${redis}`, { retryAfter: 5 });
+      cluster = { role: ctx.cluster.role, redis: 'ok' };
+    }
     // Open to anyone: with API keys it says nothing about the host or the tenants' sessions.
-    if (ctx.authEnabled) return { status: 'ok' };
+    if (ctx.authEnabled) return { status: 'ok', ...cluster };
     // Whether memory, pids and CPU limits are enforced (cgroups) or only rlimits apply.
     const cg = await ctx.backend.cgroups();
     const cgroups = cg.version === 'none' ? { cgroups: 'none', cgroups_reason: cg.reason } : { cgroups: cg.version };
-    return { status: 'ok', sessions: await ctx.backend.sessionCount(), ...cgroups };
+    return { status: 'ok', ...cluster, sessions: await ctx.backend.sessionCount(), ...cgroups };
   });
 
   // Every language of the contract, installed or not (then `reason` says why and what to install).

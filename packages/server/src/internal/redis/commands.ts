@@ -3,7 +3,7 @@
  * Every command names the session it concerns (owner + id): the worker handles one session's
  * commands in order, different sessions' at once.
  */
-import { assertNever, isErrorCode, type AgentRequest, type CreateSessionRequest, type ErrorCode, type RunRequest, type SessionView } from '@sluice/protocol';
+import { assertNever, isErrorCode, type AgentRequest, type CreateSessionRequest, type ErrorCode, type ExecutionState, type Language, type RunRequest, type SessionView } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
 
 interface SessionTarget {
@@ -71,9 +71,9 @@ export interface CommandResults {
   create_session: { session: SessionView };
   delete_session: Record<string, never>;
   run: { execution_id: string };
-  cancel: { cancelled: boolean };
-  stdin: { accepted: boolean };
-  restart: { restarted: number };
+  cancel: { cancelled: boolean; state: ExecutionState };
+  stdin: { accepted: boolean; state: ExecutionState };
+  restart: { session: SessionView; restarted: Language[] };
   agent: { run_id: string };
   agent_cancel: { cancelled: boolean };
   forget_conversation: Record<string, never>;

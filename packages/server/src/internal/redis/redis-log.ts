@@ -320,6 +320,28 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
     return { seq, type: event.type as E['type'], json };
   }
 
+  /**
+   * Appends an event already serialised with its `seq` (a local log teed into Redis keeps its seqs
+   * and JSON). A seq past the next one leaves a hole readers get as a `gap`. Throws as append does,
+   * and on a seq that does not move forward.
+   */
+  appendEntry(seq: number, json: string): LogEntry<E['type']> {
+    if (this.failed) throw this.failed;
+    if (this.isClosed) throw new Error('event log is closed');
+    if (!Number.isSafeInteger(seq) || seq < this.nextSeq) throw new RangeError(`seq ${seq} is not past the log's newest (${this.lastSeq})`);
+    this.nextSeq = seq + 1;
+    const type = typeOf(json);
+    this.pendSeqs.push(seq);
+    this.pendJsons.push(json);
+    this.pendOut.push(0);
+    this.pendingBytes += json.length;
+    if (json.startsWith(this.progressPrefix)) this.pendProgress++;
+    else if (json.startsWith(this.resultPrefix)) this.pendResults++;
+    if (this.pendingBytes > this.o.maxPendingBytes) this.overflow();
+    this.kick();
+    return { seq, type: type as E['type'], json };
+  }
+
   /** Resolves once every event appended so far is in Redis (or dropped by the bounds); rejects when the writer failed. */
   flushed(): Promise<void> {
     return this.waitFor(this.lastSeq, false);

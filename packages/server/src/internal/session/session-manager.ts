@@ -145,6 +145,11 @@ export class SessionManager {
     return [...this.sessions.values()].filter((s) => s.owner === owner);
   }
 
+  /** Every owner's sessions (a worker keeps their Redis records current). */
+  all(): Session[] {
+    return [...this.sessions.values()];
+  }
+
   /** Kills everything in the session and removes its workspace. */
   async delete(owner: string | null, id: string): Promise<void> {
     const s = this.get(owner, id);
@@ -152,13 +157,14 @@ export class SessionManager {
   }
 
   /** Creates an execution in a session's queue; RATE_LIMITED when it would need a slot and none is free. */
-  submit(session: Session, init: Omit<ExecutionInit, 'id' | 'sessionID' | 'owner' | 'maxLogBytes'>): Execution {
+  submit(session: Session, init: Omit<ExecutionInit, 'id' | 'sessionID' | 'owner' | 'maxLogBytes'>, id: string = randomID()): Execution {
     this.refuseWhileDraining();
     if (!this.holdsSlot(session)) this.admitRun(session.owner);
-    // The id is unguessable: 128 random bits (a v4 UUID has only 122).
+    // The id is unguessable: 128 random bits (a v4 UUID has only 122); a worker gets the one its API node chose.
+    if (this.executions.has(id)) throw new ApiError('INVALID_REQUEST', `execution id ${JSON.stringify(id)} is taken`);
     const exec = new Execution({
       ...init,
-      id: randomID(),
+      id,
       sessionID: session.id,
       owner: session.owner,
       // Stored output can grow (JSON escapes, two-byte strings); keep the whole capped output plus headroom.
@@ -234,13 +240,13 @@ export class SessionManager {
     while (this.active.size > 0) await Promise.all([...this.active.keys()].map((e) => e.finished));
   }
 
-  /** Cancels everything and removes every workspace. */
-  async close(): Promise<void> {
+  /** Cancels everything (SIGKILL after `graceMs`: 0 kills at once) and removes every workspace. */
+  async close(graceMs: number = this.deps.config.killGraceMs): Promise<void> {
     this.closed = true;
     this.draining = true;
     clearInterval(this.sweeper);
     await Promise.allSettled([...this.creating.values()]);
-    await Promise.all([this.pool.close(), ...[...this.sessions.values()].map((s) => this.destroy(s))]);
+    await Promise.all([this.pool.close(), ...[...this.sessions.values()].map((s) => this.destroy(s, graceMs))]);
     await this.logBudget.close();
     await releaseCgroupHost(this.cgroupParent);
   }
@@ -426,16 +432,16 @@ export class SessionManager {
     for (const k of idle.slice(0, excess)) void k.evict();
   }
 
-  private async destroy(s: Session): Promise<void> {
+  private async destroy(s: Session, graceMs = this.deps.config.killGraceMs): Promise<void> {
     const k = key(s.owner, s.id);
     if (this.sessions.get(k) !== s) return;
     this.sessions.delete(k);
     for (const l of this.goneListeners) l(s.owner, s.id);
-    await this.destroyResources(s);
+    await this.destroyResources(s, graceMs);
   }
 
-  private async destroyResources(s: Session): Promise<void> {
-    await s.destroy(this.deps.config.killGraceMs);
+  private async destroyResources(s: Session, graceMs = this.deps.config.killGraceMs): Promise<void> {
+    await s.destroy(graceMs);
     try {
       await removeWorkspace(s.workspace);
     } catch (err) {

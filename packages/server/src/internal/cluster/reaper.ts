@@ -1,0 +1,56 @@
+/**
+ * What every node of a scale-out deployment does for the workers that die (docs/scale-out.md):
+ * each second it looks for workers whose lease ran out; for each, exactly one node (the
+ * registry's claim) ends every execution that worker left open with `done`
+ * (`exit_code: null`, `reason: "sandbox_lost"`), through endIfOpen, so a worker's own `done` and
+ * the reaper's never both land; marks its sessions `lost`; and frees their sandbox slots. The
+ * code is never run again anywhere: at most once.
+ */
+import { formatDuration, type DoneEvent, type ExecutionEvent } from '@sluice/protocol';
+import type { FastifyBaseLogger } from 'fastify';
+import type { NewEvent } from '../execution/event-log.js';
+import type { Admission } from '../redis/admission.js';
+import type { ClusterRegistry, DeadWorker } from '../redis/cluster-registry.js';
+import type { RedisConnection } from '../redis/redis-connection.js';
+import { endIfOpen } from '../redis/redis-log.js';
+import type { SessionRegistry } from '../redis/session-registry.js';
+
+export interface ReaperDeps {
+  conn: RedisConnection;
+  registry: ClusterRegistry;
+  sessions: SessionRegistry;
+  admission: Admission;
+  retentionSec: number;
+  log: FastifyBaseLogger;
+}
+
+/** Starts reaping until `signal` aborts. */
+export function startReaper(deps: ReaperDeps, signal: AbortSignal): void {
+  deps.registry.startReaper((dead) => reap(deps, dead), signal, {
+    onError: (err) => deps.log.warn({ err }, 'reaping dead workers failed; the next round retries'),
+  });
+}
+
+/** Ends what one dead worker left. Safe to repeat: endIfOpen ends a log once. */
+export async function reap(deps: ReaperDeps, dead: DeadWorker): Promise<void> {
+  const { conn, sessions, admission, log } = deps;
+  log.warn({ worker: dead.id, executions: dead.executions.length, sessions: dead.sessions.length }, 'a worker died: its executions end with sandbox_lost, its sessions are lost');
+  for (const id of dead.executions) {
+    const started = await startedAt(conn, `exec:${id}`);
+    const ms = started === null ? 0 : Math.max(0, Date.now() - started);
+    const done: NewEvent<ExecutionEvent> = { type: 'done', exit_code: null, reason: 'sandbox_lost', duration: formatDuration(ms), duration_ms: ms } satisfies NewEvent<DoneEvent>;
+    await endIfOpen<ExecutionEvent>(conn, `exec:${id}`, done, { retentionSec: deps.retentionSec });
+  }
+  // Workers run no agent runs yet (worker-node.ts): nothing is recorded under `agents`.
+  await sessions.markLost(dead.id, dead.sessions);
+  for (const [owner, id] of dead.sessions) await admission.releaseSession(owner, id);
+}
+
+/** When the log's `start` event happened (its first event), or null when it has none. */
+async function startedAt(conn: RedisConnection, id: string): Promise<number | null> {
+  const first = await conn.reader.xrange(conn.logKeys(id).stream, '-', '+', 'COUNT', 1);
+  const json = first[0]?.[1][1];
+  if (json === undefined) return null;
+  const ev = JSON.parse(json) as { type?: unknown; ts?: unknown };
+  return ev.type === 'start' && typeof ev.ts === 'number' ? ev.ts : null;
+}
