@@ -24,6 +24,8 @@ export interface TestRedis {
   readonly dir: string;
   /** True while a redis-server process of ours is running. */
   readonly running: boolean;
+  /** Its pid while running (for a synchronous kill when the test process exits abruptly). */
+  readonly pid: number | undefined;
   /** Runs one command on a short-lived client of its own (e.g. CLIENT PAUSE, TTL, XRANGE). */
   command(name: string, ...args: (string | number)[]): Promise<unknown>;
   /** SIGKILL, as a crash: with AOF (fsync always) every acknowledged write survives it. */
@@ -110,6 +112,10 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<TestRed
     get running() {
       const p = proc as ChildProcess | null;
       return p !== null && p.exitCode === null && p.signalCode === null;
+    },
+    get pid() {
+      const p = proc as ChildProcess | null;
+      return p !== null && p.exitCode === null && p.signalCode === null ? p.pid : undefined;
     },
     command,
     kill: () => end('SIGKILL'),
