@@ -37,6 +37,7 @@ import type { ClusterRegistry, WorkerInfo } from '../redis/cluster-registry.js';
 import type { Inbox } from '../redis/inbox.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { RedisLogReader } from '../redis/redis-log.js';
+import { EndsWhenLost } from './lost-log.js';
 import type { SessionRecord, SessionRegistry } from '../redis/session-registry.js';
 import { INTERNAL_PREFIX, OWNER_HEADER, TOKEN_HEADER } from './internal-api.js';
 
@@ -266,8 +267,9 @@ export class RedisBackend implements Backend {
 
   private async handle(owner: string | null, id: string, sessionID: string, worker: string): Promise<ExecutionHandle> {
     const { conn, inbox, config } = this.deps;
-    const log = await RedisLogReader.open<ExecutionEvent>(conn, `exec:${id}`);
-    if (!log) throw new ApiError('NOT_FOUND', `no execution with id ${JSON.stringify(id)}`);
+    const reader = await RedisLogReader.open<ExecutionEvent>(conn, `exec:${id}`);
+    if (!reader) throw new ApiError('NOT_FOUND', `no execution with id ${JSON.stringify(id)}`);
+    const log = new EndsWhenLost(reader);
     const raw = await conn.reader.hget(conn.key(`exec:${id}`), 'meta');
     const meta = parseMeta(raw);
     let finished: Promise<void> | null = null;

@@ -105,6 +105,11 @@ export async function streamLog<E extends LoggedEvent>(res: ServerResponse, log:
     if (ac.signal.aborted) return 'disconnected';
     res.end(opts.tail?.() ?? '');
     return 'complete';
+  } catch (err) {
+    // The log could not be read further (a Redis that is gone): what was written is delivered and
+    // the stream ends without its last event, which tells the client "unknown: reconnect".
+    if (!res.writableEnded && !ac.signal.aborted) res.end();
+    throw err;
   } finally {
     if (heartbeat) clearInterval(heartbeat);
     res.off('close', onClose);

@@ -72,6 +72,8 @@ interface Followable {
   frame(entry: LogEntry<string>): string;
   /** The answer to a subscribe from past the end of the finished log. */
   end(lastSeq: number): string;
+  /** What an error about this follower names. */
+  ids: MessageIDs;
 }
 
 function followableExecution(exec: ExecutionHandle): Followable {
@@ -81,6 +83,7 @@ function followableExecution(exec: ExecutionHandle): Followable {
     log: exec.log,
     frame: (entry) => eventFrame(entry, exec.id),
     end: (lastSeq) => endMessage(exec.id, lastSeq),
+    ids: { execution_id: exec.id },
   };
 }
 
@@ -91,6 +94,7 @@ function followableRun(run: AgentRun): Followable {
     log: run.log,
     frame: (entry) => agentEventFrame(entry, run.id),
     end: (lastSeq) => agentEndMessage(run.id, lastSeq),
+    ids: { run_id: run.id },
   };
 }
 
@@ -348,7 +352,15 @@ export class WSConnection {
     const ac = new AbortController();
     const sub: Subscription = { target, ac, ended: Promise.resolve() };
     sub.ended = this.pump(target, from, ac.signal)
-      .catch((err: unknown) => this.log.error({ err, followed: target.key }, 'websocket follower failed'))
+      .catch((err: unknown) => {
+        // The log could not be read further (a Redis that is gone): the client is told, so it can
+        // subscribe again from the last seq it got, rather than wait for events that never come.
+        this.log.error({ err, followed: target.key }, 'websocket follower failed');
+        if (!this.closing && !ac.signal.aborted) {
+          const why = err instanceof Error ? err.message : String(err);
+          this.pacer.sendReply(errorMessage('SANDBOX_UNAVAILABLE', `the log could not be followed further (${why}); subscribe again from the last seq you got`, target.ids));
+        }
+      })
       .finally(() => {
         if (this.subscriptions.get(target.key) === sub) this.subscriptions.delete(target.key);
       });
