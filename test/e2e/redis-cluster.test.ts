@@ -90,23 +90,26 @@ test('workers register with their URL and token; pickWorker takes the fewest run
   assert.ok(w2.token.length >= 32, 'the access token is long and random');
 
   w1.setLoad({ sessions: 0, running: 2 });
-  w2.setLoad({ sessions: 5, running: 1 });
-  w3.setLoad({ sessions: 3, running: 1 });
-  await until('the loads reach Redis', async () => (await seen.liveWorkers()).find((w) => w.id === w3.id)?.sessions === 3 && (await seen.liveWorkers()).find((w) => w.id === w1.id)?.running === 2);
-  for (let i = 0; i < 10; i++) assert.equal((await seen.pickWorker()).id, w3.id, 'fewest running, then fewest sessions');
-
-  w2.setLoad({ sessions: 3, running: 1 });
-  await until('w2 ties with w3', async () => (await seen.liveWorkers()).find((w) => w.id === w2.id)?.sessions === 3);
-  const picked = new Set<string>();
-  await until('both tied workers get picked', async () => {
-    picked.add((await seen.pickWorker()).id);
-    return picked.size === 2;
+  w2.setLoad({ sessions: 0, running: 1 });
+  w3.setLoad({ sessions: 0, running: 1 });
+  await until('the loads reach Redis', async () => {
+    const ws = await seen.liveWorkers();
+    return ws.find((w) => w.id === w1.id)?.running === 2 && ws.find((w) => w.id === w2.id)?.running === 1 && ws.find((w) => w.id === w3.id)?.running === 1;
   });
-  assert.deepEqual([...picked].sort(), [w2.id, w3.id].sort());
+  // w2 and w3 tie on running; each placement counts at once, so a burst alternates between them (never w1).
+  const placed = await Promise.all(Array.from({ length: 6 }, (_, i) => seen.pickWorker(null, `place${i}`)));
+  assert.ok(placed.every((p) => p.added));
+  const count = (id: string): number => placed.filter((p) => p.worker.id === id).length;
+  assert.deepEqual([count(w1.id), count(w2.id), count(w3.id)], [0, 3, 3], 'fewest running, then fewest sessions, each counted at once');
+  assert.equal((await seen.pickWorker(null, 'place0')).added, false, 'placing a placed session again adds nothing');
+  await seen.unplace(w2.id, null, 'place0');
+  // A draining worker gets nothing new.
+  await w2.markDraining();
+  for (let i = 0; i < 4; i++) assert.equal((await seen.pickWorker(null, `drain${i}`)).worker.id, w3.id, 'w2 drains: w3 takes them');
 
   await Promise.all(workers.map((w) => w.stop()));
   assert.deepEqual(await seen.liveWorkers(), []);
-  await assert.rejects(seen.pickWorker(), (err: unknown) => err instanceof ApiError && err.code === 'SANDBOX_UNAVAILABLE');
+  await assert.rejects(seen.pickWorker(null, 'none'), (err: unknown) => err instanceof ApiError && err.code === 'SANDBOX_UNAVAILABLE');
   assert.deepEqual(lost, [], 'a clean stop is not a lost lease');
 });
 
@@ -314,29 +317,32 @@ test('admission: sandbox slots and session caps hold across two nodes racing, wi
   const t1 = `t${++n}`;
   const t2 = `u${n}`;
   // Tenant 1 races for 4 sessions' slots from both nodes: only 2 fit its cap.
-  const results = await Promise.allSettled(['s1', 's2', 's3', 's4'].map((s, i) => (i % 2 === 0 ? nodes[0] : nodes[1]).acquireRun(t1, s)));
+  const results = await Promise.allSettled(['s1', 's2', 's3', 's4'].map((s, i) => (i % 2 === 0 ? nodes[0] : nodes[1]).acquireRun(t1, s, `e-${s}`)));
   assert.equal(results.filter((r) => r.status === 'fulfilled').length, 2);
   const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason as unknown;
   assert.ok(refused instanceof ApiError && refused.code === 'RATE_LIMITED' && refused.retryAfter === 1);
   assert.match(refused.message, /^this API key already has 2 sandboxes running, its maximum \(SLUICE_MAX_RUNNING_PER_TENANT\)/);
   // A session that holds a slot queues more runs without another slot.
   const holder = ['s1', 's2', 's3', 's4'].find((_, i) => results[i]?.status === 'fulfilled') ?? '';
-  await nodes[1].acquireRun(t1, holder);
+  await nodes[1].acquireRun(t1, holder, 'e-second');
   await nodes[0].checkRun(t1, holder);
   // Tenant 2 takes the last server-wide slot; then the server is full for everyone.
-  await nodes[0].acquireRun(t2, 'x1');
-  await assert.rejects(nodes[1].acquireRun(t2, 'x2'), (err: unknown) => err instanceof ApiError && /^the server is running 3 sandboxes, its maximum \(SLUICE_MAX_RUNNING\)/.test(err.message));
+  await nodes[0].acquireRun(t2, 'x1', 'e-x1');
+  await assert.rejects(nodes[1].acquireRun(t2, 'x2', 'e-x2'), (err: unknown) => err instanceof ApiError && /^the server is running 3 sandboxes, its maximum \(SLUICE_MAX_RUNNING\)/.test(err.message));
   await assert.rejects(nodes[1].checkRun(null, 'y'), (err: unknown) => err instanceof ApiError && err.code === 'RATE_LIMITED');
   assert.equal(await nodes[1].running(), 3);
   assert.equal(await nodes[1].running(t1), 2);
   // The holder's slot is freed with its last execution, not before.
-  await nodes[0].releaseRun(t1, holder);
+  await nodes[0].releaseRun(t1, holder, `e-${holder}`);
   await assert.rejects(nodes[1].checkRun(t2, 'x2'));
-  await nodes[1].releaseRun(t1, holder);
+  // A second release of the same execution (a retried release) frees nothing more.
+  await nodes[0].releaseRun(t1, holder, `e-${holder}`);
+  await assert.rejects(nodes[1].checkRun(t2, 'x2'));
+  await nodes[1].releaseRun(t1, holder, 'e-second');
   await nodes[1].checkRun(t2, 'x2');
-  await nodes[1].acquireRun(t2, 'x2');
+  await nodes[1].acquireRun(t2, 'x2', 'e-x2');
   // The reaper's correction frees a dead worker's session whatever it counted.
-  await nodes[0].acquireRun(t2, 'x2');
+  await nodes[0].acquireRun(t2, 'x2', 'e-x2b');
   await nodes[0].releaseSession(t2, 'x2');
   assert.equal(await nodes[1].running(t2), 1);
 
@@ -378,11 +384,11 @@ test('sessions: get, list, touch and execution records are per owner; another ow
   const ttl = (await redis?.command('PTTL', `${PREFIX}session:${a.ownerPart(owner)}:sess`)) as number;
   assert.ok(ttl > 0 && ttl <= 2000, `the idle TTL (${ttl})`);
   await until('time passes', async () => ((await redis?.command('PTTL', `${PREFIX}session:${a.ownerPart(owner)}:sess`)) as number) < 1500);
-  assert.equal(await regB.touch(owner, 'sess'), true);
+  assert.ok((await regB.touch(owner, 'sess')) !== null);
   assert.ok(((await redis?.command('PTTL', `${PREFIX}session:${a.ownerPart(owner)}:sess`)) as number) > 1500, 'touch renews the idle TTL');
   await until('the session expires when idle', async () => (await regB.get(owner, 'sess')) === null, 10_000);
   assert.deepEqual(await regB.list(owner), [], 'and leaves the index');
-  assert.equal(await regB.touch(owner, 'sess'), false);
+  assert.equal(await regB.touch(owner, 'sess'), null);
 
   await regA.addWork('exec', 'e-1', { owner, sessionID: 'sess', worker: 'w1' }, 60);
   assert.deepEqual(await regB.execution(owner, 'e-1'), { owner, sessionID: 'sess', worker: 'w1' });
@@ -430,7 +436,7 @@ test('every key the cluster pieces leave has a TTL (or was deleted by its owner)
   const stop = new AbortController();
   const consuming = new Inbox(a).consume(w.id, recordingHandlers([]), stop.signal, { blockMs: 100 });
   await new Inbox(b).send(w.id, { type: 'restart', owner: null, session_id: 'ttl' });
-  await new Admission(a, { maxRunning: 9, maxRunningPerTenant: 9, maxSessions: 9, maxSessionsPerTenant: 9 }).acquireRun('t', 'ttl');
+  await new Admission(a, { maxRunning: 9, maxRunningPerTenant: 9, maxSessions: 9, maxSessionsPerTenant: 9 }).acquireRun('t', 'ttl', 'e-ttl');
   stop.abort();
   await consuming;
   w.halt();

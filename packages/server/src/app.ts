@@ -330,6 +330,8 @@ export async function createSluiceServer(config: ServerConfig, opts: SluiceServe
         draining = true;
         sessions.drain();
         agents.drain();
+        // API nodes place no new session here from now on.
+        worker?.drain();
       }
       const grace = new AbortController();
       const onCut = (): void => grace.abort();
@@ -352,11 +354,12 @@ export async function createSluiceServer(config: ServerConfig, opts: SluiceServe
  */
 function refuseByRole(app: FastifyInstance, role: ServerConfig['role']): void {
   app.addHook('onRequest', async (req) => {
-    const path = req.url.split('?')[0] ?? '';
+    // The route matched, not the raw URL: the router decodes it first (`/%61pi/…` is `/api/…`).
+    const path = req.routeOptions.url ?? '';
     if (role === 'worker' && (path.startsWith('/api/') || path === '/mcp')) {
       throw new ApiError('SANDBOX_UNAVAILABLE', 'this node is a worker (--role worker) and takes no requests of its own; send them to an API node (docs/scale-out.md)');
     }
-    if (role !== 'worker' && (/^\/api\/sessions\/[^/]+\/(agent|ag-ui)$/.test(path) || path.startsWith('/api/agent-runs/'))) {
+    if (role !== 'worker' && (/^\/api\/sessions\/:[^/]+\/(agent|ag-ui)$/.test(path) || path.startsWith('/api/agent-runs/'))) {
       throw new ApiError('SANDBOX_UNAVAILABLE', 'agent runs are not available in a scale-out deployment (SLUICE_REDIS_URL) yet (docs/scale-out.md)');
     }
   });

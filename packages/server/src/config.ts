@@ -124,7 +124,7 @@ export interface ServerConfig {
   /**
    * What this process does (docs/scale-out.md): `all` (one process: the API and the sandboxes),
    * `api` (answers requests, runs no code) or `worker` (runs sandboxes); `api` and `worker` need
-   * `redisURL`. Validated only for now: the server runs as `all` whatever the role.
+   * `redisURL` (config validation refuses them without it).
    */
   role: ServerRole;
   /** How API nodes reach this worker's internal endpoint; '' = derived from host and port (see workerURL). */

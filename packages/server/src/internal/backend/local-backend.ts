@@ -3,7 +3,7 @@
  * logs in its memory and disk. A thin layer: what the routes did with the manager, behind the
  * Backend interface (same answers, same errors).
  */
-import { LANGUAGES, type CreateSessionRequest, type Language, type RunRequest, type SessionView } from '@sluice/protocol';
+import { LANGUAGES, type CreateSessionRequest, type Language, type Mode, type RunRequest, type SessionView } from '@sluice/protocol';
 import { defaultModeFor, modesFor, runtimeFor, type CgroupSupport } from '@sluice/sandbox';
 import type { ServerConfig } from '../../config.js';
 import { ApiError } from '../api-error.js';
@@ -16,6 +16,14 @@ import type { Session } from '../session/session.js';
 import type { Backend, ExecutionHandle, RestartedSession, SessionFiles } from './backend.js';
 import { localSessionFiles } from './local-session-files.js';
 import { executionView, resultView, sessionView } from './local-views.js';
+
+/** What a run will be, known before it is queued (a worker records it beside the run's log in Redis). */
+export interface RunMeta {
+  language: Language;
+  mode: Mode;
+  timeout: number;
+  created_at: string;
+}
 
 export interface LocalBackendDeps {
   sessions: SessionManager;
@@ -90,21 +98,34 @@ export class LocalBackend implements Backend {
     }
   }
 
-  /** As Backend.submitRun; `executionID` is the id an API node chose (a worker's `run` command). */
-  async submitRun(owner: string | null, sessionID: string, body: RunRequest, log: ExecutionLog = this.deps.log, executionID?: string): Promise<ExecutionHandle> {
+  /**
+   * As Backend.submitRun; `executionID` is the id an API node chose (a worker's `run` command).
+   * `inbox` (a worker's): the session must exist here (no blank one is made for a session whose
+   * record lives on in Redis), and `beforeStart` runs once the run is checked, before it is queued
+   * (it records the run in Redis: nothing starts that Redis does not know of).
+   */
+  async submitRun(
+    owner: string | null,
+    sessionID: string,
+    body: RunRequest,
+    log: ExecutionLog = this.deps.log,
+    executionID?: string,
+    inbox?: { beforeStart(meta: RunMeta): Promise<void> },
+  ): Promise<ExecutionHandle> {
     const { config, resolveLanguage, metrics } = this.deps;
     // Check the language before creating a session, so a typo does not leave one behind.
     const requested = body.language === undefined ? undefined : resolveLanguage(body.language);
     if (requested !== undefined) checkMode(body.mode, requested);
     // Refuse a run that cannot be admitted before a session is created for it.
     this.sessions.checkRun(owner, sessionID);
-    const session = await this.sessions.getOrCreate(owner, sessionID);
+    const session = inbox ? this.sessions.get(owner, sessionID) : await this.sessions.getOrCreate(owner, sessionID);
     const language = requested ?? session.settings.language;
     const mode = body.mode ?? defaultModeFor(language);
     checkMode(mode, language);
     const runtime = runtimeFor(language);
     if (!runtime) throw new ApiError('UNSUPPORTED_LANGUAGE', `language: ${language} cannot run on this server`);
     const timeoutSec = Math.min(body.timeout ?? session.settings.timeoutSec ?? config.defaultTimeoutSec, config.maxTimeoutSec);
+    await inbox?.beforeStart({ language, mode, timeout: timeoutSec, created_at: new Date().toISOString() });
     const exec = this.sessions.submit(session, {
       language,
       mode,

@@ -56,7 +56,7 @@ export function internalRoutes(app: FastifyInstance, local: LocalBackend, token:
 export function ownerOf(req: FastifyRequest): string | null {
   const raw = req.headers[OWNER_HEADER];
   if (typeof raw !== 'string') throw new ApiError('INVALID_REQUEST', `${OWNER_HEADER}: expected JSON null or a string`);
-  const v: unknown = JSON.parse(raw);
+  const v = parseJSON(raw, OWNER_HEADER);
   if (v !== null && typeof v !== 'string') throw new ApiError('INVALID_REQUEST', `${OWNER_HEADER}: expected JSON null or a string`);
   return v;
 }
@@ -67,9 +67,18 @@ function sessionOf(req: FastifyRequest<SessionRoute>): string {
 
 /** Segments sent as a JSON array, validated as the public files API validates a path. */
 function pathOf(raw: string | undefined): string[] {
-  const v: unknown = JSON.parse(raw ?? '[]');
+  const v = parseJSON(raw ?? '[]', 'path');
   if (!Array.isArray(v) || !v.every((s): s is string => typeof s === 'string')) throw new ApiError('INVALID_REQUEST', 'path: expected a JSON array of segments');
   return check(parseWorkspacePath(v.join('/')));
+}
+
+/** JSON from a header or query parameter; malformed is the caller's mistake (400), not ours. */
+function parseJSON(raw: string, what: string): unknown {
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    throw new ApiError('INVALID_REQUEST', `${what}: expected JSON`);
+  }
 }
 
 function sameSecret(a: string, b: string): boolean {

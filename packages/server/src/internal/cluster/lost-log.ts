@@ -5,7 +5,8 @@
  * and a `done` with `reason: "sandbox_lost"`: the worker fences itself off when Redis loses its
  * lease (it kills the execution's processes), so the execution did end, and nothing of it can be
  * read any more. These two events exist only on this stream (there is no log left to store
- * them in); their seqs follow the last one the client got. Every other failure (Redis
+ * them in); their seqs follow the last one the client got. A fold (scan: the buffered answer,
+ * GET /api/executions/{id}) ends with the same two. Every other failure (Redis
  * unreachable) is thrown as before: the stream then ends without `done`, "unknown: reconnect".
  */
 import { formatDuration, type ExecutionEvent } from '@sluice/protocol';
@@ -41,8 +42,23 @@ export class EndsWhenLost implements ReadableLog<ExecutionEvent> {
     }
   }
 
-  scan(onEvicted: (evicted: EvictedEvents) => void): AsyncGenerator<string[]> {
-    return this.log.scan(onEvicted);
+  /** The held events; when Redis lost the log, the same `error` and `done` as follow() ends with, so a buffered answer says what a stream says. */
+  async *scan(onEvicted: (evicted: EvictedEvents) => void): AsyncGenerator<string[]> {
+    let next = 1;
+    let startedAt: number | null = null;
+    try {
+      for await (const held of this.log.scan(onEvicted)) {
+        for (const json of held) {
+          const e = JSON.parse(json) as { seq: number; type: string; ts: number };
+          next = e.seq + 1;
+          if (e.type === 'start') startedAt = e.ts;
+        }
+        yield held;
+      }
+    } catch (err) {
+      if (!(err instanceof RedisLogError) || err.reason !== 'lost') throw err;
+      yield lostEnding(Math.max(next, this.log.lastSeq + 1), startedAt, err.message).map((e) => e.json);
+    }
   }
 }
 

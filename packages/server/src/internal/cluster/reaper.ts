@@ -40,6 +40,8 @@ export async function reap(deps: ReaperDeps, dead: DeadWorker): Promise<void> {
     const ms = started === null ? 0 : Math.max(0, Date.now() - started);
     const done: NewEvent<ExecutionEvent> = { type: 'done', exit_code: null, reason: 'sandbox_lost', duration: formatDuration(ms), duration_ms: ms } satisfies NewEvent<DoneEvent>;
     await endIfOpen<ExecutionEvent>(conn, `exec:${id}`, done, { retentionSec: deps.retentionSec });
+    // Its record now lives as long as its log.
+    await sessions.retainWork('exec', id, deps.retentionSec);
   }
   // Workers run no agent runs yet (worker-node.ts): nothing is recorded under `agents`.
   await sessions.markLost(dead.id, dead.sessions);

@@ -15,6 +15,7 @@ import {
   emptyResult,
   foldEvent,
   isErrorCode,
+  LANGUAGES,
   type CreateSessionRequest,
   type ExecutionEvent,
   type ExecutionResult,
@@ -34,9 +35,10 @@ import { iso } from '../http/context.js';
 import { randomID } from '../random-id.js';
 import type { Admission } from '../redis/admission.js';
 import type { ClusterRegistry, WorkerInfo } from '../redis/cluster-registry.js';
-import type { Inbox } from '../redis/inbox.js';
-import type { RedisConnection } from '../redis/redis-connection.js';
+import { ABANDON_MS, OutcomeUnknown, type Inbox } from '../redis/inbox.js';
+import { type RedisConnection } from '../redis/redis-connection.js';
 import { RedisLogReader } from '../redis/redis-log.js';
+import type { CommandResults, WorkerCommand } from '../redis/commands.js';
 import { EndsWhenLost } from './lost-log.js';
 import type { SessionRecord, SessionRegistry } from '../redis/session-registry.js';
 import { INTERNAL_PREFIX, OWNER_HEADER, TOKEN_HEADER } from './internal-api.js';
@@ -54,6 +56,16 @@ export interface RedisBackendDeps {
 
 /** How long one backend call may wait for Redis (down or paused) before it answers 503, ms. */
 const CALL_MS = 15_000;
+/** The same for a run, whose command waits longer for a worker that started it (inbox.ts), ms. */
+const RUN_CALL_MS = 30_000;
+/** What a command to a worker leaves of its call's bound for the calls after it, ms. */
+const AFTER_SEND_MS = 1000;
+/** The shortest wait worth sending a command with, ms. */
+const MIN_SEND_MS = 1000;
+/** How often an open stream renews its session at most (a third of the idle TTL, at least this), ms. */
+const MIN_ATTACH_TOUCH_MS = 500;
+/** How often an open stream renews its session at least, ms. */
+const MAX_ATTACH_TOUCH_MS = 10_000;
 /** How long an HTTP call to a worker may take to answer (a download's body then streams), ms. */
 const WORKER_HTTP_MS = 30_000;
 
@@ -71,7 +83,7 @@ export class RedisBackend implements Backend {
   constructor(private readonly deps: RedisBackendDeps) {}
 
   createSession(owner: string | null, req: CreateSessionRequest): Promise<SessionView> {
-    return guard(() => this.create(owner, req));
+    return guard((deadline) => this.create(owner, req, deadline));
   }
 
   session(owner: string | null, id: string): Promise<SessionView> {
@@ -105,11 +117,11 @@ export class RedisBackend implements Backend {
   }
 
   deleteSession(owner: string | null, id: string): Promise<void> {
-    return guard(async () => {
+    return guard(async (deadline) => {
       const rec = await this.record(owner, id);
       if (rec.state === 'live' && (await this.deps.registry.worker(rec.worker))) {
         try {
-          await this.deps.inbox.send(rec.worker, { type: 'delete_session', owner, session_id: id });
+          await this.send(deadline, rec.worker, { type: 'delete_session', owner, session_id: id });
         } catch (err) {
           // Gone on the worker already (expired there): the record goes all the same.
           if (!(err instanceof ApiError && err.code === 'NOT_FOUND')) throw err;
@@ -122,9 +134,9 @@ export class RedisBackend implements Backend {
   }
 
   restartSession(owner: string | null, id: string): Promise<RestartedSession> {
-    return guard(async () => {
+    return guard(async (deadline) => {
       const { rec } = await this.live(owner, id);
-      const r = await this.deps.inbox.send(rec.worker, { type: 'restart', owner, session_id: id });
+      const r = await this.send(deadline, rec.worker, { type: 'restart', owner, session_id: id });
       return { ...r.session, restarted: r.restarted };
     });
   }
@@ -139,12 +151,23 @@ export class RedisBackend implements Backend {
   }
 
   attach(owner: string | null, sessionID: string): () => void {
-    // A reader keeps the session alive: the worker sees the record's activity (worker-node.ts sync).
+    // A reader keeps the session alive: the worker sees the record's activity (worker-node.ts
+    // sync). Renewed three times per idle TTL, so a short one cannot lapse between two renewals.
     this.touch(owner, sessionID);
-    const timer = setInterval(() => this.touch(owner, sessionID), 10_000);
-    timer.unref();
+    let timer: NodeJS.Timeout | null = null;
+    let detached = false;
+    const every = (ms: number): void => {
+      if (detached) return;
+      timer = setInterval(() => this.touch(owner, sessionID), Math.min(MAX_ATTACH_TOUCH_MS, Math.max(MIN_ATTACH_TOUCH_MS, ms)));
+      timer.unref();
+    };
+    this.deps.sessions.get(owner, sessionID).then(
+      (rec) => every(rec ? rec.idleTTLMs / 3 : MAX_ATTACH_TOUCH_MS),
+      () => every(MIN_ATTACH_TOUCH_MS),
+    );
     return () => {
-      clearInterval(timer);
+      detached = true;
+      if (timer) clearInterval(timer);
       this.touch(owner, sessionID);
     };
   }
@@ -156,11 +179,11 @@ export class RedisBackend implements Backend {
   }
 
   submitRun(owner: string | null, sessionID: string, body: RunRequest): Promise<ExecutionHandle> {
-    return guard(async () => {
+    return guard(async (deadline) => {
       let rec = await this.deps.sessions.get(owner, sessionID);
       if (!rec) {
         try {
-          await this.create(owner, { id: sessionID });
+          await this.create(owner, { id: sessionID }, deadline);
         } catch (err) {
           // Another request created it meanwhile: use that one.
           if (!(err instanceof ApiError && err.code === 'INVALID_REQUEST' && err.message.includes('already exists'))) throw err;
@@ -169,20 +192,21 @@ export class RedisBackend implements Backend {
         if (!rec) throw new ApiError('NOT_FOUND', `no session with id ${JSON.stringify(sessionID)}`);
       }
       if (rec.state === 'lost') throw lostError(sessionID);
-      const { admission, sessions, inbox, config } = this.deps;
-      await admission.acquireRun(owner, sessionID);
+      const { admission, sessions } = this.deps;
       const id = randomID();
+      await admission.acquireRun(owner, sessionID, id);
       try {
-        await sessions.addWork('exec', id, { owner, sessionID, worker: rec.worker }, config.logRetentionSec);
-        await inbox.send(rec.worker, { type: 'run', owner, session_id: sessionID, execution_id: id, request: body });
+        await sessions.addWork('exec', id, { owner, sessionID, worker: rec.worker });
+        await this.send(deadline, rec.worker, { type: 'run', owner, session_id: sessionID, execution_id: id, request: body });
       } catch (err) {
-        // Not started: the slot is this node's to give back (the worker gives it back once it ran).
-        await admission.releaseRun(owner, sessionID).catch(() => {});
+        // Never started (refused, or abandoned unstarted): the slot is this node's to give back.
+        // Once the worker started it, the worker gives it back when the run ends.
+        if (!(err instanceof OutcomeUnknown)) await admission.releaseRun(owner, sessionID, id).catch(() => {});
         throw err;
       }
       this.touch(owner, sessionID);
       return this.handle(owner, id, sessionID, rec.worker);
-    });
+    }, RUN_CALL_MS);
   }
 
   execution(owner: string | null, id: string): Promise<ExecutionHandle> {
@@ -234,16 +258,22 @@ export class RedisBackend implements Backend {
   }
 
   /** Places a new session on the least-loaded worker, within the caps, and creates it there. */
-  private async create(owner: string | null, req: CreateSessionRequest): Promise<SessionView> {
-    const { admission, registry, sessions, inbox, config } = this.deps;
+  private async create(owner: string | null, req: CreateSessionRequest, deadline: number): Promise<SessionView> {
+    const { admission, registry, sessions, config } = this.deps;
     const id = req.id ?? randomID();
     await admission.checkSession(owner);
-    const worker = await registry.pickWorker();
+    const { worker, added } = await registry.pickWorker(owner, id);
     const idleTTLSec = Math.min(req.idle_ttl ?? config.idleTTLSec, config.maxIdleTTLSec);
-    await sessions.claim(owner, id, worker.id, req, { idleTTLMs: idleTTLSec * 1000, caps: admission.sessionCaps });
     try {
-      return (await inbox.send(worker.id, { type: 'create_session', owner, session_id: id, request: { ...req, id } })).session;
+      await sessions.claim(owner, id, worker.id, req, { idleTTLMs: idleTTLSec * 1000, caps: admission.sessionCaps });
     } catch (err) {
+      if (added) await registry.unplace(worker.id, owner, id).catch(() => {});
+      throw err;
+    }
+    try {
+      return (await this.send(deadline, worker.id, { type: 'create_session', owner, session_id: id, request: { ...req, id } })).session;
+    } catch (err) {
+      // Not created there (or not known to be): the record goes; a worker that did create it drops it at its next sync.
       await sessions.remove(owner, id).catch(() => {});
       throw err;
     }
@@ -266,7 +296,7 @@ export class RedisBackend implements Backend {
   }
 
   private async handle(owner: string | null, id: string, sessionID: string, worker: string): Promise<ExecutionHandle> {
-    const { conn, inbox, config } = this.deps;
+    const { conn, config } = this.deps;
     const reader = await RedisLogReader.open<ExecutionEvent>(conn, `exec:${id}`);
     if (!reader) throw new ApiError('NOT_FOUND', `no execution with id ${JSON.stringify(id)}`);
     const log = new EndsWhenLost(reader);
@@ -304,7 +334,7 @@ export class RedisBackend implements Backend {
         })();
         return finished;
       },
-      view: async (): Promise<ExecutionView> => {
+      view: (): Promise<ExecutionView> => guard(async () => {
         const { result, startedAt, finishedAt } = await fold();
         const { execution_id: _id, ...rest } = result;
         return {
@@ -320,26 +350,38 @@ export class RedisBackend implements Backend {
           started_at: iso(startedAt),
           finished_at: iso(finishedAt),
         };
-      },
-      result: async (): Promise<ExecutionResult> => {
+      }),
+      result: (): Promise<ExecutionResult> => guard(async () => {
         const { result } = await fold();
         result.execution_id = id;
         return result;
-      },
+      }),
       cancel: (graceMs: number): Promise<CancelOutcome> =>
-        guard(async () => {
+        guard(async (deadline) => {
           void graceMs; // The worker applies its own grace (SLUICE_KILL_GRACE).
           // Finished (perhaps ended by a reaper, or forgotten by its worker): nothing to cancel, as in one process.
           const now = await RedisLogReader.open<ExecutionEvent>(conn, `exec:${id}`);
           if (!now || now.closed) return { state: 'finished', cancelled: false };
-          return inbox.send(worker, { type: 'cancel', owner, session_id: sessionID, execution_id: id });
+          return this.send(deadline, worker, { type: 'cancel', owner, session_id: sessionID, execution_id: id });
         }),
       writeStdin: (data: string, eof: boolean) =>
-        guard(async () => {
-          const r = await inbox.send(worker, { type: 'stdin', owner, session_id: sessionID, execution_id: id, data, eof });
+        guard(async (deadline) => {
+          const r = await this.send(deadline, worker, { type: 'stdin', owner, session_id: sessionID, execution_id: id, data, eof });
           return { state: r.state };
         }),
     };
+  }
+
+  /**
+   * A command to `worker`, its waits fitted into the call's bound (`deadline`) so that the command
+   * is settled (answered, abandoned unstarted, or OutcomeUnknown) before the call answers: a
+   * call's 503 never leaves a command that may still start behind it.
+   */
+  private send<C extends WorkerCommand>(deadline: number, worker: string, command: C): Promise<CommandResults[C['type']]> {
+    const left = deadline - Date.now() - ABANDON_MS - AFTER_SEND_MS;
+    if (left < MIN_SEND_MS) throw new ApiError('SANDBOX_UNAVAILABLE', `Redis is too slow to send ${command.type} to a worker now; retry shortly`, { retryAfter: 5 });
+    const timeoutMs = Math.min(10_000, left / 2);
+    return this.deps.inbox.send(worker, command, { timeoutMs, startedWaitMs: left - timeoutMs });
   }
 
   private async workerJSON<T>(worker: WorkerInfo, owner: string | null, method: string, path: string): Promise<T> {
@@ -382,22 +424,33 @@ function lostError(id: string): ApiError {
 
 function parseMeta(raw: string | null): ExecMeta | null {
   if (raw === null) return null;
-  const v: unknown = JSON.parse(raw);
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return null;
+  }
   if (typeof v !== 'object' || v === null) return null;
-  return v as ExecMeta;
+  const r = v as Record<string, unknown>;
+  const { language, mode, timeout, created_at: createdAt } = r;
+  if (!isLanguage(language) || (mode !== 'process' && mode !== 'kernel') || typeof timeout !== 'number' || typeof createdAt !== 'string') return null;
+  return { language, mode, timeout, created_at: createdAt };
 }
 
 /**
  * Runs a backend call: an ApiError passes as it is; anything else (Redis failing) becomes
- * SANDBOX_UNAVAILABLE, and so does a call Redis leaves waiting past CALL_MS.
+ * SANDBOX_UNAVAILABLE, and so does a call Redis leaves waiting past `ms` (CALL_MS). `op` gets
+ * that deadline: a command to a worker fits its waits into it (send), so nothing it sends can
+ * start after the call answered.
  */
-async function guard<T>(op: () => Promise<T>): Promise<T> {
+export async function guard<T>(op: (deadline: number) => Promise<T>, ms = CALL_MS): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
+  const deadline = Date.now() + ms;
   try {
     return await Promise.race([
-      op(),
+      op(deadline),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new ApiError('SANDBOX_UNAVAILABLE', `Redis did not answer within ${CALL_MS / 1000} s; retry shortly`, { retryAfter: 5 })), CALL_MS);
+        timer = setTimeout(() => reject(new ApiError('SANDBOX_UNAVAILABLE', `Redis did not answer within ${ms / 1000} s; retry shortly`, { retryAfter: 5 })), ms);
       }),
     ]);
   } catch (err) {
@@ -406,4 +459,8 @@ async function guard<T>(op: () => Promise<T>): Promise<T> {
   } finally {
     clearTimeout(timer);
   }
+}
+
+function isLanguage(v: unknown): v is Language {
+  return (LANGUAGES as readonly unknown[]).includes(v);
 }

@@ -1,11 +1,13 @@
 /**
  * The worker of a scale-out deployment (docs/scale-out.md): it registers in Redis with its
  * internal URL, heartbeats and reports its load, and runs the commands API nodes send to its
- * inbox against its LocalBackend. Every execution's local event log is teed into Redis (same
- * seqs, same JSON) from its first event, and the Redis log exists before the `run` reply, so
+ * inbox against its LocalBackend. An execution's Redis log, its metadata and its place in this
+ * worker's running set exist before its code is queued (nothing runs that Redis does not know
+ * of), then its local event log is teed there (same seqs, same JSON) from its first event, so
  * any API node can follow it at once. It keeps the session registry current in both directions
- * (activity here renews the record; activity on API nodes, such as an open stream, keeps the
- * session here alive) and drops its sessions' records when they go.
+ * (activity here, and any session with work queued or running, renews the record; activity on
+ * API nodes, such as an open stream, keeps the session here alive) and drops its sessions'
+ * records when they go. It renews the sandbox slots of the executions it holds (admission.ts).
  *
  * Fencing: when the lease is lost (Redis unreachable or paused for the lease's length, or the
  * worker was declared dead), every sandbox is killed at once and `onFenced` is told (the server
@@ -15,6 +17,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { ServerConfig } from '../../config.js';
 import { ApiError } from '../api-error.js';
 import type { LocalBackend } from '../backend/local-backend.js';
+import type { RunCommand } from '../redis/commands.js';
 import type { ExecutionHandle } from '../backend/backend.js';
 import type { Admission } from '../redis/admission.js';
 import type { ClusterRegistry, WorkerLease } from '../redis/cluster-registry.js';
@@ -22,7 +25,7 @@ import type { CommandHandlers } from '../redis/commands.js';
 import { Inbox } from '../redis/inbox.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
 import { RedisLogWriter } from '../redis/redis-log.js';
-import type { SessionRegistry } from '../redis/session-registry.js';
+import { WORK_LIVE_SEC, type SessionRegistry } from '../redis/session-registry.js';
 import type { SessionManager } from '../session/session-manager.js';
 import type { Session } from '../session/session.js';
 
@@ -41,6 +44,8 @@ export interface WorkerNodeDeps {
 
 /** How often the load is reported and sessions' activity synchronised with Redis, ms. */
 const SYNC_MS = 1000;
+/** A session younger than this is not dropped for lacking a Redis record (its claim may be on its way), ms. */
+const ORPHAN_GRACE_MS = 10_000;
 
 /** A message for the agent commands, which API nodes do not send yet. */
 const NO_AGENTS = 'agent runs are not available in a scale-out deployment yet (docs/scale-out.md)';
@@ -53,8 +58,14 @@ export class WorkerNode {
   private syncing = false;
   /** Tees under way (each ends when its execution's log is closed in Redis), and sessions' records being removed. */
   private readonly tees = new Set<Promise<void>>();
-  /** Each session's last activity pushed to Redis. */
+  /** Each session's last activity pushed to Redis (this worker's clock). */
   private readonly pushed = new WeakMap<Session, number>();
+  /** Each session's `last_active` in Redis as last seen (Redis's clock): a change is activity elsewhere. */
+  private readonly seen = new WeakMap<Session, number>();
+  /** The executions this worker holds a sandbox slot for (admission.ts), renewed by sync. */
+  private readonly slots = new Map<string, { owner: string | null; sessionID: string }>();
+  /** When the slots were last renewed (this worker's clock). */
+  private slotsRenewedAt = 0;
   private fenced = false;
   /** Executions teed now: the load API nodes balance by. */
   private running = 0;
@@ -94,6 +105,11 @@ export class WorkerNode {
     this.syncTimer.unref();
   }
 
+  /** Draining: tells Redis, so that placement skips this worker (commands for its sessions still come). */
+  drain(): void {
+    this.lease?.markDraining().catch((err: unknown) => this.deps.log.warn({ err }, 'could not mark this worker draining in Redis'));
+  }
+
   /** Stops taking commands (the first step of a shutdown). */
   stopIntake(): void {
     this.intake.abort();
@@ -130,11 +146,7 @@ export class WorkerNode {
         await backend.deleteSession(c.owner, c.session_id);
         return {};
       },
-      run: async (c) => {
-        const exec = await backend.submitRun(c.owner, c.session_id, c.request, this.deps.log, c.execution_id);
-        await this.tee(c.owner, c.session_id, exec);
-        return { execution_id: exec.id };
-      },
+      run: async (c) => ({ execution_id: (await this.run(c)).id }),
       cancel: async (c) => backend.execution(c.owner, c.execution_id).then((e) => e.cancel(config.killGraceMs)),
       stdin: async (c) => {
         const { state } = await (await backend.execution(c.owner, c.execution_id)).writeStdin(c.data, c.eof);
@@ -157,34 +169,55 @@ export class WorkerNode {
   }
 
   /**
-   * Creates the execution's log in Redis and copies its local log there, event by event, until
-   * it closes; its metadata goes beside it (`exec:<id>` hash, field `meta`). When Redis refuses
-   * the log (down, lost, or ended by a reaper), the execution is cancelled: nobody could see it.
+   * Records the run in Redis (its log, its metadata beside it in `exec:<id>`, this worker's
+   * running set), then queues it in its session, which must exist here, then tees its log.
+   * When Redis refuses any of that, the run is not queued: nothing runs that nobody could see.
    */
-  private async tee(owner: string | null, sessionID: string, exec: ExecutionHandle): Promise<void> {
-    const { conn, config, log, admission } = this.deps;
+  private async run(c: RunCommand): Promise<ExecutionHandle> {
+    const { backend, conn, config, log } = this.deps;
     const lease = this.lease;
     if (!lease) throw new ApiError('SANDBOX_UNAVAILABLE', 'this worker is not registered', { retryAfter: 1 });
-    const cancel = (): void => void exec.cancel(0).catch(() => {});
-    let writer: RedisLogWriter;
+    const id = c.execution_id;
+    const made: { writer?: RedisLogWriter; exec?: ExecutionHandle } = {};
     try {
-      const view = await exec.view();
-      writer = await RedisLogWriter.create(conn, `exec:${exec.id}`, {
-        retentionSec: config.logRetentionSec,
-        onFailure: (err) => {
-          log.warn({ err, execution: exec.id }, 'the execution\'s log cannot be written to Redis: cancelling it');
-          cancel();
+      made.exec = await backend.submitRun(c.owner, c.session_id, c.request, log, id, {
+        beforeStart: async (meta) => {
+          try {
+            made.writer = await RedisLogWriter.create(conn, `exec:${id}`, {
+              retentionSec: config.logRetentionSec,
+              onFailure: (err) => {
+                log.warn({ err, execution: id }, 'the execution\'s log cannot be written to Redis: cancelling it');
+                void made.exec?.cancel(0).catch(() => {});
+              },
+            });
+            const key = conn.key(`exec:${id}`);
+            // The record lives while the run does, however long (the API node's TTL would be the same).
+            await conn.writer.multi().hset(key, 'meta', JSON.stringify(meta)).pexpire(key, WORK_LIVE_SEC * 1000).exec();
+            await lease.markRunning(id);
+          } catch (err) {
+            throw new ApiError('SANDBOX_UNAVAILABLE', `Redis did not take the execution's log: ${err instanceof Error ? err.message : String(err)}`, { retryAfter: 1 });
+          }
         },
       });
-      const meta = JSON.stringify({ language: view.language, mode: view.mode, timeout: view.timeout, created_at: view.created_at });
-      const key = conn.key(`exec:${exec.id}`);
-      await conn.writer.multi().hset(key, 'meta', meta).pexpire(key, Math.ceil(config.logRetentionSec * 1000)).exec();
-      await lease.markRunning(exec.id);
     } catch (err) {
-      cancel();
-      throw new ApiError('SANDBOX_UNAVAILABLE', `Redis did not take the execution's log: ${err instanceof Error ? err.message : String(err)}`, { retryAfter: 1 });
+      // Not queued, so nothing ran: undo what Redis was told (the API node gives the slot back).
+      made.writer?.abandon();
+      await lease.markFinished(id).catch(() => {});
+      throw err;
     }
+    const writer = made.writer;
+    if (!writer) throw new ApiError('INTERNAL', 'the run was queued without its log');
+    this.tee(c.owner, c.session_id, made.exec, writer);
+    return made.exec;
+  }
+
+  /** Copies the execution's local log into Redis, event by event, until it closes; then gives its slot back. */
+  private tee(owner: string | null, sessionID: string, exec: ExecutionHandle, writer: RedisLogWriter): void {
+    const { config, log, admission, sessionRegistry } = this.deps;
+    const lease = this.lease;
+    const cancel = (): void => void exec.cancel(0).catch(() => {});
     this.running++;
+    this.slots.set(exec.id, { owner, sessionID });
     const teed = (async () => {
       try {
         for await (const batch of exec.log.follow(1)) {
@@ -198,39 +231,56 @@ export class WorkerNode {
         writer.abandon();
       } finally {
         this.running--;
-        await lease.markFinished(exec.id).catch(() => {});
-        await admission.releaseRun(owner, sessionID).catch((err: unknown) => log.warn({ err }, 'could not release a sandbox slot in Redis (it lapses on its own)'));
+        this.slots.delete(exec.id);
+        await lease?.markFinished(exec.id).catch(() => {});
+        await sessionRegistry.retainWork('exec', exec.id, config.logRetentionSec).catch(() => {});
+        await admission.releaseRun(owner, sessionID, exec.id).catch((err: unknown) => log.warn({ err }, 'could not release a sandbox slot in Redis (it lapses on its own)'));
       }
     })();
     this.tees.add(teed);
     void teed.finally(() => this.tees.delete(teed));
   }
 
-  /** Reports the load; synchronises each session's activity with its Redis record. */
+  /**
+   * Reports the load; synchronises each session's activity with its Redis record (all at once:
+   * concurrent calls on one connection); renews the slots of the executions held here.
+   */
   private async sync(): Promise<void> {
-    const { sessions, sessionRegistry, log } = this.deps;
+    const { sessions, admission, log } = this.deps;
     const lease = this.lease;
     if (!lease || this.syncing || this.fenced) return;
     this.syncing = true;
     try {
       lease.setLoad({ sessions: sessions.sessionCount, running: this.running });
-      for (const s of sessions.all()) {
-        const rec = await sessionRegistry.get(s.owner, s.id);
-        if (!rec || rec.worker !== lease.id) {
-          // Deleted or expired in Redis (or taken over): no API node routes here any more.
-          if (Date.now() - s.createdAt > 10_000) await sessions.delete(s.owner, s.id).catch(() => {});
-          continue;
-        }
-        if (rec.lastActiveAt > s.lastActiveAt) s.touch();
-        else if (s.lastActiveAt > (this.pushed.get(s) ?? 0)) {
-          this.pushed.set(s, s.lastActiveAt);
-          await sessionRegistry.touch(s.owner, s.id);
-        }
+      await Promise.all(sessions.all().map((s) => this.syncSession(s, lease.id)));
+      if (Date.now() - this.slotsRenewedAt > admission.pendingMs / 4) {
+        this.slotsRenewedAt = Date.now();
+        await Promise.all([...this.slots].map(([id, { owner, sessionID }]) => admission.renewRun(owner, sessionID, id)));
       }
     } catch (err) {
       log.warn({ err }, 'could not synchronise sessions with Redis');
     } finally {
       this.syncing = false;
+    }
+  }
+
+  private async syncSession(s: Session, me: string): Promise<void> {
+    const { sessions, sessionRegistry } = this.deps;
+    const rec = await sessionRegistry.get(s.owner, s.id);
+    if (!rec || rec.worker !== me) {
+      // Deleted or expired in Redis (or taken over): no API node routes here any more.
+      if (Date.now() - s.createdAt > ORPHAN_GRACE_MS) await sessions.delete(s.owner, s.id).catch(() => {});
+      return;
+    }
+    // Redis's clock against Redis's clock: a `last_active` newer than the last one seen is activity elsewhere.
+    const seen = this.seen.get(s);
+    if (seen !== undefined && rec.lastActiveAt > seen) s.touch();
+    this.seen.set(s, Math.max(seen ?? 0, rec.lastActiveAt));
+    // A session with work queued or running never lapses in Redis, however short its idle TTL.
+    if (!s.idle || s.lastActiveAt > (this.pushed.get(s) ?? 0)) {
+      this.pushed.set(s, s.lastActiveAt);
+      const at = await sessionRegistry.touch(s.owner, s.id);
+      if (at !== null) this.seen.set(s, Math.max(this.seen.get(s) ?? 0, at));
     }
   }
 

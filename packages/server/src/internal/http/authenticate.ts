@@ -47,8 +47,9 @@ export function authenticate(app: FastifyInstance, keys: KeyRing): void {
 function isOpen(req: FastifyRequest): boolean {
   const path = req.url.split('?')[0] ?? '';
   if (OPEN_PATHS.has(path)) return true;
-  // A worker's internal routes check the worker's own token instead (cluster/internal-api.ts).
-  if (path.startsWith('/internal/')) return true;
+  // A worker's internal routes check the worker's own token instead (cluster/internal-api.ts):
+  // the route matched, not the raw URL, which the router decodes before matching.
+  if (req.routeOptions.url?.startsWith('/internal/')) return true;
   if (req.method !== 'GET' && req.method !== 'HEAD') return false;
   return path.startsWith('/ui/') || (path === '/' && wantsHTML(req.headers.accept));
 }

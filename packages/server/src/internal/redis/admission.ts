@@ -5,11 +5,13 @@
  *
  * A slot is what SessionManager counts as running: a session with at least one execution queued
  * or running holds one slot, however many it has queued. Keys (RedisConnection.key):
+ *   - `slot:<o>:<sid>`: ZSET of the session's executions queued or running, score = when each
+ *     lapses (Redis ms): `pendingMs` (2 min) from acquire, renewed by its worker while it holds
+ *     it (renew), so a node that died between acquire and release leaves one member that lapses
+ *     on its own, and a long queue never outlives its slot. Release removes one; the slot is
+ *     freed with the last.
  *   - `running`: ZSET of `[owner, sid]`, the sessions holding a slot; `running:<o>`: the owner's,
- *     members = session ids. Score = when the slot lapses (Redis ms) unless renewed: a node that
- *     died between acquire and release cannot keep a slot for ever.
- *   - `slot:<o>:<sid>`: how many executions the session has queued or running (acquire +1,
- *     release −1; at 0 the slot is freed and the key deleted), PX = `slotTTLMs`.
+ *     members = session ids. Score = when the session's last member lapses.
  * The reaper frees a dead worker's sessions' slots with releaseSession.
  */
 import { ApiError } from '../api-error.js';
@@ -54,16 +56,40 @@ export function runCapError(which: 'total' | 'tenant', n: number): ApiError {
 const NOW = `local function now() local t = redis.call('TIME') return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end`;
 
 /**
+ * After the slot's members changed: the session's score in the indexes follows its last member,
+ * or it leaves them with the last. KEYS: running, running:<o>, slot. ARGV: member, sid.
+ */
+const SETTLE = `
+local function settle(t)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t)
+  local last = redis.call('ZRANGE', KEYS[3], -1, -1, 'WITHSCORES')
+  if #last == 0 then
+    redis.call('DEL', KEYS[3])
+    redis.call('ZREM', KEYS[1], ARGV[1])
+    redis.call('ZREM', KEYS[2], ARGV[2])
+    return 0
+  end
+  local until_ = tonumber(last[2])
+  redis.call('ZADD', KEYS[1], until_, ARGV[1])
+  redis.call('ZADD', KEYS[2], until_, ARGV[2])
+  for i = 1, 3 do if redis.call('PTTL', KEYS[i]) < until_ - t then redis.call('PEXPIRE', KEYS[i], until_ - t) end end
+  return redis.call('ZCARD', KEYS[3])
+end
+`;
+
+/**
  * KEYS: running, running:<o>, slot. ARGV: member, sid, max total, max per owner (0 = none),
- * slot ttl ms, take (1: count one more execution; 0: only check).
+ * pending ms, execution id ('' = only check).
  * Returns {'ok', executions} | {'total', n} | {'tenant', n}.
  */
 const ACQUIRE = `
 ${NOW}
+${SETTLE}
 local t = now()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t)
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', t)
-local n = tonumber(redis.call('GET', KEYS[3]) or '0')
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', t)
+local n = redis.call('ZCARD', KEYS[3])
 if n == 0 or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   n = 0
   local total = redis.call('ZCARD', KEYS[1])
@@ -71,45 +97,45 @@ if n == 0 or not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
   local mine = redis.call('ZCARD', KEYS[2])
   if tonumber(ARGV[4]) > 0 and mine >= tonumber(ARGV[4]) then return {'tenant', mine} end
 end
-if ARGV[6] ~= '1' then return {'ok', n} end
-local ttl = tonumber(ARGV[5])
-n = n + 1
-redis.call('SET', KEYS[3], n, 'PX', ttl)
-redis.call('ZADD', KEYS[1], t + ttl, ARGV[1])
-redis.call('ZADD', KEYS[2], t + ttl, ARGV[2])
-for i = 1, 2 do if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end end
-return {'ok', n}
+if ARGV[6] == '' then return {'ok', n} end
+redis.call('ZADD', KEYS[3], t + tonumber(ARGV[5]), ARGV[6])
+return {'ok', settle(t)}
 `;
 
 /**
- * KEYS: running, running:<o>, slot. ARGV: member, sid, all (1: free the slot whatever the count).
+ * KEYS: running, running:<o>, slot. ARGV: member, sid, execution id ('' = free the whole slot).
  * Returns the executions still counted (0: the slot is free).
  */
 const RELEASE = `
-local n = tonumber(redis.call('GET', KEYS[3]) or '0') - 1
-if ARGV[3] == '1' or n <= 0 then
-  redis.call('DEL', KEYS[3])
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('ZREM', KEYS[2], ARGV[2])
-  return 0
-end
-redis.call('SET', KEYS[3], n, 'KEEPTTL')
-return n
+${NOW}
+${SETTLE}
+if ARGV[3] == '' then redis.call('DEL', KEYS[3]) else redis.call('ZREM', KEYS[3], ARGV[3]) end
+return settle(now())
+`;
+
+/** KEYS: running, running:<o>, slot. ARGV: member, sid, ttl ms, execution id. Renews it if still counted. */
+const RENEW = `
+${NOW}
+${SETTLE}
+local t = now()
+redis.call('ZADD', KEYS[3], 'XX', t + tonumber(ARGV[3]), ARGV[4])
+return settle(t)
 `;
 
 /** The caps of every node, counted in one Redis. */
 export class Admission {
-  private readonly slotTTLMs: number;
+  /** How long an execution counts without renewal, ms. */
+  readonly pendingMs: number;
 
   constructor(
     private readonly conn: RedisConnection,
     private readonly caps: RunCaps & SessionCaps,
     opts: {
-      /** How long a slot lasts unless a new execution of its session renews it, ms: longer than any queue and run. 6 h. */
-      slotTTLMs?: number;
+      /** How long an execution counts unless its worker renews it, ms: longer than a run command's wait. 120 000. */
+      pendingMs?: number;
     } = {},
   ) {
-    this.slotTTLMs = opts.slotTTLMs ?? 6 * 3600 * 1000;
+    this.pendingMs = opts.pendingMs ?? 120_000;
   }
 
   /** The session caps, for SessionRegistry.claim (which checks them atomically with the creation). */
@@ -128,27 +154,33 @@ export class Admission {
   }
 
   /**
-   * Counts one more execution of the session: free when the session holds a slot already, else
-   * a new slot if one is free server-wide and for the owner, else RATE_LIMITED. Every acquire
-   * needs one release (when the execution ends, or fails to start).
+   * Counts execution `executionID` of the session: free when the session holds a slot already,
+   * else a new slot if one is free server-wide and for the owner, else RATE_LIMITED. It counts
+   * for `pendingMs` unless renewed (renewRun); releaseRun ends it (once: a second is a no-op).
    */
-  async acquireRun(owner: string | null, sessionID: string): Promise<void> {
-    await this.slot(owner, sessionID, true);
+  async acquireRun(owner: string | null, sessionID: string, executionID: string): Promise<void> {
+    await this.slot(owner, sessionID, executionID);
   }
 
   /** Refuses early (RATE_LIMITED) a run that would need a slot none is free for; takes nothing. */
   async checkRun(owner: string | null, sessionID: string): Promise<void> {
-    await this.slot(owner, sessionID, false);
+    await this.slot(owner, sessionID, '');
   }
 
-  /** One execution of the session ended: its slot is freed with the last. */
-  async releaseRun(owner: string | null, sessionID: string): Promise<void> {
-    await this.release(owner, sessionID, false);
+  /** The execution still runs or waits (its worker says so): it counts `pendingMs` more. */
+  async renewRun(owner: string | null, sessionID: string, executionID: string): Promise<void> {
+    const k = this.keys(owner, sessionID);
+    await runScript(this.conn.writer, RENEW, [k.running, k.mine, k.slot], [sessionMember(owner, sessionID), sessionID, this.pendingMs, executionID]);
+  }
+
+  /** The execution ended (or never started): the session's slot is freed with its last. */
+  async releaseRun(owner: string | null, sessionID: string, executionID: string): Promise<void> {
+    await this.release(owner, sessionID, executionID);
   }
 
   /** Frees the session's slot whatever it counted (its worker died, or it was deleted). */
   async releaseSession(owner: string | null, sessionID: string): Promise<void> {
-    await this.release(owner, sessionID, true);
+    await this.release(owner, sessionID, '');
   }
 
   /** Sessions holding a slot: in total, or the owner's. */
@@ -157,18 +189,19 @@ export class Admission {
     return this.conn.reader.zcount(key, `(${Date.now()}`, '+inf');
   }
 
-  private async slot(owner: string | null, sessionID: string, take: boolean): Promise<void> {
+  private async slot(owner: string | null, sessionID: string, executionID: string): Promise<void> {
     const k = this.keys(owner, sessionID);
-    const r = (await runScript(this.conn.writer, ACQUIRE, [k.running, k.mine, k.slot], [
-      sessionMember(owner, sessionID), sessionID, this.caps.maxRunning, owner === null ? 0 : this.caps.maxRunningPerTenant, this.slotTTLMs, take ? 1 : 0,
-    ])) as [string, number];
-    const [what, n] = r;
+    const r = await runScript(this.conn.writer, ACQUIRE, [k.running, k.mine, k.slot], [
+      sessionMember(owner, sessionID), sessionID, this.caps.maxRunning, owner === null ? 0 : this.caps.maxRunningPerTenant, this.pendingMs, executionID,
+    ]);
+    if (!Array.isArray(r)) throw new Error(`unexpected admission reply ${JSON.stringify(r)}`);
+    const [what, n] = r as unknown[];
     if (what === 'total' || what === 'tenant') throw runCapError(what, Number(n));
   }
 
-  private async release(owner: string | null, sessionID: string, all: boolean): Promise<void> {
+  private async release(owner: string | null, sessionID: string, executionID: string): Promise<void> {
     const k = this.keys(owner, sessionID);
-    await runScript(this.conn.writer, RELEASE, [k.running, k.mine, k.slot], [sessionMember(owner, sessionID), sessionID, all ? 1 : 0]);
+    await runScript(this.conn.writer, RELEASE, [k.running, k.mine, k.slot], [sessionMember(owner, sessionID), sessionID, executionID]);
   }
 
   private keys(owner: string | null, sessionID: string): { running: string; mine: string; slot: string } {

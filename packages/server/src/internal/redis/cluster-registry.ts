@@ -6,7 +6,7 @@
  *   - `workers`: ZSET of worker ids, score = when the lease runs out (Redis time, ms).
  *   - `lease:<wid>`: the lease, value = the worker's token, `SET PX leaseMs`; gone = dead.
  *   - `worker:<wid>`: hash: `url` (internal endpoint), `token` (its access token), `sessions`,
- *     `running` (its load), `started` (ms).
+ *     `running` (its load), `started` (ms), `draining` (`1` once it drains: placed nothing more).
  *   - `worker:<wid>:running`, `worker:<wid>:agents`: SETs of the execution and agent run ids it
  *     is running (markRunning / markFinished), so that whoever reaps it knows what to end.
  *   - `reap:<wid>`: `SET NX PX` by the one node that reaps it.
@@ -14,11 +14,11 @@
  * (these and session-registry's and inbox's `worker:<wid>:sessions`, `inbox:<wid>`), so they outlive
  * the lease until a reaper deletes them, and expire on their own if none ever does.
  *
- * Fencing: a worker counts its lease from the moment it SENT its last successful renewal, so its
- * own deadline passes no later than Redis's; when it passes without a renewal (Redis paused,
+ * Fencing: a worker counts its lease from the moment it SENT its last successful renewal, and
+ * fences at FENCE_FRACTION (0.6) of it; when that passes without a renewal (Redis paused,
  * unreachable, or the lease was reaped), `onLeaseLost` fires once and the worker must kill its
- * sandboxes itself. A reaper acts only once Redis's lease is gone, so by then the worker has
- * stopped (or is stopping) its code.
+ * sandboxes itself. A reaper acts only once Redis's lease has been gone for REAP_GRACE (half a
+ * lease) more, so the worker has had 0.9 of a lease to stop its code before anyone ends its runs.
  */
 import { randomBytes } from 'node:crypto';
 import { ApiError } from '../api-error.js';
@@ -69,6 +69,11 @@ export interface RegisterOptions {
   onError?: (err: Error) => void;
 }
 
+/** Of its lease, how much a worker waits without a renewal before it fences itself. */
+const FENCE_FRACTION = 0.6;
+/** Of a lease, how long a reaper waits past its expiry before it reaps. */
+const REAP_GRACE = 0.5;
+
 /** Current Redis time in ms (Lua), so that no node's clock matters. */
 const NOW = `local function now() local t = redis.call('TIME') return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end`;
 
@@ -92,10 +97,38 @@ for i = 2, 7 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
 return 1
 `;
 
-/** Worker ids whose lease ran out. KEYS: workers. Returns ids scored before now. */
+/** Worker ids whose lease ran out at least `grace` ago. KEYS: workers. ARGV: grace ms. */
 const EXPIRED = `
 ${NOW}
-return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now())
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now() - tonumber(ARGV[1]))
+`;
+
+/**
+ * Places a session: the live worker, not draining, with the fewest running executions (as last
+ * reported), then the fewest sessions (its session set, which this script adds the session to
+ * at once, so the next placement counts it), ties broken by ARGV[3]. KEYS: workers. ARGV: key
+ * prefix, session member, random in [0, 1). Returns {id, added (1/0)}, or false when none.
+ */
+const PICK = `
+${NOW}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now(), '+inf')
+local best, br, bs = {}, nil, nil
+for _, id in ipairs(ids) do
+  local w = ARGV[1] .. 'worker:' .. id
+  local h = redis.call('HMGET', w, 'url', 'draining', 'running')
+  if h[1] and h[2] ~= '1' then
+    local r = tonumber(h[3] or '0') or 0
+    local n = redis.call('SCARD', w .. ':sessions')
+    if br == nil or r < br or (r == br and n < bs) then
+      best, br, bs = {id}, r, n
+    elseif r == br and n == bs then
+      table.insert(best, id)
+    end
+  end
+end
+if #best == 0 then return false end
+local pick = best[math.min(#best, math.floor(tonumber(ARGV[3]) * #best) + 1)]
+return {pick, redis.call('SADD', ARGV[1] .. 'worker:' .. pick .. ':sessions', ARGV[2])}
 `;
 
 /** Live worker ids. KEYS: workers. */
@@ -156,7 +189,7 @@ export class ClusterRegistry {
 
   /** The workers whose lease holds, with their load. */
   async liveWorkers(): Promise<WorkerInfo[]> {
-    const ids = (await runScript(this.conn.reader, LIVE, [this.conn.key('workers')], [])) as string[];
+    const ids = stringsOf(await runScript(this.conn.reader, LIVE, [this.conn.key('workers')], []));
     if (ids.length === 0) return [];
     const tx = this.conn.reader.pipeline();
     for (const id of ids) tx.hmget(this.workerKeys(id).worker, 'url', 'token', 'sessions', 'running');
@@ -172,18 +205,23 @@ export class ClusterRegistry {
     return out;
   }
 
-  /** The live worker with the fewest running executions, then sessions, ties broken at random; SANDBOX_UNAVAILABLE when none. */
-  async pickWorker(): Promise<WorkerInfo> {
-    const live = await this.liveWorkers();
-    let best: WorkerInfo[] = [];
-    for (const w of live) {
-      const b = best[0];
-      if (!b || w.running < b.running || (w.running === b.running && w.sessions < b.sessions)) best = [w];
-      else if (w.running === b.running && w.sessions === b.sessions) best.push(w);
-    }
-    const pick = best[Math.floor(Math.random() * best.length)];
-    if (!pick) throw new ApiError('SANDBOX_UNAVAILABLE', 'no worker is available to run sandboxes; retry shortly', { retryAfter: 1 });
-    return pick;
+  /**
+   * Places session `[owner, id]` (PICK): on the live worker, not draining, with the fewest running
+   * executions, then sessions, ties at random; the session counts there at once (a burst spreads).
+   * `added` is false when it was in that worker's set already. SANDBOX_UNAVAILABLE when none.
+   */
+  async pickWorker(owner: string | null, id: string): Promise<{ worker: WorkerInfo; added: boolean }> {
+    const none = (): ApiError => new ApiError('SANDBOX_UNAVAILABLE', 'no worker is available to run sandboxes; retry shortly', { retryAfter: 1 });
+    const r = await runScript(this.conn.writer, PICK, [this.conn.key('workers')], [this.conn.key(''), sessionMember(owner, id), Math.random()]);
+    if (!Array.isArray(r) || typeof r[0] !== 'string') throw none();
+    const worker = await this.worker(r[0]);
+    if (!worker) throw none();
+    return { worker, added: r[1] === 1 };
+  }
+
+  /** Undoes a placement whose session was not created (pickWorker's `added`). */
+  async unplace(workerID: string, owner: string | null, id: string): Promise<void> {
+    await this.conn.writer.srem(this.workerKeys(workerID).sessions, sessionMember(owner, id));
   }
 
   /** The worker `id` if its lease holds, else null. */
@@ -198,7 +236,7 @@ export class ClusterRegistry {
    * twice is harmless: endIfOpen). Resolves with the workers this call reaped.
    */
   async reapDeadWorkers(end: (dead: DeadWorker) => Promise<void>): Promise<DeadWorker[]> {
-    const ids = (await runScript(this.conn.reader, EXPIRED, [this.conn.key('workers')], [])) as string[];
+    const ids = stringsOf(await runScript(this.conn.reader, EXPIRED, [this.conn.key('workers')], [Math.ceil(this.leaseMs * REAP_GRACE)]));
     const reaped: DeadWorker[] = [];
     for (const id of ids) {
       const k = this.workerKeys(id);
@@ -231,6 +269,11 @@ export class ClusterRegistry {
     const k = this.workerKeys(id);
     return runScript(this.conn.writer, HEARTBEAT, [k.lease, k.worker, k.workers, k.running, k.agents, k.sessions, k.inbox], [id, token, this.leaseMs, this.orphanTTLMs, create ? 1 : 0, url, sessions, running]);
   }
+}
+
+/** A script's array of strings (anything else in it is left out). */
+function stringsOf(r: unknown): string[] {
+  return Array.isArray(r) ? r.filter((x): x is string => typeof x === 'string') : [];
 }
 
 /** The member of a worker's session index (session-registry.ts writes it). */
@@ -279,13 +322,19 @@ export class WorkerLease {
     await this.registry.heartbeat(this.id, this.token, true, this.opts.url, 0, 0);
     this.renewed(sent);
     const every = this.opts.heartbeatMs ?? 1000;
-    this.timer = setInterval(() => this.beat(), Math.min(every, this.leaseMs / 3));
+    // Several beats within the fencing deadline: one slow renewal does not fence.
+    this.timer = setInterval(() => this.beat(), Math.min(every, this.leaseMs / 5));
     this.timer.unref();
   }
 
   /** Sets the load API nodes balance by; sent with the next heartbeat. */
   setLoad(load: { sessions: number; running: number }): void {
     this.load = { ...load };
+  }
+
+  /** This worker drains: placement sends it no new session (its heartbeat keeps it alive meanwhile). */
+  async markDraining(): Promise<void> {
+    await this.conn.writer.hset(this.registry.workerKeys(this.id).worker, 'draining', '1');
   }
 
   /** Records an execution (or, with `agent`, an agent run) as running here, for the reaper. */
@@ -335,12 +384,13 @@ export class WorkerLease {
       .finally(() => (this.beating = false));
   }
 
-  /** A renewal sent at `sent` succeeded: the lease holds until at least sent + leaseMs. */
+  /** A renewal sent at `sent` succeeded: the lease holds until at least sent + leaseMs; this worker fences well before. */
   private renewed(sent: number): void {
     if (sent <= this.renewedAt || this.stopped) return;
     this.renewedAt = sent;
     if (this.deadline) clearTimeout(this.deadline);
-    this.deadline = setTimeout(() => this.lose(`the lease was not renewed for ${this.leaseMs} ms (Redis unreachable or too slow)`), sent + this.leaseMs - Date.now());
+    const fenceMs = this.leaseMs * FENCE_FRACTION;
+    this.deadline = setTimeout(() => this.lose(`the lease was not renewed for ${fenceMs} ms (Redis unreachable or too slow)`), sent + fenceMs - Date.now());
     this.deadline.unref();
   }
 

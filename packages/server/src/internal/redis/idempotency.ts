@@ -8,11 +8,15 @@
  *   - while the first request starts its execution: `execution_id` null, `claim` its random
  *     token, TTL `pendingMs` (60 s), so a node that died meanwhile does not hold the key for a day;
  *   - then the id, TTL 24 h.
- * Only the claimant (compare-and-set on `claim`) may set the id or give the key up.
+ * Only the claimant (compare-and-set on `claim`) may set the id or give the key up. Once its
+ * execution may have started it never gives the key up: a start that failed with OutcomeUnknown
+ * (inbox.ts) still records its execution id, and setting the id is retried through a Redis blip.
+ * Every Redis call is bounded: Redis down, paused or half-open answers SANDBOX_UNAVAILABLE.
  */
 import { randomBytes } from 'node:crypto';
 import { ApiError } from '../api-error.js';
-import type { RedisConnection } from './redis-connection.js';
+import { OutcomeUnknown } from './inbox.js';
+import { within, type RedisConnection } from './redis-connection.js';
 import { runScript } from './run-script.js';
 
 interface Stored {
@@ -35,6 +39,11 @@ end
 if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
 return 1
 `;
+
+/** One Redis call's bound, ms. */
+const CALL_MS = 5000;
+/** How long the execution id is retried into the key once the execution started, ms. */
+const RECORD_MS = 10_000;
 
 export class RedisIdempotency {
   private readonly ttlMs: number;
@@ -71,7 +80,7 @@ export class RedisIdempotency {
     const k = this.conn.key(`idem:${this.conn.ownerPart(owner)}:${key}`);
     for (let wait = 10; ; wait = Math.min(wait * 2, 200)) {
       signal?.throwIfAborted();
-      const raw = await this.conn.writer.get(k);
+      const raw = await this.call(() => this.conn.writer.get(k));
       const known = raw === null ? null : parse(raw);
       if (known && known.fingerprint !== fingerprint) {
         throw new ApiError(
@@ -89,23 +98,58 @@ export class RedisIdempotency {
       // Nothing usable: claim the key (replacing a dead execution's entry), then start.
       const claim = randomBytes(12).toString('base64url');
       const pending = JSON.stringify({ fingerprint, execution_id: null, claim } satisfies Stored);
-      if ((await runScript(this.conn.writer, CAS, [k], [raw ?? '', pending, this.pendingMs])) !== 1) continue;
+      if ((await this.call(() => runScript(this.conn.writer, CAS, [k], [raw ?? '', pending, this.pendingMs]))) !== 1) continue;
       let id: string;
       try {
         id = await start();
       } catch (err) {
-        await runScript(this.conn.writer, CAS, [k], [pending, '', 0]).catch(() => {});
+        // It may have started: a retry must find its id, not start another.
+        if (err instanceof OutcomeUnknown && err.executionID !== undefined) await this.record(k, pending, fingerprint, err.executionID, claim).catch(() => {});
+        else await this.call(() => runScript(this.conn.writer, CAS, [k], [pending, '', 0])).catch(() => {});
         throw err;
       }
-      const done = JSON.stringify({ fingerprint, execution_id: id, claim } satisfies Stored);
-      await runScript(this.conn.writer, CAS, [k], [pending, done, this.ttlMs]);
+      // The execution runs: its id is the answer even when Redis does not take it now (the
+      // pending key then lapses in `pendingMs`, and the request still gets its execution).
+      await this.record(k, pending, fingerprint, id, claim).catch(() => {});
       return id;
+    }
+  }
+
+  /** Sets the key from `pending` to `id`, retried for RECORD_MS (a blip, a reply lost after it was made). */
+  private async record(k: string, pending: string, fingerprint: string, id: string, claim: string): Promise<void> {
+    const done = JSON.stringify({ fingerprint, execution_id: id, claim } satisfies Stored);
+    const until = Date.now() + RECORD_MS;
+    for (let wait = 25; ; wait = Math.min(wait * 2, 1000)) {
+      try {
+        const r = await within(Math.max(1, Math.min(CALL_MS, until - Date.now())), this.conn.writer, () => runScript(this.conn.writer, CAS, [k], [pending, done, this.ttlMs]));
+        // 0: not `pending` any more; done when an earlier attempt made it (its reply was lost).
+        if (r === 1 || (await within(CALL_MS, this.conn.writer, () => this.conn.writer.get(k))) === done) return;
+        throw new Error('the Idempotency-Key was taken over');
+      } catch (err) {
+        if (err instanceof Error && err.message.includes('taken over')) throw err;
+        if (Date.now() + wait >= until) throw err;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  /** A Redis call, bounded; a failure is SANDBOX_UNAVAILABLE (never a 500, never a hang). */
+  private async call<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await within(CALL_MS, this.conn.writer, op);
+    } catch (err) {
+      throw new ApiError('SANDBOX_UNAVAILABLE', `Redis is not reachable (Idempotency-Key): ${err instanceof Error ? err.message : String(err)}; retry shortly`, { retryAfter: 5 });
     }
   }
 }
 
 function parse(raw: string): Stored | null {
-  const v: unknown = JSON.parse(raw);
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return null;
+  }
   if (typeof v !== 'object' || v === null) return null;
   const r = v as Record<string, unknown>;
   const id = r['execution_id'];

@@ -1,27 +1,33 @@
 /**
- * Commands to one worker, each delivered at most once: untrusted code never runs twice, so a
- * command is never redelivered, retried, or handed to another worker.
+ * Commands to one worker, each run at most once: untrusted code never runs twice, so a command
+ * is never redelivered, retried, or handed to another worker.
  *
  * Keys (RedisConnection.key):
  *   - `inbox:<wid>`: a stream with one consumer group (`g`). The sender XADDs (only while the
  *     worker's lease holds, in one script) an entry `r` = request id, `c` = the command's JSON,
- *     `t` = how long the sender waits, ms. The worker reads with XREADGROUP `>` only, never its
- *     pending list, so an entry read by a worker that died before answering is never read again;
- *     it replies, then XACK + XDEL. TTL renewed by the worker's heartbeat (cluster-registry.ts);
- *     the reaper deletes a dead worker's inbox.
+ *     `d` = the sender's deadline in Redis time (ms; the script's TIME + the sender's wait). The
+ *     worker reads with XREADGROUP `>` only, never its pending list, so an entry read by a worker
+ *     that died before answering is never read again; it replies, then XACK + XDEL. TTL renewed
+ *     by the worker's heartbeat (cluster-registry.ts); the reaper deletes a dead worker's inbox.
+ *   - `cmd:<request id>`: the start/abandon handshake, `started` or `abandoned`, set once (NX
+ *     in a script), PX the wait + 60 s. The worker sets `started` before the handler runs, only
+ *     if the key is absent and Redis's clock has not passed `d`; a sender whose wait ended sets
+ *     `abandoned` only if the key is absent. Exactly one wins, so a command the sender was told
+ *     failed ("retry") never starts, and one that started is never reported as failed.
  *   - `reply:<request id>`: a list the worker LPUSHes its reply to, PEXPIRE 30 s; the sender
  *     waits with BLPOP on a connection of its own (BlockingPool), until its deadline.
  *
- * A sender whose deadline passes gets SANDBOX_UNAVAILABLE; the worker then skips the command if
- * it has not started it yet (it is older than `t` by the worker's clock), so a timed-out request
- * does not run late. One session's commands are handled in order (a run before its stdin);
- * different sessions' at once, at most `maxInFlight` in all.
+ * A sender whose wait ends abandons the command: SANDBOX_UNAVAILABLE (retry) when that worked;
+ * when the worker had started it, the sender waits for its reply a while longer, then throws
+ * OutcomeUnknown (no Retry-After: it may have run). No clock but Redis's is compared with
+ * another. One session's commands are handled in order (a run before its stdin); different
+ * sessions' at once, at most `maxInFlight` in all.
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../api-error.js';
 import { dispatch, errorReply, parseWorkerCommand, replyError, type CommandHandlers, type CommandReply, type CommandResults, type CommandType, type WorkerCommand } from './commands.js';
-import type { RedisConnection } from './redis-connection.js';
+import { within, type RedisConnection } from './redis-connection.js';
 import { runScript } from './run-script.js';
 
 const GROUP = 'g';
@@ -32,14 +38,61 @@ const REPLY_TTL_MS = 30_000;
 const MAX_INBOX = 10_000;
 /** TTL of an inbox a sender created before its worker renewed it (the heartbeat sets the real one). */
 const INBOX_TTL_MS = 24 * 3600 * 1000;
+/** How long the handshake key outlives the sender's wait, ms (past `d`, the worker refuses by the clock anyway). */
+const HANDSHAKE_EXTRA_MS = 60_000;
+/** How long a sender tries to record that it abandoned a command, ms. */
+export const ABANDON_MS = 3000;
+/** One handshake call's bound, ms. */
+const CALL_MS = 1000;
+
+const NOW = `local function now() local t = redis.call('TIME') return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end`;
 
 /** KEYS: lease, inbox. ARGV: request id, command JSON, wait ms. Returns 1, or 0 when the worker's lease is gone. */
 const SEND = `
+${NOW}
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ${MAX_INBOX}, '*', 'r', ARGV[1], 'c', ARGV[2], 't', ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ${MAX_INBOX}, '*', 'r', ARGV[1], 'c', ARGV[2], 'd', now() + tonumber(ARGV[3]))
 if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ${INBOX_TTL_MS}) end
 return 1
 `;
+
+/**
+ * The worker's side of the handshake. KEYS: cmd. ARGV: deadline (Redis ms), ttl ms.
+ * Returns 'ok' (start it), 'late' (past the deadline: now abandoned), or the key's value.
+ */
+const START = `
+${NOW}
+local cur = redis.call('GET', KEYS[1])
+if cur then return cur end
+if now() > tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], 'abandoned', 'PX', ARGV[2])
+  return 'late'
+end
+redis.call('SET', KEYS[1], 'started', 'PX', ARGV[2])
+return 'ok'
+`;
+
+/** The sender's side. KEYS: cmd. ARGV: ttl ms. Returns 'abandoned' (now or before) or 'started'. */
+const ABANDON = `
+local cur = redis.call('GET', KEYS[1])
+if cur then return cur end
+redis.call('SET', KEYS[1], 'abandoned', 'PX', ARGV[1])
+return 'abandoned'
+`;
+
+/**
+ * SANDBOX_UNAVAILABLE for a command that may have run: the worker started it (or the sender could
+ * not make sure it never will) and did not answer. No Retry-After: a retry could run it twice.
+ * `executionID` is the run's, when the command was a run.
+ */
+export class OutcomeUnknown extends ApiError {
+  constructor(
+    message: string,
+    readonly executionID?: string,
+  ) {
+    super('SANDBOX_UNAVAILABLE', message);
+  }
+}
 
 /** Sends commands to workers and, on a worker, consumes its own. */
 export class Inbox {
@@ -47,23 +100,62 @@ export class Inbox {
 
   /**
    * Sends `command` to worker `workerID` and resolves with its result, or rejects with the
-   * worker's ApiError; SANDBOX_UNAVAILABLE when the worker is not alive or does not answer
-   * within `timeoutMs` (10 000). Never resent: when it rejects, the worker ran it at most once.
+   * worker's ApiError. SANDBOX_UNAVAILABLE with Retry-After when the worker is not alive or the
+   * command was abandoned unstarted after `timeoutMs` (10 000): it never runs. OutcomeUnknown
+   * when it started and gave no reply within `startedWaitMs` more (default `timeoutMs`), or its
+   * abandonment could not be recorded. At most `timeoutMs` + ABANDON_MS + `startedWaitMs` in all.
    */
-  async send<C extends WorkerCommand>(workerID: string, command: C, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<CommandResults[C['type']]> {
+  async send<C extends WorkerCommand>(workerID: string, command: C, opts: { timeoutMs?: number; startedWaitMs?: number; signal?: AbortSignal } = {}): Promise<CommandResults[C['type']]> {
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const deadline = Date.now() + timeoutMs;
     const requestID = randomBytes(12).toString('base64url');
-    const sent = await runScript(this.conn.writer, SEND, [this.conn.key(`lease:${workerID}`), this.conn.key(`inbox:${workerID}`)], [requestID, JSON.stringify(command), timeoutMs]);
+    let sent: unknown;
+    try {
+      sent = await within(timeoutMs, this.conn.writer, () =>
+        runScript(this.conn.writer, SEND, [this.conn.key(`lease:${workerID}`), this.conn.key(`inbox:${workerID}`)], [requestID, JSON.stringify(command), timeoutMs]),
+      );
+    } catch (err) {
+      // The XADD may have been made with its answer lost: the handshake decides, as for a timeout.
+      return this.abandoned(requestID, command, timeoutMs, opts, `could not be sent (${err instanceof Error ? err.message : String(err)})`);
+    }
     if (sent !== 1) throw new ApiError('SANDBOX_UNAVAILABLE', `the worker of this session is gone (${command.type} not sent); retry`, { retryAfter: 1 });
     const raw = await this.waitReply(requestID, deadline, opts.signal);
-    if (raw === null) {
+    if (raw !== null) return unwrap<C>(raw);
+    return this.abandoned(requestID, command, timeoutMs, opts, `was not answered within ${timeoutMs} ms`);
+  }
+
+  /** The sender's wait ended without a reply: abandon the command, or wait for it if it started. */
+  private async abandoned<C extends WorkerCommand>(requestID: string, command: C, timeoutMs: number, opts: { startedWaitMs?: number; signal?: AbortSignal }, why: string): Promise<CommandResults[C['type']]> {
+    const state = await this.abandon(requestID, timeoutMs);
+    if (state === 'abandoned') {
       opts.signal?.throwIfAborted();
-      throw new ApiError('SANDBOX_UNAVAILABLE', `the worker did not answer ${command.type} within ${timeoutMs} ms (it may have died); retry`, { retryAfter: 1 });
+      throw new ApiError('SANDBOX_UNAVAILABLE', `the worker did not start ${command.type} in time (it ${why}; it may be overloaded or have died); it will not run; retry`, { retryAfter: 1 });
     }
-    const reply = parseReply<C['type']>(raw);
-    if (!reply.ok) throw replyError(reply.error);
-    return reply.value;
+    if (state === 'started') {
+      const raw = await this.waitReply(requestID, Date.now() + (opts.startedWaitMs ?? timeoutMs), opts.signal);
+      if (raw !== null) return unwrap<C>(raw);
+    }
+    const executionID = command.type === 'run' ? command.execution_id : undefined;
+    throw new OutcomeUnknown(
+      `the worker ${state === 'started' ? 'started' : 'may have started'} ${command.type} but did not answer${executionID ? ` (execution ${executionID}: GET /api/executions/${executionID} tells)` : ''}; do not simply retry, it may have run`,
+      executionID,
+    );
+  }
+
+  /** Records that the sender gave up, unless the worker started first; null when Redis would not say. */
+  private async abandon(requestID: string, timeoutMs: number): Promise<'abandoned' | 'started' | null> {
+    const key = this.conn.key(`cmd:${requestID}`);
+    const until = Date.now() + ABANDON_MS;
+    for (let wait = 25; ; wait = Math.min(wait * 2, 400)) {
+      try {
+        const r = await within(Math.min(CALL_MS, Math.max(1, until - Date.now())), this.conn.writer, () => runScript(this.conn.writer, ABANDON, [key], [timeoutMs + HANDSHAKE_EXTRA_MS]));
+        if (r === 'abandoned' || r === 'started') return r;
+        return null;
+      } catch {
+        if (Date.now() + wait >= until) return null;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
   }
 
   /**
@@ -122,22 +214,31 @@ export class Inbox {
   }
 
   private async handle(inbox: string, e: InboxEntry, handlers: CommandHandlers): Promise<void> {
-    // The sender gave up (it answered SANDBOX_UNAVAILABLE): do not start what it was told failed.
-    const expired = Date.now() > e.sentAt + e.waitMs;
-    if (!expired) {
-      let reply: CommandReply<CommandType>;
+    try {
+      let reply: CommandReply<CommandType> | null = null;
       if (!e.command) reply = errorReply(new ApiError('INTERNAL', `malformed worker command: ${e.invalid}`));
-      else {
+      // Nothing runs unless the handshake says the sender still waits (and then it never gives up on it).
+      else if ((await this.start(e)) === 'ok') {
         try {
           reply = { ok: true, value: await dispatch(handlers, e.command) };
         } catch (err) {
           reply = errorReply(err);
         }
       }
-      const key = this.conn.key(`reply:${e.requestID}`);
-      await this.conn.writer.multi().lpush(key, JSON.stringify(reply)).pexpire(key, REPLY_TTL_MS).exec();
+      if (reply) {
+        const key = this.conn.key(`reply:${e.requestID}`);
+        await this.conn.writer.multi().lpush(key, JSON.stringify(reply)).pexpire(key, REPLY_TTL_MS).exec();
+      }
+    } finally {
+      await this.conn.writer.multi().xack(inbox, GROUP, e.id).xdel(inbox, e.id).exec();
     }
-    await this.conn.writer.multi().xack(inbox, GROUP, e.id).xdel(inbox, e.id).exec();
+  }
+
+  /** The worker's half of the handshake: 'ok' to start; anything else (or Redis failing) skips the command. */
+  private async start(e: InboxEntry): Promise<string> {
+    if (!Number.isFinite(e.deadline)) return 'late';
+    const r = await within(CALL_MS * 5, this.conn.writer, () => runScript(this.conn.writer, START, [this.conn.key(`cmd:${e.requestID}`)], [e.deadline, HANDSHAKE_EXTRA_MS * 2]));
+    return typeof r === 'string' ? r : 'late';
   }
 
   private async createGroup(inbox: string): Promise<void> {
@@ -196,9 +297,8 @@ export class Inbox {
 interface InboxEntry {
   id: string;
   requestID: string;
-  /** Redis time of the XADD (the entry id's first part), ms. */
-  sentAt: number;
-  waitMs: number;
+  /** The sender's deadline, Redis time, ms (NaN when missing). */
+  deadline: number;
   command: WorkerCommand | null;
   invalid: string;
 }
@@ -226,16 +326,31 @@ function parseInbox(reply: unknown): InboxEntry[] | null {
     } catch (err) {
       invalid = err instanceof Error ? err.message : String(err);
     }
-    out.push({ id, requestID: f.get('r') ?? '', sentAt: Number(id.slice(0, id.indexOf('-'))), waitMs: Number(f.get('t') ?? 0), command, invalid });
+    out.push({ id, requestID: f.get('r') ?? '', deadline: Number(f.get('d') ?? NaN), command, invalid });
   }
   return out;
 }
 
+/** The worker's reply as the result, or its error thrown. */
+function unwrap<C extends WorkerCommand>(raw: string): CommandResults[C['type']] {
+  const reply = parseReply<C['type']>(raw);
+  if (!reply.ok) throw replyError(reply.error);
+  return reply.value;
+}
+
 function parseReply<T extends CommandType>(raw: string): CommandReply<T> {
-  const v: unknown = JSON.parse(raw);
-  if (typeof v === 'object' && v !== null && 'ok' in v) {
-    // The worker built it from CommandReply (inbox.ts on both ends).
-    return v as CommandReply<T>;
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    v = null;
+  }
+  if (typeof v === 'object' && v !== null) {
+    const r = v as Record<string, unknown>;
+    // The value's shape is the handler's (CommandResults[T], inbox.ts on both ends); the envelope is checked.
+    if (r['ok'] === true && typeof r['value'] === 'object' && r['value'] !== null) return { ok: true, value: r['value'] as CommandResults[T] };
+    const e = r['error'];
+    if (r['ok'] === false) return errorReply(replyError(e));
   }
   return { ok: false, error: { code: 'INTERNAL', message: 'the worker sent a malformed reply' } };
 }

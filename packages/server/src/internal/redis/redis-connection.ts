@@ -37,6 +37,28 @@ export function forceReconnect(client: Redis): void {
   if (client.status === 'ready' || client.status === 'connect') client.stream.destroy();
 }
 
+/**
+ * `op` (one call on `client`), rejected after `ms` when Redis has not answered: a paused Redis
+ * or a half-open connection would otherwise leave it waiting with no bound (these clients have
+ * no command timeout). The connection is then replaced (forceReconnect), as redis-log's loops do.
+ */
+export async function within<T>(ms: number, client: Redis, op: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      op(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          forceReconnect(client);
+          reject(new Error(`Redis did not answer within ${ms} ms`));
+        }, Math.max(1, ms));
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Closes `client` for good without waiting for its peer (see forceReconnect). */
 export function forceClose(client: Redis): void {
   client.disconnect();

@@ -11,7 +11,9 @@
  *     Expired members are pruned by every claim and list; the keys live as long as their longest member.
  *   - `worker:<wid>:sessions`: SET of `[owner, sid]`: the sessions a worker holds (the reaper reads
  *     it; cluster-registry renews and deletes it).
- *   - `exec:<eid>`, `run:<rid>`: hash `owner` (`-` when none), `session`, `worker`; TTL = log retention.
+ *   - `exec:<eid>`, `run:<rid>`: hash `owner` (`-` when none), `session`, `worker` (and the
+ *     worker's `meta`); TTL 24 h while it runs (WORK_LIVE_SEC), the log retention once its log
+ *     closed (retainWork: by its worker, or the reaper that ended it).
  */
 import { randomBytes } from 'node:crypto';
 import { ApiError } from '../api-error.js';
@@ -76,7 +78,7 @@ extend(KEYS[4], ttl)
 return {'ok', t}
 `;
 
-/** KEYS: session, owner index, all index. ARGV: sid, member. Returns 1, or 0 when the session is gone. */
+/** KEYS: session, owner index, all index. ARGV: sid, member. Returns the Redis time it set, or 0 when the session is gone. */
 const TOUCH = `
 ${NOW}
 ${EXTEND}
@@ -89,7 +91,7 @@ redis.call('ZADD', KEYS[2], t + ttl, ARGV[1])
 redis.call('ZADD', KEYS[3], t + ttl, ARGV[2])
 extend(KEYS[2], ttl)
 extend(KEYS[3], ttl)
-return 1
+return t
 `;
 
 /** KEYS: owner index, all index. Returns the owner's live session ids. */
@@ -112,6 +114,9 @@ for i = 1, #KEYS do
 end
 return n
 `;
+
+/** How long an execution's record lives while it runs, s: past any run (SLUICE_MAX_TIMEOUT) and queue; 24 h. */
+export const WORK_LIVE_SEC = 24 * 3600;
 
 /** Session and execution records over one RedisConnection. */
 export class SessionRegistry {
@@ -170,10 +175,11 @@ export class SessionRegistry {
     return out;
   }
 
-  /** Renews the idle TTL (activity); false when the session is gone. */
-  async touch(owner: string | null, id: string): Promise<boolean> {
+  /** Renews the idle TTL (activity); the Redis time it set `last_active` to, or null when the session is gone. */
+  async touch(owner: string | null, id: string): Promise<number | null> {
     const k = this.keys(owner, id);
-    return (await runScript(this.conn.writer, TOUCH, [k.session, k.owned, k.all], [id, sessionMember(owner, id)])) === 1;
+    const t = Number(await runScript(this.conn.writer, TOUCH, [k.session, k.owned, k.all], [id, sessionMember(owner, id)]));
+    return t > 0 ? t : null;
   }
 
   /** Forgets the session (deleted, or its worker destroyed it). */
@@ -196,10 +202,18 @@ export class SessionRegistry {
     return list;
   }
 
-  /** Records an execution (`kind` exec) or agent run (`run`); the record lives `retentionSec`, as its log. */
-  async addWork(kind: 'exec' | 'run', id: string, rec: WorkRecord, retentionSec: number): Promise<void> {
+  /**
+   * Records an execution (`kind` exec) or agent run (`run`). It lives `liveSec` (WORK_LIVE_SEC)
+   * while it runs, however long that is, then as long as its log (retainWork).
+   */
+  async addWork(kind: 'exec' | 'run', id: string, rec: WorkRecord, liveSec: number = WORK_LIVE_SEC): Promise<void> {
     const key = this.conn.key(`${kind}:${id}`);
-    await this.conn.writer.multi().hset(key, 'owner', this.conn.ownerPart(rec.owner), 'session', rec.sessionID, 'worker', rec.worker).pexpire(key, Math.ceil(retentionSec * 1000)).exec();
+    await this.conn.writer.multi().hset(key, 'owner', this.conn.ownerPart(rec.owner), 'session', rec.sessionID, 'worker', rec.worker).pexpire(key, Math.ceil(liveSec * 1000)).exec();
+  }
+
+  /** Its log closed: the record now lives as long as the log, `retentionSec`. */
+  async retainWork(kind: 'exec' | 'run', id: string, retentionSec: number): Promise<void> {
+    await this.conn.writer.pexpire(this.conn.key(`${kind}:${id}`), Math.ceil(retentionSec * 1000));
   }
 
   /** The execution, or NOT_FOUND (also when another owner asks: the same answer as a missing one). */
