@@ -85,14 +85,21 @@ test('load spread: a burst of new sessions, half through each API node, lands on
   assert.ok(cluster);
   const cl = cluster;
   const [a, b] = apis();
-  // Created at once, placement cannot wait for reported loads: ties go at random, so 10 sessions
-  // all on one worker would happen once in 512 runs even then.
+  // Placement counts each new session on its worker at once (in the placing script), so a burst
+  // alternates between workers that run as much. Running executions are reported by heartbeat:
+  // wait until both report none (the earlier test's runs), then nothing can tip the balance.
+  await until('both workers reporting no running executions', 20_000, async () => {
+    const ids = await cl.liveWorkerIds();
+    const running = await Promise.all(ids.map(async (w) => Number((await cl.redis.command('HGET', `sluice:worker:${w}`, 'running')) ?? 0)));
+    return ids.length === 2 && running.every((n) => n === 0);
+  });
   const ids = Array.from({ length: 10 }, (_, i) => sessionId(`burst${i}`));
   await Promise.all(ids.map((sid, i) => createSession((i % 2 === 0 ? a : b).url, sid, { key: ALICE })));
   const placed = await Promise.all(ids.map((sid) => cl.workerOf(sid)));
   const names = new Set(placed.map((w) => w?.name));
   assert.ok(!names.has(undefined), `every session placed on a known worker: ${placed.map((w) => w?.name).join(',')}`);
   assert.equal(names.size, 2, `10 sessions on both workers: ${placed.map((w) => w?.name).join(',')}`);
+  for (const n of names) assert.ok(placed.filter((w) => w?.name === n).length >= 2, `the burst spreads: ${placed.map((w) => w?.name).join(',')}`);
 });
 
 test('stdin and cancel sent through the other API node than the one streaming', { skip, timeout: 60_000 }, async () => {
