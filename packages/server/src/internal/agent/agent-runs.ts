@@ -71,8 +71,11 @@ export class AgentRuns {
     deps.sessions.onSessionGone((owner, id) => this.sessionGone(owner, id));
   }
 
-  /** Starts a run in a session (created with defaults if it does not exist, like a run request). */
-  async start(owner: string | null, sessionID: string, req: AgentRequest): Promise<AgentRun> {
+  /**
+   * Starts a run in a session (created with defaults if it does not exist, like a run request);
+   * `runID` is the id an API node chose (a worker's `agent` command).
+   */
+  async start(owner: string | null, sessionID: string, req: AgentRequest, runID: string = randomID()): Promise<AgentRun> {
     const c = this.deps.config;
     if (this.closed || this.draining) throw new ApiError('SANDBOX_UNAVAILABLE', 'the server is shutting down and starts no agent runs; retry shortly', { retryAfter: 5 });
     if (c.llmBaseURL === '') {
@@ -98,7 +101,7 @@ export class AgentRuns {
     trimConversation(conversation, MAX_CONVERSATION_CHARS);
     const defaultLanguage = language ?? session.settings.language;
     const run = new AgentRun({
-      id: randomID(),
+      id: runID,
       sessionID,
       owner,
       prompt: req.prompt,

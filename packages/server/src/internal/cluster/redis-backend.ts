@@ -157,18 +157,7 @@ export class RedisBackend implements Backend {
 
   submitRun(owner: string | null, sessionID: string, body: RunRequest): Promise<ExecutionHandle> {
     return guard(async () => {
-      let rec = await this.deps.sessions.get(owner, sessionID);
-      if (!rec) {
-        try {
-          await this.create(owner, { id: sessionID });
-        } catch (err) {
-          // Another request created it meanwhile: use that one.
-          if (!(err instanceof ApiError && err.code === 'INVALID_REQUEST' && err.message.includes('already exists'))) throw err;
-        }
-        rec = await this.deps.sessions.get(owner, sessionID);
-        if (!rec) throw new ApiError('NOT_FOUND', `no session with id ${JSON.stringify(sessionID)}`);
-      }
-      if (rec.state === 'lost') throw lostError(sessionID);
+      const rec = await this.placedSession(owner, sessionID);
       const { admission, sessions, inbox, config } = this.deps;
       await admission.acquireRun(owner, sessionID);
       const id = randomID();
@@ -231,6 +220,26 @@ export class RedisBackend implements Backend {
 
   cgroups(): Promise<CgroupSupport> {
     return this.deps.cgroups();
+  }
+
+  /**
+   * The live session's record, the session created with defaults first when it does not exist
+   * (as a run request does); the `lost` answer when its worker died.
+   */
+  async placedSession(owner: string | null, sessionID: string): Promise<SessionRecord> {
+    let rec = await this.deps.sessions.get(owner, sessionID);
+    if (!rec) {
+      try {
+        await this.create(owner, { id: sessionID });
+      } catch (err) {
+        // Another request created it meanwhile: use that one.
+        if (!(err instanceof ApiError && err.code === 'INVALID_REQUEST' && err.message.includes('already exists'))) throw err;
+      }
+      rec = await this.deps.sessions.get(owner, sessionID);
+      if (!rec) throw new ApiError('NOT_FOUND', `no session with id ${JSON.stringify(sessionID)}`);
+    }
+    if (rec.state === 'lost') throw lostError(sessionID);
+    return rec;
   }
 
   /** Places a new session on the least-loaded worker, within the caps, and creates it there. */
@@ -373,7 +382,7 @@ export class RedisBackend implements Backend {
 }
 
 /** A session whose worker died: its sandboxes, files and kernels are gone, and retrying does not bring them back. */
-function lostError(id: string): ApiError {
+export function lostError(id: string): ApiError {
   return new ApiError(
     'SANDBOX_UNAVAILABLE',
     `session ${JSON.stringify(id)} was lost: the worker holding it died, with its sandboxes, files and kernels; delete it (DELETE /api/sessions/${id}) and start again`,
@@ -391,7 +400,7 @@ function parseMeta(raw: string | null): ExecMeta | null {
  * Runs a backend call: an ApiError passes as it is; anything else (Redis failing) becomes
  * SANDBOX_UNAVAILABLE, and so does a call Redis leaves waiting past CALL_MS.
  */
-async function guard<T>(op: () => Promise<T>): Promise<T> {
+export async function guard<T>(op: () => Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([

@@ -1,9 +1,12 @@
 /**
  * The worker of a scale-out deployment (docs/scale-out.md): it registers in Redis with its
  * internal URL, heartbeats and reports its load, and runs the commands API nodes send to its
- * inbox against its LocalBackend. Every execution's local event log is teed into Redis (same
- * seqs, same JSON) from its first event, and the Redis log exists before the `run` reply, so
- * any API node can follow it at once. It keeps the session registry current in both directions
+ * inbox against its LocalBackend and AgentRuns. Every execution's and agent run's local event
+ * log is teed into Redis (same seqs, same JSON) from its first event, and the Redis log exists
+ * before the `run` (`agent`) reply, so any API node can follow it at once. An agent run's
+ * `run_code` executions are submitted here, teed and recorded like a `run` command's, so they
+ * too can be followed, cancelled and reaped from anywhere. The model endpoint
+ * (SLUICE_LLM_BASE_URL…) is the worker's configuration: the runs' model calls go out from here. It keeps the session registry current in both directions
  * (activity here renews the record; activity on API nodes, such as an open stream, keeps the
  * session here alive) and drops its sessions' records when they go.
  *
@@ -11,11 +14,16 @@
  * worker was declared dead), every sandbox is killed at once and `onFenced` is told (the server
  * then exits non-zero): by the time any reaper acts, this worker's code has stopped.
  */
+import type { AgentEvent, ExecutionEvent, RunRequest } from '@sluice/protocol';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ServerConfig } from '../../config.js';
+import type { AgentRun } from '../agent/agent-run.js';
+import type { AgentRuns } from '../agent/agent-runs.js';
 import { ApiError } from '../api-error.js';
 import type { LocalBackend } from '../backend/local-backend.js';
 import type { ExecutionHandle } from '../backend/backend.js';
+import type { LoggedEvent, ReadableLog } from '../execution/readable-log.js';
+import { randomID } from '../random-id.js';
 import type { Admission } from '../redis/admission.js';
 import type { ClusterRegistry, WorkerLease } from '../redis/cluster-registry.js';
 import type { CommandHandlers } from '../redis/commands.js';
@@ -33,6 +41,7 @@ export interface WorkerNodeDeps {
   admission: Admission;
   sessions: SessionManager;
   backend: LocalBackend;
+  agents: AgentRuns;
   config: ServerConfig;
   log: FastifyBaseLogger;
   /** The lease is lost and every sandbox killed: the process must go (the server exits non-zero). */
@@ -41,9 +50,6 @@ export interface WorkerNodeDeps {
 
 /** How often the load is reported and sessions' activity synchronised with Redis, ms. */
 const SYNC_MS = 1000;
-
-/** A message for the agent commands, which API nodes do not send yet. */
-const NO_AGENTS = 'agent runs are not available in a scale-out deployment yet (docs/scale-out.md)';
 
 export class WorkerNode {
   private lease: WorkerLease | null = null;
@@ -56,7 +62,7 @@ export class WorkerNode {
   /** Each session's last activity pushed to Redis. */
   private readonly pushed = new WeakMap<Session, number>();
   private fenced = false;
-  /** Executions teed now: the load API nodes balance by. */
+  /** Executions (and agent runs) teed now: the load API nodes balance by. */
   private running = 0;
 
   constructor(private readonly deps: WorkerNodeDeps) {
@@ -123,7 +129,7 @@ export class WorkerNode {
   }
 
   private handlers(): CommandHandlers {
-    const { backend, config } = this.deps;
+    const { backend, agents, config } = this.deps;
     return {
       create_session: async (c) => ({ session: await backend.createSession(c.owner, { ...c.request, id: c.session_id }) }),
       delete_session: async (c) => {
@@ -144,16 +150,44 @@ export class WorkerNode {
         const { restarted, ...session } = await backend.restartSession(c.owner, c.session_id);
         return { session, restarted };
       },
-      agent: async () => {
-        throw new ApiError('SANDBOX_UNAVAILABLE', NO_AGENTS);
+      agent: async (c) => {
+        const run = await agents.start(c.owner, c.session_id, c.request, c.run_id);
+        await this.teeAgentRun(run);
+        return { run_id: run.id };
       },
-      agent_cancel: async () => {
-        throw new ApiError('SANDBOX_UNAVAILABLE', NO_AGENTS);
+      agent_cancel: async (c) => {
+        const run = agents.get(c.owner, c.run_id);
+        const wasFinished = run.state === 'finished';
+        run.cancel();
+        return { cancelled: !wasFinished };
       },
-      forget_conversation: async () => {
-        throw new ApiError('SANDBOX_UNAVAILABLE', NO_AGENTS);
+      forget_conversation: async (c) => {
+        agents.forget(c.owner, c.session_id);
+        return {};
       },
     };
+  }
+
+  /**
+   * Queues an agent run's `run_code` execution in the local session as an API node's `run`
+   * would: counted in Redis's caps, recorded under its id, its log teed into Redis.
+   */
+  async submitRun(owner: string | null, sessionID: string, body: RunRequest): Promise<ExecutionHandle> {
+    const { admission, sessionRegistry, backend, config, log } = this.deps;
+    const lease = this.lease;
+    if (!lease) throw new ApiError('SANDBOX_UNAVAILABLE', 'this worker is not registered', { retryAfter: 1 });
+    await admission.acquireRun(owner, sessionID);
+    let exec: ExecutionHandle;
+    try {
+      const id = randomID();
+      await sessionRegistry.addWork('exec', id, { owner, sessionID, worker: lease.id }, config.logRetentionSec);
+      exec = await backend.submitRun(owner, sessionID, body, log, id);
+      await this.tee(owner, sessionID, exec);
+    } catch (err) {
+      await admission.releaseRun(owner, sessionID).catch(() => {});
+      throw err;
+    }
+    return exec;
   }
 
   /**
@@ -162,44 +196,69 @@ export class WorkerNode {
    * the log (down, lost, or ended by a reaper), the execution is cancelled: nobody could see it.
    */
   private async tee(owner: string | null, sessionID: string, exec: ExecutionHandle): Promise<void> {
-    const { conn, config, log, admission } = this.deps;
+    const view = await exec.view().catch((err: unknown) => {
+      void exec.cancel(0).catch(() => {});
+      throw err;
+    });
+    const meta = { language: view.language, mode: view.mode, timeout: view.timeout, created_at: view.created_at };
+    await this.teeLog<ExecutionEvent>(`exec:${exec.id}`, 'execution', exec.log, meta, () => void exec.cancel(0).catch(() => {}), async () => {
+      await this.deps.admission.releaseRun(owner, sessionID).catch((err: unknown) => this.deps.log.warn({ err }, 'could not release a sandbox slot in Redis (it lapses on its own)'));
+    });
+  }
+
+  /** An agent run's log, teed as an execution's (`run:<id>`; its `meta`: model, max_turns, tools, created_at). */
+  private async teeAgentRun(run: AgentRun): Promise<void> {
+    const meta = { model: run.model, max_turns: run.maxTurns, tools: run.tools, created_at: new Date(run.createdAt).toISOString() };
+    await this.teeLog<AgentEvent>(`run:${run.id}`, 'agent', run.log, meta, () => run.cancel(), async () => {});
+  }
+
+  /**
+   * Creates the log `id` in Redis with `meta` beside it (the `id` hash, field `meta`), records it
+   * as running here (for the reaper), then copies the local log there until it closes. When
+   * Redis refuses the log (down, lost, or ended by a reaper), `cancel` stops the work: nobody
+   * could see it.
+   */
+  private async teeLog<E extends LoggedEvent>(id: string, kind: 'execution' | 'agent', local: ReadableLog<E>, meta: object, cancel: () => void, whenEnded: () => Promise<void>): Promise<void> {
+    const { conn, config, log } = this.deps;
     const lease = this.lease;
-    if (!lease) throw new ApiError('SANDBOX_UNAVAILABLE', 'this worker is not registered', { retryAfter: 1 });
-    const cancel = (): void => void exec.cancel(0).catch(() => {});
-    let writer: RedisLogWriter;
+    const workID = id.slice(id.indexOf(':') + 1);
+    if (!lease) {
+      cancel();
+      throw new ApiError('SANDBOX_UNAVAILABLE', 'this worker is not registered', { retryAfter: 1 });
+    }
+    let writer: RedisLogWriter<E>;
     try {
-      const view = await exec.view();
-      writer = await RedisLogWriter.create(conn, `exec:${exec.id}`, {
+      writer = await RedisLogWriter.create<E>(conn, id, {
         retentionSec: config.logRetentionSec,
         onFailure: (err) => {
-          log.warn({ err, execution: exec.id }, 'the execution\'s log cannot be written to Redis: cancelling it');
+          log.warn({ err, log: id }, 'the log cannot be written to Redis: cancelling its work');
           cancel();
         },
       });
-      const meta = JSON.stringify({ language: view.language, mode: view.mode, timeout: view.timeout, created_at: view.created_at });
-      const key = conn.key(`exec:${exec.id}`);
-      await conn.writer.multi().hset(key, 'meta', meta).pexpire(key, Math.ceil(config.logRetentionSec * 1000)).exec();
-      await lease.markRunning(exec.id);
+      const key = conn.key(id);
+      await conn.writer.multi().hset(key, 'meta', JSON.stringify(meta)).pexpire(key, Math.ceil(config.logRetentionSec * 1000)).exec();
+      await lease.markRunning(workID, kind);
     } catch (err) {
+      // Not started as far as Redis knows: the caller gives back what it took.
       cancel();
-      throw new ApiError('SANDBOX_UNAVAILABLE', `Redis did not take the execution's log: ${err instanceof Error ? err.message : String(err)}`, { retryAfter: 1 });
+      throw new ApiError('SANDBOX_UNAVAILABLE', `Redis did not take the log: ${err instanceof Error ? err.message : String(err)}`, { retryAfter: 1 });
     }
     this.running++;
     const teed = (async () => {
       try {
-        for await (const batch of exec.log.follow(1)) {
+        for await (const batch of local.follow(1)) {
           // A gap is the local log's own bound: the hole in seqs says the same to Redis readers.
           for (const e of batch) if (e.type !== 'gap') writer.appendEntry(e.seq, e.json);
         }
         await writer.close();
       } catch (err) {
-        log.warn({ err, execution: exec.id }, 'teeing the execution\'s log into Redis failed: cancelling it');
+        log.warn({ err, log: id }, 'teeing the log into Redis failed: cancelling its work');
         cancel();
         writer.abandon();
       } finally {
         this.running--;
-        await lease.markFinished(exec.id).catch(() => {});
-        await admission.releaseRun(owner, sessionID).catch((err: unknown) => log.warn({ err }, 'could not release a sandbox slot in Redis (it lapses on its own)'));
+        await lease.markFinished(workID, kind).catch(() => {});
+        await whenEnded();
       }
     })();
     this.tees.add(teed);
