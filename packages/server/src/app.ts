@@ -34,9 +34,12 @@ import type { Backend, ExecutionHandle } from './internal/backend/backend.js';
 import { connectCluster } from './internal/cluster/cluster.js';
 import { internalRoutes } from './internal/cluster/internal-api.js';
 import { RedisBackend } from './internal/cluster/redis-backend.js';
+import { RedisAgents } from './internal/cluster/redis-agents.js';
 import { startReaper } from './internal/cluster/reaper.js';
 import { WorkerNode } from './internal/cluster/worker-node.js';
 import { LocalBackend } from './internal/backend/local-backend.js';
+import { LocalAgents } from './internal/backend/local-agents.js';
+import type { AgentBackend } from './internal/backend/agent-backend.js';
 import { agentRoutes } from './internal/http/agent-routes.js';
 import { agUIRoutes } from './internal/http/ag-ui-routes.js';
 import { authenticate } from './internal/http/authenticate.js';
@@ -175,8 +178,9 @@ export async function createSluiceServer(config: ServerConfig, opts: SluiceServe
   const agents = new AgentRuns({
     config,
     sessions,
-    // Called only once requests flow, when `backend` exists.
-    submit: (owner, sessionID, body): Promise<ExecutionHandle> => backend.submitRun(owner, sessionID, body),
+    // Called only once requests flow, when `local` (and a worker's `worker`) exist. On a worker the
+    // session is local, and its executions are teed into Redis so any node can follow them.
+    submit: (owner, sessionID, body): Promise<ExecutionHandle> => (worker ? worker.submitRun(owner, sessionID, body) : local.submitRun(owner, sessionID, body)),
     languages: () => [...languages.values()].filter((i) => i.installed).map((i) => i.language),
     resolveLanguage,
     log: app.log,
@@ -195,6 +199,7 @@ export async function createSluiceServer(config: ServerConfig, opts: SluiceServe
   const cluster = scaled ? connectCluster(config, app.log) : null;
   let worker: WorkerNode | null = null;
   let backend: Backend = local;
+  let agentBackend: AgentBackend = new LocalAgents(agents);
   if (cluster) {
     const onFatal =
       opts.onFatal ??
@@ -202,10 +207,12 @@ export async function createSluiceServer(config: ServerConfig, opts: SluiceServe
         app.log.fatal({ why }, 'exiting: this worker lost its Redis lease');
         process.exit(75);
       });
-    if (config.role !== 'api') worker = new WorkerNode({ ...cluster, sessions, backend: local, config, log: app.log, onFenced: onFatal });
+    if (config.role !== 'api') worker = new WorkerNode({ ...cluster, sessions, backend: local, agents, config, log: app.log, onFenced: onFatal });
     if (config.role !== 'worker') {
       const noCgroups: CgroupSupport = { version: 'none', reason: 'this API node runs no sandboxes (--role api)' };
-      backend = new RedisBackend({ ...cluster, sessions: cluster.sessionRegistry, config, cgroups: () => (runsCode ? sessions.cgroups() : Promise.resolve(noCgroups)) });
+      const redisBackend = new RedisBackend({ ...cluster, sessions: cluster.sessionRegistry, config, cgroups: () => (runsCode ? sessions.cgroups() : Promise.resolve(noCgroups)) });
+      backend = redisBackend;
+      agentBackend = new RedisAgents({ ...cluster, sessions: cluster.sessionRegistry, backend: redisBackend });
     }
     startReaper({ ...cluster, sessions: cluster.sessionRegistry, retentionSec: config.logRetentionSec, log: app.log }, shutdown.signal);
   }
@@ -213,7 +220,7 @@ export async function createSluiceServer(config: ServerConfig, opts: SluiceServe
     config,
     backend,
     budgetLog: (log, onRelease) => sessions.budgetLog(log, onRelease),
-    agents,
+    agents: agentBackend,
     metrics,
     log: app.log,
     languages,
@@ -348,19 +355,13 @@ export async function createSluiceServer(config: ServerConfig, opts: SluiceServe
   };
 }
 
-/**
- * With Redis, what a role does not serve answers 503: a worker's public API (API nodes take the
- * requests), and agent runs on API nodes (not wired across nodes yet).
- */
+/** With Redis, what a role does not serve answers 503: a worker's public API (API nodes take the requests). */
 function refuseByRole(app: FastifyInstance, role: ServerConfig['role']): void {
   app.addHook('onRequest', async (req) => {
     // The route matched, not the raw URL: the router decodes it first (`/%61pi/…` is `/api/…`).
     const path = req.routeOptions.url ?? '';
     if (role === 'worker' && (path.startsWith('/api/') || path === '/mcp')) {
       throw new ApiError('SANDBOX_UNAVAILABLE', 'this node is a worker (--role worker) and takes no requests of its own; send them to an API node (docs/scale-out.md)');
-    }
-    if (role !== 'worker' && (/^\/api\/sessions\/:[^/]+\/(agent|ag-ui)$/.test(path) || path.startsWith('/api/agent-runs/'))) {
-      throw new ApiError('SANDBOX_UNAVAILABLE', 'agent runs are not available in a scale-out deployment (SLUICE_REDIS_URL) yet (docs/scale-out.md)');
     }
   });
 }

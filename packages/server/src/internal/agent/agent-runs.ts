@@ -71,8 +71,14 @@ export class AgentRuns {
     deps.sessions.onSessionGone((owner, id) => this.sessionGone(owner, id));
   }
 
-  /** Starts a run in a session (created with defaults if it does not exist, like a run request). */
-  async start(owner: string | null, sessionID: string, req: AgentRequest): Promise<AgentRun> {
+  /**
+   * Starts a run in a session (created with defaults if it does not exist, like a run request);
+   * `runID` is the id an API node chose (a worker's `agent` command). `inbox` (a worker's): the
+   * session must exist here (no blank one is made for a session whose record lives on in Redis),
+   * and `beforeStart` runs once the run is checked, before it starts (it records the run in
+   * Redis: nothing starts that Redis does not know of).
+   */
+  async start(owner: string | null, sessionID: string, req: AgentRequest, runID: string = randomID(), inbox?: { beforeStart(run: AgentRun): Promise<void> }): Promise<AgentRun> {
     const c = this.deps.config;
     if (this.closed || this.draining) throw new ApiError('SANDBOX_UNAVAILABLE', 'the server is shutting down and starts no agent runs; retry shortly', { retryAfter: 5 });
     if (c.llmBaseURL === '') {
@@ -85,11 +91,8 @@ export class AgentRuns {
     this.admit(owner);
     const k = key(owner, sessionID);
     if (this.bySession.has(k)) throw busy(sessionID);
-    const session = await this.deps.sessions.getOrCreate(owner, sessionID);
-    // Checked again: another start may have won while the session was being created, or the server begun to stop.
-    if (this.closed || this.draining) throw new ApiError('SANDBOX_UNAVAILABLE', 'the server is shutting down and starts no agent runs; retry shortly', { retryAfter: 5 });
-    if (this.bySession.has(k)) throw busy(sessionID);
-    this.admit(owner);
+    const session = inbox ? this.deps.sessions.get(owner, sessionID) : await this.deps.sessions.getOrCreate(owner, sessionID);
+    this.recheck(owner, sessionID);
     let conversation = this.conversations.get(k);
     if (!conversation) {
       conversation = [];
@@ -98,7 +101,7 @@ export class AgentRuns {
     trimConversation(conversation, MAX_CONVERSATION_CHARS);
     const defaultLanguage = language ?? session.settings.language;
     const run = new AgentRun({
-      id: randomID(),
+      id: runID,
       sessionID,
       owner,
       prompt: req.prompt,
@@ -121,6 +124,10 @@ export class AgentRuns {
       }),
       maxLogBytes: MAX_RUN_LOG_BYTES,
     });
+    if (inbox) {
+      await inbox.beforeStart(run);
+      this.recheck(owner, sessionID);
+    }
     this.runs.set(run.id, run);
     this.bySession.set(k, run);
     // Its log counts in the server's budget with the executions' (past it, old finished runs are forgotten).
@@ -192,6 +199,13 @@ export class AgentRuns {
     const k = key(owner, sessionID);
     this.bySession.get(k)?.cancel();
     this.conversations.delete(k);
+  }
+
+  /** Checked again after a wait: another start may have won meanwhile, or the server begun to stop. */
+  private recheck(owner: string | null, sessionID: string): void {
+    if (this.closed || this.draining) throw new ApiError('SANDBOX_UNAVAILABLE', 'the server is shutting down and starts no agent runs; retry shortly', { retryAfter: 5 });
+    if (this.bySession.has(key(owner, sessionID))) throw busy(sessionID);
+    this.admit(owner);
   }
 
   /** RATE_LIMITED unless another run fits, server-wide and for this owner. */

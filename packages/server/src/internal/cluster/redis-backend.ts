@@ -56,8 +56,8 @@ export interface RedisBackendDeps {
 
 /** How long one backend call may wait for Redis (down or paused) before it answers 503, ms. */
 const CALL_MS = 15_000;
-/** The same for a run, whose command waits longer for a worker that started it (inbox.ts), ms. */
-const RUN_CALL_MS = 30_000;
+/** The same for a run (or agent run), whose command waits longer for a worker that started it (inbox.ts), ms. */
+export const RUN_CALL_MS = 30_000;
 /** What a command to a worker leaves of its call's bound for the calls after it, ms. */
 const AFTER_SEND_MS = 1000;
 /** The shortest wait worth sending a command with, ms. */
@@ -180,18 +180,7 @@ export class RedisBackend implements Backend {
 
   submitRun(owner: string | null, sessionID: string, body: RunRequest): Promise<ExecutionHandle> {
     return guard(async (deadline) => {
-      let rec = await this.deps.sessions.get(owner, sessionID);
-      if (!rec) {
-        try {
-          await this.create(owner, { id: sessionID }, deadline);
-        } catch (err) {
-          // Another request created it meanwhile: use that one.
-          if (!(err instanceof ApiError && err.code === 'INVALID_REQUEST' && err.message.includes('already exists'))) throw err;
-        }
-        rec = await this.deps.sessions.get(owner, sessionID);
-        if (!rec) throw new ApiError('NOT_FOUND', `no session with id ${JSON.stringify(sessionID)}`);
-      }
-      if (rec.state === 'lost') throw lostError(sessionID);
+      const rec = await this.placedSession(owner, sessionID, deadline);
       const { admission, sessions } = this.deps;
       const id = randomID();
       await admission.acquireRun(owner, sessionID, id);
@@ -255,6 +244,26 @@ export class RedisBackend implements Backend {
 
   cgroups(): Promise<CgroupSupport> {
     return this.deps.cgroups();
+  }
+
+  /**
+   * The live session's record, the session created with defaults first when it does not exist
+   * (as a run request does, within the call's `deadline`); the `lost` answer when its worker died.
+   */
+  async placedSession(owner: string | null, sessionID: string, deadline: number): Promise<SessionRecord> {
+    let rec = await this.deps.sessions.get(owner, sessionID);
+    if (!rec) {
+      try {
+        await this.create(owner, { id: sessionID }, deadline);
+      } catch (err) {
+        // Another request created it meanwhile: use that one.
+        if (!(err instanceof ApiError && err.code === 'INVALID_REQUEST' && err.message.includes('already exists'))) throw err;
+      }
+      rec = await this.deps.sessions.get(owner, sessionID);
+      if (!rec) throw new ApiError('NOT_FOUND', `no session with id ${JSON.stringify(sessionID)}`);
+    }
+    if (rec.state === 'lost') throw lostError(sessionID);
+    return rec;
   }
 
   /** Places a new session on the least-loaded worker, within the caps, and creates it there. */
@@ -375,9 +384,10 @@ export class RedisBackend implements Backend {
   /**
    * A command to `worker`, its waits fitted into the call's bound (`deadline`) so that the command
    * is settled (answered, abandoned unstarted, or OutcomeUnknown) before the call answers: a
-   * call's 503 never leaves a command that may still start behind it.
+   * call's 503 never leaves a command that may still start behind it (RedisAgents sends its own
+   * commands through it too).
    */
-  private send<C extends WorkerCommand>(deadline: number, worker: string, command: C): Promise<CommandResults[C['type']]> {
+  send<C extends WorkerCommand>(deadline: number, worker: string, command: C): Promise<CommandResults[C['type']]> {
     const left = deadline - Date.now() - ABANDON_MS - AFTER_SEND_MS;
     if (left < MIN_SEND_MS) throw new ApiError('SANDBOX_UNAVAILABLE', `Redis is too slow to send ${command.type} to a worker now; retry shortly`, { retryAfter: 5 });
     const timeoutMs = Math.min(10_000, left / 2);
@@ -415,7 +425,7 @@ export class RedisBackend implements Backend {
 }
 
 /** A session whose worker died: its sandboxes, files and kernels are gone, and retrying does not bring them back. */
-function lostError(id: string): ApiError {
+export function lostError(id: string): ApiError {
   return new ApiError(
     'SANDBOX_UNAVAILABLE',
     `session ${JSON.stringify(id)} was lost: the worker holding it died, with its sandboxes, files and kernels; delete it (DELETE /api/sessions/${id}) and start again`,

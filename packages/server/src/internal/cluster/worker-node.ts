@@ -1,24 +1,32 @@
 /**
  * The worker of a scale-out deployment (docs/scale-out.md): it registers in Redis with its
  * internal URL, heartbeats and reports its load, and runs the commands API nodes send to its
- * inbox against its LocalBackend. An execution's Redis log, its metadata and its place in this
- * worker's running set exist before its code is queued (nothing runs that Redis does not know
- * of), then its local event log is teed there (same seqs, same JSON) from its first event, so
- * any API node can follow it at once. It keeps the session registry current in both directions
- * (activity here, and any session with work queued or running, renews the record; activity on
- * API nodes, such as an open stream, keeps the session here alive) and drops its sessions'
- * records when they go. It renews the sandbox slots of the executions it holds (admission.ts).
+ * inbox against its LocalBackend and AgentRuns. An execution's (or agent run's) Redis log, its
+ * metadata and its place in this worker's running set exist before its code is queued (or the
+ * run starts): nothing runs that Redis does not know of. Then its local event log is teed there
+ * (same seqs, same JSON) from its first event, so any API node can follow it at once. An agent
+ * run's `run_code` executions are submitted here, counted, recorded and teed like a `run`
+ * command's, so they too can be followed, cancelled and reaped from anywhere. The model endpoint
+ * (SLUICE_LLM_BASE_URL…) is the worker's configuration: the runs' model calls go out from here.
+ * It keeps the session registry current in both directions (activity here, and any session with
+ * work queued or running, renews the record; activity on API nodes, such as an open stream,
+ * keeps the session here alive) and drops its sessions' records when they go. It renews the
+ * sandbox slots of the executions it holds (admission.ts).
  *
  * Fencing: when the lease is lost (Redis unreachable or paused for the lease's length, or the
  * worker was declared dead), every sandbox is killed at once and `onFenced` is told (the server
  * then exits non-zero): by the time any reaper acts, this worker's code has stopped.
  */
+import { assertNever, type AgentEvent, type AgentRequest, type ExecutionEvent, type RunRequest } from '@sluice/protocol';
 import type { FastifyBaseLogger } from 'fastify';
 import type { ServerConfig } from '../../config.js';
+import type { AgentRun } from '../agent/agent-run.js';
+import type { AgentRuns } from '../agent/agent-runs.js';
 import { ApiError } from '../api-error.js';
 import type { LocalBackend } from '../backend/local-backend.js';
-import type { RunCommand } from '../redis/commands.js';
 import type { ExecutionHandle } from '../backend/backend.js';
+import type { LoggedEvent, ReadableLog } from '../execution/readable-log.js';
+import { randomID } from '../random-id.js';
 import type { Admission } from '../redis/admission.js';
 import type { ClusterRegistry, WorkerLease } from '../redis/cluster-registry.js';
 import type { CommandHandlers } from '../redis/commands.js';
@@ -36,19 +44,31 @@ export interface WorkerNodeDeps {
   admission: Admission;
   sessions: SessionManager;
   backend: LocalBackend;
+  agents: AgentRuns;
   config: ServerConfig;
   log: FastifyBaseLogger;
   /** The lease is lost and every sandbox killed: the process must go (the server exits non-zero). */
   onFenced(why: string): void;
 }
 
+/** What a worker runs: an execution (record and log `exec:<id>`) or an agent run (`run:<id>`). */
+type WorkKind = 'execution' | 'agent';
+
+function recordKind(kind: WorkKind): 'exec' | 'run' {
+  switch (kind) {
+    case 'execution':
+      return 'exec';
+    case 'agent':
+      return 'run';
+    default:
+      return assertNever(kind, 'work kind');
+  }
+}
+
 /** How often the load is reported and sessions' activity synchronised with Redis, ms. */
 const SYNC_MS = 1000;
 /** A session younger than this is not dropped for lacking a Redis record (its claim may be on its way), ms. */
 const ORPHAN_GRACE_MS = 10_000;
-
-/** A message for the agent commands, which API nodes do not send yet. */
-const NO_AGENTS = 'agent runs are not available in a scale-out deployment yet (docs/scale-out.md)';
 
 export class WorkerNode {
   private lease: WorkerLease | null = null;
@@ -67,7 +87,7 @@ export class WorkerNode {
   /** When the slots were last renewed (this worker's clock). */
   private slotsRenewedAt = 0;
   private fenced = false;
-  /** Executions teed now: the load API nodes balance by. */
+  /** Executions (and agent runs) teed now: the load API nodes balance by. */
   private running = 0;
 
   constructor(private readonly deps: WorkerNodeDeps) {
@@ -139,14 +159,14 @@ export class WorkerNode {
   }
 
   private handlers(): CommandHandlers {
-    const { backend, config } = this.deps;
+    const { backend, agents, config } = this.deps;
     return {
       create_session: async (c) => ({ session: await backend.createSession(c.owner, { ...c.request, id: c.session_id }) }),
       delete_session: async (c) => {
         await backend.deleteSession(c.owner, c.session_id);
         return {};
       },
-      run: async (c) => ({ execution_id: (await this.run(c)).id }),
+      run: async (c) => ({ execution_id: (await this.runHere(c.owner, c.session_id, c.request, c.execution_id)).id }),
       cancel: async (c) => backend.execution(c.owner, c.execution_id).then((e) => e.cancel(config.killGraceMs)),
       stdin: async (c) => {
         const { state } = await (await backend.execution(c.owner, c.execution_id)).writeStdin(c.data, c.eof);
@@ -156,16 +176,38 @@ export class WorkerNode {
         const { restarted, ...session } = await backend.restartSession(c.owner, c.session_id);
         return { session, restarted };
       },
-      agent: async () => {
-        throw new ApiError('SANDBOX_UNAVAILABLE', NO_AGENTS);
+      agent: async (c) => ({ run_id: (await this.startAgentRun(c.owner, c.session_id, c.request, c.run_id)).id }),
+      agent_cancel: async (c) => {
+        const run = agents.get(c.owner, c.run_id);
+        const wasFinished = run.state === 'finished';
+        run.cancel();
+        return { cancelled: !wasFinished };
       },
-      agent_cancel: async () => {
-        throw new ApiError('SANDBOX_UNAVAILABLE', NO_AGENTS);
-      },
-      forget_conversation: async () => {
-        throw new ApiError('SANDBOX_UNAVAILABLE', NO_AGENTS);
+      forget_conversation: async (c) => {
+        agents.forget(c.owner, c.session_id);
+        return {};
       },
     };
+  }
+
+  /**
+   * Queues an agent run's `run_code` execution in the local session as an API node's `run`
+   * would: counted in Redis's caps under its id, recorded, its log in Redis before it is queued.
+   */
+  async submitRun(owner: string | null, sessionID: string, body: RunRequest): Promise<ExecutionHandle> {
+    const { admission, sessionRegistry } = this.deps;
+    const lease = this.lease;
+    if (!lease) throw new ApiError('SANDBOX_UNAVAILABLE', 'this worker is not registered', { retryAfter: 1 });
+    const id = randomID();
+    await admission.acquireRun(owner, sessionID, id);
+    try {
+      await sessionRegistry.addWork('exec', id, { owner, sessionID, worker: lease.id });
+      return await this.runHere(owner, sessionID, body, id);
+    } catch (err) {
+      // Not queued, so nothing ran: the slot is this worker's to give back (once queued, the tee gives it back).
+      await admission.releaseRun(owner, sessionID, id).catch(() => {});
+      throw err;
+    }
   }
 
   /**
@@ -173,68 +215,120 @@ export class WorkerNode {
    * running set), then queues it in its session, which must exist here, then tees its log.
    * When Redis refuses any of that, the run is not queued: nothing runs that nobody could see.
    */
-  private async run(c: RunCommand): Promise<ExecutionHandle> {
-    const { backend, conn, config, log } = this.deps;
-    const lease = this.lease;
-    if (!lease) throw new ApiError('SANDBOX_UNAVAILABLE', 'this worker is not registered', { retryAfter: 1 });
-    const id = c.execution_id;
-    const made: { writer?: RedisLogWriter; exec?: ExecutionHandle } = {};
+  private async runHere(owner: string | null, sessionID: string, request: RunRequest, id: string): Promise<ExecutionHandle> {
+    const { backend, log } = this.deps;
+    const made: { writer?: RedisLogWriter<ExecutionEvent>; exec?: ExecutionHandle } = {};
     try {
-      made.exec = await backend.submitRun(c.owner, c.session_id, c.request, log, id, {
+      made.exec = await backend.submitRun(owner, sessionID, request, log, id, {
         beforeStart: async (meta) => {
-          try {
-            made.writer = await RedisLogWriter.create(conn, `exec:${id}`, {
-              retentionSec: config.logRetentionSec,
-              onFailure: (err) => {
-                log.warn({ err, execution: id }, 'the execution\'s log cannot be written to Redis: cancelling it');
-                void made.exec?.cancel(0).catch(() => {});
-              },
-            });
-            const key = conn.key(`exec:${id}`);
-            // The record lives while the run does, however long (the API node's TTL would be the same).
-            await conn.writer.multi().hset(key, 'meta', JSON.stringify(meta)).pexpire(key, WORK_LIVE_SEC * 1000).exec();
-            await lease.markRunning(id);
-          } catch (err) {
-            throw new ApiError('SANDBOX_UNAVAILABLE', `Redis did not take the execution's log: ${err instanceof Error ? err.message : String(err)}`, { retryAfter: 1 });
-          }
+          made.writer = await this.openLog<ExecutionEvent>('execution', id, meta, () => void made.exec?.cancel(0).catch(() => {}));
         },
       });
     } catch (err) {
-      // Not queued, so nothing ran: undo what Redis was told (the API node gives the slot back).
+      // Not queued, so nothing ran: undo what Redis was told (whoever took the slot gives it back).
       made.writer?.abandon();
-      await lease.markFinished(id).catch(() => {});
+      await this.lease?.markFinished(id, 'execution').catch(() => {});
       throw err;
     }
     const writer = made.writer;
     if (!writer) throw new ApiError('INTERNAL', 'the run was queued without its log');
-    this.tee(c.owner, c.session_id, made.exec, writer);
-    return made.exec;
+    const exec = made.exec;
+    this.slots.set(exec.id, { owner, sessionID });
+    this.teeLog<ExecutionEvent>('execution', exec.id, exec.log, writer, () => void exec.cancel(0).catch(() => {}), async () => {
+      this.slots.delete(exec.id);
+      await this.deps.admission.releaseRun(owner, sessionID, exec.id).catch((err: unknown) => this.deps.log.warn({ err }, 'could not release a sandbox slot in Redis (it lapses on its own)'));
+    });
+    return exec;
   }
 
-  /** Copies the execution's local log into Redis, event by event, until it closes; then gives its slot back. */
-  private tee(owner: string | null, sessionID: string, exec: ExecutionHandle, writer: RedisLogWriter): void {
-    const { config, log, admission, sessionRegistry } = this.deps;
+  /**
+   * Starts agent run `runID` in the session, which must exist here: its log (`run:<id>`; its
+   * `meta`: model, max_turns, tools, created_at) and its place in this worker's running set are
+   * in Redis before the run starts, then its log is teed there.
+   */
+  private async startAgentRun(owner: string | null, sessionID: string, request: AgentRequest, runID: string): Promise<AgentRun> {
+    const made: { writer?: RedisLogWriter<AgentEvent> } = {};
+    let run: AgentRun;
+    try {
+      run = await this.deps.agents.start(owner, sessionID, request, runID, {
+        beforeStart: async (r) => {
+          const meta = { model: r.model, max_turns: r.maxTurns, tools: r.tools, created_at: new Date(r.createdAt).toISOString() };
+          made.writer = await this.openLog<AgentEvent>('agent', r.id, meta, () => r.cancel());
+        },
+      });
+    } catch (err) {
+      // Not started: undo what Redis was told.
+      made.writer?.abandon();
+      await this.lease?.markFinished(runID, 'agent').catch(() => {});
+      throw err;
+    }
+    const writer = made.writer;
+    if (!writer) {
+      run.cancel();
+      throw new ApiError('INTERNAL', 'the agent run started without its log');
+    }
+    this.teeLog<AgentEvent>('agent', run.id, run.log, writer, () => run.cancel(), async () => {});
+    return run;
+  }
+
+  /**
+   * Creates the work's log in Redis with `meta` beside it (the `exec:<id>` / `run:<id>` hash,
+   * field `meta`; it lives while the work does, however long) and records the work as running
+   * here (for the reaper). SANDBOX_UNAVAILABLE when Redis refuses any of it (nothing of it is
+   * then left running here). Once it exists, a write Redis refuses `cancel`s the work.
+   */
+  private async openLog<E extends LoggedEvent>(kind: WorkKind, id: string, meta: object, cancel: () => void): Promise<RedisLogWriter<E>> {
+    const { conn, config, log } = this.deps;
     const lease = this.lease;
-    const cancel = (): void => void exec.cancel(0).catch(() => {});
+    if (!lease) throw new ApiError('SANDBOX_UNAVAILABLE', 'this worker is not registered', { retryAfter: 1 });
+    const logID = `${recordKind(kind)}:${id}`;
+    let writer: RedisLogWriter<E> | undefined;
+    try {
+      writer = await RedisLogWriter.create<E>(conn, logID, {
+        retentionSec: config.logRetentionSec,
+        onFailure: (err) => {
+          log.warn({ err, log: logID }, 'the log cannot be written to Redis: cancelling its work');
+          cancel();
+        },
+      });
+      const key = conn.key(logID);
+      // The record lives while the work does, however long (the API node's TTL is the same).
+      await conn.writer.multi().hset(key, 'meta', JSON.stringify(meta)).pexpire(key, WORK_LIVE_SEC * 1000).exec();
+      await lease.markRunning(id, kind);
+      return writer;
+    } catch (err) {
+      writer?.abandon();
+      await lease.markFinished(id, kind).catch(() => {});
+      throw new ApiError('SANDBOX_UNAVAILABLE', `Redis did not take the log: ${err instanceof Error ? err.message : String(err)}`, { retryAfter: 1 });
+    }
+  }
+
+  /**
+   * Copies the local log into Redis, event by event, until it closes; then the work leaves this
+   * worker's running set, its record lives as long as its log (retainWork), and `whenEnded` runs.
+   * When Redis refuses the log (down, lost, or ended by a reaper), `cancel` stops the work.
+   */
+  private teeLog<E extends LoggedEvent>(kind: WorkKind, id: string, local: ReadableLog<E>, writer: RedisLogWriter<E>, cancel: () => void, whenEnded: () => Promise<void>): void {
+    const { config, log, sessionRegistry } = this.deps;
+    const lease = this.lease;
+    const logID = `${recordKind(kind)}:${id}`;
     this.running++;
-    this.slots.set(exec.id, { owner, sessionID });
     const teed = (async () => {
       try {
-        for await (const batch of exec.log.follow(1)) {
+        for await (const batch of local.follow(1)) {
           // A gap is the local log's own bound: the hole in seqs says the same to Redis readers.
           for (const e of batch) if (e.type !== 'gap') writer.appendEntry(e.seq, e.json);
         }
         await writer.close();
       } catch (err) {
-        log.warn({ err, execution: exec.id }, 'teeing the execution\'s log into Redis failed: cancelling it');
+        log.warn({ err, log: logID }, 'teeing the log into Redis failed: cancelling its work');
         cancel();
         writer.abandon();
       } finally {
         this.running--;
-        this.slots.delete(exec.id);
-        await lease?.markFinished(exec.id).catch(() => {});
-        await sessionRegistry.retainWork('exec', exec.id, config.logRetentionSec).catch(() => {});
-        await admission.releaseRun(owner, sessionID, exec.id).catch((err: unknown) => log.warn({ err }, 'could not release a sandbox slot in Redis (it lapses on its own)'));
+        await lease?.markFinished(id, kind).catch(() => {});
+        await sessionRegistry.retainWork(recordKind(kind), id, config.logRetentionSec).catch(() => {});
+        await whenEnded();
       }
     })();
     this.tees.add(teed);

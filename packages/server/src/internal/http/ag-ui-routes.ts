@@ -6,8 +6,8 @@
 import type { FastifyInstance } from 'fastify';
 import { validateSessionID } from '@sluice/protocol';
 import { parseRunAgentInput } from '../agent/ag-ui/parse-run-agent-input.js';
-import type { AgentRun } from '../agent/agent-run.js';
 import { ApiError } from '../api-error.js';
+import type { AgentRunHandle } from '../backend/agent-backend.js';
 import { ownerOf } from './authenticate.js';
 import { check, type ServerContext } from './context.js';
 import { startSeq } from './start-seq.js';
@@ -35,7 +35,7 @@ export function agUIRoutes(app: FastifyInstance, ctx: ServerContext): void {
         signal: ctx.shutdown,
       });
       // A dropped stream is resumable; only a client that asked for it has the run cancelled.
-      if (outcome === 'disconnected' && body.on_disconnect === 'cancel') run.cancel();
+      if (outcome === 'disconnected' && body.on_disconnect === 'cancel') void run.cancel().catch(() => {});
     } finally {
       detach();
     }
@@ -44,7 +44,7 @@ export function agUIRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get<ResumeRoute>('/api/agent-runs/:id/ag-ui', async (req, reply) => {
     const owner = ownerOf(req);
-    const run = ctx.agents.get(owner, req.params.id);
+    const run = await ctx.agents.run(owner, req.params.id);
     const from = startSeq(req.query.from, req.headers['last-event-id']);
     const detach = ctx.backend.attach(owner, run.sessionID);
     try {
@@ -58,10 +58,10 @@ export function agUIRoutes(app: FastifyInstance, ctx: ServerContext): void {
 }
 
 /** AG-UI's thread is the Sluice session, its run the agent run (the id resume and cancel take). */
-function idsOf(run: AgentRun): { threadID: string; runID: string } {
+function idsOf(run: AgentRunHandle): { threadID: string; runID: string } {
   return { threadID: run.sessionID, runID: run.id };
 }
 
-function runHeaders(run: AgentRun): Record<string, string> {
+function runHeaders(run: AgentRunHandle): Record<string, string> {
   return { 'Sluice-Agent-Run-Id': run.id, Location: `/api/agent-runs/${run.id}` };
 }

@@ -4,12 +4,11 @@
  * `DELETE /api/sessions/{id}/agent` (forget the conversation).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ERROR_STATUS, isErrorCode, parseAgentRequest, validateSessionID, type AgentRunView } from '@sluice/protocol';
-import type { AgentRun } from '../agent/agent-run.js';
-import { foldAgentLog } from '../agent/fold-agent-log.js';
+import { ERROR_STATUS, isErrorCode, parseAgentRequest, validateSessionID } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
+import type { AgentRunHandle } from '../backend/agent-backend.js';
 import { ownerOf } from './authenticate.js';
-import { check, iso, type ServerContext } from './context.js';
+import { check, type ServerContext } from './context.js';
 import { parseIdempotencyKey, requestFingerprint } from './idempotency-cache.js';
 import { negotiate, type ResponseFormat } from './negotiate.js';
 import { startSeq } from './start-seq.js';
@@ -26,15 +25,15 @@ export function agentRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.delete<SessionRoute>('/api/sessions/:id/agent', async (req, reply) => {
     const owner = ownerOf(req);
     const session = await ctx.backend.session(owner, check(validateSessionID(req.params.id)));
-    ctx.agents.forget(owner, session.id);
+    await ctx.agents.forget(owner, session.id);
     return reply.code(204).send();
   });
 
-  app.get<RunRoute>('/api/agent-runs/:id', async (req) => agentRunView(ctx.agents.get(ownerOf(req), req.params.id)));
+  app.get<RunRoute>('/api/agent-runs/:id', async (req) => (await ctx.agents.run(ownerOf(req), req.params.id)).view());
 
   app.get<EventsRoute>('/api/agent-runs/:id/events', async (req, reply) => {
     const owner = ownerOf(req);
-    const run = ctx.agents.get(owner, req.params.id);
+    const run = await ctx.agents.run(owner, req.params.id);
     const from = startSeq(req.query.from, req.headers['last-event-id']);
     const format = negotiate(req.headers.accept, 'sse');
     if (format === 'json') throw new ApiError('INVALID_REQUEST', 'Accept: expected text/event-stream or application/x-ndjson, got application/json; use GET /api/agent-runs/{id} for the folded result');
@@ -51,10 +50,9 @@ export function agentRoutes(app: FastifyInstance, ctx: ServerContext): void {
   });
 
   app.post<RunRoute>('/api/agent-runs/:id/cancel', async (req, reply) => {
-    const run = ctx.agents.get(ownerOf(req), req.params.id);
-    const wasFinished = run.state === 'finished';
-    run.cancel();
-    return reply.code(wasFinished ? 200 : 202).send({ run_id: run.id, state: run.state, cancelled: !wasFinished });
+    const run = await ctx.agents.run(ownerOf(req), req.params.id);
+    const { state, cancelled } = await run.cancel();
+    return reply.code(cancelled ? 202 : 200).send({ run_id: run.id, state, cancelled });
   });
 }
 
@@ -69,7 +67,7 @@ async function start(ctx: ServerContext, req: FastifyRequest<SessionRoute>, repl
   const run =
     idemKey === undefined
       ? await ctx.agents.start(owner, sessionID, body)
-      : ctx.agents.get(
+      : await ctx.agents.run(
           owner,
           await ctx.idempotency.resolve(
             owner,
@@ -86,10 +84,10 @@ async function start(ctx: ServerContext, req: FastifyRequest<SessionRoute>, repl
     if (format === 'json') {
       const finished = await untilFinishedOrClosed(run.finished, reply);
       if (!finished) {
-        if (cancelOnDisconnect) run.cancel();
+        if (cancelOnDisconnect) void run.cancel().catch(() => {});
         return reply;
       }
-      const view = await agentRunView(run);
+      const view = await run.view();
       void reply.headers(runHeaders(run));
       // A run the model endpoint failed answers with that error's status; the fold goes along.
       if (view.reason === 'error' && view.error !== null) {
@@ -106,30 +104,13 @@ async function start(ctx: ServerContext, req: FastifyRequest<SessionRoute>, repl
       headers: runHeaders(run),
       signal: ctx.shutdown,
     });
-    if (outcome === 'disconnected' && cancelOnDisconnect) run.cancel();
+    if (outcome === 'disconnected' && cancelOnDisconnect) void run.cancel().catch(() => {});
     return reply;
   } finally {
     detach();
   }
 }
 
-function runHeaders(run: AgentRun): Record<string, string> {
+function runHeaders(run: AgentRunHandle): Record<string, string> {
   return { 'Sluice-Agent-Run-Id': run.id, Location: `/api/agent-runs/${run.id}` };
-}
-
-/** A run's state and the fold of its log so far. */
-export async function agentRunView(run: AgentRun): Promise<AgentRunView> {
-  const { run_id: _id, ...fold } = await foldAgentLog(run.log);
-  return {
-    ...fold,
-    run_id: run.id,
-    session_id: run.sessionID,
-    state: run.state,
-    model: run.model,
-    max_turns: run.maxTurns,
-    tools: run.tools,
-    last_seq: run.log.lastSeq,
-    created_at: iso(run.createdAt) ?? '',
-    finished_at: iso(run.finishedAt),
-  };
 }

@@ -3,8 +3,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Language, Validated } from '@sluice/protocol';
 import type { RuntimeInfo } from '@sluice/sandbox';
 import type { ServerConfig, ServerRole } from '../../config.js';
-import type { AgentRuns } from '../agent/agent-runs.js';
 import { ApiError } from '../api-error.js';
+import type { AgentBackend } from '../backend/agent-backend.js';
 import type { Backend } from '../backend/backend.js';
 import type { LogBudget } from '../execution/log-budget.js';
 import type { ServerMetrics } from '../metrics/server-metrics.js';
@@ -18,8 +18,8 @@ export interface ServerContext {
    * it, the log sheds its oldest events, or is forgotten once finished (`onRelease`).
    */
   budgetLog: LogBudget['track'];
-  /** Agent runs and the sessions' conversations. */
-  agents: AgentRuns;
+  /** Agent runs and the sessions' conversations, wherever they run (backend/agent-backend.ts). */
+  agents: AgentBackend;
   /** The Prometheus registry of this server and what feeds it. */
   metrics: ServerMetrics;
   /** The server's logger (a request's own, `req.log`, carries its id). */

@@ -136,10 +136,8 @@ export class Inbox {
       if (raw !== null) return unwrap<C>(raw);
     }
     const executionID = command.type === 'run' ? command.execution_id : undefined;
-    throw new OutcomeUnknown(
-      `the worker ${state === 'started' ? 'started' : 'may have started'} ${command.type} but did not answer${executionID ? ` (execution ${executionID}: GET /api/executions/${executionID} tells)` : ''}; do not simply retry, it may have run`,
-      executionID,
-    );
+    const which = executionID ? ` (execution ${executionID}: GET /api/executions/${executionID} tells)` : command.type === 'agent' ? ` (agent run ${command.run_id}: GET /api/agent-runs/${command.run_id} tells)` : '';
+    throw new OutcomeUnknown(`the worker ${state === 'started' ? 'started' : 'may have started'} ${command.type} but did not answer${which}; do not simply retry, it may have run`, executionID);
   }
 
   /** Records that the sender gave up, unless the worker started first; null when Redis would not say. */

@@ -168,7 +168,8 @@ return last
 /**
  * Ends a log that is still open with one terminal event, atomically against its writer.
  * KEYS: stream, meta. ARGV: the `last` the caller read, the event's JSON (its seq is last + 1),
- * retention ms, the terminal event's type.
+ * retention ms, the terminal event's type, and the JSON of an event to append before it ('' for
+ * none; then the terminal event's seq is last + 2).
  * Returns 1 (ended it: event appended, unless the newest stored event already is one of that
  * type, then only closed), 0 (already closed), -1 (no such log), -2 (`last` moved: read again).
  */
@@ -183,6 +184,10 @@ if newest and last > 0 and newest[1] == last .. '-0' then
   already = string.sub(newest[2][2], 1, #ARGV[4] + 10) == '{"type":"' .. ARGV[4] .. '"'
 end
 if not already then
+  if ARGV[5] ~= nil and ARGV[5] ~= '' then
+    last = last + 1
+    redis.call('XADD', KEYS[1], last .. '-0', 'j', ARGV[5])
+  end
   last = last + 1
   redis.call('XADD', KEYS[1], last .. '-0', 'j', ARGV[2])
 end
@@ -198,16 +203,22 @@ return 1
  * already, atomically: whether the writer's own end or this one gets there first, the log ends
  * with exactly one terminal event, and a writer that comes later fails with `ended`. Resolves
  * true when this call ended it, false when it was closed already or does not exist. The keys then
- * live `retentionSec` (3600).
+ * live `retentionSec` (3600). `before` (an agent run's `error`) goes just before `event`, in the same step.
  */
-export async function endIfOpen<E extends LoggedEvent = ExecutionEvent>(conn: RedisConnection, id: string, event: NewEvent<E>, opts: { retentionSec?: number; timeoutMs?: number } = {}): Promise<boolean> {
+export async function endIfOpen<E extends LoggedEvent = ExecutionEvent>(
+  conn: RedisConnection,
+  id: string,
+  event: NewEvent<E>,
+  opts: { retentionSec?: number; timeoutMs?: number; before?: NewEvent<E> } = {},
+): Promise<boolean> {
   const keys = conn.logKeys(id);
   const retentionMs = Math.ceil((opts.retentionSec ?? 3600) * 1000);
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
   for (;;) {
     const last = Number((await retrying(Math.max(1, deadline - Date.now()), conn.reader, () => conn.reader.hget(keys.meta, 'last'))) ?? 0);
-    const json = serialise(event, last + 1);
-    const r = await retrying(Math.max(1, deadline - Date.now()), conn.writer, () => runScript(conn.writer, END_IF_OPEN, [keys.stream, keys.meta], [last, json, retentionMs, event.type]));
+    const before = opts.before === undefined ? '' : serialise(opts.before, last + 1);
+    const json = serialise(event, last + (before === '' ? 1 : 2));
+    const r = await retrying(Math.max(1, deadline - Date.now()), conn.writer, () => runScript(conn.writer, END_IF_OPEN, [keys.stream, keys.meta], [last, json, retentionMs, event.type, before]));
     if (r === 1) return true;
     if (r === 0 || r === -1) return false;
     // The writer appended meanwhile: read `last` again (each round is one writer batch behind at most).

@@ -29,9 +29,9 @@ import {
   type ExecuteMessage,
   type MessageIDs,
 } from '@sluice/protocol';
-import type { AgentRun } from '../agent/agent-run.js';
 import type { LogEntry, LoggedEvent, ReadableLog } from '../execution/readable-log.js';
 import { ApiError } from '../api-error.js';
+import type { AgentRunHandle } from '../backend/agent-backend.js';
 import type { ExecutionHandle } from '../backend/backend.js';
 import type { ServerContext } from '../http/context.js';
 import { closeReason } from './close-reason.js';
@@ -87,7 +87,7 @@ function followableExecution(exec: ExecutionHandle): Followable {
   };
 }
 
-function followableRun(run: AgentRun): Followable {
+function followableRun(run: AgentRunHandle): Followable {
   return {
     key: `run:${run.id}`,
     sessionID: run.sessionID,
@@ -235,7 +235,7 @@ export class WSConnection {
       case 'subscribe':
         return this.attempt({ execution_id: m.execution_id }, async () => this.subscribe(followableExecution(await this.ctx.backend.execution(this.owner, m.execution_id)), m.from));
       case 'agent_subscribe':
-        return this.attempt({ run_id: m.run_id }, () => this.subscribe(followableRun(this.ctx.agents.get(this.owner, m.run_id)), m.from));
+        return this.attempt({ run_id: m.run_id }, async () => this.subscribe(followableRun(await this.ctx.agents.run(this.owner, m.run_id)), m.from));
       case 'unsubscribe':
         this.unsubscribe(`exec:${m.execution_id}`);
         return;
@@ -257,7 +257,9 @@ export class WSConnection {
         void this.agent(m);
         return;
       case 'agent_cancel':
-        return this.attempt({ run_id: m.run_id }, () => this.ctx.agents.get(this.owner, m.run_id).cancel());
+        return this.attempt({ run_id: m.run_id }, async () => {
+          await (await this.ctx.agents.run(this.owner, m.run_id)).cancel();
+        });
       default:
         assertNever(m, 'message');
     }
