@@ -15,7 +15,7 @@
  * the lease until a reaper deletes them, and expire on their own if none ever does.
  *
  * Fencing: a worker counts its lease from the moment it SENT its last successful renewal, and
- * fences at FENCE_FRACTION (0.6) of it; when that passes without a renewal (Redis paused,
+ * fences at FENCE_FRACTION (0.7) of it; when that passes without a renewal (Redis paused,
  * unreachable, or the lease was reaped), `onLeaseLost` fires once and the worker must kill its
  * sandboxes itself. A reaper acts only once Redis's lease has been gone for REAP_GRACE (half a
  * lease) more, so the worker has had 0.9 of a lease to stop its code before anyone ends its runs.
@@ -70,7 +70,7 @@ export interface RegisterOptions {
 }
 
 /** Of its lease, how much a worker waits without a renewal before it fences itself. */
-const FENCE_FRACTION = 0.6;
+const FENCE_FRACTION = 0.7;
 /** Of a lease, how long a reaper waits past its expiry before it reaps. */
 const REAP_GRACE = 0.5;
 
@@ -322,8 +322,9 @@ export class WorkerLease {
     await this.registry.heartbeat(this.id, this.token, true, this.opts.url, 0, 0);
     this.renewed(sent);
     const every = this.opts.heartbeatMs ?? 1000;
-    // Several beats within the fencing deadline: one slow renewal does not fence.
-    this.timer = setInterval(() => this.beat(), Math.min(every, this.leaseMs / 5));
+    // Beats every tenth of the lease: a Redis pause of up to half the lease (2.5 s of 5 s) ends
+    // with a renewal at least a beat before the fencing deadline, whatever the pause's phase.
+    this.timer = setInterval(() => this.beat(), Math.min(every, this.leaseMs / 10));
     this.timer.unref();
   }
 
