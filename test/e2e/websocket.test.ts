@@ -500,6 +500,25 @@ test('server shutdown sends the running execution’s done, then closes sockets 
   }
 });
 
+test('a shutdown that waits out a kill grace still closes sockets with 1001, not as if their session had been deleted', async () => {
+  const own = await startServer();
+  try {
+    await createSession(own.url, 'ws-shutdown-grace');
+    const c = await Client.open(own.url, 'ws-shutdown-grace');
+    // Ignores SIGTERM: shutdown waits the whole kill grace (2 s, past the 1 s session sweep).
+    const code = 'import signal, time\nsignal.signal(signal.SIGTERM, lambda *a: None)\nprint("working", flush=True)\ntime.sleep(60)';
+    const id = await c.execute('g', { code, mode: 'process' });
+    await c.waitFor((m) => m['type'] === 'stdout' && m['execution_id'] === id, 'running');
+    const stopping = own.stop();
+    const closed = await c.closed;
+    assert.equal(closed.code, 1001);
+    assert.equal(c.events(id).at(-1)?.msg['type'], 'done', 'the execution ended with its done before the close');
+    await stopping;
+  } finally {
+    await own.stop();
+  }
+});
+
 test('subscribe from past the end of a finished log is answered with end (HTTP answers 204 there)', async () => {
   await createSession(server.url, 'ws-end');
   const c = await Client.open(server.url, 'ws-end');

@@ -228,6 +228,7 @@ export async function createSluiceServer(config: ServerConfig, opts: SluiceServe
     idempotency: cluster ? cluster.idempotency : new IdempotencyCache(),
     ...(cluster ? { cluster: { role: config.role, redisProblem: () => cluster.redisProblem() } } : {}),
     health: () => (draining ? 'the server is shutting down and takes no new sessions or runs; retry shortly' : healthProblem),
+    draining: () => draining,
     shutdown: shutdown.signal,
     authEnabled: keys.enabled,
   };

@@ -32,6 +32,8 @@ export interface ServerContext {
   cluster?: { role: ServerRole; redisProblem(): Promise<string | null> };
   /** Null once the sandbox self-check passed; otherwise why code cannot run. */
   health(): string | null;
+  /** True from the moment shutdown begins (before sessions close; `shutdown` aborts after). */
+  draining(): boolean;
   /** Aborts every open stream (server shutdown). */
   shutdown: AbortSignal;
   /** True when requests need an API key. */

@@ -172,11 +172,12 @@ export class WSConnection {
 
   /** Closes with NO_SESSION when the session is gone (deleted, expired, or replaced by a new one of that id). */
   checkSession(): void {
-    if (this.closing || this.checkingSession) return;
+    // At shutdown sessions close before the sockets get GOING_AWAY: that is not a deletion.
+    if (this.closing || this.checkingSession || this.ctx.draining()) return;
     this.checkingSession = true;
     void this.sessionAlive()
       .then((alive) => {
-        if (!alive && !this.closing) void this.shut(WSCloseCode.NO_SESSION, `session ${this.session.id} was deleted`, this.ctx.config.killGraceMs + 1000);
+        if (!alive && !this.closing && !this.ctx.draining()) void this.shut(WSCloseCode.NO_SESSION, `session ${this.session.id} was deleted`, this.ctx.config.killGraceMs + 1000);
       })
       .finally(() => (this.checkingSession = false));
   }
