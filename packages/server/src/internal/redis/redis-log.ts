@@ -45,7 +45,7 @@ import type { Redis } from 'ioredis';
 import { serialise, type ChannelTypes, type NewEvent } from '../execution/event-log.js';
 import type { OpenedLog } from '../execution/log-store.js';
 import { gapEntry, typeOf, type LogEntry, type LoggedEvent, type ReadableLog } from '../execution/readable-log.js';
-import { forceClose, forceReconnect, type LogKeys, type RedisConnection } from './redis-connection.js';
+import { forceClose, within, type LogKeys, type RedisConnection } from './redis-connection.js';
 import { runScript } from './run-script.js';
 
 /**
@@ -698,7 +698,7 @@ export class RedisLogReader<E extends LoggedEvent = ExecutionEvent> implements R
       if (readState) {
         let read: LogRead;
         try {
-          read = await bounded(this.callTimeoutMs, this.conn.reader, () => readLog(this.conn.reader, this.keys, next, this.count()));
+          read = await within(this.callTimeoutMs, this.conn.reader, () => readLog(this.conn.reader, this.keys, next, this.count()));
           downSince = null;
         } catch (err) {
           await trouble(sentAt, err);
@@ -934,7 +934,7 @@ async function retrying<T>(timeoutMs: number, client: Redis, op: () => Promise<T
     // Checked before the attempt: a bound of 0 would replace a healthy connection.
     if (left <= 0) throw new RedisLogError('unavailable', `Redis did not take the call within ${timeoutMs} ms`);
     try {
-      return await bounded(Math.min(attemptMs, left), client, op);
+      return await within(Math.min(attemptMs, left), client, op);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (message.startsWith('SLUICE_EPOCH')) throw new RedisLogError('lost', message.slice('SLUICE_EPOCH '.length));
@@ -944,29 +944,6 @@ async function retrying<T>(timeoutMs: number, client: Redis, op: () => Promise<T
       if (left <= 0) throw new RedisLogError('unavailable', `Redis did not take the call within ${timeoutMs} ms: ${message}`);
       await sleep(Math.min(left, 25 * 2 ** Math.min(attempt, 4)));
     }
-  }
-}
-
-/** A call on `client` left unanswered for `ms`: its connection is replaced (see retrying). */
-class CallTimeout extends Error {
-  override readonly name = 'CallTimeout';
-}
-
-/** `op` (a call on `client`), rejected with CallTimeout after `ms`, when `client`'s connection is replaced. */
-async function bounded<T>(ms: number, client: Redis, op: () => Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      op(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          forceReconnect(client);
-          reject(new CallTimeout(`Redis did not answer within ${ms} ms`));
-        }, ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
