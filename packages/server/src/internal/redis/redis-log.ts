@@ -43,6 +43,7 @@ import { randomBytes } from 'node:crypto';
 import type { EventType, EvictedEvents, ExecutionEvent } from '@sluice/protocol';
 import type { Redis } from 'ioredis';
 import { serialise, type ChannelTypes, type NewEvent } from '../execution/event-log.js';
+import { EvictedTally, noneEvicted } from '../execution/evicted-tally.js';
 import type { OpenedLog } from '../execution/log-store.js';
 import { gapEntry, typeOf, type LogEntry, type LoggedEvent, type ReadableLog } from '../execution/readable-log.js';
 import { forceClose, within, type LogKeys, type RedisConnection } from './redis-connection.js';
@@ -253,7 +254,7 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
   private heldOut: number[] = [];
   private heldHead = 0;
   private heldTotal = 0;
-  private readonly lost: EvictedEvents = { events: 0, from_seq: null, to_seq: null, types: {}, stdout_bytes: 0, stderr_bytes: 0 };
+  private readonly lost = new EvictedTally();
   private lostChanged = false;
 
   private nextSeq = 1;
@@ -340,7 +341,7 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
 
   /** What the bounds dropped so far (a copy). */
   get evicted(): EvictedEvents {
-    return { ...this.lost, types: { ...this.lost.types } };
+    return this.lost.copy();
   }
 
   /**
@@ -477,7 +478,7 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
     }
     this.compactPending();
     const minID = this.trim();
-    const evicted = this.lostChanged ? JSON.stringify(this.lost) : '';
+    const evicted = this.lostChanged ? JSON.stringify(this.lost.copy()) : '';
     this.lostChanged = false;
     return { seqs, jsons, minID, close: this.isClosed && this.head >= this.pendSeqs.length, evicted };
   }
@@ -558,21 +559,12 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
 
   /** Seqs `from`…`to` that appendEntry skipped: dropped before they reached this writer. */
   private countSkipped(from: number, to: number): void {
-    const l = this.lost;
-    l.events += to - from + 1;
-    l.from_seq = l.from_seq === null ? from : Math.min(l.from_seq, from);
-    l.to_seq = l.to_seq === null ? to : Math.max(l.to_seq, to);
+    this.lost.dropRange(from, to, to - from + 1);
     this.lostChanged = true;
   }
 
   private count(seq: number, type: EventType, outputBytes: number): void {
-    const l = this.lost;
-    l.events++;
-    l.from_seq = l.from_seq === null ? seq : Math.min(l.from_seq, seq);
-    l.to_seq = l.to_seq === null ? seq : Math.max(l.to_seq, seq);
-    l.types[type] = (l.types[type] ?? 0) + 1;
-    if (type === 'stdout') l.stdout_bytes += outputBytes;
-    else if (type === 'stderr') l.stderr_bytes += outputBytes;
+    this.lost.drop(seq, type, outputBytes);
     this.lostChanged = true;
   }
 
@@ -904,7 +896,7 @@ function parseXRead(reply: unknown): RawEntry[] | null {
 
 /** The `evicted` field the writer keeps, or nothing dropped when absent. */
 function parseEvicted(json: string | null): EvictedEvents {
-  const none: EvictedEvents = { events: 0, from_seq: null, to_seq: null, types: {}, stdout_bytes: 0, stderr_bytes: 0 };
+  const none = noneEvicted();
   if (json === null) return none;
   const v: unknown = JSON.parse(json);
   if (typeof v !== 'object' || v === null) return none;
