@@ -6,7 +6,7 @@
  * ("nodes"), and that every key has a TTL or is deleted. Timings are small (lease 300 ms);
  * every wait is a poll with a generous deadline.
  */
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DoneEvent, ExecutionEvent, SessionView } from '@sluice/protocol';
 import { ApiError } from '../../packages/server/dist/internal/api-error.js';
@@ -18,47 +18,25 @@ import { Inbox, OutcomeUnknown } from '../../packages/server/dist/internal/redis
 import { RedisConnection } from '../../packages/server/dist/internal/redis/redis-connection.js';
 import { endIfOpen, RedisLogError, RedisLogReader, RedisLogWriter } from '../../packages/server/dist/internal/redis/redis-log.js';
 import { SessionRegistry } from '../../packages/server/dist/internal/redis/session-registry.js';
-import { redisServerMissing, startRedis, type TestRedis } from './helpers/redis-server.js';
+import { until } from './helpers/cluster-client.js';
+import { useRedis } from './helpers/redis-server.js';
 
 const PREFIX = 'ctest:';
 const LEASE = { leaseMs: 300 };
 const HEARTBEAT_MS = 50;
 
-let redis: TestRedis | null = null;
+const redis = useRedis({ prefix: PREFIX });
 /** Two "nodes": each its own connections to the one Redis. */
 let a: RedisConnection;
 let b: RedisConnection;
-const extra: RedisConnection[] = [];
 let n = 0;
-const missing = redisServerMissing();
-const skip = (): string | false => (missing && process.env['CI'] !== 'true' ? missing : false);
 
 before(async () => {
-  redis = await startRedis();
-  if (!redis) return;
-  a = new RedisConnection({ url: redis.url, prefix: PREFIX });
-  b = new RedisConnection({ url: redis.url, prefix: PREFIX });
+  await redis.ready();
+  if (redis.skip) return;
+  a = redis.connection();
+  b = redis.connection();
 });
-
-after(async () => {
-  await Promise.all([a?.close(), b?.close(), ...extra.map((c) => c.close())]);
-  await redis?.close();
-});
-
-function connection(): RedisConnection {
-  if (!redis) throw new Error('no redis');
-  const c = new RedisConnection({ url: redis.url, prefix: PREFIX });
-  extra.push(c);
-  return c;
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** What a reaper appends (the contract's `sandbox_lost` reason joins DONE_REASONS when this is wired). */
 const lostDone = { type: 'done', exit_code: null, duration: '0.000s', duration_ms: 0, reason: 'error' } as const;
@@ -74,7 +52,7 @@ async function events(conn: RedisConnection, id: string): Promise<ExecutionEvent
 
 const done = (exit: number | null): Omit<DoneEvent, 'seq' | 'ts'> => ({ type: 'done', exit_code: exit, duration: '0.001s', duration_ms: 1, reason: exit === null ? 'error' : 'exited' });
 
-test('workers register with their URL and token; pickWorker takes the fewest running, then the fewest sessions, ties at random', { skip: skip() }, async () => {
+test('workers register with their URL and token; pickWorker takes the fewest running, then the fewest sessions, ties at random', { skip: redis.skip }, async () => {
   const reg = new ClusterRegistry(a, LEASE);
   const lost: string[] = [];
   const workers: WorkerLease[] = [];
@@ -92,7 +70,7 @@ test('workers register with their URL and token; pickWorker takes the fewest run
   w1.setLoad({ sessions: 0, running: 2 });
   w2.setLoad({ sessions: 0, running: 1 });
   w3.setLoad({ sessions: 0, running: 1 });
-  await until('the loads reach Redis', async () => {
+  await until('the loads reach Redis', 20_000, async () => {
     const ws = await seen.liveWorkers();
     return ws.find((w) => w.id === w1.id)?.running === 2 && ws.find((w) => w.id === w2.id)?.running === 1 && ws.find((w) => w.id === w3.id)?.running === 1;
   });
@@ -104,7 +82,7 @@ test('workers register with their URL and token; pickWorker takes the fewest run
   // A placement whose session was not created is undone.
   const first = placed[0];
   assert.ok(first);
-  const size = async (): Promise<number> => Number(await redis?.command('SCARD', `${PREFIX}worker:${first.worker.id}:sessions`));
+  const size = async (): Promise<number> => Number(await redis.command('SCARD', `${PREFIX}worker:${first.worker.id}:sessions`));
   const before = await size();
   await seen.unplace(first.worker.id, null, 'place0');
   assert.equal(await size(), before - 1);
@@ -118,24 +96,24 @@ test('workers register with their URL and token; pickWorker takes the fewest run
   assert.deepEqual(lost, [], 'a clean stop is not a lost lease');
 });
 
-test('a worker whose heartbeats Redis does not take (CLIENT PAUSE WRITE) learns its lease is lost, and stops renewing', { skip: skip() }, async () => {
-  const reg = new ClusterRegistry(connection(), LEASE);
+test('a worker whose heartbeats Redis does not take (CLIENT PAUSE WRITE) learns its lease is lost, and stops renewing', { skip: redis.skip }, async () => {
+  const reg = new ClusterRegistry(redis.connection(), LEASE);
   let lostAt = 0;
   let why = '';
   const w = await reg.register({ url: 'http://paused:1', heartbeatMs: HEARTBEAT_MS, onLeaseLost: (reason) => ((lostAt = Date.now()), (why = reason)) });
   const pausedAt = Date.now();
-  await redis?.command('CLIENT', 'PAUSE', 1500, 'WRITE');
-  await until('onLeaseLost', () => lostAt > 0, 10_000);
+  await redis.command('CLIENT', 'PAUSE', 1500, 'WRITE');
+  await until('onLeaseLost', 10_000, () => lostAt > 0);
   assert.ok(w.lost);
   assert.match(why, /not renewed for 210 ms/, 'it fences at 0.7 of its 300 ms lease');
   // It fenced itself before Redis would let a reaper act (the pause holds writes 1500 ms).
   assert.ok(lostAt - pausedAt < 1500, `learnt it ${lostAt - pausedAt} ms into the pause`);
-  await until('the pause ends and the lease runs out', async () => (await new ClusterRegistry(b, LEASE).liveWorkers()).every((x) => x.id !== w.id));
+  await until('the pause ends and the lease runs out', 20_000, async () => (await new ClusterRegistry(b, LEASE).liveWorkers()).every((x) => x.id !== w.id));
   // Reap it so its keys do not outlive the test.
-  await until('reaped', async () => (await reg.reapDeadWorkers(async () => {})).some((d) => d.id === w.id));
+  await until('reaped', 20_000, async () => (await reg.reapDeadWorkers(async () => {})).some((d) => d.id === w.id));
 });
 
-test('a worker that stops heartbeating: exactly one of two racing reapers takes it, ends its runs once, marks its sessions lost and deletes its keys', { skip: skip() }, async () => {
+test('a worker that stops heartbeating: exactly one of two racing reapers takes it, ends its runs once, marks its sessions lost and deletes its keys', { skip: redis.skip }, async () => {
   const reg = new ClusterRegistry(a, LEASE);
   const sessions = new SessionRegistry(a);
   let lost = '';
@@ -160,7 +138,7 @@ test('a worker that stops heartbeating: exactly one of two racing reapers takes 
   };
   const reapers = [new ClusterRegistry(a, LEASE), new ClusterRegistry(b, LEASE)];
   const got: DeadWorker[] = [];
-  await until('one reaper takes the dead worker', async () => {
+  await until('one reaper takes the dead worker', 20_000, async () => {
     const rounds = await Promise.all(reapers.map((r) => r.reapDeadWorkers(end)));
     got.push(...rounds.flat());
     return got.length > 0;
@@ -184,13 +162,13 @@ test('a worker that stops heartbeating: exactly one of two racing reapers takes 
   await assert.rejects(writers[0]?.close() ?? Promise.resolve(), (err: unknown) => err instanceof RedisLogError && err.reason === 'ended');
   assert.equal((await events(b, execs[0] ?? '')).filter((e) => e.type === 'done').length, 1);
 
-  const left = (await redis?.command('KEYS', `${PREFIX}*${w.id}*`)) as string[];
+  const left = (await redis.command('KEYS', `${PREFIX}*${w.id}*`)) as string[];
   assert.deepEqual(left.filter((k) => !k.startsWith(`${PREFIX}reap:`)), [], 'its keys are deleted (the reap claim expires on its own)');
   writers[1]?.append(done(0));
   await writers[1]?.close();
 });
 
-test('endIfOpen racing the writer\'s own done: exactly one done, every time, and the loser is told', { skip: skip() }, async () => {
+test('endIfOpen racing the writer\'s own done: exactly one done, every time, and the loser is told', { skip: redis.skip }, async () => {
   let reaperWon = 0;
   let writerWon = 0;
   for (let i = 0; i < 40; i++) {
@@ -233,7 +211,7 @@ test('endIfOpen racing the writer\'s own done: exactly one done, every time, and
   w.abandon();
   // A log that does not exist is not created by endIfOpen.
   assert.equal(await endIfOpen(a, 'exec:never', lostDone), false);
-  assert.equal(await redis?.command('EXISTS', `${PREFIX}log:{exec:never}:meta`), 0);
+  assert.equal(await redis.command('EXISTS', `${PREFIX}log:{exec:never}:meta`), 0);
 });
 
 /** Handlers that record what ran; `run` answers with its execution id. */
@@ -259,7 +237,7 @@ function recordingHandlers(ran: string[], hooks: { onRun?: () => Promise<void> }
   };
 }
 
-test('inbox: commands reach their worker, one session in order, replies carry results and ApiErrors', { skip: skip() }, async () => {
+test('inbox: commands reach their worker, one session in order, replies carry results and ApiErrors', { skip: redis.skip }, async () => {
   const reg = new ClusterRegistry(a, LEASE);
   const w = await reg.register({ url: 'http://inbox:1', heartbeatMs: HEARTBEAT_MS, onLeaseLost: () => {} });
   const ran: string[] = [];
@@ -278,13 +256,13 @@ test('inbox: commands reach their worker, one session in order, replies carry re
   await consuming;
   await w.stop();
   await assert.rejects(api.send(w.id, { type: 'restart', ...target }), (err: unknown) => err instanceof ApiError && err.code === 'SANDBOX_UNAVAILABLE', 'a gone worker is refused at once');
-  assert.equal(await redis?.command('EXISTS', `${PREFIX}inbox:${w.id}`), 0, 'not re-created by the refused send');
+  assert.equal(await redis.command('EXISTS', `${PREFIX}inbox:${w.id}`), 0, 'not re-created by the refused send');
 });
 
-test('inbox: a worker that dies after starting a command but before replying never gets it again; the sender is told it may have run', { skip: skip() }, async () => {
+test('inbox: a worker that dies after starting a command but before replying never gets it again; the sender is told it may have run', { skip: redis.skip }, async () => {
   const reg = new ClusterRegistry(a, LEASE);
   const w = await reg.register({ url: 'http://crash:1', heartbeatMs: HEARTBEAT_MS, onLeaseLost: () => {} });
-  const workerConn = connection();
+  const workerConn = redis.connection();
   const ran: string[] = [];
   let crashed = false;
   const stop = new AbortController();
@@ -308,16 +286,16 @@ test('inbox: a worker that dies after starting a command but before replying nev
   await new Inbox(b).send(w.id, { type: 'delete_session', owner: null, session_id: 'later' });
   assert.deepEqual(again, ['delete later']);
   assert.deepEqual(ran, ['run once'], 'the code was started once, by the first worker only');
-  const pending = (await redis?.command('XPENDING', `${PREFIX}inbox:${w.id}`, 'g')) as [number, ...unknown[]];
+  const pending = (await redis.command('XPENDING', `${PREFIX}inbox:${w.id}`, 'g')) as [number, ...unknown[]];
   assert.equal(pending[0], 1, 'the unanswered command stays pending, never claimed by anyone');
   stop2.abort();
   await back;
   await w.stop();
 });
 
-test('admission: sandbox slots and session caps hold across two nodes racing, with SessionManager\'s messages', { skip: skip() }, async () => {
+test('admission: sandbox slots and session caps hold across two nodes racing, with SessionManager\'s messages', { skip: redis.skip }, async () => {
   // Earlier tests' sessions (lost ones live out their TTL) count towards the server-wide cap.
-  const before = Number(await redis?.command('ZCARD', `${PREFIX}sessions`));
+  const before = Number(await redis.command('ZCARD', `${PREFIX}sessions`));
   const caps = { maxRunning: 3, maxRunningPerTenant: 2, maxSessions: before + 5, maxSessionsPerTenant: 3 };
   const nodes = [new Admission(a, caps), new Admission(b, caps)] as const;
   const t1 = `t${++n}`;
@@ -376,7 +354,7 @@ test('admission: sandbox slots and session caps hold across two nodes racing, wi
   await nodes[0].releaseSession(t2, 'x2');
 });
 
-test('sessions: get, list, touch and execution records are per owner; another owner\'s look like missing ones', { skip: skip() }, async () => {
+test('sessions: get, list, touch and execution records are per owner; another owner\'s look like missing ones', { skip: redis.skip }, async () => {
   const regA = new SessionRegistry(a);
   const regB = new SessionRegistry(b);
   const owner = `o${++n}`;
@@ -387,12 +365,12 @@ test('sessions: get, list, touch and execution records are per owner; another ow
   assert.equal(await regB.get('someone-else', 'sess'), null);
   assert.deepEqual((await regB.list(owner)).map((x) => x.id), ['sess']);
   assert.deepEqual(await regB.list('someone-else'), []);
-  const ttl = (await redis?.command('PTTL', `${PREFIX}session:${a.ownerPart(owner)}:sess`)) as number;
+  const ttl = (await redis.command('PTTL', `${PREFIX}session:${a.ownerPart(owner)}:sess`)) as number;
   assert.ok(ttl > 0 && ttl <= 2000, `the idle TTL (${ttl})`);
-  await until('time passes', async () => ((await redis?.command('PTTL', `${PREFIX}session:${a.ownerPart(owner)}:sess`)) as number) < 1500);
+  await until('time passes', 20_000, async () => ((await redis.command('PTTL', `${PREFIX}session:${a.ownerPart(owner)}:sess`)) as number) < 1500);
   assert.ok((await regB.touch(owner, 'sess')) !== null);
-  assert.ok(((await redis?.command('PTTL', `${PREFIX}session:${a.ownerPart(owner)}:sess`)) as number) > 1500, 'touch renews the idle TTL');
-  await until('the session expires when idle', async () => (await regB.get(owner, 'sess')) === null, 10_000);
+  assert.ok(((await redis.command('PTTL', `${PREFIX}session:${a.ownerPart(owner)}:sess`)) as number) > 1500, 'touch renews the idle TTL');
+  await until('the session expires when idle', 10_000, async () => (await regB.get(owner, 'sess')) === null);
   assert.deepEqual(await regB.list(owner), [], 'and leaves the index');
   assert.equal(await regB.touch(owner, 'sess'), null);
 
@@ -404,7 +382,7 @@ test('sessions: get, list, touch and execution records are per owner; another ow
   assert.equal((await regB.agentRun(null, 'r-1')).worker, 'w1');
 });
 
-test('Idempotency-Key across nodes: concurrent duplicates share one execution, another body is refused, a failed start gives the key up', { skip: skip() }, async () => {
+test('Idempotency-Key across nodes: concurrent duplicates share one execution, another body is refused, a failed start gives the key up', { skip: redis.skip }, async () => {
   const nodes = [new RedisIdempotency(a), new RedisIdempotency(b)];
   const key = `k${++n}`;
   let starts = 0;
@@ -414,14 +392,14 @@ test('Idempotency-Key across nodes: concurrent duplicates share one execution, a
     return new Promise((r) => (release = r));
   };
   const first = nodes[0]!.resolve('t', key, 'fp', () => true, start);
-  await until('the first claimed the key', async () => starts === 1);
+  await until('the first claimed the key', 20_000, async () => starts === 1);
   const second = nodes[1]!.resolve('t', key, 'fp', () => true, start);
   const third = nodes[0]!.resolve('t', key, 'fp', () => true, start);
   await assert.rejects(nodes[1]!.resolve('t', key, 'other body', () => true, start), (err: unknown) => err instanceof ApiError && err.code === 'INVALID_REQUEST' && /^Idempotency-Key: already used within 24 h for a different request/.test(err.message));
   release('exec-1');
   assert.deepEqual(await Promise.all([first, second, third]), ['exec-1', 'exec-1', 'exec-1']);
   assert.equal(starts, 1, 'the code ran once');
-  const ttl = (await redis?.command('TTL', `${PREFIX}idem:${a.ownerPart('t')}:${key}`)) as number;
+  const ttl = (await redis.command('TTL', `${PREFIX}idem:${a.ownerPart('t')}:${key}`)) as number;
   assert.ok(ttl > 86_000 && ttl <= 86_400, `remembered 24 h (${ttl} s)`);
   // Another owner's key of the same name is another key.
   assert.equal(await nodes[1]!.resolve('u', key, 'other body', () => true, async () => 'exec-u'), 'exec-u');
@@ -433,7 +411,7 @@ test('Idempotency-Key across nodes: concurrent duplicates share one execution, a
   assert.equal(await nodes[1]!.resolve(null, k2, 'fp', () => true, async () => 'exec-3'), 'exec-3');
 });
 
-test('every key the cluster pieces leave has a TTL (or was deleted by its owner)', { skip: skip() }, async () => {
+test('every key the cluster pieces leave has a TTL (or was deleted by its owner)', { skip: redis.skip }, async () => {
   // A last scenario touching every piece, so the scan below sees each kind of key.
   const reg = new ClusterRegistry(a, LEASE);
   const w = await reg.register({ url: 'http://ttl:1', heartbeatMs: HEARTBEAT_MS, onLeaseLost: () => {} });
@@ -446,15 +424,15 @@ test('every key the cluster pieces leave has a TTL (or was deleted by its owner)
   stop.abort();
   await consuming;
   w.halt();
-  const keys = (await redis?.command('KEYS', `${PREFIX}*`)) as string[];
+  const keys = (await redis.command('KEYS', `${PREFIX}*`)) as string[];
   assert.ok(keys.length > 10, `a fair sample of keys (${keys.length})`);
   const kinds = new Set(keys.map((k) => k.slice(PREFIX.length).split(/[:{]/)[0]));
   for (const kind of ['workers', 'lease', 'worker', 'inbox', 'session', 'sessions', 'exec', 'running', 'slot', 'idem', 'log']) assert.ok(kinds.has(kind), `a ${kind} key is among them`);
   const noTTL: string[] = [];
   for (const k of keys) {
-    const ttl = (await redis?.command('PTTL', k)) as number;
+    const ttl = (await redis.command('PTTL', k)) as number;
     if (ttl === -1) noTTL.push(k);
   }
   assert.deepEqual(noTTL, [], 'keys without a TTL');
-  await until('the halted worker is reaped', async () => (await reg.reapDeadWorkers(async () => {})).some((d) => d.id === w.id));
+  await until('the halted worker is reaped', 20_000, async () => (await reg.reapDeadWorkers(async () => {})).some((d) => d.id === w.id));
 });

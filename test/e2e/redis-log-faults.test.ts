@@ -5,45 +5,27 @@
  * local log (appendEntry), a follower whose writer died (ended by a reaper), and the LogStore
  * seam (onFailure, openOrWhy). A real redis-server; the tests run in order.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import type { ExecutionEvent, GapEvent } from '@sluice/protocol';
-import { RedisConnection } from '../../packages/server/dist/internal/redis/redis-connection.js';
 import { endIfOpen, RedisLogError, RedisLogReader, RedisLogWriter, type RedisLogOptions } from '../../packages/server/dist/internal/redis/redis-log.js';
 import { RedisLogStore } from '../../packages/server/dist/internal/redis/redis-log-store.js';
 import type { LogEntry } from '../../packages/server/dist/internal/execution/readable-log.js';
-import { redisServerMissing, startRedis, type TestRedis } from './helpers/redis-server.js';
-import { blockedXReads, startRedisProxy } from './helpers/redis-proxy.js';
+import { until } from './helpers/cluster-client.js';
+import { blockedXReads, useRedis } from './helpers/redis-server.js';
 
-let redis: TestRedis | null = null;
-let conn: RedisConnection;
+const redis = useRedis({ aof: false, prefix: 'test:' });
 let n = 0;
-const missing = redisServerMissing();
-const skip = (): string | false => (missing && process.env['CI'] !== 'true' ? missing : false);
-
-before(async () => {
-  redis = await startRedis({ aof: false });
-  if (redis) conn = new RedisConnection({ url: redis.url, prefix: 'test:' });
-});
-
-after(async () => {
-  await conn?.close();
-  await redis?.close();
-});
 
 const logID = (): string => `exec:f${++n}-${process.pid}`;
-const command = (name: string, ...args: (string | number)[]): Promise<unknown> => {
-  assert.ok(redis);
-  return redis.command(name, ...args);
-};
 
-function newWriter(id: string, opts: RedisLogOptions = {}, c = conn): Promise<RedisLogWriter> {
+function newWriter(id: string, opts: RedisLogOptions = {}, c = redis.conn): Promise<RedisLogWriter> {
   return RedisLogWriter.create<ExecutionEvent>(c, id, opts);
 }
 
-async function reader(id: string, opts: { blockMs?: number; unavailableMs?: number } = {}, c = conn): Promise<RedisLogReader> {
+async function reader(id: string, opts: { blockMs?: number; unavailableMs?: number } = {}, c = redis.conn): Promise<RedisLogReader> {
   const r = await RedisLogReader.open<ExecutionEvent>(c, id, opts);
   assert.ok(r, `log ${id} should exist`);
   return r;
@@ -58,20 +40,11 @@ async function followAll(r: RedisLogReader, from = 1, batches?: LogEntry<string>
   return out;
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 const stdout = (seq: number, content: string): string => JSON.stringify({ type: 'stdout', seq, ts: 1_700_000_000_000 + seq, content });
 
-test('a half-open connection (nothing answered, nothing closed): the writer and the follower give up within their bounds, and the connections work again once the network heals', { skip: skip() }, async () => {
-  assert.ok(redis);
-  const proxy = await startRedisProxy(redis.port);
-  const viaProxy = new RedisConnection({ url: proxy.url, prefix: 'test:' });
+test('a half-open connection (nothing answered, nothing closed): the writer and the follower give up within their bounds, and the connections work again once the network heals', { skip: redis.skip }, async () => {
+  const proxy = await redis.proxy();
+  const viaProxy = redis.connection(proxy.url);
   try {
     const id = logID();
     const w = await newWriter(id, { writeTimeoutMs: 1500 }, viaProxy);
@@ -83,7 +56,7 @@ test('a half-open connection (nothing answered, nothing closed): the writer and 
       () => (outcome = 'ended'),
       (err: unknown) => (outcome = err),
     );
-    await until('the follower to read seq 1', () => r.lastSeq === 1);
+    await until('the follower to read seq 1', 20_000, () => r.lastSeq === 1);
     proxy.mode = 'blackhole';
     const t0 = Date.now();
     w.append({ type: 'stdout', content: 'b' });
@@ -91,7 +64,7 @@ test('a half-open connection (nothing answered, nothing closed): the writer and 
     const writerWaited = Date.now() - t0;
     assert.ok(writerWaited < 10_000, `the writer gave up after ${writerWaited} ms`);
     // The follower's wait counts from the call that went unanswered: about BLOCK + 1.5 s, not for ever.
-    await until('the follower to give up', () => outcome !== undefined, 15_000);
+    await until('the follower to give up', 15_000, () => outcome !== undefined);
     assert.ok(outcome instanceof RedisLogError && outcome.reason === 'unavailable', `follower: ${String(outcome)}`);
     const followerWaited = Date.now() - t0;
     assert.ok(followerWaited < 12_000, `the follower gave up after ${followerWaited} ms`);
@@ -109,10 +82,9 @@ test('a half-open connection (nothing answered, nothing closed): the writer and 
   }
 });
 
-test('create whose reply is lost is resent and succeeds (its own create, not `exists`)', { skip: skip() }, async () => {
-  assert.ok(redis);
-  const proxy = await startRedisProxy(redis.port);
-  const viaProxy = new RedisConnection({ url: proxy.url, prefix: 'test:' });
+test('create whose reply is lost is resent and succeeds (its own create, not `exists`)', { skip: redis.skip }, async () => {
+  const proxy = await redis.proxy();
+  const viaProxy = redis.connection(proxy.url);
   try {
     // The script is loaded and the connection ready: the eaten reply is the create's.
     await (await newWriter(logID(), {}, viaProxy)).close();
@@ -131,7 +103,7 @@ test('create whose reply is lost is resent and succeeds (its own create, not `ex
   }
 });
 
-test('a writer forgotten by its owner (neither closed nor abandoned) stops refreshing its keys: the log expires', { skip: skip() }, async () => {
+test('a writer forgotten by its owner (neither closed nor abandoned) stops refreshing its keys: the log expires', { skip: redis.skip }, async () => {
   setFlagsFromString('--expose-gc');
   const gc = runInNewContext('gc') as () => void;
   const id = logID();
@@ -143,33 +115,32 @@ test('a writer forgotten by its owner (neither closed nor abandoned) stops refre
   };
   await forget();
   const meta = `test:log:{${id}}:meta`;
-  assert.ok(Number(await command('PTTL', meta)) > 0);
+  assert.ok(Number(await redis.command('PTTL', meta)) > 0);
   await until(
     'the forgotten log to expire',
+    15_000,
     async () => {
       gc();
-      return Number(await command('PTTL', meta)) === -2;
+      return Number(await redis.command('PTTL', meta)) === -2;
     },
-    15_000,
   );
 });
 
-test('TTLs in fractions of a second are stored as whole ms', { skip: skip() }, async () => {
+test('TTLs in fractions of a second are stored as whole ms', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id, { liveTTLSec: 30.0005, retentionSec: 20.0007, writeTimeoutMs: 3000 });
   w.append({ type: 'stdout', content: 'x' });
   await w.flushed();
-  const live = Number(await command('PTTL', `test:log:{${id}}`));
+  const live = Number(await redis.command('PTTL', `test:log:{${id}}`));
   assert.ok(live > 29_000 && live <= 30_001, `live TTL ${live}`);
   await w.close();
-  const kept = Number(await command('PTTL', `test:log:{${id}}:meta`));
+  const kept = Number(await redis.command('PTTL', `test:log:{${id}}:meta`));
   assert.ok(kept > 19_000 && kept <= 20_001, `retention ${kept}`);
 });
 
-test('appendEntry stores another log\'s events with their seqs and JSON: in order, a skipped seq is a gap, a resend stores them once', { skip: skip() }, async () => {
-  assert.ok(redis);
-  const proxy = await startRedisProxy(redis.port);
-  const viaProxy = new RedisConnection({ url: proxy.url, prefix: 'test:' });
+test('appendEntry stores another log\'s events with their seqs and JSON: in order, a skipped seq is a gap, a resend stores them once', { skip: redis.skip }, async () => {
+  const proxy = await redis.proxy();
+  const viaProxy = redis.connection(proxy.url);
   try {
     const id = logID();
     const w = await newWriter(id, {}, viaProxy);
@@ -216,7 +187,7 @@ test('appendEntry stores another log\'s events with their seqs and JSON: in orde
   }
 });
 
-test('reads are bounded by bytes, not only by count: big events come a few at a time', { skip: skip() }, async () => {
+test('reads are bounded by bytes, not only by count: big events come a few at a time', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id, { maxBytes: 256 * 1024 * 1024 });
   const big = 'z'.repeat(200 * 1024);
@@ -230,18 +201,18 @@ test('reads are bounded by bytes, not only by count: big events come a few at a 
   assert.ok(sizes.slice(1).every((s) => s <= 1024 * 1024 + big.length + 100), `later batches follow the events' size: ${sizes.join(', ')}`);
 });
 
-test('a live follower blocks again at once: no state read (MULTI) per event', { skip: skip() }, async () => {
+test('a live follower blocks again at once: no state read (MULTI) per event', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id);
   const r = await reader(id, { blockMs: 10_000 });
-  await command('CONFIG', 'RESETSTAT');
+  await redis.command('CONFIG', 'RESETSTAT');
   const got = followAll(r);
   for (let i = 1; i <= 30; i++) {
     w.append({ type: 'stdout', content: `${i}\n` });
-    await until(`the follower to have ${i}`, () => r.lastSeq >= i);
-    await until('the follower to block again', async () => (await blockedXReads(command)) === 1);
+    await until(`the follower to have ${i}`, 20_000, () => r.lastSeq >= i);
+    await until('the follower to block again', 20_000, async () => (await blockedXReads(redis.command)) === 1);
   }
-  const stats = String(await command('INFO', 'commandstats'));
+  const stats = String(await redis.command('INFO', 'commandstats'));
   const calls = (cmd: string): number => Number(new RegExp(`cmdstat_${cmd}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
   assert.ok(calls('xread') >= 30, `xread calls ${calls('xread')}`);
   assert.ok(calls('multi') <= 3, `state reads while following 30 events: ${calls('multi')}`);
@@ -249,7 +220,7 @@ test('a live follower blocks again at once: no state read (MULTI) per event', { 
   assert.equal((await got).length, 30);
 });
 
-test('a follower whose writer died is ended by the reaper\'s endIfOpen at once, blocked or not', { skip: skip() }, async () => {
+test('a follower whose writer died is ended by the reaper\'s endIfOpen at once, blocked or not', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id);
   w.append({ type: 'stdout', content: 'before\n' });
@@ -257,11 +228,11 @@ test('a follower whose writer died is ended by the reaper\'s endIfOpen at once, 
   const r = await reader(id, { blockMs: 60_000 });
   let ended = false;
   const got = followAll(r).then((e) => ((ended = true), e));
-  await until('the follower to block in XREAD', async () => (await blockedXReads(command)) === 1);
+  await until('the follower to block in XREAD', 20_000, async () => (await blockedXReads(redis.command)) === 1);
   // The worker's process dies: nothing closes the log; a reaper that saw its lease lapse ends it.
   w.abandon();
-  assert.equal(await endIfOpen<ExecutionEvent>(conn, id, { type: 'done', exit_code: null, duration: '1.000s', duration_ms: 1000, reason: 'sandbox_lost' }), true);
-  await until('the follower to end', () => ended, 10_000);
+  assert.equal(await endIfOpen<ExecutionEvent>(redis.conn, id, { type: 'done', exit_code: null, duration: '1.000s', duration_ms: 1000, reason: 'sandbox_lost' }), true);
+  await until('the follower to end', 10_000, () => ended);
   const entries = await got;
   assert.deepEqual(entries.map((e) => e.type), ['stdout', 'done']);
   assert.match(entries[1]?.json ?? '', /"reason":"sandbox_lost"/);
@@ -270,8 +241,8 @@ test('a follower whose writer died is ended by the reaper\'s endIfOpen at once, 
   await assert.rejects(w.flushed(), (err: unknown) => err instanceof RedisLogError && err.reason === 'ended');
 });
 
-test('the store seam: onFailure from create, and openOrWhy tells an unknown log from a lost one', { skip: skip() }, async () => {
-  const store = new RedisLogStore(conn, {}, { blockMs: 500 });
+test('the store seam: onFailure from create, and openOrWhy tells an unknown log from a lost one', { skip: redis.skip }, async () => {
+  const store = new RedisLogStore(redis.conn, {}, { blockMs: 500 });
   const id = logID();
   const seen: { told: Error | null } = { told: null };
   const w = await store.create(id, { maxBytes: 1024 * 1024, onFailure: (err) => (seen.told = err) });
@@ -279,14 +250,14 @@ test('the store seam: onFailure from create, and openOrWhy tells an unknown log 
   const opened = await store.openOrWhy(id);
   assert.equal(opened.kind, 'open');
   // Redis loses the log (a flush, a restart without persistence) while the cluster's record of the execution stays.
-  await command('HSET', `test:${id}`, 'owner', '-', 'session', 's', 'worker', 'w');
-  await command('DEL', `test:log:{${id}}`, `test:log:{${id}}:meta`);
+  await redis.command('HSET', `test:${id}`, 'owner', '-', 'session', 's', 'worker', 'w');
+  await redis.command('DEL', `test:log:{${id}}`, `test:log:{${id}}:meta`);
   w.append({ type: 'stdout', content: 'y' });
-  await until('the writer to be told', () => seen.told !== null);
+  await until('the writer to be told', 20_000, () => seen.told !== null);
   assert.ok(seen.told instanceof RedisLogError);
   assert.equal(seen.told.reason, 'lost');
   assert.deepEqual(await store.openOrWhy(id), { kind: 'missing', why: 'lost' });
   assert.deepEqual(await store.openOrWhy(logID()), { kind: 'missing', why: 'unknown' });
   assert.equal(await store.open(id), null);
-  await command('DEL', `test:${id}`);
+  await redis.command('DEL', `test:${id}`);
 });

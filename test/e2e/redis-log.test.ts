@@ -4,48 +4,27 @@
  * Redis, dropped connections and a crash with restart. The one Redis of this file is restarted
  * by some tests, so they run in order (node:test's default within a file).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Socket } from 'node:net';
 import type { ExecutionEvent, GapEvent } from '@sluice/protocol';
-import { RedisConnection } from '../../packages/server/dist/internal/redis/redis-connection.js';
 import { RedisLogReader, RedisLogWriter, type RedisLogOptions } from '../../packages/server/dist/internal/redis/redis-log.js';
 import { RedisLogStore } from '../../packages/server/dist/internal/redis/redis-log-store.js';
 import type { LogEntry } from '../../packages/server/dist/internal/execution/readable-log.js';
-import { redisServerMissing, startRedis, type TestRedis } from './helpers/redis-server.js';
-import { blockedXReads } from './helpers/redis-proxy.js';
+import { until } from './helpers/cluster-client.js';
+import { blockedXReads, useRedis } from './helpers/redis-server.js';
 
-let redis: TestRedis | null = null;
-let conn: RedisConnection;
+const redis = useRedis({ aof: true, prefix: 'test:' });
 let n = 0;
-/** Decided when the tests are declared: skipped (saying why) only without redis-server outside CI; startRedis throws in CI. */
-const missing = redisServerMissing();
-const skip = (): string | false => (missing && process.env['CI'] !== 'true' ? missing : false);
-
-before(async () => {
-  redis = await startRedis({ aof: true });
-  if (redis) conn = new RedisConnection({ url: redis.url, prefix: 'test:' });
-});
-
-after(async () => {
-  await conn?.close();
-  await redis?.close();
-});
-
-const command = (name: string, ...args: (string | number)[]): Promise<unknown> => {
-  assert.ok(redis);
-  return redis.command(name, ...args);
-};
 
 /** A fresh log id per test. */
 const logID = (): string => `exec:t${++n}-${process.pid}`;
 
 function newWriter(id: string, opts: RedisLogOptions = {}): Promise<RedisLogWriter> {
-  return RedisLogWriter.create<ExecutionEvent>(conn, id, opts);
+  return RedisLogWriter.create<ExecutionEvent>(redis.conn, id, opts);
 }
 
 async function reader(id: string, blockMs = 2000): Promise<RedisLogReader> {
-  const r = await RedisLogReader.open<ExecutionEvent>(conn, id, { blockMs });
+  const r = await RedisLogReader.open<ExecutionEvent>(redis.conn, id, { blockMs });
   assert.ok(r, `log ${id} should exist`);
   return r;
 }
@@ -66,15 +45,7 @@ function assertContiguous(entries: LogEntry<string>[], from: number, to: number)
   seqs.forEach((s, i) => assert.equal(s, from + i, `event ${i} has seq ${s}, expected ${from + i}`));
 }
 
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-test('a follower gets every event once, in order, live, and ends when the log closes', { skip: skip() }, async () => {
+test('a follower gets every event once, in order, live, and ends when the log closes', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id);
   const r = await reader(id);
@@ -94,11 +65,11 @@ test('a follower gets every event once, in order, live, and ends when the log cl
   assert.equal(r.closed, true);
   assert.equal(r.lastSeq, 5001);
   // The stream's ids are the seqs.
-  const first = (await redis?.command('XRANGE', `test:log:{${id}}`, '-', '+', 'COUNT', 1)) as [string, string[]][];
+  const first = (await redis.command('XRANGE', `test:log:{${id}}`, '-', '+', 'COUNT', 1)) as [string, string[]][];
   assert.equal(first[0]?.[0], '1-0');
 });
 
-test('a follower from the middle gets that seq on; one past the end of a closed log gets nothing', { skip: skip() }, async () => {
+test('a follower from the middle gets that seq on; one past the end of a closed log gets nothing', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id);
   for (let i = 1; i <= 3000; i++) w.append({ type: 'stdout', content: `${i}\n` });
@@ -117,12 +88,12 @@ test('a follower from the middle gets that seq on; one past the end of a closed 
   assert.equal(held, 3100);
 });
 
-test('past maxEntries the oldest events are trimmed: a reader from 1 gets a gap for exactly those, and scan counts them', { skip: skip() }, async () => {
+test('past maxEntries the oldest events are trimmed: a reader from 1 gets a gap for exactly those, and scan counts them', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id, { maxEntries: 100 });
   for (let i = 1; i <= 1000; i++) w.append({ type: 'stdout', content: `${i}\n` });
   await w.close();
-  assert.equal(await redis?.command('XLEN', `test:log:{${id}}`), 101, '100 events and the end marker');
+  assert.equal(await redis.command('XLEN', `test:log:{${id}}`), 101, '100 events and the end marker');
   const entries = await followAll(await reader(id), 1);
   const gap = JSON.parse(entries[0]?.json ?? '{}') as GapEvent;
   assert.equal(gap.type, 'gap');
@@ -137,7 +108,7 @@ test('past maxEntries the oldest events are trimmed: a reader from 1 gets a gap 
   assert.ok(evicted && evicted.stdout_bytes > 0, 'the dropped output is counted');
 });
 
-test('maxBytes bounds the stream by JSON bytes, trimming the oldest but never the newest', { skip: skip() }, async () => {
+test('maxBytes bounds the stream by JSON bytes, trimming the oldest but never the newest', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id, { maxBytes: 64 * 1024 });
   const line = 'x'.repeat(1000);
@@ -150,7 +121,7 @@ test('maxBytes bounds the stream by JSON bytes, trimming the oldest but never th
   assert.equal(entries[1]?.seq, 501);
 });
 
-test('the end wakes a blocked follower at once, not at its BLOCK timeout', { skip: skip() }, async () => {
+test('the end wakes a blocked follower at once, not at its BLOCK timeout', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id);
   w.append({ type: 'stdout', content: 'a' });
@@ -158,15 +129,15 @@ test('the end wakes a blocked follower at once, not at its BLOCK timeout', { ski
   const r = await reader(id, 60_000);
   let ended = false;
   const got = followAll(r).then((e) => ((ended = true), e));
-  await until('the follower to have read seq 1', () => r.lastSeq === 1);
+  await until('the follower to have read seq 1', 20_000, () => r.lastSeq === 1);
   // Redis says the follower sits in XREAD BLOCK (60 s): only the end marker can wake it in time.
-  await until('the follower to block in XREAD', async () => (await blockedXReads(command)) === 1);
+  await until('the follower to block in XREAD', 20_000, async () => (await blockedXReads(redis.command)) === 1);
   await w.close();
-  await until('the follower to end', () => ended, 10_000);
+  await until('the follower to end', 10_000, () => ended);
   assertContiguous(await got, 1, 1);
 });
 
-test('an aborted follower ends promptly and gives back its blocking connection', { skip: skip() }, async () => {
+test('an aborted follower ends promptly and gives back its blocking connection', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id);
   const r = await reader(id, 60_000);
@@ -174,48 +145,48 @@ test('an aborted follower ends promptly and gives back its blocking connection',
   let ended = false;
   const got = followAll(r, 1, ac.signal).then(() => (ended = true));
   // Blocked in Redis, not merely holding a pooled connection (idle ones from earlier tests count in size).
-  await until('the follower to block in XREAD', async () => (await blockedXReads(command)) === 1);
-  const before = conn.blocking.size;
+  await until('the follower to block in XREAD', 20_000, async () => (await blockedXReads(redis.command)) === 1);
+  const before = redis.conn.blocking.size;
   const t0 = Date.now();
   ac.abort();
-  await until('the follower to end', () => ended, 5_000);
+  await until('the follower to end', 5_000, () => ended);
   await got;
   assert.ok(Date.now() - t0 < 5_000);
-  assert.equal(conn.blocking.size, before - 1, 'the aborted XREAD connection is closed, not left blocked');
-  await until('Redis to see the blocked XREAD gone', async () => (await blockedXReads(command)) === 0, 5_000);
+  assert.equal(redis.conn.blocking.size, before - 1, 'the aborted XREAD connection is closed, not left blocked');
+  await until('Redis to see the blocked XREAD gone', 5_000, async () => (await blockedXReads(redis.command)) === 0);
   await w.close();
 });
 
-test('every key has a TTL: the live one while written, the retention once closed', { skip: skip() }, async () => {
+test('every key has a TTL: the live one while written, the retention once closed', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id, { liveTTLSec: 600, retentionSec: 60 });
   const keys = [`test:log:{${id}}`, `test:log:{${id}}:meta`];
-  const meta = Number(await redis?.command('PTTL', keys[1] ?? ''));
+  const meta = Number(await redis.command('PTTL', keys[1] ?? ''));
   assert.ok(meta > 590_000 && meta <= 600_000, `meta's TTL after create: ${meta}`);
   w.append({ type: 'stdout', content: 'a' });
   await w.flushed();
   for (const k of keys) {
-    const ttl = Number(await redis?.command('PTTL', k));
+    const ttl = Number(await redis.command('PTTL', k));
     assert.ok(ttl > 590_000 && ttl <= 600_000, `${k} live TTL: ${ttl}`);
   }
   await w.close();
   for (const k of keys) {
-    const ttl = Number(await redis?.command('PTTL', k));
+    const ttl = Number(await redis.command('PTTL', k));
     assert.ok(ttl > 50_000 && ttl <= 60_000, `${k} TTL once closed: ${ttl}`);
   }
   // Nothing under the prefix lives for ever.
-  const all = (await redis?.command('KEYS', 'test:*')) as string[];
-  for (const k of all) assert.notEqual(Number(await redis?.command('PTTL', k)), -1, `${k} has no TTL`);
+  const all = (await redis.command('KEYS', 'test:*')) as string[];
+  for (const k of all) assert.notEqual(Number(await redis.command('PTTL', k)), -1, `${k} has no TTL`);
 });
 
-test('CLIENT PAUSE WRITE: appends wait without blocking the event loop, then arrive in order', { skip: skip() }, async () => {
+test('CLIENT PAUSE WRITE: appends wait without blocking the event loop, then arrive in order', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id);
   const r = await reader(id);
   const got = followAll(r);
   w.append({ type: 'stdout', content: 'before\n' });
   await w.flushed();
-  await redis?.command('CLIENT', 'PAUSE', 1000, 'WRITE');
+  await redis.command('CLIENT', 'PAUSE', 1000, 'WRITE');
   const paused = Date.now();
   // A timer that keeps ticking shows the event loop is free while Redis holds the writes.
   let ticks = 0;
@@ -243,12 +214,12 @@ test('CLIENT PAUSE WRITE: appends wait without blocking the event loop, then arr
   assertContiguous(await got, 1, 2001);
 });
 
-test('Redis slower than the program: waiting events past maxPendingBytes are dropped by the overflow policy, the newest kept', { skip: skip() }, async () => {
+test('Redis slower than the program: waiting events past maxPendingBytes are dropped by the overflow policy, the newest kept', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id, { maxPendingBytes: 32 * 1024 });
   w.append({ type: 'start', execution_id: 'e', session_id: 's', language: 'python', mode: 'process' });
   await w.flushed();
-  await redis?.command('CLIENT', 'PAUSE', 500, 'WRITE');
+  await redis.command('CLIENT', 'PAUSE', 500, 'WRITE');
   for (let i = 0; i < 2000; i++) {
     w.append({ type: 'progress', percent: i / 20 });
     w.append({ type: 'stdout', content: `out ${i}\n` });
@@ -274,75 +245,30 @@ test('Redis slower than the program: waiting events past maxPendingBytes are dro
   assert.equal(next, w.lastSeq + 1);
 });
 
-test('connections dropped mid-stream (CLIENT KILL): the writer resends, the follower resumes from its last id, nothing lost or doubled', { skip: skip() }, async () => {
+test('connections dropped mid-stream (CLIENT KILL): the writer resends, the follower resumes from its last id, nothing lost or doubled', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id);
   const r = await reader(id);
   const got = followAll(r);
   for (let round = 0; round < 5; round++) {
     for (let i = 0; i < 500; i++) w.append({ type: 'stdout', content: `${round}.${i}\n` });
-    await redis?.command('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    await redis.command('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
     await new Promise((res) => setTimeout(res, 30));
   }
   await w.close();
   assertContiguous(await got, 1, 2500);
 });
 
-/**
- * A TCP proxy to Redis that, once armed, swallows the next reply Redis sends and cuts that
- * connection: the command ran, its client never hears so. The writer must resend without
- * storing anything twice.
- */
-async function replyEatingProxy(port: number): Promise<{ url: string; arm(): void; cuts: number; close(): Promise<void> }> {
-  const sockets = new Set<Socket>();
-  let armed = false;
-  const state = { cuts: 0 };
-  const server = createServer((client) => {
-    const upstream = connect(port, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    client.on('error', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
-    client.on('data', (d) => upstream.write(d));
-    upstream.on('data', (d) => {
-      if (armed) {
-        armed = false;
-        state.cuts++;
-        client.destroy();
-        upstream.destroy();
-        return;
-      }
-      client.write(d);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const addr = server.address();
-  assert.ok(addr && typeof addr === 'object');
-  return {
-    url: `redis://127.0.0.1:${addr.port}`,
-    arm: () => (armed = true),
-    get cuts() {
-      return state.cuts;
-    },
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
-
-test('a write whose reply is lost (the script ran, the connection dropped) is resent and stored once', { skip: skip() }, async () => {
-  assert.ok(redis);
-  const proxy = await replyEatingProxy(redis.port);
-  const viaProxy = new RedisConnection({ url: proxy.url, prefix: 'test:' });
+test('a write whose reply is lost (the script ran, the connection dropped) is resent and stored once', { skip: redis.skip }, async () => {
+  const proxy = await redis.proxy();
+  const viaProxy = redis.connection(proxy.url);
   try {
     const id = logID();
     const w = await RedisLogWriter.create<ExecutionEvent>(viaProxy, id);
     w.append({ type: 'stdout', content: 'first\n' });
     await w.flushed();
     for (let round = 0; round < 3; round++) {
-      proxy.arm();
+      proxy.eatNextReply();
       for (let i = 0; i < 100; i++) w.append({ type: 'stdout', content: `${round}.${i}\n` });
       await w.flushed();
     }
@@ -356,7 +282,7 @@ test('a write whose reply is lost (the script ran, the connection dropped) is re
   }
 });
 
-test('Redis killed and restarted with AOF mid-stream: the follower continues, nothing lost, nothing doubled', { skip: skip() }, async () => {
+test('Redis killed and restarted with AOF mid-stream: the follower continues, nothing lost, nothing doubled', { skip: redis.skip }, async () => {
   const id = logID();
   // Appends go on while Redis is down: the pending bound must hold them all (nothing dropped to a gap).
   const w = await newWriter(id, { writeTimeoutMs: 20_000, maxPendingBytes: 512 * 1024 * 1024 });
@@ -369,12 +295,12 @@ test('Redis killed and restarted with AOF mid-stream: the follower continues, no
       if (i % 50 === 0) await new Promise((res) => setTimeout(res, 1));
     }
   })();
-  await until('some events stored', () => w.storedSeq > 500);
-  await redis?.kill();
+  await until('some events stored', 20_000, () => w.storedSeq > 500);
+  await redis.server.kill();
   await new Promise((res) => setTimeout(res, 300));
-  await redis?.start();
+  await redis.server.start();
   const afterRestart = w.lastSeq;
-  await until('events stored after the restart', () => w.storedSeq > afterRestart + 500);
+  await until('events stored after the restart', 20_000, () => w.storedSeq > afterRestart + 500);
   stop = true;
   await writing;
   await w.close();
@@ -383,11 +309,10 @@ test('Redis killed and restarted with AOF mid-stream: the follower continues, no
   assertContiguous(await got, 1, w.lastSeq);
 });
 
-test('the Redis store: create, then open from another connection (another node) and follow', { skip: skip() }, async () => {
-  assert.ok(redis);
-  const other = new RedisConnection({ url: redis.url, prefix: 'test:' });
+test('the Redis store: create, then open from another connection (another node) and follow', { skip: redis.skip }, async () => {
+  const other = redis.connection();
   try {
-    const store = new RedisLogStore(conn, { retentionSec: 60 });
+    const store = new RedisLogStore(redis.conn, { retentionSec: 60 });
     const elsewhere = new RedisLogStore(other);
     const id = logID();
     const w = await store.create(id, { maxBytes: 1024 * 1024 });

@@ -6,7 +6,7 @@
  * Redis, fencing well before a reaper can act, and sandbox slots that lapse per execution.
  * Every wait is a poll with a deadline.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SessionView } from '@sluice/protocol';
 import { ApiError } from '../../packages/server/dist/internal/api-error.js';
@@ -15,40 +15,11 @@ import { ClusterRegistry } from '../../packages/server/dist/internal/redis/clust
 import type { CommandHandlers } from '../../packages/server/dist/internal/redis/commands.js';
 import { RedisIdempotency } from '../../packages/server/dist/internal/redis/idempotency.js';
 import { Inbox } from '../../packages/server/dist/internal/redis/inbox.js';
-import { RedisConnection } from '../../packages/server/dist/internal/redis/redis-connection.js';
-import { startRedisProxy, type RedisProxy } from './helpers/redis-proxy.js';
-import { redisServerMissing, startRedis, type TestRedis } from './helpers/redis-server.js';
+import { until } from './helpers/cluster-client.js';
+import { useRedis } from './helpers/redis-server.js';
 
 const PREFIX = 'wtest:';
-let redis: TestRedis | null = null;
-const conns: RedisConnection[] = [];
-const proxies: RedisProxy[] = [];
-const missing = redisServerMissing();
-const skip = (): string | false => (missing && process.env['CI'] !== 'true' ? missing : false);
-
-before(async () => {
-  redis = await startRedis();
-});
-after(async () => {
-  await Promise.all(conns.map((c) => c.close()));
-  await Promise.all(proxies.map((p) => p.close()));
-  await redis?.close();
-});
-
-function connection(url = redis?.url): RedisConnection {
-  if (!url) throw new Error('no redis');
-  const c = new RedisConnection({ url, prefix: PREFIX });
-  conns.push(c);
-  return c;
-}
-
-async function until(what: string, cond: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const redis = useRedis({ prefix: PREFIX });
 
 /** Handlers whose `run` records that the code started, then waits for `gate` before answering. */
 function gatedRuns(ran: string[], gate: Promise<void> = Promise.resolve()): CommandHandlers {
@@ -70,8 +41,8 @@ function gatedRuns(ran: string[], gate: Promise<void> = Promise.resolve()): Comm
   };
 }
 
-test('inbox: a run whose code started but whose worker answers after the sender\'s wait is not reported as "retry": the sender waits and gets its result', { skip: skip() }, async () => {
-  const worker = connection();
+test('inbox: a run whose code started but whose worker answers after the sender\'s wait is not reported as "retry": the sender waits and gets its result', { skip: redis.skip }, async () => {
+  const worker = redis.connection();
   const reg = new ClusterRegistry(worker, { leaseMs: 5000 });
   const w = await reg.register({ url: 'http://slow:1', heartbeatMs: 100, onLeaseLost: () => {} });
   const ran: string[] = [];
@@ -80,10 +51,10 @@ test('inbox: a run whose code started but whose worker answers after the sender\
   const stop = new AbortController();
   const consuming = new Inbox(worker).consume(w.id, gatedRuns(ran, gate), stop.signal, { blockMs: 100 });
   const started = Date.now();
-  const sent = new Inbox(connection()).send(w.id, { type: 'run', owner: null, session_id: 's', execution_id: 'late', request: { code: 'x' } }, { timeoutMs: 500, startedWaitMs: 10_000 });
+  const sent = new Inbox(redis.connection()).send(w.id, { type: 'run', owner: null, session_id: 's', execution_id: 'late', request: { code: 'x' } }, { timeoutMs: 500, startedWaitMs: 10_000 });
   // The code starts at once; the worker's answer comes well after the sender's 500 ms.
-  await until('the code started', () => ran.length === 1);
-  await until('the sender\'s wait passed', () => Date.now() - started > 1500);
+  await until('the code started', 20_000, () => ran.length === 1);
+  await until('the sender\'s wait passed', 20_000, () => Date.now() - started > 1500);
   open();
   assert.deepEqual(await sent, { execution_id: 'late' }, 'the started run is the answer, not SANDBOX_UNAVAILABLE "retry"');
   assert.deepEqual(ran, ['late']);
@@ -92,11 +63,11 @@ test('inbox: a run whose code started but whose worker answers after the sender\
   await w.stop();
 });
 
-test('inbox: a command the sender abandoned (its worker was not reading) never starts, and its retry runs exactly once', { skip: skip() }, async () => {
-  const worker = connection();
+test('inbox: a command the sender abandoned (its worker was not reading) never starts, and its retry runs exactly once', { skip: redis.skip }, async () => {
+  const worker = redis.connection();
   const reg = new ClusterRegistry(worker, { leaseMs: 5000 });
   const w = await reg.register({ url: 'http://paused:1', heartbeatMs: 100, onLeaseLost: () => {} });
-  const api = new Inbox(connection());
+  const api = new Inbox(redis.connection());
   // The worker's inbox consumption is paused: nothing reads the command within the sender's wait.
   await assert.rejects(
     api.send(w.id, { type: 'run', owner: null, session_id: 's', execution_id: 'first', request: { code: 'x' } }, { timeoutMs: 300 }),
@@ -108,18 +79,16 @@ test('inbox: a command the sender abandoned (its worker was not reading) never s
   const consuming = new Inbox(worker).consume(w.id, gatedRuns(ran), stop.signal, { blockMs: 100 });
   // The client's retry.
   assert.deepEqual(await api.send(w.id, { type: 'run', owner: null, session_id: 's', execution_id: 'retry', request: { code: 'x' } }), { execution_id: 'retry' });
-  await until('the inbox is empty', async () => Number(await redis?.command('XLEN', `${PREFIX}inbox:${w.id}`)) === 0);
+  await until('the inbox is empty', 20_000, async () => Number(await redis.command('XLEN', `${PREFIX}inbox:${w.id}`)) === 0);
   assert.deepEqual(ran, ['retry'], 'the code ran once: the abandoned command never started');
   stop.abort();
   await consuming;
   await w.stop();
 });
 
-test('Idempotency-Key: when the reply to recording the execution id is lost, the request still gets its id, and a retry replays it', { skip: skip() }, async () => {
-  assert.ok(redis);
-  const proxy = await startRedisProxy(redis.port);
-  proxies.push(proxy);
-  const node = new RedisIdempotency(connection(proxy.url));
+test('Idempotency-Key: when the reply to recording the execution id is lost, the request still gets its id, and a retry replays it', { skip: redis.skip }, async () => {
+  const proxy = await redis.proxy();
+  const node = new RedisIdempotency(redis.connection(proxy.url));
   let starts = 0;
   const id = await node.resolve(null, 'k-lost-reply', 'fp', () => false, async () => {
     starts++;
@@ -129,7 +98,7 @@ test('Idempotency-Key: when the reply to recording the execution id is lost, the
   });
   assert.equal(id, 'exec-1', 'the execution id, not an error (a 500 whose retry would run the code again)');
   assert.equal(proxy.cuts, 1, 'a reply was lost');
-  const again = await new RedisIdempotency(connection()).resolve(null, 'k-lost-reply', 'fp', () => true, async () => {
+  const again = await new RedisIdempotency(redis.connection()).resolve(null, 'k-lost-reply', 'fp', () => true, async () => {
     starts++;
     return 'exec-2';
   });
@@ -137,9 +106,8 @@ test('Idempotency-Key: when the reply to recording the execution id is lost, the
   assert.equal(starts, 1);
 });
 
-test('Idempotency-Key: a paused Redis answers SANDBOX_UNAVAILABLE within a bound, never a hang', { skip: skip() }, async () => {
-  assert.ok(redis);
-  const node = new RedisIdempotency(connection());
+test('Idempotency-Key: a paused Redis answers SANDBOX_UNAVAILABLE within a bound, never a hang', { skip: redis.skip }, async () => {
+  const node = new RedisIdempotency(redis.connection());
   // Connected first, so the pause (writes only) catches the claim.
   await node.resolve(null, 'k-warm', 'fp', () => true, async () => 'warm');
   await redis.command('CLIENT', 'PAUSE', 12_000, 'WRITE');
@@ -155,10 +123,9 @@ test('Idempotency-Key: a paused Redis answers SANDBOX_UNAVAILABLE within a bound
   }
 });
 
-test('fencing: a worker whose renewals stop fences itself while its lease still holds in Redis (well before a reaper may act)', { skip: skip() }, async () => {
-  assert.ok(redis);
+test('fencing: a worker whose renewals stop fences itself while its lease still holds in Redis (well before a reaper may act)', { skip: redis.skip }, async () => {
   const leaseMs = 2000;
-  const worker = connection();
+  const worker = redis.connection();
   const reg = new ClusterRegistry(worker, { leaseMs });
   let lostAt = 0;
   let pttlAtLoss: number | null = null;
@@ -168,32 +135,32 @@ test('fencing: a worker whose renewals stop fences itself while its lease still 
     onLeaseLost: () => {
       lostAt = Date.now();
       // Reads still work under CLIENT PAUSE WRITE: how long Redis still holds the lease.
-      void redis?.command('PTTL', `${PREFIX}lease:${w.id}`).then((t) => (pttlAtLoss = Number(t)));
+      void redis.command('PTTL', `${PREFIX}lease:${w.id}`).then((t) => (pttlAtLoss = Number(t)));
     },
   });
   await redis.command('CLIENT', 'PAUSE', 6000, 'WRITE');
   try {
-    await until('the worker fenced itself', () => lostAt > 0 && pttlAtLoss !== null, 10_000);
+    await until('the worker fenced itself', 10_000, () => lostAt > 0 && pttlAtLoss !== null);
   } finally {
     await redis.command('CLIENT', 'UNPAUSE');
   }
   assert.ok(pttlAtLoss !== null && pttlAtLoss >= leaseMs * 0.2, `the lease still held ${pttlAtLoss} ms when the worker fenced (lease ${leaseMs} ms)`);
   w.halt();
   // And no reaper takes it until half a lease after Redis dropped it.
-  const reaper = new ClusterRegistry(connection(), { leaseMs });
-  await until('the lease is gone from Redis', async () => Number(await redis?.command('EXISTS', `${PREFIX}lease:${w.id}`)) === 0);
+  const reaper = new ClusterRegistry(redis.connection(), { leaseMs });
+  await until('the lease is gone from Redis', 20_000, async () => Number(await redis.command('EXISTS', `${PREFIX}lease:${w.id}`)) === 0);
   const goneAt = Date.now();
   let reapedAt = 0;
-  await until('reaped', async () => {
+  await until('reaped', 20_000, async () => {
     if ((await reaper.reapDeadWorkers(async () => {})).some((d) => d.id === w.id)) reapedAt = Date.now();
     return reapedAt > 0;
   });
   assert.ok(reapedAt - goneAt >= leaseMs * 0.3, `reaped ${reapedAt - goneAt} ms after the lease went (grace: half a lease)`);
 });
 
-test('admission: an execution acquired by a node that died before sending it lapses on its own, whatever later acquires do', { skip: skip() }, async () => {
+test('admission: an execution acquired by a node that died before sending it lapses on its own, whatever later acquires do', { skip: redis.skip }, async () => {
   const caps = { maxRunning: 1, maxRunningPerTenant: 1, maxSessions: 9, maxSessionsPerTenant: 9 };
-  const node = new Admission(connection(), caps, { pendingMs: 600 });
+  const node = new Admission(redis.connection(), caps, { pendingMs: 600 });
   // The dead node's acquire: never released.
   await node.acquireRun('t', 'sess', 'orphan');
   // Live executions of the same session come and go (each renewed while it runs, then released).

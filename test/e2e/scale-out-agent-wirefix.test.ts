@@ -5,64 +5,28 @@
  * run's record lives while the run does, however short the log retention, and only then as long
  * as its log.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ApiError } from '../../packages/server/dist/internal/api-error.js';
-import { Inbox } from '../../packages/server/dist/internal/redis/inbox.js';
-import { RedisConnection } from '../../packages/server/dist/internal/redis/redis-connection.js';
-import { clusterSkip, PREFIX, startCluster, type ClusterNode, type TestCluster } from './helpers/cluster.js';
+import { assertUnheldSessionRefused, useCluster, type ClusterNode } from './helpers/cluster.js';
 import { call, createSession, sessionId, until } from './helpers/cluster-client.js';
-import { startScriptedLLM, type ScriptedLLM } from './helpers/scripted-llm.js';
 
-let cluster: TestCluster | null = null;
-let llm: ScriptedLLM | null = null;
-const skip = clusterSkip();
-
-before(async () => {
-  if (skip) return;
-  llm = await startScriptedLLM();
-  // A short retention: an agent run's record must outlive it while the run goes on.
-  cluster = await startCluster({ apis: 1, workers: 1, env: { SLUICE_LLM_BASE_URL: llm.baseURL, SLUICE_LLM_MODEL: 'gpt-4o-mini', SLUICE_LOG_RETENTION: '3' } });
-});
-after(async () => {
-  await cluster?.close();
-  await llm?.close();
-});
+// A short retention: an agent run's record must outlive it while the run goes on.
+const { skip, cluster, model } = useCluster({ apis: 1, workers: 1, model: true, env: { SLUICE_LOG_RETENTION: '3' } });
 
 function api(): ClusterNode {
-  const a = cluster?.apis[0];
-  assert.ok(a, 'cluster started');
+  const a = cluster().apis[0];
+  assert.ok(a, 'an API node');
   return a;
 }
 
-function model(): ScriptedLLM {
-  assert.ok(llm, 'scripted model started');
-  return llm;
-}
-
 test('an agent command for a session its worker does not hold is refused (NOT_FOUND), not run in a blank session', { skip, timeout: 60_000 }, async () => {
-  assert.ok(cluster);
-  const conn = new RedisConnection({ url: cluster.redis.url, prefix: PREFIX });
-  try {
-    const [wid] = await cluster.liveWorkerIds();
-    assert.ok(wid);
-    const sid = sessionId('ghost');
-    const asked = model().requests.length;
-    await assert.rejects(
-      new Inbox(conn).send(wid, { type: 'agent', owner: null, session_id: sid, run_id: `ghost-${sid}`, request: { prompt: 'hi' } }),
-      (err: unknown) => err instanceof ApiError && err.code === 'NOT_FOUND',
-    );
-    assert.equal(model().requests.length, asked, 'the model was never called');
-    const list = (await (await call(api().url, 'GET', '/api/sessions')).json()) as { sessions?: { id: string }[] };
-    assert.ok(!list.sessions?.some((s) => s.id === sid));
-  } finally {
-    await conn.close();
-  }
+  const asked = model().requests.length;
+  await assertUnheldSessionRefused(cluster(), api().url, (sid) => ({ type: 'agent', owner: null, session_id: sid, run_id: `ghost-${sid}`, request: { prompt: 'hi' } }));
+  assert.equal(model().requests.length, asked, 'the model was never called');
 });
 
 test("an agent run's record lives while the run does (past a 3 s retention), then as long as its log", { skip, timeout: 90_000 }, async () => {
-  assert.ok(cluster);
-  const conn = new RedisConnection({ url: cluster.redis.url, prefix: PREFIX });
+  const conn = cluster().connection();
   const ac = new AbortController();
   try {
     const sid = sessionId('agentttl');

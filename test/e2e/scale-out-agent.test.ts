@@ -7,40 +7,14 @@
  * then `end`), never silence. Real redis-server, two API nodes and two workers as separate
  * processes, a scripted model on loopback; the tests run in order (two of them kill a node).
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decodeSSEStream, parseAgentEvent, type AgentEvent, type AgentRunView, type ExecutionView } from '@sluice/protocol';
-import { clusterSkip, startCluster, type TestCluster } from './helpers/cluster.js';
+import { useCluster } from './helpers/cluster.js';
 import { call, createSession, sessionId, until } from './helpers/cluster-client.js';
-import { assertScriptUsed, startScriptedLLM, textReply, toolCallReply, type ScriptedLLM } from './helpers/scripted-llm.js';
+import { assertScriptUsed, textReply, toolCallReply } from './helpers/scripted-llm.js';
 
-let cluster: TestCluster | null = null;
-let llm: ScriptedLLM | null = null;
-const skip = clusterSkip();
-
-before(async () => {
-  if (skip) return;
-  llm = await startScriptedLLM();
-  cluster = await startCluster({
-    apis: 2,
-    workers: 2,
-    env: { SLUICE_LLM_BASE_URL: llm.baseURL, SLUICE_LLM_MODEL: 'gpt-4o-mini', SLUICE_LLM_TIMEOUT: '60' },
-  });
-});
-after(async () => {
-  await cluster?.close();
-  await llm?.close();
-});
-
-function c(): TestCluster {
-  assert.ok(cluster, 'cluster started');
-  return cluster;
-}
-
-function model(): ScriptedLLM {
-  assert.ok(llm, 'scripted model started');
-  return llm;
-}
+const { skip, cluster: c, model } = useCluster({ apis: 2, workers: 2, model: true, env: { SLUICE_LLM_TIMEOUT: '60' } });
 
 /** `POST /api/sessions/{id}/agent` asking for SSE. */
 function agentPost(base: string, session: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<Response> {

@@ -6,28 +6,17 @@
  * public API cannot be reached with a percent-encoded path; with Redis down, a run with an
  * Idempotency-Key answers 503 SANDBOX_UNAVAILABLE, never 500.
  */
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ApiError } from '../../packages/server/dist/internal/api-error.js';
-import { Inbox } from '../../packages/server/dist/internal/redis/inbox.js';
-import { RedisConnection } from '../../packages/server/dist/internal/redis/redis-connection.js';
-import { clusterSkip, PREFIX, startCluster, type ClusterNode, type TestCluster } from './helpers/cluster.js';
+import { assertUnheldSessionRefused, PREFIX, useCluster, type ClusterNode } from './helpers/cluster.js';
 import { call, sessionId, until } from './helpers/cluster-client.js';
 
-let cluster: TestCluster | null = null;
-const skip = clusterSkip();
-
-before(async () => {
-  // A short retention: an execution must outlive it while it runs.
-  if (!skip) cluster = await startCluster({ apis: 1, workers: 2, env: { SLUICE_LOG_RETENTION: '3' } });
-});
-after(async () => {
-  await cluster?.close();
-});
+// A short retention: an execution must outlive it while it runs.
+const { skip, cluster } = useCluster({ apis: 1, workers: 2, env: { SLUICE_LOG_RETENTION: '3' } });
 
 function api(): ClusterNode {
-  const a = cluster?.apis[0];
-  assert.ok(a, 'cluster started');
+  const a = cluster().apis[0];
+  assert.ok(a, 'an API node');
   return a;
 }
 
@@ -37,7 +26,7 @@ test('a session with idle_ttl 3 s is not killed under a buffered run of 14 s, an
   assert.equal(created.status, 201, await created.text());
   const running = call(api().url, 'POST', `/api/sessions/${sid}/run`, { code: 'import time\nprint("start", flush=True)\ntime.sleep(14)\nprint("end")', mode: 'process', timeout: 60 });
   // The execution, by its record: once running, it is looked up again past the retention.
-  const key = await until('the execution recorded', 20_000, async () => ((await cluster?.redis.command('KEYS', `${PREFIX}exec:*`)) as string[])[0]);
+  const key = await until('the execution recorded', 20_000, async () => ((await cluster().redis.command('KEYS', `${PREFIX}exec:*`)) as string[])[0]);
   const id = key.slice(`${PREFIX}exec:`.length);
   const t0 = Date.now();
   await until('5 s into the run (past the retention)', 10_000, () => Date.now() - t0 > 5000);
@@ -48,30 +37,16 @@ test('a session with idle_ttl 3 s is not killed under a buffered run of 14 s, an
   const res = await running;
   const body = (await res.json()) as { stdout?: string; exit_code?: number | null; reason?: string };
   assert.equal(res.status, 200, JSON.stringify(body));
-  assert.equal(body.stdout, 'start\nend\n', `the run was not killed: ${JSON.stringify(body)}\n${cluster?.logs() ?? ''}`);
+  assert.equal(body.stdout, 'start\nend\n', `the run was not killed: ${JSON.stringify(body)}\n${cluster().logs()}`);
   assert.equal(body.exit_code, 0);
 });
 
 test('a run command for a session its worker does not hold is refused (NOT_FOUND), not run in a blank session', { skip, timeout: 60_000 }, async () => {
-  assert.ok(cluster);
-  const conn = new RedisConnection({ url: cluster.redis.url, prefix: PREFIX });
-  try {
-    const [wid] = await cluster.liveWorkerIds();
-    assert.ok(wid);
-    const sid = sessionId('ghost');
-    await assert.rejects(
-      new Inbox(conn).send(wid, { type: 'run', owner: null, session_id: sid, execution_id: `ghost-${sid}`, request: { code: 'print(1)' } }),
-      (err: unknown) => err instanceof ApiError && err.code === 'NOT_FOUND',
-    );
-    const list = (await (await call(api().url, 'GET', '/api/sessions')).json()) as { sessions?: { id: string }[] };
-    assert.ok(!list.sessions?.some((s) => s.id === sid));
-  } finally {
-    await conn.close();
-  }
+  await assertUnheldSessionRefused(cluster(), api().url, (sid) => ({ type: 'run', owner: null, session_id: sid, execution_id: `ghost-${sid}`, request: { code: 'print(1)' } }));
 });
 
 test("a worker's public API answers 503 however its path is spelled (percent-encoding included)", { skip, timeout: 30_000 }, async () => {
-  const worker = cluster?.workers[0];
+  const worker = cluster().workers[0];
   assert.ok(worker);
   for (const path of ['/api/sessions', '/%61pi/sessions', '/%61%70%69/sessions']) {
     const res = await call(worker.url, 'GET', path);
@@ -83,11 +58,10 @@ test("a worker's public API answers 503 however its path is spelled (percent-enc
 
 // Last: Redis goes away for good.
 test('with Redis down, a run with an Idempotency-Key and an execution lookup answer 503 SANDBOX_UNAVAILABLE, never 500', { skip, timeout: 90_000 }, async () => {
-  assert.ok(cluster);
   const sid = sessionId('down');
   const created = await call(api().url, 'POST', '/api/sessions', { id: sid });
   assert.equal(created.status, 201);
-  await cluster.redis.stop();
+  await cluster().redis.stop();
   for (const [what, req] of [
     ['run with Idempotency-Key', () => call(api().url, 'POST', `/api/sessions/${sid}/run`, { code: 'print(1)' }, { headers: { 'idempotency-key': `k-${sid}` } })],
     ['execution lookup', () => call(api().url, 'GET', '/api/executions/nope')],

@@ -1,4 +1,4 @@
-/** HTTP helpers for the scale-out tests: runs, streams and resumes against any node of a cluster. */
+/** HTTP and polling helpers for the scale-out and Redis tests: runs, streams and resumes against any node of a cluster. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';

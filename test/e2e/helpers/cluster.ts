@@ -4,15 +4,24 @@
  * own data dir, all started at once. Any node can be SIGKILLed or stopped; the registry in Redis
  * says which worker holds a session (docs/scale-out.md, "Cluster state"). Everything is cleaned
  * up by close(), and the processes are SIGKILLed even when the test process exits without it.
+ * A test file takes its cluster (and the scripted model its workers call) from useCluster().
  */
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { randomInt } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ApiError } from '../../../packages/server/dist/internal/api-error.js';
+import type { WorkerCommand } from '../../../packages/server/dist/internal/redis/commands.js';
+import { Inbox } from '../../../packages/server/dist/internal/redis/inbox.js';
+import { RedisConnection } from '../../../packages/server/dist/internal/redis/redis-connection.js';
+import { call, sessionId } from './cluster-client.js';
 import { CLI } from './server.js';
-import { redisServerMissing, startRedis, type TestRedis } from './redis-server.js';
+import { redisSkip, startRedis, type TestRedis } from './redis-server.js';
+import { startScriptedLLM, type ScriptedLLM } from './scripted-llm.js';
 
 export type NodeRole = 'api' | 'worker';
 
@@ -55,6 +64,8 @@ export interface TestCluster {
   workerOf(sessionId: string): Promise<ClusterNode | undefined>;
   /** A session's registry hash (`worker`, `state`, …), {} when there is none. */
   sessionEntry(sessionId: string): Promise<Record<string, string>>;
+  /** A new connection to its Redis with the nodes' key prefix, as another node would have; the caller closes it. */
+  connection(): RedisConnection;
   close(): Promise<void>;
 }
 
@@ -67,8 +78,7 @@ const REGISTER_MS = 30_000;
 
 /** Why the cluster tests cannot run here (skip), or false; in CI a missing redis-server fails instead. */
 export function clusterSkip(): string | false {
-  const missing = redisServerMissing();
-  return missing && process.env['CI'] !== 'true' ? missing : false;
+  return redisSkip();
 }
 
 // Processes of ours still running, killed synchronously if the test process exits without close().
@@ -181,12 +191,79 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<TestClust
         const wid = (await sessionEntry(sessionId))['worker'];
         return wid === undefined ? undefined : workerIds.get(wid);
       },
+      connection: () => new RedisConnection({ url: redis.url, prefix: PREFIX }),
       close,
     };
   } catch (err) {
     await close();
     throw err;
   }
+}
+
+/** What useCluster starts besides startCluster's options. */
+export interface ClusterFixtureOptions extends ClusterOptions {
+  /** A scripted model on loopback as the workers' LLM endpoint (SLUICE_LLM_BASE_URL, SLUICE_LLM_MODEL gpt-4o-mini). */
+  model?: boolean;
+}
+
+/** One test file's cluster (useCluster); its getters assert that what they return started. */
+export interface ClusterFixture {
+  /** The tests' `skip` option (clusterSkip). */
+  readonly skip: string | false;
+  cluster(): TestCluster;
+  /** The scripted model (only with `model: true`). */
+  model(): ScriptedLLM;
+}
+
+/**
+ * Starts a cluster (and, with `model`, the scripted model its workers call) before the calling
+ * file's tests and closes both after them; call it at the file's top level.
+ */
+export function useCluster(opts: ClusterFixtureOptions = {}): ClusterFixture {
+  const skip = clusterSkip();
+  let cluster: TestCluster | null = null;
+  let llm: ScriptedLLM | null = null;
+  before(async () => {
+    if (skip) return;
+    const { model, ...options } = opts;
+    if (model) llm = await startScriptedLLM();
+    const modelEnv: Record<string, string> = llm ? { SLUICE_LLM_BASE_URL: llm.baseURL, SLUICE_LLM_MODEL: 'gpt-4o-mini' } : {};
+    cluster = await startCluster({ ...options, env: { ...modelEnv, ...(opts.env ?? {}) } });
+  });
+  after(async () => {
+    await cluster?.close();
+    await llm?.close();
+  });
+  return {
+    skip,
+    cluster: () => {
+      assert.ok(cluster, 'cluster started');
+      return cluster;
+    },
+    model: () => {
+      assert.ok(llm, 'scripted model started');
+      return llm;
+    },
+  };
+}
+
+/**
+ * Sends `command` (made for a fresh session id no worker holds) straight to a live worker's
+ * inbox, as an API node would, and asserts the worker refuses it (NOT_FOUND) rather than run it
+ * in a blank session: no session of that id shows on the API node `api`.
+ */
+export async function assertUnheldSessionRefused(cluster: TestCluster, api: string, command: (sessionID: string) => WorkerCommand): Promise<void> {
+  const [wid] = await cluster.liveWorkerIds();
+  assert.ok(wid, 'a live worker');
+  const sid = sessionId('ghost');
+  const conn = cluster.connection();
+  try {
+    await assert.rejects(new Inbox(conn).send(wid, command(sid)), (err: unknown) => err instanceof ApiError && err.code === 'NOT_FOUND');
+  } finally {
+    await conn.close();
+  }
+  const list = (await (await call(api, 'GET', '/api/sessions')).json()) as { sessions?: { id: string }[] };
+  assert.ok(!list.sessions?.some((s) => s.id === sid), `no session ${sid} on the API node`);
 }
 
 async function startNode(role: NodeRole, name: string, dataDir: string, extra: Record<string, string>, nodes: ClusterNode[]): Promise<ClusterNode> {

@@ -1,6 +1,6 @@
-/** Loopback servers that tests put in front of Sluice (proxies that cut or pass connections). */
+/** Loopback servers that tests put in front of Sluice or Redis (proxies that cut or pass connections). */
 import assert from 'node:assert/strict';
-import type { Server } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export interface Listening {
   url: string;
@@ -8,16 +8,76 @@ export interface Listening {
   close(): Promise<void>;
 }
 
-/** Listens on a free loopback port. */
-export async function listenLoopback(server: Server, sockets: Set<{ destroy(): void }>): Promise<Listening> {
+/** Listens on a free loopback port; `url` is `<scheme>://127.0.0.1:<port>`. */
+export async function listenLoopback(server: Server, sockets: Set<{ destroy(): void }>, scheme = 'http'): Promise<Listening> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address();
   assert.ok(addr && typeof addr === 'object');
   return {
-    url: `http://127.0.0.1:${addr.port}`,
+    url: `${scheme}://127.0.0.1:${addr.port}`,
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+/** `pass` forwards both ways; `blackhole` forwards nothing and closes nothing (a half-open connection, a partition). */
+export type ProxyMode = 'pass' | 'blackhole';
+
+export interface TCPProxy extends Listening {
+  mode: ProxyMode;
+  /** Replies eaten so far (eatNextReply). */
+  readonly cuts: number;
+  /** The next bytes from upstream vanish and that connection is cut: the request ran, its client never hears so. */
+  eatNextReply(): void;
+}
+
+/** A TCP proxy to loopback `port` that can misbehave as networks do (ProxyMode, eatNextReply); `url` has `scheme`. */
+export async function startTCPProxy(port: number, scheme: string): Promise<TCPProxy> {
+  const sockets = new Set<Socket>();
+  let eat = false;
+  let cuts = 0;
+  const state: { mode: ProxyMode } = { mode: 'pass' };
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    sockets.add(client).add(upstream);
+    const gone = (): void => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('error', gone).on('close', gone);
+    upstream.on('error', gone).on('close', gone);
+    client.on('data', (d) => {
+      if (state.mode === 'pass') upstream.write(d);
+    });
+    upstream.on('data', (d) => {
+      if (state.mode !== 'pass') return;
+      if (eat) {
+        eat = false;
+        cuts++;
+        gone();
+        return;
+      }
+      client.write(d);
+    });
+  });
+  const listening = await listenLoopback(server, sockets, scheme);
+  return {
+    ...listening,
+    get mode() {
+      return state.mode;
+    },
+    set mode(m: ProxyMode) {
+      state.mode = m;
+    },
+    get cuts() {
+      return cuts;
+    },
+    eatNextReply: () => {
+      eat = true;
     },
   };
 }

@@ -4,14 +4,19 @@
  * restarted on the same port and directory, and paused (CLIENT PAUSE). One per test file.
  *
  * When redis-server is not installed: in CI (`CI=true`) that is a failure; elsewhere the
- * caller gets null and skips, saying why.
+ * caller gets null and skips, saying why. A test file of the Redis code takes its Redis, its
+ * connections and proxies from useRedis().
  */
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { Redis } from 'ioredis';
+import { RedisConnection } from '../../../packages/server/dist/internal/redis/redis-connection.js';
+import { startTCPProxy, type TCPProxy } from './net.js';
 
 export interface RedisServerOptions {
   /** AOF with an fsync per write (`--appendonly yes --appendfsync always`): a restart keeps every write. */
@@ -43,6 +48,12 @@ export function redisServerMissing(): string | null {
   const r = spawnSync('redis-server', ['--version'], { encoding: 'utf8' });
   if (r.error || r.status !== 0) return `redis-server is not installed (${r.error?.message ?? `exit ${r.status}`}); apt-get install redis-server, as .ci/run does`;
   return null;
+}
+
+/** The `skip` option of a test that needs redis-server: why it cannot run here, or false (in CI a missing one fails instead: startRedis throws). */
+export function redisSkip(): string | false {
+  const missing = redisServerMissing();
+  return missing && process.env['CI'] !== 'true' ? missing : false;
 }
 
 /** Starts one; null (skip) when redis-server is absent outside CI, a thrown error in CI. */
@@ -126,6 +137,84 @@ export async function startRedis(opts: RedisServerOptions = {}): Promise<TestRed
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** One test file's Redis (useRedis): every connection and proxy it hands out is closed after the file's tests, then the server. */
+export interface RedisFixture {
+  /** The tests' `skip` option (redisSkip). */
+  readonly skip: string | false;
+  /** The running redis-server (asserts it started). */
+  readonly server: TestRedis;
+  /**
+   * Resolves once the server is up (or skipped), rejects when it failed to start: for a file's
+   * own `before` hook that uses it, since node:test runs a file's top-level `before` hooks at once.
+   */
+  ready(): Promise<void>;
+  /** The file's own connection with its prefix, made on first use. */
+  readonly conn: RedisConnection;
+  /** Another connection with the file's prefix (another node), to `url`: the server's, or a proxy's in front of it. */
+  connection(url?: string): RedisConnection;
+  /** A TCP proxy in front of the server that can misbehave (helpers/net.ts). */
+  proxy(): Promise<TCPProxy>;
+  /** One command on a short-lived client of its own (TestRedis.command). */
+  command(name: string, ...args: (string | number)[]): Promise<unknown>;
+}
+
+/**
+ * Starts a redis-server before the calling file's tests and stops it after them (call it at the
+ * file's top level), with the keys of every connection it makes under `prefix`.
+ */
+export function useRedis(opts: RedisServerOptions & { prefix: string }): RedisFixture {
+  let server: TestRedis | null = null;
+  let conn: RedisConnection | null = null;
+  const conns: RedisConnection[] = [];
+  const proxies: TCPProxy[] = [];
+  let starting: Promise<void> | null = null;
+  // Whichever asks first starts it (this hook, or a file's own hook through ready()).
+  const start = (): Promise<void> =>
+    (starting ??= (async () => {
+      server = await startRedis(opts.aof === undefined ? {} : { aof: opts.aof });
+    })());
+  before(() => start());
+  after(async () => {
+    // A test may have closed some already: closing again is a no-op.
+    await Promise.all(conns.map((c) => c.close()));
+    await Promise.all(proxies.map((p) => p.close()));
+    await server?.close();
+  });
+  const running = (): TestRedis => {
+    assert.ok(server, 'redis-server started');
+    return server;
+  };
+  const connection = (url = running().url): RedisConnection => {
+    const c = new RedisConnection({ url, prefix: opts.prefix });
+    conns.push(c);
+    return c;
+  };
+  return {
+    skip: redisSkip(),
+    get server() {
+      return running();
+    },
+    get conn() {
+      conn ??= connection();
+      return conn;
+    },
+    ready: start,
+    connection,
+    async proxy() {
+      const p = await startTCPProxy(running().port, 'redis');
+      proxies.push(p);
+      return p;
+    },
+    command: (name, ...args) => running().command(name, ...args),
+  };
+}
+
+/** XREAD calls blocked in Redis now (CLIENT LIST: `cmd=xread`, flag `b`): a follower is waiting there. */
+export async function blockedXReads(command: (name: string, ...args: (string | number)[]) => Promise<unknown>): Promise<number> {
+  const list = String(await command('CLIENT', 'LIST'));
+  return list.split('\n').filter((l) => / cmd=xread( |$)/.test(l) && / flags=\w*b/.test(l)).length;
 }
 
 /** A loopback port nothing listens on right now. */

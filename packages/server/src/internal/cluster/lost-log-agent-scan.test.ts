@@ -1,25 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AgentEvent, EvictedEvents } from '@sluice/protocol';
+import type { AgentEvent } from '@sluice/protocol';
 import { foldHeld } from '../execution/fold-log.js';
-import type { ReadableLog } from '../execution/readable-log.js';
 import { RedisLogError } from '../redis/redis-log.js';
 import { AgentEndsWhenLost } from './lost-log.js';
-
-/** An agent run's log whose fold (scan) yields `held`, then fails as a Redis log that was lost. */
-function lostOnScan(held: string[]): ReadableLog<AgentEvent> {
-  return {
-    closed: false,
-    lastSeq: held.length,
-    async *follow() {
-      yield [];
-    },
-    async *scan(_onEvicted: (e: EvictedEvents) => void) {
-      yield held;
-      throw new RedisLogError('lost', 'the log is gone');
-    },
-  };
-}
+import { lostOnScan } from './lost-log.test-helper.js';
 
 test("an agent run's view of a log Redis lost ends as its stream does: error, then end (reason error), not an execution's done", async () => {
   const usage = { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 };
@@ -28,7 +13,7 @@ test("an agent run's view of a log Redis lost ends as its stream does: error, th
     JSON.stringify({ type: 'turn_start', seq: 2, ts: Date.now(), turn: 1 }),
     JSON.stringify({ type: 'turn_end', seq: 3, ts: Date.now(), turn: 1, usage, total_tokens: 7 }),
   ];
-  const seen = await foldHeld<AgentEvent, AgentEvent[]>(new AgentEndsWhenLost(lostOnScan(held)), [], () => {}, (a, ev) => void a.push(ev));
+  const seen = await foldHeld<AgentEvent, AgentEvent[]>(new AgentEndsWhenLost(lostOnScan(held, new RedisLogError('lost', 'the log is gone'))), [], () => {}, (a, ev) => void a.push(ev));
   assert.deepEqual(
     seen.map((e) => [e.type, e.seq]),
     [

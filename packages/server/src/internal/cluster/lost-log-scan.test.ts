@@ -1,25 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { EvictedEvents, ExecutionEvent } from '@sluice/protocol';
-import type { ReadableLog } from '../execution/readable-log.js';
 import { foldLog } from '../execution/fold-log.js';
 import { RedisLogError } from '../redis/redis-log.js';
 import { EndsWhenLost } from './lost-log.js';
-
-/** A log whose fold (scan) yields `held`, then fails with `err`, as a Redis log that was lost. */
-function lostOnScan(held: string[], err: Error): ReadableLog<ExecutionEvent> {
-  return {
-    closed: false,
-    lastSeq: held.length,
-    async *follow() {
-      yield [];
-    },
-    async *scan(_onEvicted: (e: EvictedEvents) => void) {
-      yield held;
-      throw err;
-    },
-  };
-}
+import { lostOnScan } from './lost-log.test-helper.js';
 
 test('the buffered answer of a log Redis lost ends as the stream does: error, then done sandbox_lost (not a thrown 500)', async () => {
   const held = [

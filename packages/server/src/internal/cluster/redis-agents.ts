@@ -11,10 +11,10 @@ import { foldHeld } from '../execution/fold-log.js';
 import { iso } from '../http/context.js';
 import { randomID } from '../random-id.js';
 import type { RedisConnection } from '../redis/redis-connection.js';
-import { RedisLogReader } from '../redis/redis-log.js';
 import type { SessionRegistry } from '../redis/session-registry.js';
 import { AgentEndsWhenLost } from './lost-log.js';
-import { guard, lostError, RUN_CALL_MS, type RedisBackend } from './redis-backend.js';
+import { found, guard, lostError, RUN_CALL_MS, type RedisBackend } from './redis-backend.js';
+import { openWorkLog } from './work-log.js';
 
 export interface RedisAgentsDeps {
   conn: RedisConnection;
@@ -55,14 +55,8 @@ export class RedisAgents implements AgentBackend {
     });
   }
 
-  async has(owner: string | null, runID: string): Promise<boolean> {
-    try {
-      await this.run(owner, runID);
-      return true;
-    } catch (err) {
-      if (err instanceof ApiError && err.code === 'NOT_FOUND') return false;
-      throw err;
-    }
+  has(owner: string | null, runID: string): Promise<boolean> {
+    return found(this.run(owner, runID));
   }
 
   forget(owner: string | null, sessionID: string): Promise<void> {
@@ -75,28 +69,14 @@ export class RedisAgents implements AgentBackend {
   }
 
   private async handle(owner: string | null, id: string, sessionID: string, worker: string): Promise<AgentRunHandle> {
-    const { conn } = this.deps;
-    const reader = await RedisLogReader.open<AgentEvent>(conn, `run:${id}`);
-    if (!reader) throw new ApiError('NOT_FOUND', `no agent run with id ${JSON.stringify(id)}`);
-    const log = new AgentEndsWhenLost(reader);
-    const meta = parseMeta(await conn.reader.hget(conn.key(`run:${id}`), 'meta'));
-    let finished: Promise<void> | null = null;
+    const { log, meta: raw, finished, over } = await openWorkLog<AgentEvent, AgentEndsWhenLost>(this.deps.conn, 'run', id, (reader) => new AgentEndsWhenLost(reader));
+    const meta = parseMeta(raw);
     return {
       id,
       sessionID,
       log,
-      // Lazy: a lookup that never waits for the end costs no follower.
       get finished(): Promise<void> {
-        finished ??= (async () => {
-          try {
-            for await (const _ of log.follow(log.lastSeq + 1)) {
-              // Only the end matters here.
-            }
-          } catch {
-            // A log that cannot be read further ends too; its readers say why.
-          }
-        })();
-        return finished;
+        return finished();
       },
       // A fold Redis fails answers 503 like any call (a lost log ends as its stream does: lost-log.ts).
       view: (): Promise<AgentRunView> => guard(async () => {
@@ -129,8 +109,7 @@ export class RedisAgents implements AgentBackend {
       cancel: (): Promise<AgentCancelOutcome> =>
         guard(async (deadline) => {
           // Finished (perhaps ended by a reaper, or forgotten by its worker): nothing to cancel, as in one process.
-          const now = await RedisLogReader.open<AgentEvent>(conn, `run:${id}`);
-          if (!now || now.closed) return { state: 'finished', cancelled: false };
+          if (await over()) return { state: 'finished', cancelled: false };
           const { cancelled } = await this.deps.backend.send(deadline, worker, { type: 'agent_cancel', owner, session_id: sessionID, run_id: id });
           return { state: cancelled ? 'running' : 'finished', cancelled };
         }),

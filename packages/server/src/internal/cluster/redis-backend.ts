@@ -37,11 +37,11 @@ import type { Admission } from '../redis/admission.js';
 import type { ClusterRegistry, WorkerInfo } from '../redis/cluster-registry.js';
 import { ABANDON_MS, OutcomeUnknown, type Inbox } from '../redis/inbox.js';
 import { type RedisConnection } from '../redis/redis-connection.js';
-import { RedisLogReader } from '../redis/redis-log.js';
 import type { CommandResults, WorkerCommand } from '../redis/commands.js';
 import { EndsWhenLost } from './lost-log.js';
 import type { SessionRecord, SessionRegistry } from '../redis/session-registry.js';
 import { INTERNAL_PREFIX, OWNER_HEADER, TOKEN_HEADER } from './internal-api.js';
+import { openWorkLog } from './work-log.js';
 
 export interface RedisBackendDeps {
   conn: RedisConnection;
@@ -205,14 +205,8 @@ export class RedisBackend implements Backend {
     });
   }
 
-  async hasExecution(owner: string | null, id: string): Promise<boolean> {
-    try {
-      await this.execution(owner, id);
-      return true;
-    } catch (err) {
-      if (err instanceof ApiError && err.code === 'NOT_FOUND') return false;
-      throw err;
-    }
+  hasExecution(owner: string | null, id: string): Promise<boolean> {
+    return found(this.execution(owner, id));
   }
 
   files(owner: string | null, sessionID: string): SessionFiles {
@@ -306,12 +300,8 @@ export class RedisBackend implements Backend {
 
   private async handle(owner: string | null, id: string, sessionID: string, worker: string): Promise<ExecutionHandle> {
     const { conn, config } = this.deps;
-    const reader = await RedisLogReader.open<ExecutionEvent>(conn, `exec:${id}`);
-    if (!reader) throw new ApiError('NOT_FOUND', `no execution with id ${JSON.stringify(id)}`);
-    const log = new EndsWhenLost(reader);
-    const raw = await conn.reader.hget(conn.key(`exec:${id}`), 'meta');
+    const { log, meta: raw, finished, over } = await openWorkLog<ExecutionEvent, EndsWhenLost>(conn, 'exec', id, (reader) => new EndsWhenLost(reader));
     const meta = parseMeta(raw);
-    let finished: Promise<void> | null = null;
     const fold = async (): Promise<{ result: ExecutionResult; startedAt: number | null; finishedAt: number | null }> => {
       const acc = { result: emptyResult(), startedAt: null as number | null, finishedAt: null as number | null };
       await foldHeld<ExecutionEvent, typeof acc>(
@@ -330,18 +320,8 @@ export class RedisBackend implements Backend {
       id,
       sessionID,
       log,
-      // Lazy: a lookup that never waits for the end costs no follower.
       get finished(): Promise<void> {
-        finished ??= (async () => {
-          try {
-            for await (const _ of log.follow(log.lastSeq + 1)) {
-              // Only the end matters here.
-            }
-          } catch {
-            // A log Redis lost ends too; its readers say why.
-          }
-        })();
-        return finished;
+        return finished();
       },
       view: (): Promise<ExecutionView> => guard(async () => {
         const { result, startedAt, finishedAt } = await fold();
@@ -369,8 +349,7 @@ export class RedisBackend implements Backend {
         guard(async (deadline) => {
           void graceMs; // The worker applies its own grace (SLUICE_KILL_GRACE).
           // Finished (perhaps ended by a reaper, or forgotten by its worker): nothing to cancel, as in one process.
-          const now = await RedisLogReader.open<ExecutionEvent>(conn, `exec:${id}`);
-          if (!now || now.closed) return { state: 'finished', cancelled: false };
+          if (await over()) return { state: 'finished', cancelled: false };
           return this.send(deadline, worker, { type: 'cancel', owner, session_id: sessionID, execution_id: id });
         }),
       writeStdin: (data: string, eof: boolean) =>
@@ -445,6 +424,17 @@ function parseMeta(raw: string | null): ExecMeta | null {
   const { language, mode, timeout, created_at: createdAt } = r;
   if (!isLanguage(language) || (mode !== 'process' && mode !== 'kernel') || typeof timeout !== 'number' || typeof createdAt !== 'string') return null;
   return { language, mode, timeout, created_at: createdAt };
+}
+
+/** Whether `lookup` finds its execution or run: false when it answers NOT_FOUND; any other failure is thrown. */
+export async function found(lookup: Promise<unknown>): Promise<boolean> {
+  try {
+    await lookup;
+    return true;
+  } catch (err) {
+    if (err instanceof ApiError && err.code === 'NOT_FOUND') return false;
+    throw err;
+  }
 }
 
 /**

@@ -23,6 +23,7 @@
  */
 import { open, rm, type FileHandle } from 'node:fs/promises';
 import type { EventType, EvictedEvents, ExecutionEvent } from '@sluice/protocol';
+import { EvictedTally } from './evicted-tally.js';
 import { gapEntry, typeOf, type LogEntry, type LoggedEvent, type ReadableLog } from './readable-log.js';
 import { indexBytes, offsetOf, readSpill, readSpillSync, spillSize, writeSpill, type SpillFile } from './spill-file.js';
 
@@ -134,7 +135,7 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
   private heldBytes = 0;
   private isClosed = false;
   private budget: LogBudgetSink | null = null;
-  private readonly lost: EvictedEvents = { events: 0, from_seq: null, to_seq: null, types: {}, stdout_bytes: 0, stderr_bytes: 0 };
+  private readonly lost = new EvictedTally();
   private tick: { promise: Promise<void>; resolve: () => void } | null = null;
   /** The file holding the events once spilled (the arrays are empty then), and who accounts it. */
   private spilled: Spilled | null = null;
@@ -214,7 +215,7 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
 
   /** Events dropped so far (a copy). */
   get evicted(): EvictedEvents {
-    return { ...this.lost, types: { ...this.lost.types } };
+    return this.lost.copy();
   }
 
   /**
@@ -470,28 +471,19 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
   /** Counts as dropped every event of a spilled log's file but the newest (what release keeps). */
   private countSpilled(file: SpillFile): void {
     if (file.prevSeq === null) return;
-    const l = this.lost;
-    l.events += file.count - 1;
-    l.from_seq = l.from_seq === null ? file.firstSeq : Math.min(l.from_seq, file.firstSeq);
-    l.to_seq = l.to_seq === null ? file.prevSeq : Math.max(l.to_seq, file.prevSeq);
     const newest = typeOf(file.last);
+    const types: EvictedEvents['types'] = {};
     for (const [name, n] of Object.entries(file.types)) {
       // As typeOf: the log's own union (an agent run's types are counted the same way).
       const type = name as EventType;
       const dropped = type === newest ? n - 1 : n;
-      if (dropped > 0) l.types[type] = (l.types[type] ?? 0) + dropped;
+      if (dropped > 0) types[type] = dropped;
     }
+    this.lost.dropRange(file.firstSeq, file.prevSeq, file.count - 1, types);
   }
 
   private count(json: string, seq: number, outputBytes: number): void {
-    const type = typeOf(json);
-    const l = this.lost;
-    l.events++;
-    l.from_seq = l.from_seq === null ? seq : Math.min(l.from_seq, seq);
-    l.to_seq = l.to_seq === null ? seq : Math.max(l.to_seq, seq);
-    l.types[type] = (l.types[type] ?? 0) + 1;
-    if (type === 'stdout') l.stdout_bytes += outputBytes;
-    else if (type === 'stderr') l.stderr_bytes += outputBytes;
+    this.lost.drop(seq, typeOf(json), outputBytes);
   }
 
   /** Removes dropped slots once they are half the arrays, keeping drops O(1) amortised. */

@@ -37,10 +37,16 @@ export function forceReconnect(client: Redis): void {
   if (client.status === 'ready' || client.status === 'connect') client.stream.destroy();
 }
 
+/** A call on a Redis client left unanswered past its bound (within): its connection was replaced. */
+export class CallTimeout extends Error {
+  override readonly name = 'CallTimeout';
+}
+
 /**
- * `op` (one call on `client`), rejected after `ms` when Redis has not answered: a paused Redis
- * or a half-open connection would otherwise leave it waiting with no bound (these clients have
- * no command timeout). The connection is then replaced (forceReconnect), as redis-log's loops do.
+ * `op` (one call on `client`), rejected with CallTimeout after `ms` when Redis has not answered:
+ * a paused Redis or a half-open connection would otherwise leave it waiting with no bound (these
+ * clients have no command timeout). The connection is then replaced (forceReconnect), which fails
+ * whatever else waited on it: those callers resend.
  */
 export async function within<T>(ms: number, client: Redis, op: () => Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -50,7 +56,7 @@ export async function within<T>(ms: number, client: Redis, op: () => Promise<T>)
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => {
           forceReconnect(client);
-          reject(new Error(`Redis did not answer within ${ms} ms`));
+          reject(new CallTimeout(`Redis did not answer within ${ms} ms`));
         }, Math.max(1, ms));
       }),
     ]);

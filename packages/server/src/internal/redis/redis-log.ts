@@ -43,9 +43,10 @@ import { randomBytes } from 'node:crypto';
 import type { EventType, EvictedEvents, ExecutionEvent } from '@sluice/protocol';
 import type { Redis } from 'ioredis';
 import { serialise, type ChannelTypes, type NewEvent } from '../execution/event-log.js';
+import { EvictedTally, noneEvicted } from '../execution/evicted-tally.js';
 import type { OpenedLog } from '../execution/log-store.js';
 import { gapEntry, typeOf, type LogEntry, type LoggedEvent, type ReadableLog } from '../execution/readable-log.js';
-import { forceClose, forceReconnect, type LogKeys, type RedisConnection } from './redis-connection.js';
+import { forceClose, within, type LogKeys, type RedisConnection } from './redis-connection.js';
 import { runScript } from './run-script.js';
 
 /**
@@ -253,7 +254,7 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
   private heldOut: number[] = [];
   private heldHead = 0;
   private heldTotal = 0;
-  private readonly lost: EvictedEvents = { events: 0, from_seq: null, to_seq: null, types: {}, stdout_bytes: 0, stderr_bytes: 0 };
+  private readonly lost = new EvictedTally();
   private lostChanged = false;
 
   private nextSeq = 1;
@@ -340,7 +341,7 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
 
   /** What the bounds dropped so far (a copy). */
   get evicted(): EvictedEvents {
-    return { ...this.lost, types: { ...this.lost.types } };
+    return this.lost.copy();
   }
 
   /**
@@ -477,7 +478,7 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
     }
     this.compactPending();
     const minID = this.trim();
-    const evicted = this.lostChanged ? JSON.stringify(this.lost) : '';
+    const evicted = this.lostChanged ? JSON.stringify(this.lost.copy()) : '';
     this.lostChanged = false;
     return { seqs, jsons, minID, close: this.isClosed && this.head >= this.pendSeqs.length, evicted };
   }
@@ -558,21 +559,12 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
 
   /** Seqs `from`…`to` that appendEntry skipped: dropped before they reached this writer. */
   private countSkipped(from: number, to: number): void {
-    const l = this.lost;
-    l.events += to - from + 1;
-    l.from_seq = l.from_seq === null ? from : Math.min(l.from_seq, from);
-    l.to_seq = l.to_seq === null ? to : Math.max(l.to_seq, to);
+    this.lost.dropRange(from, to, to - from + 1);
     this.lostChanged = true;
   }
 
   private count(seq: number, type: EventType, outputBytes: number): void {
-    const l = this.lost;
-    l.events++;
-    l.from_seq = l.from_seq === null ? seq : Math.min(l.from_seq, seq);
-    l.to_seq = l.to_seq === null ? seq : Math.max(l.to_seq, seq);
-    l.types[type] = (l.types[type] ?? 0) + 1;
-    if (type === 'stdout') l.stdout_bytes += outputBytes;
-    else if (type === 'stderr') l.stderr_bytes += outputBytes;
+    this.lost.drop(seq, type, outputBytes);
     this.lostChanged = true;
   }
 
@@ -698,7 +690,7 @@ export class RedisLogReader<E extends LoggedEvent = ExecutionEvent> implements R
       if (readState) {
         let read: LogRead;
         try {
-          read = await bounded(this.callTimeoutMs, this.conn.reader, () => readLog(this.conn.reader, this.keys, next, this.count()));
+          read = await within(this.callTimeoutMs, this.conn.reader, () => readLog(this.conn.reader, this.keys, next, this.count()));
           downSince = null;
         } catch (err) {
           await trouble(sentAt, err);
@@ -904,7 +896,7 @@ function parseXRead(reply: unknown): RawEntry[] | null {
 
 /** The `evicted` field the writer keeps, or nothing dropped when absent. */
 function parseEvicted(json: string | null): EvictedEvents {
-  const none: EvictedEvents = { events: 0, from_seq: null, to_seq: null, types: {}, stdout_bytes: 0, stderr_bytes: 0 };
+  const none = noneEvicted();
   if (json === null) return none;
   const v: unknown = JSON.parse(json);
   if (typeof v !== 'object' || v === null) return none;
@@ -934,7 +926,7 @@ async function retrying<T>(timeoutMs: number, client: Redis, op: () => Promise<T
     // Checked before the attempt: a bound of 0 would replace a healthy connection.
     if (left <= 0) throw new RedisLogError('unavailable', `Redis did not take the call within ${timeoutMs} ms`);
     try {
-      return await bounded(Math.min(attemptMs, left), client, op);
+      return await within(Math.min(attemptMs, left), client, op);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (message.startsWith('SLUICE_EPOCH')) throw new RedisLogError('lost', message.slice('SLUICE_EPOCH '.length));
@@ -944,29 +936,6 @@ async function retrying<T>(timeoutMs: number, client: Redis, op: () => Promise<T
       if (left <= 0) throw new RedisLogError('unavailable', `Redis did not take the call within ${timeoutMs} ms: ${message}`);
       await sleep(Math.min(left, 25 * 2 ** Math.min(attempt, 4)));
     }
-  }
-}
-
-/** A call on `client` left unanswered for `ms`: its connection is replaced (see retrying). */
-class CallTimeout extends Error {
-  override readonly name = 'CallTimeout';
-}
-
-/** `op` (a call on `client`), rejected with CallTimeout after `ms`, when `client`'s connection is replaced. */
-async function bounded<T>(ms: number, client: Redis, op: () => Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      op(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          forceReconnect(client);
-          reject(new CallTimeout(`Redis did not answer within ${ms} ms`));
-        }, ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
