@@ -8,10 +8,10 @@ import assert from 'node:assert/strict';
 import type { ExecutionResult, ExecutionView, SessionView } from '@sluice/protocol';
 import { prepareDataDir } from '@sluice/sandbox';
 import { assertContiguous, doneOf, postJSON, readSSE, text } from './helpers/client.js';
-import { redisServerMissing, startRedis, type TestRedis } from './helpers/redis-server.js';
+import { redisSkip, startRedis, type TestRedis } from './helpers/redis-server.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
-const skip = redisServerMissing() ?? false;
+const skip = redisSkip();
 let redis: TestRedis | null = null;
 let worker: TestServer | null = null;
 let api: TestServer | null = null;
