@@ -7,28 +7,29 @@
  * escapes it quickly, and only the `","` between the slices has to go (a `--cpu-prof` of a 200 MiB
  * stream had JSON.stringify of 64 KiB output chunks as the server's biggest cost).
  *
- * Escaping is per character except for surrogate pairs (a lone half is escaped as `\udXXX`), so no
- * slice ends inside a pair. And no slice ends with a comma: then every `","` in the array's JSON is
- * a boundary (an escaped quote followed by `,"` can only be content ending in `",` right before a
- * closing quote).
+ * Only for one-byte text (every character ≤ U+00FF, what ASCII and Latin-1 output decode to): a
+ * two-byte string gains nothing from the slices (it loses), and one-byte text holds no surrogate,
+ * the one character JSON.stringify escapes by context. No slice ends with a comma: then every
+ * `","` in the array's JSON is a boundary (an escaped quote followed by `,"` can only be content
+ * ending in `",` right before a closing quote).
  */
 
 /** Slice length: short enough for V8's fast path (≤ 6 output characters each must fit). */
 const PIECE = 192;
 const COMMA = 0x2c;
-
-/** True when a slice must not end with this UTF-16 unit. */
-const badEnd = (c: number): boolean => c === COMMA || (c >= 0xd800 && c <= 0xdbff);
+/** A character past U+00FF: V8 holds the string as two-byte. */
+const WIDE = /[^\u0000-\u00ff]/;
 
 /** Exactly `JSON.stringify(text)`. */
 export function quoteJSON(text: string): string {
-  if (text.length <= 2 * PIECE) return JSON.stringify(text);
+  // The test stops at the first wide character (a one-byte string fails it at once).
+  if (text.length <= 2 * PIECE || WIDE.test(text)) return JSON.stringify(text);
   const pieces: string[] = [];
   for (let start = 0; start < text.length; ) {
     let end = Math.min(text.length, start + PIECE);
     if (end < text.length) {
-      while (end > start && badEnd(text.charCodeAt(end - 1))) end--;
-      // A run of PIECE commas or high surrogates: rare enough to take the plain path.
+      while (end > start && text.charCodeAt(end - 1) === COMMA) end--;
+      // PIECE commas in a row: rare enough to take the plain path.
       if (end === start) return JSON.stringify(text);
     }
     pieces.push(text.slice(start, end));
