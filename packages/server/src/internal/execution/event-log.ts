@@ -25,6 +25,7 @@ import { open, rm, type FileHandle } from 'node:fs/promises';
 import type { EventType, EvictedEvents, ExecutionEvent } from '@sluice/protocol';
 import { EvictedTally } from './evicted-tally.js';
 import { gapEntry, typeOf, type LogEntry, type LoggedEvent, type ReadableLog } from './readable-log.js';
+import { quoteJSON } from './json-quote.js';
 import { indexBytes, offsetOf, readSpill, readSpillSync, spillSize, writeSpill, type SpillFile } from './spill-file.js';
 
 export type { LogEntry, LoggedEvent } from './readable-log.js';
@@ -561,11 +562,26 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
  */
 export function serialise(event: { type: string }, seq: number): string {
   const { type, ...rest } = event;
-  const fields = JSON.stringify(rest);
-  const json = `{"type":"${type}","seq":${seq},"ts":${Date.now()}${fields === '{}' ? '}' : `,${fields.slice(1)}`}`;
+  const json = `{"type":"${type}","seq":${seq},"ts":${Date.now()}${fieldsOf(rest)}}`;
   // Reading a character flattens it (V8 copies a concatenation into one string when indexed).
   json.charCodeAt(0);
   return json;
+}
+
+/**
+ * The fields after `ts`, each with its leading comma (`""` for none), as JSON.stringify(rest) would
+ * write them. An output event (its one field a long `content`) skips the object walk and quotes
+ * its text with quoteJSON, the hot path of a stream.
+ */
+function fieldsOf(rest: Record<string, unknown>): string {
+  const content = rest['content'];
+  if (typeof content === 'string') {
+    let only = true;
+    for (const key in rest) if (key !== 'content') only = false;
+    if (only) return `,"content":${quoteJSON(content)}`;
+  }
+  const fields = JSON.stringify(rest);
+  return fields === '{}' ? '' : `,${fields.slice(1, -1)}`;
 }
 
 /**
