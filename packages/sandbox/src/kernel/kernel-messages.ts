@@ -15,14 +15,17 @@ export type KernelRequest =
 export type KernelMessage =
   | { type: 'sluice.kernel_ready'; language: string; version: string }
   /**
-   * The cell is over: its output and events were all written (and its events placed) before
-   * this line. `exiting`: the kernel goes away after it (process.exit(), or `broken` stdio).
+   * The cell is over: its output and events were all written before this line. `fence`: they
+   * end with a fence (a sync line carrying the cell's nonce) that may not be placed yet, and the
+   * cell ends once it is; without it, they were placed before this line was written.
+   * `exiting`: the kernel goes away after it (process.exit(), or `broken` stdio).
    */
   | {
       type: 'sluice.cell_done';
       nonce: string;
       status: 'ok' | 'error' | 'interrupted';
       exit_code: number;
+      fence: boolean;
       exiting: boolean;
       broken: OutputStream | null;
     }
@@ -45,6 +48,7 @@ export function parseKernelMessage(v: unknown): KernelMessage | string {
         nonce,
         status,
         exit_code: typeof code === 'number' && Number.isInteger(code) ? code : status === 'ok' ? 0 : 1,
+        fence: o['fence'] === true,
         exiting: o['exiting'] === true,
         broken: broken === 'stdout' || broken === 'stderr' ? broken : null,
       };

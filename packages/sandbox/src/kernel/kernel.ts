@@ -11,8 +11,11 @@
  *   carries only the helpers' `progress`/`result`.
  *
  * A cell is over at its `cell_done`: before writing it the kernel flushed the cell's output and
- * sent a sync line on the events channel, so by the check phase after the poll that read it,
- * every byte and event of the cell is in (the ordering rule of events-channel.ts).
+ * wrote a fence on the events channel (a sync line carrying the cell's nonce, which the cell's
+ * code never sees). The cell ends once that fence is placed (the ordering rule of
+ * events-channel.ts: every byte and event written before it is in), whichever of the two
+ * sockets is read first; the kernel reads the fence's answer after cell_done, so the end of a
+ * cell costs no round trip.
  *
  * The kernel's sandbox has its own cgroup for its whole life (memory, pids, CPU share), and
  * the kernel kills a cell's leftover processes before it reports the cell done, so `done`
@@ -58,7 +61,13 @@ interface ActiveCell {
   proc: SandboxProcess | null;
   /** Input sent before the execute message went out; null once it has. */
   early: { data: string; eof: boolean } | null;
+  /** The kernel's fence for this cell was placed. */
+  fenced: boolean;
+  /** The cell's `cell_done`, waiting for its fence. */
+  ended: CellDone | null;
 }
+
+type CellDone = Extract<KernelMessage, { type: 'sluice.cell_done' }>;
 
 /** Bytes of background output held while no cell runs; the rest is counted and reported. */
 const BACKGROUND_HOLD = 64 * 1024;
@@ -154,7 +163,7 @@ export class Kernel {
     const nonce = randomBytes(16).toString('hex');
     let resolve!: (o: CellOutcome) => void;
     const done = new Promise<CellOutcome>((r) => (resolve = r));
-    this.active = { nonce, sink, resolve, finished: false, restarted: false, oomBase: 0, proc: null, early: { data: '', eof: false } };
+    this.active = { nonce, sink, resolve, finished: false, restarted: false, oomBase: 0, proc: null, early: { data: '', eof: false }, fenced: false, ended: null };
     const active = this.active;
     this.deliverBackground(active);
     void this.begin(active, request).catch((err: unknown) => {
@@ -341,6 +350,12 @@ export class Kernel {
       },
       malformed: (note) => this.active?.sink.note(note),
       ack: (count) => proc.ackEvents(count),
+      fence: (id) => {
+        const a = this.active;
+        if (!a || a.finished || id !== a.nonce) return;
+        a.fenced = true;
+        if (a.ended) this.endCell(a, a.ended);
+      },
     });
     const control = new LineReader(
       (line) => this.onControlLine(line),
@@ -424,21 +439,16 @@ export class Kernel {
           a.restarted = true;
           this.exiting = true;
         }
-        // In the check phase after the poll that read this line: by then every byte and event
-        // of the cell is in (see the module comment), with no timer or thread-pool round trip.
-        setImmediate(() => {
-          if (a.finished || this.active !== a) return;
-          this.finishCell({
-            exitCode: m.exit_code,
-            signal: null,
-            status: m.status,
-            kernelRestarted: a.restarted,
-            // OOM kills inside the cell (a child, since the kernel itself survived) are worth a note.
-            oomKills: Math.max(0, (this.cgroup?.oomKills() ?? 0) - a.oomBase),
-            setupError: null,
-            broken: m.broken,
-          });
-        });
+        if (m.fence) {
+          // Ends when its fence is placed (see the module comment): now, or when the events
+          // channel gets to it.
+          if (a.fenced) this.endCell(a, m);
+          else a.ended = m;
+          return;
+        }
+        // A kernel without fences placed its sync line before writing this one: by the check
+        // phase after this poll, every byte and event of the cell is in.
+        setImmediate(() => this.endCell(a, m));
         return;
       }
       case 'sluice.background':
@@ -447,6 +457,20 @@ export class Kernel {
       default:
         assertNever(m, 'kernel message');
     }
+  }
+
+  private endCell(a: ActiveCell, m: CellDone): void {
+    if (a.finished || this.active !== a) return;
+    this.finishCell({
+      exitCode: m.exit_code,
+      signal: null,
+      status: m.status,
+      kernelRestarted: a.restarted,
+      // OOM kills inside the cell (a child, since the kernel itself survived) are worth a note.
+      oomKills: Math.max(0, (this.cgroup?.oomKills() ?? 0) - a.oomBase),
+      setupError: null,
+      broken: m.broken,
+    });
   }
 
   private finishCell(o: CellOutcome): void {
