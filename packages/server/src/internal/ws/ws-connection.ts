@@ -272,6 +272,10 @@ export class WSConnection {
       const exec = await this.ctx.backend.submitRun(this.owner, this.session.id, m.run, this.log);
       // Closed meanwhile: the execution runs on (like a dropped HTTP stream), nobody to tell.
       if (this.closing) return;
+      // `accepted` and the `start` already in the log go out in one write: the follower's first
+      // batch is written within this turn's microtasks, before the tick queue uncorks.
+      this.raw.cork?.();
+      process.nextTick(() => this.raw.uncork?.());
       this.pacer.sendReply(acceptedMessage(m.request_id, exec.id));
       this.follow(followableExecution(exec), 1);
     } catch (err) {
