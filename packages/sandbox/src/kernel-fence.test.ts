@@ -25,6 +25,8 @@ class Kernel {
   /** Lines on the events socket (fd 3) and the control socket (fd 4), each in arrival order. */
   readonly events: Message[] = [];
   readonly control: Message[] = [];
+  /** The events socket's bytes as read, one string per read. */
+  readonly eventReads: string[] = [];
   stdout = '';
   stderr = '';
 
@@ -35,6 +37,7 @@ class Kernel {
     child.stdout?.setEncoding('utf8').on('data', (t: string) => (this.stdout += t));
     child.stderr?.setEncoding('utf8').on('data', (t: string) => (this.stderr += t));
     this.lines(child.stdio[3] as Readable, this.events);
+    (child.stdio[3] as Readable).on('data', (t: string) => this.eventReads.push(t));
     this.lines(child.stdio[4] as Readable, this.control);
     (child.stdio[3] as Writable).on('error', () => {});
     (child.stdio[4] as Writable).on('error', () => {});
@@ -121,6 +124,8 @@ test('python kernel: a quiet cell writes its result, its fence and cell_done wit
       { type: 'result', data: { 'text/plain': '2', 'application/json': 2 }, sync: true },
       { type: 'sync', sync: true, fence: nonce(1) },
     ]);
+    // One write for both: the server wakes once for them.
+    assert.equal(k.eventReads.length, 1, `the result and the fence came in ${k.eventReads.length} reads`);
     // Both answers come late; the next cell's helper calls still get their own.
     k.answer(2);
     k.events.length = 0;

@@ -81,6 +81,7 @@ NONCE = re.compile(r"[0-9A-Fa-f]{1,128}\Z")
 class State:
     in_cell = False  # SIGINT raises KeyboardInterrupt only while this is set
     owed = 0  # answers to the kernel's own sync lines not read yet (see settle())
+    unsent = []  # the kernel's sync lines not written yet: they go out together
     holding = False  # the kernel holds Channel.lock until it has read them
     no_strays = False  # the cell's end found no process and no thread of it alive
     before = frozenset()  # the threads alive when the cell began
@@ -139,23 +140,33 @@ def tell(message):
 
 
 def send_sync(line, wait=True):
-    """A sync line on the events socket; returns once the server placed it, or at once when not
-    `wait`: then the kernel keeps the helpers' lock (no other thread's sync line can take the
-    answer) until settle() has read the answers it is owed."""
+    """A sync line on the events socket; returns once the server placed it. When not `wait` it
+    is only queued (send_unsent() writes the queue in one write: a result and the fence behind
+    it wake the server once), and the kernel keeps the helpers' lock (no other thread's sync
+    line can come between or take an answer) until settle() has read the answers it is owed."""
     if not State.holding:
         Channel.lock.acquire()
         State.holding = True
-    write_all(Channel.events, line)
+    State.unsent.append(line)
     State.owed += 1
     if wait:
         settle()
 
 
+def send_unsent():
+    if State.unsent:
+        data = b"".join(State.unsent)
+        State.unsent = []
+        write_all(Channel.events, data)
+
+
 def settle():
-    """Reads the answers to the kernel's sync lines written so far, then lets other threads' in."""
+    """Writes the kernel's queued sync lines, reads the answers to all it wrote, then lets other
+    threads' in."""
     if not State.holding:
         return
     try:
+        send_unsent()
         while State.owed > 0:
             try:
                 got = _os_read(Channel.events, State.owed)
@@ -168,6 +179,7 @@ def settle():
                 break
     finally:
         State.owed = 0
+        State.unsent = []
         State.holding = False
         Channel.lock.release()
 
@@ -648,6 +660,7 @@ def finish(status, exit_code, value):
         broken = broken_stdio()
         # The fence goes unanswered for now: the server ends the cell once it has placed it.
         send_sync(b'{"type":"sync","sync":true,"fence":"%s"}\n' % nonce.encode("ascii"), wait=False)
+        send_unsent()
         done = {"type": "sluice.cell_done", "nonce": nonce, "status": status, "exit_code": exit_code, "fence": True}
         if broken:
             done["exiting"] = True
