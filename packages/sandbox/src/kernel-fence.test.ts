@@ -1,10 +1,11 @@
 /**
  * The end of a Python kernel cell costs no round trip (kernel.ts, python_kernel.py): the kernel
- * writes its fence and `cell_done` without waiting for the server's answer to the fence, and
- * does not wait for the answer to its trailing expression's result either when nothing of the
- * cell can print after it. A cell with a thread still running still waits for that answer, so
- * the thread's later output cannot overtake the result. Driven here directly on its sockets
- * (no sandbox), with the server's answers held back.
+ * ends a cell with its fence, which carries the cell's outcome, without waiting for the
+ * server's answer, and does not wait for the answer to its trailing expression's result either
+ * when nothing of the cell can print after it (the result and the fence then go in one write).
+ * A cell with a thread still running still waits for that answer, so the thread's later output
+ * cannot overtake the result. Driven here directly on its sockets (no sandbox), with the
+ * server's answers held back.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -88,8 +89,9 @@ class Kernel {
     (this.child.stdio[3] as Writable).write(Buffer.alloc(n, 6));
   }
 
+  /** The cell's end: its fence (the Python kernel sends no cell_done on the control socket). */
   doneOf(nonce: string): Message | undefined {
-    return this.control.find((m) => m['type'] === 'sluice.cell_done' && m['nonce'] === nonce);
+    return this.events.find((m) => m['type'] === 'sync' && m['fence'] === nonce);
   }
 
   async until(cond: () => boolean, what: string): Promise<void> {
@@ -112,18 +114,20 @@ class Kernel {
 
 const nonce = (n: number): string => n.toString(16).padStart(32, '0');
 
-test('python kernel: a quiet cell writes its result, its fence and cell_done without waiting for an answer', async () => {
+test('python kernel: a quiet cell writes its result and its end (the fence) without waiting for an answer', async () => {
   const k = await Kernel.start();
   try {
     k.execute(nonce(1), '1 + 1');
     // Nothing is answered: the old kernel waited here for the result's answer, forever.
-    await k.until(() => k.doneOf(nonce(1)) !== undefined, 'cell_done with no answer given');
-    assert.deepEqual({ ...k.doneOf(nonce(1)) }, { type: 'sluice.cell_done', nonce: nonce(1), status: 'ok', exit_code: 0, fence: true });
-    await k.until(() => k.events.length >= 2, 'the result and the fence');
+    await k.until(() => k.doneOf(nonce(1)) !== undefined, 'the cell\'s end with no answer given');
     assert.deepEqual([...k.events], [
       { type: 'result', data: { 'text/plain': '2', 'application/json': 2 }, sync: true },
-      { type: 'sync', sync: true, fence: nonce(1) },
+      { type: 'sync', sync: true, fence: nonce(1), done: { status: 'ok', exit_code: 0 } },
     ]);
+    assert.deepEqual(
+      k.control.map((m) => m['type']),
+      ['sluice.kernel_ready'],
+    );
     // One write for both: the server wakes once for them.
     assert.equal(k.eventReads.length, 1, `the result and the fence came in ${k.eventReads.length} reads`);
     // Both answers come late; the next cell's helper calls still get their own.
@@ -135,7 +139,7 @@ test('python kernel: a quiet cell writes its result, its fence and cell_done wit
     await k.until(() => k.events.length >= 2, 'the second progress');
     assert.equal(k.stdout, 'between\n');
     k.answer(1);
-    await k.until(() => k.doneOf(nonce(2)) !== undefined, 'the second cell_done');
+    await k.until(() => k.doneOf(nonce(2)) !== undefined, 'the second cell\'s end');
     assert.deepEqual(
       k.events.map((e) => [e['type'], e['percent'] ?? e['fence'] ?? null]),
       [
@@ -159,11 +163,11 @@ test('python kernel: a result with a thread of its cell still running waits for 
     assert.equal(k.events[0]?.['type'], 'result');
     assert.equal(k.doneOf(nonce(1)), undefined, 'the cell ended before its result was answered');
     k.answer(1);
-    await k.until(() => k.doneOf(nonce(1)) !== undefined, 'cell_done once answered');
-    assert.deepEqual(k.events[1], { type: 'sync', sync: true, fence: nonce(1) });
+    await k.until(() => k.doneOf(nonce(1)) !== undefined, 'the cell\'s end once answered');
+    assert.deepEqual(k.events[1], { type: 'sync', sync: true, fence: nonce(1), done: { status: 'ok', exit_code: 0 } });
     k.answer(1);
     k.execute(nonce(2), '1 + 1');
-    await k.until(() => k.doneOf(nonce(2)) !== undefined, 'the next cell_done');
+    await k.until(() => k.doneOf(nonce(2)) !== undefined, 'the next cell\'s end');
   } finally {
     await k.stop();
   }

@@ -35,33 +35,19 @@ class Driver {
     child.stdout?.setEncoding('utf8').on('data', (t: string) => (this.out.stdout += t));
     child.stderr?.setEncoding('utf8').on('data', (t: string) => (this.out.stderr += t));
     // Events (fd 3) and the kernel's own messages (the control socket, fd 4) in one list, in the
-    // kernel's order: a cell_done that says `fence` goes in once the fence with its nonce is, as
-    // the server ends the cell. Lines are taken in the check phase, like the server does, so
-    // output read in the same poll is in first; sync lines are answered as the server answers them.
+    // kernel's order: a fence that carries a cell's end (the Python kernel's) stands for that
+    // cell's cell_done, as the server takes it. Lines are taken in the check phase, like the
+    // server does, so output read in the same poll is in first; sync lines are answered as the
+    // server answers them.
     const events = child.stdio[3] as Readable & Writable;
     events.on('error', () => {});
-    const fenced = new Set<unknown>();
-    const waiting = new Map<unknown, Message>();
     this.lines(events, (m) => {
       if (m['sync'] === true) events.write(Buffer.from([6]));
       delete m['sync'];
       if (m.type !== 'sync') this.messages.push(m);
-      else if (m['fence'] !== undefined) {
-        const done = waiting.get(m['fence']);
-        waiting.delete(m['fence']);
-        if (done) this.messages.push(done);
-        else fenced.add(m['fence']);
-      }
+      else if (typeof m['done'] === 'object' && m['done'] !== null) this.messages.push({ ...(m['done'] as Message), type: 'sluice.cell_done', nonce: m['fence'] });
     });
-    this.lines(child.stdio[4] as Readable, (m) => {
-      if (m.type !== 'sluice.cell_done' || m['fence'] !== true) {
-        this.messages.push(m);
-        return;
-      }
-      delete m['fence'];
-      if (fenced.delete(m['nonce'])) this.messages.push(m);
-      else waiting.set(m['nonce'], m);
-    });
+    this.lines(child.stdio[4] as Readable, (m) => this.messages.push(m));
     // A kernel that died (or was killed) closes its control pipe: a write then fails with EPIPE,
     // which the test sees as missing messages and the kernel's stderr, not as a crash of the runner.
     (child.stdio[4] as Writable).on('error', (e: Error) => (this.out.stderr += `\n[control pipe: ${e.message}]`));

@@ -8,19 +8,21 @@ Protocol (the server's kernel client, kernel-messages.ts, relies on exactly this
       {"type":"stdin","data":"..."}   {"type":"stdin_eof"}
     kernel -> server, one write() each:
       {"type":"sluice.kernel_ready","language":"python","version":"3.11.2","pid":N} once;
-      {"type":"sluice.cell_done","nonce":...,"status":"ok"|"error"|"interrupted","exit_code":N,
-       "fence":true,"exiting":bool?,"broken":"stdout"|"stderr"?} after each cell;
+      (a cell's end is its fence on fd 3, below: no cell_done here);
       {"type":"sluice.background","stream":"stdout"|"stderr","text":"..."}: what a thread of an
        ended cell printed (it belongs to no running cell).
   fd 3 (SLUICE_EVENTS_FD) carries only events (progress, result), each a sync line (the helper
-  waits for the server's one-byte answer). Before cell_done the kernel flushes the cell's output
-  and writes a {"type":"sync","sync":true,"fence":"<nonce>"} fence there; cell_done says
-  "fence":true and the server ends the cell only once it has placed that fence, so everything
-  of the cell is placed before its end without a round trip: the kernel reads the answers to
-  its own sync lines after cell_done. Its trailing expression's result line is not waited for
-  either when nothing else of the cell can print after it (no thread of the cell alive, no
-  process left, no pyplot figures): the next line on that socket is the fence. SIGINT interrupts
-  the running cell and is ignored between cells.
+  waits for the server's one-byte answer). At the end of a cell the kernel flushes its output
+  and writes its fence there, which is also its end:
+      {"type":"sync","sync":true,"fence":"<nonce>","done":{"status":"ok"|"error"|"interrupted",
+       "exit_code":N,"exiting":bool?,"broken":"stdout"|"stderr"?}}
+  The server ends the cell when it places that line, so everything of the cell (written before
+  it) is in first; the nonce (not given to the cell's code) makes it the kernel's. The
+  kernel reads the answers to its own sync lines afterwards, and does not wait for its trailing
+  expression's result either when nothing else of the cell can print after it (no thread of
+  the cell alive, no process left, no pyplot figures): the result and the fence go out in one
+  write, and a warm cell costs the server one wake-up. SIGINT interrupts the running cell and is
+  ignored between cells.
 
 A cell waits for the non-daemon threads it started, as a script would; threads still running
 after it (daemon ones, or any after an interrupt) print as "background" output. A cell that
@@ -658,14 +660,13 @@ def finish(status, exit_code, value):
             kill_strays()
         end_threads()
         broken = broken_stdio()
-        # The fence goes unanswered for now: the server ends the cell once it has placed it.
-        send_sync(b'{"type":"sync","sync":true,"fence":"%s"}\n' % nonce.encode("ascii"), wait=False)
-        send_unsent()
-        done = {"type": "sluice.cell_done", "nonce": nonce, "status": status, "exit_code": exit_code, "fence": True}
+        done = {"status": status, "exit_code": exit_code}
         if broken:
             done["exiting"] = True
             done["broken"] = broken
-        tell(done)
+        # The fence is the cell's end; its answer is read after it has gone out (settle()).
+        fence = {"type": "sync", "sync": True, "fence": nonce, "done": done}
+        send_sync((encode(fence) + "\n").encode("ascii"), wait=False)
     finally:
         State.before = frozenset()
         settle()

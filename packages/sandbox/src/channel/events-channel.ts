@@ -34,8 +34,11 @@ export interface ChannelSink {
   malformed(note: string): void;
   /** `count` sync lines were placed: answer each with one byte. */
   ack?(count: number): void;
-  /** A sync line with a `fence` id was placed (a kernel's end of cell): everything before it is in. */
-  fence?(id: string): void;
+  /**
+   * A sync line with a `fence` id (a kernel's end of cell, `line` the whole of it) was placed:
+   * everything written before it is in.
+   */
+  fence?(id: string, line: Readonly<Record<string, unknown>>): void;
 }
 
 export interface LineReaderOptions {
@@ -212,7 +215,7 @@ export class EventsChannel {
     const r = parseChannelMessage(v);
     if (typeof r === 'string') this.note(r);
     else if (r !== null) this.sink.event(r);
-    else if (typeof o?.['fence'] === 'string') this.sink.fence?.(o['fence']);
+    else if (o && typeof o['fence'] === 'string') this.sink.fence?.(o['fence'], o);
     if (sync) this.ack();
   }
 

@@ -15,22 +15,34 @@ export type KernelRequest =
 export type KernelMessage =
   | { type: 'sluice.kernel_ready'; language: string; version: string }
   /**
-   * The cell is over: its output and events were all written before this line. `fence`: they
-   * end with a fence (a sync line carrying the cell's nonce) that may not be placed yet, and the
-   * cell ends once it is; without it, they were placed before this line was written.
-   * `exiting`: the kernel goes away after it (process.exit(), or `broken` stdio).
+   * The cell is over: its output and events were all written (and its events placed) before
+   * this line. `exiting`: the kernel goes away after it (process.exit(), or `broken` stdio).
+   * The Python kernel sends none: its cell ends with its fence (cellEndOf).
    */
   | {
       type: 'sluice.cell_done';
       nonce: string;
       status: 'ok' | 'error' | 'interrupted';
       exit_code: number;
-      fence: boolean;
       exiting: boolean;
       broken: OutputStream | null;
     }
   /** Output that a thread or callback of an ended cell wrote: it belongs to no running cell. */
   | { type: 'sluice.background'; stream: OutputStream; text: string };
+
+export type CellDone = Extract<KernelMessage, { type: 'sluice.cell_done' }>;
+
+/**
+ * A cell's end carried by its fence on the events socket (`{"type":"sync","sync":true,
+ * "fence":nonce,"done":{status, exit_code, exiting?, broken?}}`): placed, it is that cell's
+ * `cell_done` (everything the cell wrote before it is in). A string says what is wrong.
+ */
+export function cellEndOf(nonce: string, done: unknown): CellDone | string {
+  if (typeof done !== 'object' || done === null || Array.isArray(done)) return 'fence.done: expected an object';
+  const m = parseKernelMessage({ ...done, type: 'sluice.cell_done', nonce });
+  if (typeof m === 'string') return m;
+  return m.type === 'sluice.cell_done' ? m : 'fence.done: not a cell end';
+}
 
 /** Validates one decoded control line; a string says what is wrong with it. */
 export function parseKernelMessage(v: unknown): KernelMessage | string {
@@ -48,7 +60,6 @@ export function parseKernelMessage(v: unknown): KernelMessage | string {
         nonce,
         status,
         exit_code: typeof code === 'number' && Number.isInteger(code) ? code : status === 'ok' ? 0 : 1,
-        fence: o['fence'] === true,
         exiting: o['exiting'] === true,
         broken: broken === 'stdout' || broken === 'stderr' ? broken : null,
       };

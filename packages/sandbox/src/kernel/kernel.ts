@@ -10,12 +10,12 @@
  *   `sluice.background` for output of an ended cell's threads. The user's events channel (fd 3)
  *   carries only the helpers' `progress`/`result`.
  *
- * A cell is over at its `cell_done`: before writing it the kernel flushed the cell's output and
- * wrote a fence on the events channel (a sync line carrying the cell's nonce, which the cell's
- * code never sees). The cell ends once that fence is placed (the ordering rule of
- * events-channel.ts: every byte and event written before it is in), whichever of the two
- * sockets is read first; the kernel reads the fence's answer after cell_done, so the end of a
- * cell costs no round trip.
+ * A cell is over at its end: the Python kernel flushes the cell's output and writes a fence on
+ * the events channel that carries the cell's nonce (not given to the cell's code) and its
+ * outcome; placed, every byte and event written before it is in (the ordering rule of
+ * events-channel.ts), so the cell ends then, with no round trip: the kernel reads the fence's
+ * answer afterwards. The JavaScript kernel waits for its fence's answer, then sends
+ * `cell_done` on the control socket.
  *
  * The kernel's sandbox has its own cgroup for its whole life (memory, pids, CPU share), and
  * the kernel kills a cell's leftover processes before it reports the cell done, so `done`
@@ -32,7 +32,7 @@ import { POOL_CGROUP_PREFIX } from '../prestart.js';
 import { sandboxBase, type RunContext } from '../run-context.js';
 import type { Runner, RunnerOutcome, RunnerRequest, RunSink } from '../runner.js';
 import { runtimeFor, type KernelLanguage } from '../runtimes.js';
-import { parseKernelMessage, type KernelMessage, type KernelRequest } from './kernel-messages.js';
+import { cellEndOf, parseKernelMessage, type CellDone, type KernelMessage, type KernelRequest } from './kernel-messages.js';
 
 /** How a cell ended, in the kernel's terms (execute() turns it into a RunnerOutcome). */
 interface CellOutcome {
@@ -61,13 +61,7 @@ interface ActiveCell {
   proc: SandboxProcess | null;
   /** Input sent before the execute message went out; null once it has. */
   early: { data: string; eof: boolean } | null;
-  /** The kernel's fence for this cell was placed. */
-  fenced: boolean;
-  /** The cell's `cell_done`, waiting for its fence. */
-  ended: CellDone | null;
 }
-
-type CellDone = Extract<KernelMessage, { type: 'sluice.cell_done' }>;
 
 /** Bytes of background output held while no cell runs; the rest is counted and reported. */
 const BACKGROUND_HOLD = 64 * 1024;
@@ -169,7 +163,7 @@ export class Kernel {
     const nonce = randomBytes(16).toString('hex');
     let resolve!: (o: CellOutcome) => void;
     const done = new Promise<CellOutcome>((r) => (resolve = r));
-    this.active = { nonce, sink, resolve, finished: false, restarted: false, oomBase: 0, proc: null, early: { data: '', eof: false }, fenced: false, ended: null };
+    this.active = { nonce, sink, resolve, finished: false, restarted: false, oomBase: 0, proc: null, early: { data: '', eof: false } };
     const active = this.active;
     this.deliverBackground(active);
     void this.begin(active, request).catch((err: unknown) => {
@@ -357,11 +351,12 @@ export class Kernel {
       },
       malformed: (note) => this.active?.sink.note(note),
       ack: (count) => proc.ackEvents(count),
-      fence: (id) => {
+      fence: (id, line) => {
         const a = this.active;
         if (!a || a.finished || id !== a.nonce) return;
-        a.fenced = true;
-        if (a.ended) this.endCell(a, a.ended);
+        const end = cellEndOf(id, line['done']);
+        if (typeof end === 'string') return a.sink.note(`the kernel's end of cell was malformed (${end})`);
+        this.cellEnded(a, end, false);
       },
     });
     const control = new LineReader(
@@ -444,21 +439,9 @@ export class Kernel {
       case 'sluice.cell_done': {
         const a = this.active;
         if (!a || a.finished || m.nonce !== a.nonce) return;
-        if (m.exiting) {
-          // Its state goes with it; the next cell waits for it to be gone and starts another.
-          a.restarted = true;
-          this.exiting = true;
-        }
-        if (m.fence) {
-          // Ends when its fence is placed (see the module comment): now, or when the events
-          // channel gets to it.
-          if (a.fenced) this.endCell(a, m);
-          else a.ended = m;
-          return;
-        }
-        // A kernel without fences placed its sync line before writing this one: by the check
-        // phase after this poll, every byte and event of the cell is in.
-        setImmediate(() => this.endCell(a, m));
+        // The kernel placed its fence before writing this line: by the check phase after this
+        // poll, every byte and event of the cell is in.
+        this.cellEnded(a, m, true);
         return;
       }
       case 'sluice.background':
@@ -467,6 +450,17 @@ export class Kernel {
       default:
         assertNever(m, 'kernel message');
     }
+  }
+
+  /** The kernel said the cell is over: it ends now, or in the next check phase (`deferred`). */
+  private cellEnded(a: ActiveCell, m: CellDone, deferred: boolean): void {
+    if (m.exiting) {
+      // Its state goes with it; the next cell waits for it to be gone and starts another.
+      a.restarted = true;
+      this.exiting = true;
+    }
+    if (deferred) setImmediate(() => this.endCell(a, m));
+    else this.endCell(a, m);
   }
 
   private endCell(a: ActiveCell, m: CellDone): void {
