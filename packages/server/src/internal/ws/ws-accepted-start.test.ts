@@ -1,7 +1,9 @@
 /**
- * An `execute` answers `accepted` and its `start` event in one write to the TCP socket (corked
- * together): a warm cell's round trip pays one client wake-up less. A real WSConnection and a
- * real EventLog; the socket is a recorder of what is sent while corked.
+ * Frames of one turn go to the TCP socket in one write (corked until the tick queue runs): an
+ * `execute` answers `accepted` and its `start` event together, and a kernel cell's `result` and
+ * its `done`, appended in the same drain, go together too. A warm cell's round trip pays two
+ * client wake-ups less. A real WSConnection and a real EventLog; the socket is a recorder of
+ * what is sent while corked.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,6 +20,8 @@ import { WSConnection } from './ws-connection.js';
 class RawSocket extends EventEmitter {
   corked = 0;
   readonly writes: string[][] = [];
+  /** Sees each frame as it is sent. */
+  onFrame: (frame: string) => void = () => {};
   private pending: string[] = [];
   cork(): void {
     this.corked++;
@@ -29,6 +33,7 @@ class RawSocket extends EventEmitter {
   setNoDelay(): void {}
   write(frame: string): void {
     this.pending.push(frame);
+    this.onFrame(frame);
     if (this.corked === 0) this.flush();
   }
   private flush(): void {
@@ -58,7 +63,7 @@ class FakeWebSocket extends EventEmitter {
   terminate(): void {}
 }
 
-test('execute: accepted and the start event go to the socket in one write', async () => {
+test('execute: accepted and the start event go to the socket in one write, and so do a result and the done behind it', async () => {
   const log = new EventLog();
   log.append({ type: 'start', execution_id: 'e1', session_id: 's1', language: 'python', mode: 'kernel' });
   const exec: Pick<ExecutionHandle, 'id' | 'sessionID' | 'log'> = { id: 'e1', sessionID: 's1', log };
@@ -84,8 +89,26 @@ test('execute: accepted and the start event go to the socket in one write', asyn
     first?.map((f) => (JSON.parse(f) as { type: string }).type),
     ['accepted', 'start'],
   );
-  log.append({ type: 'done', exit_code: 0, duration: '0.001s', duration_ms: 1, reason: 'exited' });
-  log.close();
+  // The done comes a few microtasks after the result (as a cell's end does), once its frame is out.
+  raw.onFrame = (frame) => {
+    if (!frame.includes('"type":"result"')) return;
+    void Promise.resolve().then(() => {
+      log.append({ type: 'done', exit_code: 0, duration: '0.001s', duration_ms: 1, reason: 'exited' });
+      log.close();
+    });
+  };
+  log.append({ type: 'result', data: { 'text/plain': '2' } });
+  while (raw.writes.flat().length < 4) {
+    assert.ok(Date.now() < deadline, `only ${JSON.stringify(raw.writes)} was written`);
+    await new Promise((r) => setImmediate(r));
+  }
+  assert.deepEqual(
+    raw.writes.map((w) => w.map((f) => (JSON.parse(f) as { type: string }).type)),
+    [
+      ['accepted', 'start'],
+      ['result', 'done'],
+    ],
+  );
   ws.readyState = 3;
   ws.emit('close');
   await conn.closed;
