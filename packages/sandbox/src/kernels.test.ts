@@ -34,16 +34,18 @@ class Driver {
     this.child = child;
     child.stdout?.setEncoding('utf8').on('data', (t: string) => (this.out.stdout += t));
     child.stderr?.setEncoding('utf8').on('data', (t: string) => (this.out.stderr += t));
-    // Events (fd 3) and the kernel's own messages (the control socket, fd 4) in one list: a
-    // cell's events are acknowledged before it sends cell_done, so their order is the kernel's.
-    // Lines are taken in the check phase, like the server does, so output read in the same poll
-    // is in first; sync lines are answered as the server answers them.
+    // Events (fd 3) and the kernel's own messages (the control socket, fd 4) in one list, in the
+    // kernel's order: a fence that carries a cell's end (the Python kernel's) stands for that
+    // cell's cell_done, as the server takes it. Lines are taken in the check phase, like the
+    // server does, so output read in the same poll is in first; sync lines are answered as the
+    // server answers them.
     const events = child.stdio[3] as Readable & Writable;
     events.on('error', () => {});
     this.lines(events, (m) => {
       if (m['sync'] === true) events.write(Buffer.from([6]));
       delete m['sync'];
       if (m.type !== 'sync') this.messages.push(m);
+      else if (typeof m['done'] === 'object' && m['done'] !== null) this.messages.push({ ...(m['done'] as Message), type: 'sluice.cell_done', nonce: m['fence'] });
     });
     this.lines(child.stdio[4] as Readable, (m) => this.messages.push(m));
     // A kernel that died (or was killed) closes its control pipe: a write then fails with EPIPE,

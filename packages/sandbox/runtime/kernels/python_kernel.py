@@ -8,14 +8,21 @@ Protocol (the server's kernel client, kernel-messages.ts, relies on exactly this
       {"type":"stdin","data":"..."}   {"type":"stdin_eof"}
     kernel -> server, one write() each:
       {"type":"sluice.kernel_ready","language":"python","version":"3.11.2","pid":N} once;
-      {"type":"sluice.cell_done","nonce":...,"status":"ok"|"error"|"interrupted","exit_code":N,
-       "exiting":bool?,"broken":"stdout"|"stderr"?} after each cell;
+      (a cell's end is its fence on fd 3, below: no cell_done here);
       {"type":"sluice.background","stream":"stdout"|"stderr","text":"..."}: what a thread of an
        ended cell printed (it belongs to no running cell).
   fd 3 (SLUICE_EVENTS_FD) carries only events (progress, result), each a sync line (the helper
-  waits for the server's one-byte answer). Before cell_done the kernel flushes the cell's output
-  and sends a {"type":"sync","sync":true} fence there, so everything of the cell is placed
-  before its end. SIGINT interrupts the running cell and is ignored between cells.
+  waits for the server's one-byte answer). At the end of a cell the kernel flushes its output
+  and writes its fence there, which is also its end:
+      {"type":"sync","sync":true,"fence":"<nonce>","done":{"status":"ok"|"error"|"interrupted",
+       "exit_code":N,"exiting":bool?,"broken":"stdout"|"stderr"?}}
+  The server ends the cell when it places that line, so everything of the cell (written before
+  it) is in first; the nonce (not given to the cell's code) makes it the kernel's. The
+  kernel reads the answers to its own sync lines afterwards, and does not wait for its trailing
+  expression's result either when nothing else of the cell can print after it (no thread of
+  the cell alive, no process left, no pyplot figures): the result and the fence go out in one
+  write, and a warm cell costs the server one wake-up. SIGINT interrupts the running cell and is
+  ignored between cells.
 
 A cell waits for the non-daemon threads it started, as a script would; threads still running
 after it (daemon ones, or any after an interrupt) print as "background" output. A cell that
@@ -56,7 +63,7 @@ from _json import encode_basestring_ascii as _json_str
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
-from sluice_leftovers import MY_PID, Reserve, kill_strays  # noqa: E402
+from sluice_leftovers import MY_PID, Reserve, kill_strays, live_strays  # noqa: E402
 
 EVENTS_FD = int(os.environ.get("SLUICE_EVENTS_FD") or 3)
 CONTROL_FD = int(os.environ.get("SLUICE_CONTROL_FD") or 4)
@@ -75,6 +82,11 @@ NONCE = re.compile(r"[0-9A-Fa-f]{1,128}\Z")
 
 class State:
     in_cell = False  # SIGINT raises KeyboardInterrupt only while this is set
+    owed = 0  # answers to the kernel's own sync lines not read yet (see settle())
+    unsent = []  # the kernel's sync lines not written yet: they go out together
+    holding = False  # the kernel holds Channel.lock until it has read them
+    no_strays = False  # the cell's end found no process and no thread of it alive
+    before = frozenset()  # the threads alive when the cell began
     saved_env = {}  # the values a cell's env replaced, put back when it ends
     execute_pending = False  # an execute was read and its cell has not started yet
     early_interrupt = False  # a SIGINT hit that pending cell before it started
@@ -129,23 +141,54 @@ def tell(message):
         write_all(Channel.ctl, (encode(message) + "\n").encode("ascii"))
 
 
-def send_sync(line):
-    """A sync line on the events socket; returns once the server placed it."""
-    with Channel.lock:
-        write_all(Channel.events, line)
-        while True:
+def send_sync(line, wait=True):
+    """A sync line on the events socket; returns once the server placed it. When not `wait` it
+    is only queued (send_unsent() writes the queue in one write: a result and the fence behind
+    it wake the server once), and the kernel keeps the helpers' lock (no other thread's sync
+    line can come between or take an answer) until settle() has read the answers it is owed."""
+    if not State.holding:
+        Channel.lock.acquire()
+        State.holding = True
+    State.unsent.append(line)
+    State.owed += 1
+    if wait:
+        settle()
+
+
+def send_unsent():
+    if State.unsent:
+        data = b"".join(State.unsent)
+        State.unsent = []
+        write_all(Channel.events, data)
+
+
+def settle():
+    """Writes the kernel's queued sync lines, reads the answers to all it wrote, then lets other
+    threads' in."""
+    if not State.holding:
+        return
+    try:
+        send_unsent()
+        while State.owed > 0:
             try:
-                _os_read(Channel.events, 1)
-                return
+                got = _os_read(Channel.events, State.owed)
+                if not got:
+                    break
+                State.owed -= len(got)
             except InterruptedError:
                 continue
             except OSError:
-                return
+                break
+    finally:
+        State.owed = 0
+        State.unsent = []
+        State.holding = False
+        Channel.lock.release()
 
 
-def emit_result(bundle):
+def emit_result(bundle, wait=True):
     line = _dumps({"type": "result", "data": bundle, "sync": True}, separators=(",", ":")).encode("ascii") + b"\n"
-    send_sync(line)
+    send_sync(line, wait)
 
 
 def flush_std():
@@ -418,6 +461,7 @@ def trim_traceback(tb):
 
 
 def print_exception(exc):
+    settle()  # a result not waited for is placed before this traceback
     tb = trim_traceback(exc.__traceback__)
     exc.__traceback__ = tb  # the default excepthook prints this, not its tb argument
     sys.last_type, sys.last_value, sys.last_traceback = type(exc), exc, tb
@@ -452,11 +496,30 @@ def exit_status(exc):
     return "error", 1
 
 
-def show(value):
+def show(value, last=False):
     bundle = sluice.mime_bundle(value)
     if bundle is not None:
         flush_std()
-        emit_result(bundle)
+        # The trailing expression's result needs no answer when nothing can print after it.
+        emit_result(bundle, wait=not (last and cell_is_quiet()))
+
+
+def cell_is_quiet():
+    """True when nothing of the cell can write any more: no thread it started alive, no process
+    left, no pyplot figure to show (the kernel's own next line is its fence)."""
+    if "matplotlib.pyplot" in sys.modules:
+        return False
+    me = _current_thread()
+    for t in threading.enumerate():
+        if t is not me and t not in State.before and t.is_alive():
+            return False
+    try:
+        if live_strays():
+            return False
+    except OSError:
+        return False
+    State.no_strays = True
+    return True
 
 
 def show_figures(skip):
@@ -507,6 +570,8 @@ def run_cell(msg):
     code = msg.get("code")
     msg = None
     before = set(threading.enumerate())
+    State.before = frozenset(before)
+    State.no_strays = False
     status, exit_code, value = "ok", 0, None
     try:
         try:
@@ -525,7 +590,7 @@ def run_cell(msg):
                 value = run_code(last)
                 if value is not None:
                     builtins._ = value
-                    show(value)
+                    show(value, last=True)
             join_threads(before)
         finally:
             State.in_cell = False
@@ -588,15 +653,23 @@ def finish(status, exit_code, value):
         pass
     sys.stdout, sys.stderr, sys.stdin = STDOUT, STDERR, STDIN  # a cell's reassignments end with it
     flush_std()
-    kill_strays()
-    end_threads()
-    broken = broken_stdio()
-    send_sync(b'{"type":"sync","sync":true}\n')
-    done = {"type": "sluice.cell_done", "nonce": NONCES.get(), "status": status, "exit_code": exit_code}
-    if broken:
-        done["exiting"] = True
-        done["broken"] = broken
-    tell(done)
+    nonce = NONCES.get()
+    try:
+        # No user code ran since cell_is_quiet() found no process: no walk of /proc again.
+        if not State.no_strays:
+            kill_strays()
+        end_threads()
+        broken = broken_stdio()
+        done = {"status": status, "exit_code": exit_code}
+        if broken:
+            done["exiting"] = True
+            done["broken"] = broken
+        # The fence is the cell's end; its answer is read after it has gone out (settle()).
+        fence = {"type": "sync", "sync": True, "fence": nonce, "done": done}
+        send_sync((encode(fence) + "\n").encode("ascii"), wait=False)
+    finally:
+        State.before = frozenset()
+        settle()
     if broken:
         os._exit(0)
 

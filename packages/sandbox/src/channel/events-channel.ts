@@ -6,7 +6,8 @@
  * Order: lines are taken in the check phase after the poll that read them (`setImmediate`), so
  * output the program wrote before an event, readable in that same poll, is in the log first. A
  * line with `"sync": true` is acknowledged (`sink.ack`) once placed; the helpers wait for that
- * byte, so nothing the program prints after the call can overtake its event.
+ * byte, so nothing the program prints after the call can overtake its event. A sync line with a
+ * `fence` id (a kernel's end of cell) is also reported to `sink.fence` once placed.
  *
  * Fairness and bounds: at most `sliceBytes` of lines are handled per turn of the event loop, so
  * a flood on one channel cannot starve other sessions' streams; past `maxBacklogBytes` waiting,
@@ -33,6 +34,11 @@ export interface ChannelSink {
   malformed(note: string): void;
   /** `count` sync lines were placed: answer each with one byte. */
   ack?(count: number): void;
+  /**
+   * A sync line with a `fence` id (a kernel's end of cell, `line` the whole of it) was placed:
+   * everything written before it is in.
+   */
+  fence?(id: string, line: Readonly<Record<string, unknown>>): void;
 }
 
 export interface LineReaderOptions {
@@ -204,10 +210,12 @@ export class EventsChannel {
     } catch {
       return this.note(`not JSON: ${preview(line)}`);
     }
-    const sync = typeof v === 'object' && v !== null && (v as Record<string, unknown>)['sync'] === true;
+    const o = typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : null;
+    const sync = o?.['sync'] === true;
     const r = parseChannelMessage(v);
     if (typeof r === 'string') this.note(r);
     else if (r !== null) this.sink.event(r);
+    else if (o && typeof o['fence'] === 'string') this.sink.fence?.(o['fence'], o);
     if (sync) this.ack();
   }
 

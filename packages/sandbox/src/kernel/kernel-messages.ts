@@ -17,6 +17,7 @@ export type KernelMessage =
   /**
    * The cell is over: its output and events were all written (and its events placed) before
    * this line. `exiting`: the kernel goes away after it (process.exit(), or `broken` stdio).
+   * The Python kernel sends none: its cell ends with its fence (cellEndOf).
    */
   | {
       type: 'sluice.cell_done';
@@ -28,6 +29,20 @@ export type KernelMessage =
     }
   /** Output that a thread or callback of an ended cell wrote: it belongs to no running cell. */
   | { type: 'sluice.background'; stream: OutputStream; text: string };
+
+export type CellDone = Extract<KernelMessage, { type: 'sluice.cell_done' }>;
+
+/**
+ * A cell's end carried by its fence on the events socket (`{"type":"sync","sync":true,
+ * "fence":nonce,"done":{status, exit_code, exiting?, broken?}}`): placed, it is that cell's
+ * `cell_done` (everything the cell wrote before it is in). A string says what is wrong.
+ */
+export function cellEndOf(nonce: string, done: unknown): CellDone | string {
+  if (typeof done !== 'object' || done === null || Array.isArray(done)) return 'fence.done: expected an object';
+  const m = parseKernelMessage({ ...done, type: 'sluice.cell_done', nonce });
+  if (typeof m === 'string') return m;
+  return m.type === 'sluice.cell_done' ? m : 'fence.done: not a cell end';
+}
 
 /** Validates one decoded control line; a string says what is wrong with it. */
 export function parseKernelMessage(v: unknown): KernelMessage | string {

@@ -10,9 +10,12 @@
  *   `sluice.background` for output of an ended cell's threads. The user's events channel (fd 3)
  *   carries only the helpers' `progress`/`result`.
  *
- * A cell is over at its `cell_done`: before writing it the kernel flushed the cell's output and
- * sent a sync line on the events channel, so by the check phase after the poll that read it,
- * every byte and event of the cell is in (the ordering rule of events-channel.ts).
+ * A cell is over at its end: the Python kernel flushes the cell's output and writes a fence on
+ * the events channel that carries the cell's nonce (not given to the cell's code) and its
+ * outcome; placed, every byte and event written before it is in (the ordering rule of
+ * events-channel.ts), so the cell ends then, with no round trip: the kernel reads the fence's
+ * answer afterwards. The JavaScript kernel waits for its fence's answer, then sends
+ * `cell_done` on the control socket.
  *
  * The kernel's sandbox has its own cgroup for its whole life (memory, pids, CPU share), and
  * the kernel kills a cell's leftover processes before it reports the cell done, so `done`
@@ -29,7 +32,7 @@ import { POOL_CGROUP_PREFIX } from '../prestart.js';
 import { sandboxBase, type RunContext } from '../run-context.js';
 import type { Runner, RunnerOutcome, RunnerRequest, RunSink } from '../runner.js';
 import { runtimeFor, type KernelLanguage } from '../runtimes.js';
-import { parseKernelMessage, type KernelMessage, type KernelRequest } from './kernel-messages.js';
+import { cellEndOf, parseKernelMessage, type CellDone, type KernelMessage, type KernelRequest } from './kernel-messages.js';
 
 /** How a cell ended, in the kernel's terms (execute() turns it into a RunnerOutcome). */
 interface CellOutcome {
@@ -75,6 +78,12 @@ export class Kernel {
   /** The unfinished last line of background output, per stream. */
   private readonly backgroundPartial = { stdout: '', stderr: '' };
   private interruptTimer: NodeJS.Timeout | null = null;
+  /**
+   * The cgroup's OOM kill count when the last cell ended (null: not read since the kernel
+   * started): the next cell's base. Between cells only the kernel runs (it killed the cell's
+   * leftovers), so this spares a read of memory.events before each cell's execute goes out.
+   */
+  private oomSeen: number | null = null;
   private version: string | null = null;
   /** Cells run since the kernel started (0: the next cell starts it). */
   cells = 0;
@@ -253,7 +262,7 @@ export class Kernel {
     }
     if (this.active !== active) return;
     active.proc = this.proc;
-    active.oomBase = this.cgroup?.oomKills() ?? 0;
+    active.oomBase = this.oomSeen ?? this.cgroup?.oomKills() ?? 0;
     this.cells++;
     const early = active.early ?? { data: '', eof: false };
     active.early = null;
@@ -329,6 +338,7 @@ export class Kernel {
             ...(ctx.limits.processes !== undefined ? { pids: ctx.limits.processes } : {}),
           }).catch(() => null);
     const cgroup = this.cgroup;
+    this.oomSeen = null;
     const memory = cgroup ? ctx.memoryBytes : undefined;
     const runtime = runtimeFor(this.language);
     if (!runtime?.kernel) throw new Error(`no kernel for ${this.language}`);
@@ -341,6 +351,13 @@ export class Kernel {
       },
       malformed: (note) => this.active?.sink.note(note),
       ack: (count) => proc.ackEvents(count),
+      fence: (id, line) => {
+        const a = this.active;
+        if (!a || a.finished || id !== a.nonce) return;
+        const end = cellEndOf(id, line['done']);
+        if (typeof end === 'string') return a.sink.note(`the kernel's end of cell was malformed (${end})`);
+        this.cellEnded(a, end, false);
+      },
     });
     const control = new LineReader(
       (line) => this.onControlLine(line),
@@ -376,7 +393,10 @@ export class Kernel {
         this.proc = null;
         this.exiting = false;
       }
-      if (this.cgroup === cgroup) this.cgroup = null;
+      if (this.cgroup === cgroup) {
+        this.cgroup = null;
+        this.oomSeen = null;
+      }
       this.cells = 0;
       this.onReady?.(false);
       this.onReady = null;
@@ -419,26 +439,9 @@ export class Kernel {
       case 'sluice.cell_done': {
         const a = this.active;
         if (!a || a.finished || m.nonce !== a.nonce) return;
-        if (m.exiting) {
-          // Its state goes with it; the next cell waits for it to be gone and starts another.
-          a.restarted = true;
-          this.exiting = true;
-        }
-        // In the check phase after the poll that read this line: by then every byte and event
-        // of the cell is in (see the module comment), with no timer or thread-pool round trip.
-        setImmediate(() => {
-          if (a.finished || this.active !== a) return;
-          this.finishCell({
-            exitCode: m.exit_code,
-            signal: null,
-            status: m.status,
-            kernelRestarted: a.restarted,
-            // OOM kills inside the cell (a child, since the kernel itself survived) are worth a note.
-            oomKills: Math.max(0, (this.cgroup?.oomKills() ?? 0) - a.oomBase),
-            setupError: null,
-            broken: m.broken,
-          });
-        });
+        // The kernel placed its fence before writing this line: by the check phase after this
+        // poll, every byte and event of the cell is in.
+        this.cellEnded(a, m, true);
         return;
       }
       case 'sluice.background':
@@ -447,6 +450,33 @@ export class Kernel {
       default:
         assertNever(m, 'kernel message');
     }
+  }
+
+  /** The kernel said the cell is over: it ends now, or in the next check phase (`deferred`). */
+  private cellEnded(a: ActiveCell, m: CellDone, deferred: boolean): void {
+    if (m.exiting) {
+      // Its state goes with it; the next cell waits for it to be gone and starts another.
+      a.restarted = true;
+      this.exiting = true;
+    }
+    if (deferred) setImmediate(() => this.endCell(a, m));
+    else this.endCell(a, m);
+  }
+
+  private endCell(a: ActiveCell, m: CellDone): void {
+    if (a.finished || this.active !== a) return;
+    const oom = this.cgroup?.oomKills();
+    this.oomSeen = oom ?? null;
+    this.finishCell({
+      exitCode: m.exit_code,
+      signal: null,
+      status: m.status,
+      kernelRestarted: a.restarted,
+      // OOM kills inside the cell (a child, since the kernel itself survived) are worth a note.
+      oomKills: Math.max(0, (oom ?? 0) - a.oomBase),
+      setupError: null,
+      broken: m.broken,
+    });
   }
 
   private finishCell(o: CellOutcome): void {

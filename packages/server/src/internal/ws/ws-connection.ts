@@ -122,6 +122,8 @@ export class WSConnection {
   /** Messages are handled one after another, in arrival order, though handling one may wait on the backend. */
   private ordered: Promise<void> = Promise.resolve();
   private pending = 0;
+  /** Set while the socket is corked until the end of the turn (corkTurn). */
+  private corkedTurn: object | null = null;
   private checkingSession = false;
   private resolveClosed!: () => void;
   /** Resolves once the socket has closed and every follower has stopped. */
@@ -273,6 +275,9 @@ export class WSConnection {
       const exec = await this.ctx.backend.submitRun(this.owner, this.session.id, m.run, this.log);
       // Closed meanwhile: the execution runs on (like a dropped HTTP stream), nobody to tell.
       if (this.closing) return;
+      // `accepted` and the `start` already in the log go out in one write: the follower's first
+      // batch is written within this turn's microtasks.
+      this.corkTurn();
       this.pacer.sendReply(acceptedMessage(m.request_id, exec.id));
       this.follow(followableExecution(exec), 1);
     } catch (err) {
@@ -376,21 +381,18 @@ export class WSConnection {
     try {
       let sent = 0;
       for await (const batch of target.log.follow(from, signal)) {
-        // One frame per event (the contract), but a batch's frames reach the kernel in one writev.
-        this.raw.cork?.();
-        try {
-          for (const entry of batch) {
-            if (this.pacer.full) {
-              this.raw.uncork?.();
-              await this.pacer.room(signal);
-              this.raw.cork?.();
-            }
-            if (signal.aborted) return;
-            this.pacer.sendEvent(target.frame(entry));
-            sent++;
+        // One frame per event (the contract), but the frames of one turn (a batch, or a kernel
+        // cell's result and its done, appended in the same drain) reach the kernel in one writev.
+        this.corkTurn();
+        for (const entry of batch) {
+          if (this.pacer.full) {
+            this.uncorkTurn();
+            await this.pacer.room(signal);
+            this.corkTurn();
           }
-        } finally {
-          this.raw.uncork?.();
+          if (signal.aborted) return;
+          this.pacer.sendEvent(target.frame(entry));
+          sent++;
         }
       }
       // Past the end of a finished log: say so, rather than leave the client waiting.
@@ -398,6 +400,26 @@ export class WSConnection {
     } finally {
       detach();
     }
+  }
+
+  /**
+   * Corks the socket until the end of this turn (the tick queue runs once the microtasks, where
+   * the followers write, are done): no timer, so a lone frame still goes at once.
+   */
+  private corkTurn(): void {
+    if (this.corkedTurn !== null) return;
+    const turn = {};
+    this.corkedTurn = turn;
+    this.raw.cork?.();
+    process.nextTick(() => {
+      if (this.corkedTurn === turn) this.uncorkTurn();
+    });
+  }
+
+  private uncorkTurn(): void {
+    if (this.corkedTurn === null) return;
+    this.corkedTurn = null;
+    this.raw.uncork?.();
   }
 
   /**

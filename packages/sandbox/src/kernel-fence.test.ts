@@ -1,0 +1,174 @@
+/**
+ * The end of a Python kernel cell costs no round trip (kernel.ts, python_kernel.py): the kernel
+ * ends a cell with its fence, which carries the cell's outcome, without waiting for the
+ * server's answer, and does not wait for the answer to its trailing expression's result either
+ * when nothing of the cell can print after it (the result and the fence then go in one write).
+ * A cell with a thread still running still waits for that answer, so the thread's later output
+ * cannot overtake the result. Driven here directly on its sockets (no sandbox), with the
+ * server's answers held back.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+
+const RUNTIME = fileURLToPath(new URL('../runtime', import.meta.url));
+const DEADLINE_MS = 30_000;
+
+type Message = Record<string, unknown>;
+
+/** A Python kernel whose sync lines are answered only when the test says so. */
+class Kernel {
+  /** Lines on the events socket (fd 3) and the control socket (fd 4), each in arrival order. */
+  readonly events: Message[] = [];
+  readonly control: Message[] = [];
+  /** The events socket's bytes as read, one string per read. */
+  readonly eventReads: string[] = [];
+  stdout = '';
+  stderr = '';
+
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly dir: string,
+  ) {
+    child.stdout?.setEncoding('utf8').on('data', (t: string) => (this.stdout += t));
+    child.stderr?.setEncoding('utf8').on('data', (t: string) => (this.stderr += t));
+    this.lines(child.stdio[3] as Readable, this.events);
+    (child.stdio[3] as Readable).on('data', (t: string) => this.eventReads.push(t));
+    this.lines(child.stdio[4] as Readable, this.control);
+    (child.stdio[3] as Writable).on('error', () => {});
+    (child.stdio[4] as Writable).on('error', () => {});
+  }
+
+  static async start(): Promise<Kernel> {
+    const dir = await mkdtemp(join(tmpdir(), 'sluice-kernel-fence-'));
+    const child = spawn('/usr/bin/python3', ['-u', join(RUNTIME, 'kernels', 'python_kernel.py')], {
+      cwd: dir,
+      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
+      env: {
+        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
+        SLUICE_EVENTS_FD: '3',
+        SLUICE_CONTROL_FD: '4',
+        SLUICE_KERNEL_SCOPE: 'descendants',
+        PYTHONPATH: join(RUNTIME, 'python'),
+        PYTHONDONTWRITEBYTECODE: '1',
+      },
+    });
+    const k = new Kernel(child, dir);
+    try {
+      await k.until(() => k.control.some((m) => m['type'] === 'sluice.kernel_ready'), 'kernel_ready');
+    } catch (err) {
+      await k.stop();
+      throw err;
+    }
+    return k;
+  }
+
+  private lines(stream: Readable, into: Message[]): void {
+    let buf = '';
+    stream.setEncoding('utf8').on('data', (t: string) => {
+      buf += t;
+      let nl;
+      while ((nl = buf.indexOf('\n')) !== -1) {
+        into.push(JSON.parse(buf.slice(0, nl)) as Message);
+        buf = buf.slice(nl + 1);
+      }
+    });
+  }
+
+  execute(nonce: string, code: string): void {
+    (this.child.stdio[4] as Writable).write(`${JSON.stringify({ type: 'execute', nonce, code })}\n`);
+  }
+
+  /** Answers `n` sync lines, as the server does once it has placed them. */
+  answer(n: number): void {
+    (this.child.stdio[3] as Writable).write(Buffer.alloc(n, 6));
+  }
+
+  /** The cell's end: its fence (the Python kernel sends no cell_done on the control socket). */
+  doneOf(nonce: string): Message | undefined {
+    return this.events.find((m) => m['type'] === 'sync' && m['fence'] === nonce);
+  }
+
+  async until(cond: () => boolean, what: string): Promise<void> {
+    const deadline = Date.now() + DEADLINE_MS;
+    while (!cond()) {
+      if (Date.now() > deadline) throw new Error(`no ${what} in ${DEADLINE_MS} ms; stderr: ${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const gone = new Promise((r) => this.child.once('exit', r));
+      this.child.kill('SIGKILL');
+      await gone;
+    }
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+const nonce = (n: number): string => n.toString(16).padStart(32, '0');
+
+test('python kernel: a quiet cell writes its result and its end (the fence) without waiting for an answer', async () => {
+  const k = await Kernel.start();
+  try {
+    k.execute(nonce(1), '1 + 1');
+    // Nothing is answered: the old kernel waited here for the result's answer, forever.
+    await k.until(() => k.doneOf(nonce(1)) !== undefined, 'the cell\'s end with no answer given');
+    assert.deepEqual([...k.events], [
+      { type: 'result', data: { 'text/plain': '2', 'application/json': 2 }, sync: true },
+      { type: 'sync', sync: true, fence: nonce(1), done: { status: 'ok', exit_code: 0 } },
+    ]);
+    assert.deepEqual(
+      k.control.map((m) => m['type']),
+      ['sluice.kernel_ready'],
+    );
+    // One write for both: the server wakes once for them.
+    assert.equal(k.eventReads.length, 1, `the result and the fence came in ${k.eventReads.length} reads`);
+    // Both answers come late; the next cell's helper calls still get their own.
+    k.answer(2);
+    k.events.length = 0;
+    k.execute(nonce(2), 'progress(5)\nprint("between")\nprogress(6)\n3 + 3');
+    await k.until(() => k.events.length >= 1, 'the first progress');
+    k.answer(1);
+    await k.until(() => k.events.length >= 2, 'the second progress');
+    assert.equal(k.stdout, 'between\n');
+    k.answer(1);
+    await k.until(() => k.doneOf(nonce(2)) !== undefined, 'the second cell\'s end');
+    assert.deepEqual(
+      k.events.map((e) => [e['type'], e['percent'] ?? e['fence'] ?? null]),
+      [
+        ['progress', 5],
+        ['progress', 6],
+        ['result', null],
+        ['sync', nonce(2)],
+      ],
+    );
+  } finally {
+    await k.stop();
+  }
+});
+
+test('python kernel: a result with a thread of its cell still running waits for its answer before the cell ends', async () => {
+  const k = await Kernel.start();
+  try {
+    // A daemon thread (the cell does not wait for it) prints after the result.
+    k.execute(nonce(1), 'import threading, time\nthreading.Thread(target=lambda: (time.sleep(0.2), print("late")), daemon=True).start()\n7 * 6');
+    await k.until(() => k.events.length >= 1 && k.stdout.includes('late'), 'the result and the thread\'s line');
+    assert.equal(k.events[0]?.['type'], 'result');
+    assert.equal(k.doneOf(nonce(1)), undefined, 'the cell ended before its result was answered');
+    k.answer(1);
+    await k.until(() => k.doneOf(nonce(1)) !== undefined, 'the cell\'s end once answered');
+    assert.deepEqual(k.events[1], { type: 'sync', sync: true, fence: nonce(1), done: { status: 'ok', exit_code: 0 } });
+    k.answer(1);
+    k.execute(nonce(2), '1 + 1');
+    await k.until(() => k.doneOf(nonce(2)) !== undefined, 'the next cell\'s end');
+  } finally {
+    await k.stop();
+  }
+});
