@@ -14,14 +14,16 @@
  * A pre-started shell's workspace is made under <dataDir>/pool/ and, once a session adopts it,
  * <dataDir>/workspaces/<random> is a symlink to it (it never moves: see adoptWorkspace).
  */
-import { execFile } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, cp, lstat, mkdir, readdir, readFile, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SANDBOX_UID } from './bwrap-options.js';
-import { REPORTER_SCRIPT } from './internal/reporter-script.js';
+import { MOUNT_SCRIPT } from './internal/mount-script.js';
+import { PERL, REPORTER_SCRIPT } from './internal/reporter-script.js';
+import { seccompArch } from './seccomp/syscalls.js';
 
 /** Host paths a sandbox host needs. */
 export interface SandboxHostPaths {
@@ -109,9 +111,11 @@ export async function createWorkspace(
   try {
     const size = Math.max(4096, Math.floor(quota.sizeBytes));
     const inodes = Math.max(16, Math.floor(quota.inodes));
-    await run('/usr/bin/mount', ['-t', 'tmpfs', '-o', `size=${size},nr_inodes=${inodes},mode=0700,uid=${uid},gid=${uid},nosuid,nodev`, 'sluice-ws', ws]);
-    await run('/usr/bin/mount', ['--bind', ws, view]);
-    await run('/usr/bin/mount', ['-o', 'remount,bind,nosymfollow,nosuid,nodev,noexec', view]);
+    // As `mount -t tmpfs -o size=…,nr_inodes=…,mode=0700,uid=U,gid=U,nosuid,nodev sluice-ws ws`,
+    // `mount --bind ws view` and `mount -o remount,bind,nosymfollow,nosuid,nodev,noexec view`.
+    await mount('sluice-ws', ws, 'tmpfs', MS_NOSUID | MS_NODEV, `size=${size},nr_inodes=${inodes},mode=0700,uid=${uid},gid=${uid}`);
+    await mount(ws, view, '', MS_BIND, '');
+    await mount('none', view, '', MS_REMOUNT | MS_BIND | MS_NOSYMFOLLOW | MS_NOSUID | MS_NODEV | MS_NOEXEC, '');
   } catch (err) {
     await removeWorkspace(ws).catch(() => {});
     throw err;
@@ -173,7 +177,7 @@ async function unmountUnder(dir: string): Promise<void> {
     .filter((p) => p === root || p.startsWith(`${root}/`))
     .sort((a, b) => b.length - a.length);
   for (const t of targets) {
-    await run('/usr/bin/umount', [t]).catch(() => run('/usr/bin/umount', ['-l', t]).catch(() => {}));
+    await umount(t, 0).catch(() => umount(t, MNT_DETACH).catch(() => {}));
   }
 }
 
@@ -182,30 +186,89 @@ function decodeMountPath(p: string): string {
   return p.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
-/**
- * mount(8) reads the whole mount table on every call: a burst of hundreds of sessions starting
- * at once, each running three of them in parallel, took over 10 s per call on 2 cores. A few at
- * a time finish in milliseconds each.
- */
-const MAX_MOUNT_COMMANDS = 4;
-let mountCommands = 0;
-const mountWaiters: (() => void)[] = [];
+// mount(2) and umount2(2) flags (linux/mount.h, sys/mount.h).
+const MS_NOSUID = 0x2;
+const MS_NODEV = 0x4;
+const MS_NOEXEC = 0x8;
+const MS_REMOUNT = 0x20;
+const MS_NOSYMFOLLOW = 0x100;
+const MS_BIND = 0x1000;
+const MNT_DETACH = 0x2;
 
-async function run(cmd: string, args: string[]): Promise<void> {
-  if (mountCommands >= MAX_MOUNT_COMMANDS) await new Promise<void>((r) => mountWaiters.push(r));
-  mountCommands++;
-  try {
-    await new Promise<void>((resolvePromise, reject) => {
-      execFile(cmd, args, { env: {}, timeout: 10_000 }, (err, _stdout, stderr) => {
-        if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${String(stderr).trim() || (err.killed ? 'timed out after 10 s' : err.message)}`));
-        else resolvePromise();
-      });
+async function mount(source: string, target: string, fstype: string, flags: number, data: string): Promise<void> {
+  return mounter.request(['m', source, target, fstype, String(flags), data], `mount ${target}`);
+}
+
+async function umount(target: string, flags: number): Promise<void> {
+  return mounter.request(['u', target, String(flags)], `umount ${target}`);
+}
+
+/**
+ * The server's one mounter process (internal/mount-script.ts), started at its first request:
+ * requests go in order and are answered in order. It holds the event loop open only while a
+ * request waits; if it dies, the waiting requests fail and the next one starts a new mounter.
+ */
+class Mounter {
+  private child: ChildProcess | null = null;
+  private readonly waiting: { resolve(): void; reject(err: Error): void; what: string }[] = [];
+  private out = '';
+
+  request(fields: string[], what: string): Promise<void> {
+    const payload = Buffer.from(fields.join('\0'), 'utf8');
+    if (fields.some((f) => f.includes('\0'))) return Promise.reject(new TypeError(`${what}: NUL in an argument`));
+    const child = this.child ?? this.start();
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ resolve, reject, what });
+      if (this.waiting.length === 1) this.hold(child, true);
+      child.stdin?.write(`${payload.length}\n`);
+      child.stdin?.write(payload);
     });
-  } finally {
-    mountCommands--;
-    mountWaiters.shift()?.();
+  }
+
+  private start(): ChildProcess {
+    const { syscalls } = seccompArch(process.arch);
+    if (syscalls.mount === undefined || syscalls.umount2 === undefined) throw new Error(`no mount syscalls known for ${process.arch}`);
+    const child = spawn(PERL, ['-e', MOUNT_SCRIPT, String(syscalls.mount), String(syscalls.umount2)], { env: {}, cwd: '/', stdio: ['pipe', 'pipe', 'ignore'] });
+    this.child = child;
+    this.out = '';
+    // EPIPE: it died; 'close' below fails what waits.
+    child.stdin?.on('error', () => {});
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (text: string) => {
+      this.out += text;
+      let nl: number;
+      while ((nl = this.out.indexOf('\n')) >= 0) {
+        const line = this.out.slice(0, nl);
+        this.out = this.out.slice(nl + 1);
+        const w = this.waiting.shift();
+        if (this.waiting.length === 0) this.hold(child, false);
+        if (!w) continue;
+        if (line === 'ok') w.resolve();
+        else w.reject(new Error(`${w.what}: ${line.replace(/^err /, '')}`));
+      }
+    });
+    const gone = (): void => {
+      if (this.child !== child) return;
+      this.child = null;
+      for (const w of this.waiting.splice(0)) w.reject(new Error(`${w.what}: the mounter process ended`));
+    };
+    child.on('error', gone);
+    child.on('close', gone);
+    this.hold(child, false);
+    return child;
+  }
+
+  /** Keeps the event loop alive while a request waits for its answer, and only then. */
+  private hold(child: ChildProcess, on: boolean): void {
+    for (const h of [child, child.stdin, child.stdout]) {
+      const handle = h as { ref?(): void; unref?(): void } | null;
+      if (on) handle?.ref?.();
+      else handle?.unref?.();
+    }
   }
 }
+
+const mounter = new Mounter();
 
 /** Names of workspace directories currently on disk (for tests and diagnostics). */
 export async function listWorkspaces(paths: SandboxHostPaths): Promise<string[]> {

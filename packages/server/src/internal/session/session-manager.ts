@@ -393,7 +393,9 @@ export class SessionManager {
       }
     }
     // The pool fills once the server is in use (its first session), then stays full behind it.
-    this.pool.refill();
+    // A take schedules its own refill a little later: a refill now would compete with this
+    // session's first run for the CPU (a launch chain, mounts, the server's spawn()).
+    if (!shell) this.pool.refill();
     return new Session(id, owner, settings, workspace, uid, () => this.serverContext(), c.maxQueue, (k) => this.kernelStarted(k), spares);
   }
 

@@ -9,7 +9,8 @@
  *   and it never comes back; a shell is never shared between sessions or tenants.
  * - Bounded: at most `size` shells; refilled in the background one at a time, never while the
  *   server drains or closes; a shell whose sandbox dies is replaced, with a growing pause
- *   while starting keeps failing.
+ *   while starting keeps failing. Kernels are pre-started once the pool is full and left alone
+ *   for a moment, so a burst of new sessions does not start (and stop) a kernel per shell.
  * - It yields to real work: a session that needs a uid when none is free takes one back from a
  *   shell (`evict`), and pooled kernels count against SLUICE_MAX_KERNELS and go first
  *   (`dropKernel`).
@@ -44,6 +45,12 @@ export interface SessionPoolDeps {
 /** Pause between taking a shell and starting its replacement. */
 const REFILL_DELAY_MS = 250;
 
+/**
+ * A settled pool pre-starts its kernels once no shell has been taken for this long: while sessions
+ * keep taking shells (a burst of process runs), each kernel would only be stopped again.
+ */
+const KERNEL_QUIET_MS = 500;
+
 /** Pause after a failed start, doubling up to the last. */
 const BACKOFF_MS = [100, 200, 500, 1000, 2000, 5000, 10_000, 30_000];
 
@@ -59,6 +66,10 @@ export class SessionPool {
   private failures = 0;
   /** Shells dropped kernels still stopping: close() waits for them (nothing runs after it). */
   private readonly stopping = new Set<Promise<unknown>>();
+  /** Shells whose kernel was started (or tried): never a second one. */
+  private readonly kernelTried = new WeakSet<Shell>();
+  private lastTakeAt = 0;
+  private kernelTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: SessionPoolDeps) {}
 
@@ -87,7 +98,8 @@ export class SessionPool {
     this.timerDue = Date.now() + delayMs;
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (this.stopped || !this.deps.roomForShell()) return;
+      if (this.stopped) return;
+      if (!this.deps.roomForShell()) return this.prestartKernels();
       this.filling = this.fillOne().finally(() => {
         this.filling = null;
         this.cancelFill = false;
@@ -109,6 +121,7 @@ export class SessionPool {
         continue;
       }
       this.failures = 0;
+      this.lastTakeAt = Date.now();
       // Not at once: on a small machine a new shell's start (mounts, a sandbox, a kernel) would
       // compete for the CPU with the first run of the session that just took this one.
       this.refill(REFILL_DELAY_MS);
@@ -155,6 +168,8 @@ export class SessionPool {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.kernelTimer) clearTimeout(this.kernelTimer);
+    this.kernelTimer = null;
   }
 
   /** Stops refilling and removes every shell: sandboxes, kernels, workspaces, uids. */
@@ -186,27 +201,12 @@ export class SessionPool {
     const shell: Shell = { uid, workspace, spares: { process: null, kernel: null } };
     const runtime = runtimeFor('python');
     if (this.deps.python && runtime && !this.cancelFill) {
-      const ctx = this.deps.context(workspace, uid);
       try {
-        shell.spares.process = await PrestartedProcess.start(ctx, runtime);
+        shell.spares.process = await PrestartedProcess.start(this.deps.context(workspace, uid), runtime);
       } catch (err) {
         this.fail(err);
         await this.destroy(shell);
         return;
-      }
-      if (this.deps.roomForKernel() && !this.cancelFill) {
-        const kernel = new Kernel('python', () => ctx);
-        shell.spares.kernel = kernel;
-        // The shell is ready before its kernel: a session that adopts it sooner waits for the
-        // rest of the kernel's start in its first cell, still less than a whole start.
-        void kernel.prestart().then((ready) => {
-          // Both its sandboxes started: the next failure starts the backoff from its shortest pause.
-          if (ready) this.failures = 0;
-          else if (shell.spares.kernel === kernel) {
-            shell.spares.kernel = null;
-            this.fail(new Error('the pre-started Python kernel did not start'));
-          }
-        });
       }
     }
     if (this.stopped || this.cancelFill) {
@@ -222,6 +222,45 @@ export class SessionPool {
       this.fail(new Error('a pre-started sandbox ended before it was used'));
       void this.destroy(shell).then(() => this.refill(BACKOFF_MS[Math.min(this.failures, BACKOFF_MS.length) - 1]));
     });
+    this.prestartKernels();
+  }
+
+  /**
+   * Kernels come after sandboxes: only a pool that has stopped growing (full, or no room under
+   * the caps) pre-starts them, each shell's once, and only KERNEL_QUIET_MS after the last take. While sessions take shells as fast as they are made (a
+   * burst of process runs), a kernel per shell would be started only to be stopped by the
+   * session's first run; its start (a launch chain and Python's imports) is the dearest part
+   * of a shell.
+   */
+  private prestartKernels(): void {
+    // Settled: full, or without room for another shell (the caps leave it smaller).
+    if (this.stopped || !this.deps.python || this.kernelTimer || (this.shells.length < this.deps.size && this.deps.roomForShell())) return;
+    const wait = this.lastTakeAt + KERNEL_QUIET_MS - Date.now();
+    if (wait > 0) {
+      this.kernelTimer = setTimeout(() => {
+        this.kernelTimer = null;
+        this.prestartKernels();
+      }, wait);
+      this.kernelTimer.unref();
+      return;
+    }
+    for (const shell of this.shells) {
+      if (this.kernelTried.has(shell) || !this.deps.roomForKernel()) continue;
+      this.kernelTried.add(shell);
+      const { uid, workspace } = shell;
+      const kernel = new Kernel('python', () => this.deps.context(workspace, uid));
+      shell.spares.kernel = kernel;
+      // The shell is ready before its kernel: a session that adopts it sooner waits for the
+      // rest of the kernel's start in its first cell, still less than a whole start.
+      void kernel.prestart().then((ready) => {
+        // Both its sandboxes started: the next failure starts the backoff from its shortest pause.
+        if (ready) this.failures = 0;
+        else if (shell.spares.kernel === kernel) {
+          shell.spares.kernel = null;
+          this.fail(new Error('the pre-started Python kernel did not start'));
+        }
+      });
+    }
   }
 
   private fail(err: unknown): void {
