@@ -38,6 +38,9 @@ try {
   logLatency.length = 0;
 
   const progressLatency = [];
+  // Anchored again just before: the wall clock may have been stepped since the first anchor (a
+  // run once printed a negative median).
+  calibrateClock();
   const code = `import time\nfor i in range(${LINES}):\n    print(time.time_ns() / 1e6, flush=True)\n    time.sleep(${GAP_MS / 1000})`;
   const result = await client.callTool({ name: 'run_code', arguments: { code } }, undefined, {
     timeout: 600_000,
