@@ -6,9 +6,10 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { readFile, readdir, statfs } from 'node:fs/promises';
+import { readFile, readdir, realpath, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startServer, type TestServer } from '../helpers/server.js';
+import { waitFor } from '../helpers/host.js';
 import { doneOf, stream, text } from '../helpers/client.js';
 
 let server: TestServer;
@@ -99,10 +100,23 @@ test("the server's view of a workspace refuses a planted symlink to a host file 
 });
 
 test('deleting a session unmounts and removes its workspace', async () => {
-  await py('ws-delete', 'open("f", "w").write("x")');
-  const mountsBefore = (await readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => l.includes(server.dataDir)).length;
+  await py('ws-delete', 'open("ws-delete-marker", "w").write("x")');
+  // This session's workspace (a pooled one is a link into pool/): the pool may mount others meanwhile.
+  let own: string | null = null;
+  for (const b of await readdir(join(server.dataDir, 'workspaces'))) {
+    const dir = join(server.dataDir, 'workspaces', b);
+    if (await stat(join(dir, 'view', 'ws-delete-marker')).then(() => true, () => false)) own = await realpath(dir);
+  }
+  assert.ok(own, "the session's workspace holds its file");
+  const ownMounts = async (): Promise<number> =>
+    (await readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => {
+      const target = l.split(' ')[1] ?? '';
+      return target === own || target.startsWith(`${own}/`);
+    }).length;
+  assert.equal(await ownMounts(), 2, 'the tmpfs and its nosymfollow view');
   const res = await fetch(`${server.url}/api/sessions/ws-delete`, { method: 'DELETE' });
   assert.equal(res.status, 204);
-  const mountsAfter = (await readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => l.includes(server.dataDir)).length;
-  assert.equal(mountsBefore - mountsAfter, 2, 'the tmpfs and its nosymfollow view are unmounted');
+  assert.equal(await ownMounts(), 0, 'the tmpfs and its nosymfollow view are unmounted');
+  const dir = own;
+  await waitFor('the workspace removed', 10_000, async () => ((await stat(dir).then(() => true, () => false)) ? undefined : true));
 });
