@@ -10,7 +10,7 @@ import { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createWorkspace, prepareDataDir, removeWorkspace } from './workspace.js';
+import { createWorkspace, Mounter, prepareDataDir, removeWorkspace } from './workspace.js';
 
 const root = process.getuid?.() === 0;
 
@@ -61,4 +61,16 @@ test('workspaces are tmpfs mounts with their quota and uid, a nosymfollow view, 
     for (const ws of made) await removeWorkspace(ws).catch(() => {});
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('a mount request that goes unanswered fails at its deadline, and the next request gets a new mounter', { timeout: 20_000 }, async () => {
+  // Answers like the mounter, except that it never answers a request naming "hang".
+  const script = String.raw`$| = 1; while (defined(my $len = <STDIN>)) { chomp $len; read(STDIN, my $b, $len); sleep 600 if $b =~ /hang/; print "ok\n"; }`;
+  const m = new Mounter({ deadlineMs: 300, script });
+  await m.request(['m', 'a'], 'first');
+  const stuck = m.request(['m', 'hang'], 'stuck');
+  const behind = m.request(['m', 'b'], 'behind');
+  await assert.rejects(stuck, /stuck: no answer from the mounter in 300 ms/);
+  await assert.rejects(behind, /behind: .*no answer from the mounter/);
+  await m.request(['m', 'c'], 'after');
 });

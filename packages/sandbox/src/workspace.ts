@@ -203,22 +203,33 @@ async function umount(target: string, flags: number): Promise<void> {
   return mounter.request(['u', target, String(flags)], `umount ${target}`);
 }
 
+/** How long one mount request may wait for its answer (mount(8) had 10 s too). */
+const MOUNT_DEADLINE_MS = 10_000;
+
 /**
  * The server's one mounter process (internal/mount-script.ts), started at its first request:
  * requests go in order and are answered in order. It holds the event loop open only while a
- * request waits; if it dies, the waiting requests fail and the next one starts a new mounter.
+ * request waits. If it dies, or a request goes unanswered past its deadline (a mount that
+ * hangs), the waiting requests fail, it is killed, and the next request starts a new mounter:
+ * a stuck mount never leaves a server waiting in silence.
  */
-class Mounter {
+/** @internal Exported for its tests; the server uses the one below. */
+export class Mounter {
   private child: ChildProcess | null = null;
-  private readonly waiting: { resolve(): void; reject(err: Error): void; what: string }[] = [];
+  private readonly waiting: { resolve(): void; reject(err: Error): void; what: string; timer: NodeJS.Timeout }[] = [];
   private out = '';
+
+  constructor(private readonly opts: { deadlineMs?: number; script?: string } = {}) {}
 
   request(fields: string[], what: string): Promise<void> {
     const payload = Buffer.from(fields.join('\0'), 'utf8');
     if (fields.some((f) => f.includes('\0'))) return Promise.reject(new TypeError(`${what}: NUL in an argument`));
     const child = this.child ?? this.start();
+    const deadlineMs = this.opts.deadlineMs ?? MOUNT_DEADLINE_MS;
     return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ resolve, reject, what });
+      const timer = setTimeout(() => this.abandon(child, `${what}: no answer from the mounter in ${deadlineMs} ms`), deadlineMs);
+      timer.unref();
+      this.waiting.push({ resolve, reject, what, timer });
       if (this.waiting.length === 1) this.hold(child, true);
       child.stdin?.write(`${payload.length}\n`);
       child.stdin?.write(payload);
@@ -228,13 +239,14 @@ class Mounter {
   private start(): ChildProcess {
     const { syscalls } = seccompArch(process.arch);
     if (syscalls.mount === undefined || syscalls.umount2 === undefined) throw new Error(`no mount syscalls known for ${process.arch}`);
-    const child = spawn(PERL, ['-e', MOUNT_SCRIPT, String(syscalls.mount), String(syscalls.umount2)], { env: {}, cwd: '/', stdio: ['pipe', 'pipe', 'ignore'] });
+    const child = spawn(PERL, ['-e', this.opts.script ?? MOUNT_SCRIPT, String(syscalls.mount), String(syscalls.umount2)], { env: {}, cwd: '/', stdio: ['pipe', 'pipe', 'ignore'] });
     this.child = child;
     this.out = '';
     // EPIPE: it died; 'close' below fails what waits.
     child.stdin?.on('error', () => {});
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (text: string) => {
+      if (this.child !== child) return;
       this.out += text;
       let nl: number;
       while ((nl = this.out.indexOf('\n')) >= 0) {
@@ -243,19 +255,28 @@ class Mounter {
         const w = this.waiting.shift();
         if (this.waiting.length === 0) this.hold(child, false);
         if (!w) continue;
+        clearTimeout(w.timer);
         if (line === 'ok') w.resolve();
         else w.reject(new Error(`${w.what}: ${line.replace(/^err /, '')}`));
       }
     });
-    const gone = (): void => {
-      if (this.child !== child) return;
-      this.child = null;
-      for (const w of this.waiting.splice(0)) w.reject(new Error(`${w.what}: the mounter process ended`));
-    };
+    const gone = (): void => this.abandon(child, 'the mounter process ended');
     child.on('error', gone);
     child.on('close', gone);
     this.hold(child, false);
     return child;
+  }
+
+  /** Fails what waits on `child` and lets it go (killed if still there); the next request starts another. */
+  private abandon(child: ChildProcess, why: string): void {
+    if (this.child !== child) return;
+    this.child = null;
+    this.hold(child, false);
+    child.kill('SIGKILL');
+    for (const w of this.waiting.splice(0)) {
+      clearTimeout(w.timer);
+      w.reject(new Error(why.startsWith(w.what) ? why : `${w.what}: ${why}`));
+    }
   }
 
   /** Keeps the event loop alive while a request waits for its answer, and only then. */
