@@ -45,14 +45,29 @@ async function childrenOf(pid: number): Promise<number[]> {
 }
 
 /**
- * True once the sandbox's program exists: PID 1 (bwrap's init) has a child (the status
- * reporter) which has a child (the program). Throws if /proc cannot tell.
+ * True once the sandbox's program runs: PID 1 (bwrap's init) has a child (the status reporter)
+ * whose child has exec'd the program. Until that exec the child is the reporter's own fork, with
+ * the reporter's command line, and the stop signals it inherited ignored: a SIGTERM then would be
+ * lost and the program would run through the whole grace period, so it is not started yet (the
+ * caller kills at once). Throws if /proc cannot tell.
  */
 export async function programStarted(initPID: number): Promise<boolean> {
   for (const reporter of await childrenOf(initPID)) {
-    if ((await childrenOf(reporter).catch(() => [])).length > 0) return true;
+    const kids = await childrenOf(reporter).catch(() => []);
+    if (kids.length === 0) continue;
+    const own = await cmdline(reporter);
+    for (const kid of kids) {
+      const line = await cmdline(kid);
+      // Gone meanwhile (null): it ran and ended, so it had started.
+      if (line === null || line !== own) return true;
+    }
   }
   return false;
+}
+
+/** A process's command line as /proc has it, or null once it is gone. */
+async function cmdline(pid: number): Promise<string | null> {
+  return readFile(`/proc/${pid}/cmdline`, 'latin1').catch(() => null);
 }
 
 /** Host pid of the sandbox's program (PID 1 → status reporter → program), or null if not running. */
