@@ -9,14 +9,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
+import { spawnKernelOnPipes } from './kernel-pipes.test-helper.js';
 
-const RUNTIME = fileURLToPath(new URL('../runtime', import.meta.url));
 const DEADLINE_MS = 30_000;
 
 type Message = Record<string, unknown>;
@@ -46,18 +45,7 @@ class Kernel {
 
   static async start(): Promise<Kernel> {
     const dir = await mkdtemp(join(tmpdir(), 'sluice-kernel-fence-'));
-    const child = spawn('/usr/bin/python3', ['-u', join(RUNTIME, 'kernels', 'python_kernel.py')], {
-      cwd: dir,
-      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
-      env: {
-        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-        SLUICE_EVENTS_FD: '3',
-        SLUICE_CONTROL_FD: '4',
-        SLUICE_KERNEL_SCOPE: 'descendants',
-        PYTHONPATH: join(RUNTIME, 'python'),
-        PYTHONDONTWRITEBYTECODE: '1',
-      },
-    });
+    const child = spawnKernelOnPipes('python', dir);
     const k = new Kernel(child, dir);
     try {
       await k.until(() => k.control.some((m) => m['type'] === 'sluice.kernel_ready'), 'kernel_ready');

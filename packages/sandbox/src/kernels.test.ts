@@ -4,14 +4,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-
-const RUNTIME_SOURCE = fileURLToPath(new URL('../runtime', import.meta.url));
+import { spawnKernelOnPipes } from './kernel-pipes.test-helper.js';
 
 type Message = Record<string, unknown> & { type: string };
 
@@ -70,24 +68,7 @@ class Driver {
 
   static async start(language: 'python' | 'javascript'): Promise<Driver> {
     const dir = await mkdtemp(join(tmpdir(), 'sluice-kernel-test-'));
-    const [cmd, args] =
-      language === 'python'
-        ? ['/usr/bin/python3', ['-u', join(RUNTIME_SOURCE, 'kernels', 'python_kernel.py')]]
-        : [process.execPath, [join(RUNTIME_SOURCE, 'kernels', 'node_kernel.js')]];
-    const child = spawn(cmd, args, {
-      cwd: dir,
-      stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe'],
-      env: {
-        PATH: process.env['PATH'] ?? '/usr/bin:/bin',
-        SLUICE_EVENTS_FD: '3',
-        SLUICE_CONTROL_FD: '4',
-        // Outside a PID namespace only the kernel's own descendants are a cell's leftovers.
-        SLUICE_KERNEL_SCOPE: 'descendants',
-        PYTHONPATH: join(RUNTIME_SOURCE, 'python'),
-        PYTHONDONTWRITEBYTECODE: '1',
-        NODE_PATH: join(RUNTIME_SOURCE, 'node'),
-      },
-    });
+    const child = spawnKernelOnPipes(language, dir);
     const d = new Driver(child, dir);
     try {
       await d.next((m) => m.type === 'sluice.kernel_ready');
