@@ -12,7 +12,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecutionEvent, ResultEvent } from '@sluice/protocol';
 import { startServer, type TestServer } from './helpers/server.js';
-import { outcome, postJSON, readSSE, runStream, type RunOutcome, type Timed } from './helpers/client.js';
+import { assertContiguous, doneOf, outcome, postJSON, readSSE, runStream, stream, text, type RunOutcome, type Timed } from './helpers/client.js';
 import { hostProcesses, waitFor } from './helpers/host.js';
 
 let server: TestServer;
@@ -429,4 +429,30 @@ test('stdin a kernel cell does not read is bounded: past about 1 MiB unread the 
   assert.ok(accepted <= 4 * 1024 * 1024, `at most a few MiB taken while the cell slept: ${accepted}`);
   // Everything accepted reached the cell.
   assert.equal(r.stdout, `sleeping\n${accepted}\n`, r.stderr);
+});
+
+// A cell ends when its fence (which carries its end) is placed on the events socket: a cell whose
+// last events are big (read a slice per turn) still has every event and byte before `done`.
+test('a kernel cell whose trailing result is big has it (and all its output) before done', async () => {
+  // ~1 MiB of text/plain (the helpers' cap), then a second cell to check the acknowledgements add up.
+  const code = 'print("before")\n"x" * (3 << 20)';
+  for (let i = 0; i < 3; i++) {
+    const events = await stream(server.url, 'fence-big', { code, language: 'python', mode: 'kernel' });
+    assertContiguous(events);
+    const done = doneOf(events);
+    assert.equal(done.reason, 'exited');
+    assert.equal(done.exit_code, 0);
+    const result = events.find((e) => e.type === 'result');
+    assert.ok(result, 'no result event');
+    const plain = result.data['text/plain'];
+    assert.ok(typeof plain === 'string' && plain.length > 512 * 1024, 'the result lost its text');
+    assert.equal(text(events, 'stdout'), 'before\n');
+    assert.ok(result.seq < done.seq);
+  }
+  // Progress from the helpers still waits for its own answer, in order with the output.
+  const events = await stream(server.url, 'fence-big', { code: 'progress(1)\nprint("a")\nprogress(2)\n2 + 2', language: 'python', mode: 'kernel' });
+  assert.deepEqual(
+    events.filter((e) => e.type !== 'start' && e.type !== 'done').map((e) => (e.type === 'stdout' ? e.content : e.type === 'progress' ? `p${e.percent}` : e.type)),
+    ['p1', 'a\n', 'p2', 'result'],
+  );
 });
