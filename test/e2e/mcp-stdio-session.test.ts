@@ -11,7 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { LoggingMessageNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { waitFor } from './helpers/host.js';
-import { listenLoopback } from './helpers/net.js';
+import { listenLoopback, pairConnections } from './helpers/net.js';
 import { CLI, startServer, type TestServer } from './helpers/server.js';
 
 const KEY = 'stdio-renew-key-0123456789abcdef';
@@ -42,16 +42,8 @@ async function switchableProxy(target: string): Promise<{ url: string; target: s
   const proxy = createServer((down) => {
     const { hostname, port } = new URL(state.target);
     const up = netConnect(Number(port), hostname);
-    sockets.add(down).add(up);
+    pairConnections(down, up, sockets);
     down.pipe(up).pipe(down);
-    const drop = (): void => {
-      down.destroy();
-      up.destroy();
-      sockets.delete(down);
-      sockets.delete(up);
-    };
-    down.on('error', drop).on('close', drop);
-    up.on('error', drop).on('close', drop);
   });
   const listening = await listenLoopback(proxy, sockets);
   return Object.assign(state, { url: listening.url, close: listening.close });

@@ -10,7 +10,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { LoggingMessageNotificationSchema, McpError, type CallToolResult, type Progress } from '@modelcontextprotocol/sdk/types.js';
 import { hostProcesses, waitFor } from './helpers/host.js';
-import { listenLoopback, type Listening } from './helpers/net.js';
+import { listenLoopback, pairConnections, type Listening } from './helpers/net.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
 const ALICE = 'alice-mcp-key-0123456789abcdef';
@@ -271,7 +271,7 @@ async function cuttableProxy(target: string): Promise<Listening & { cut(): void;
   const heads: string[] = [];
   const proxy = createServer((down) => {
     const up = netConnect(Number(port), hostname);
-    sockets.add(down).add(up);
+    pairConnections(down, up, sockets);
     let head = '';
     down.on('data', (b: Buffer) => {
       if (head.length < 4096) {
@@ -280,14 +280,6 @@ async function cuttableProxy(target: string): Promise<Listening & { cut(): void;
       }
     });
     down.pipe(up).pipe(down);
-    const drop = (): void => {
-      down.destroy();
-      up.destroy();
-      sockets.delete(down);
-      sockets.delete(up);
-    };
-    down.on('error', drop).on('close', drop);
-    up.on('error', drop).on('close', drop);
   });
   const listening = await listenLoopback(proxy, sockets);
   return {

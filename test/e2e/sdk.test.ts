@@ -30,7 +30,7 @@ import {
   type SluiceOptions,
   type Transport,
 } from '@sluice/sdk';
-import { listenLoopback } from './helpers/net.js';
+import { listenLoopback, pairConnections } from './helpers/net.js';
 import { REPO_ROOT, startServer, type TestServer } from './helpers/server.js';
 
 const KEY = 'sdk-e2e-key-0123456789abcdef';
@@ -137,8 +137,7 @@ async function startProxy(target: string): Promise<Proxy> {
   const proxy: Server = createServer((downstream) => {
     connections++;
     const upstream = connect(Number(port), hostname);
-    open.add(downstream);
-    open.add(upstream);
+    pairConnections(downstream, upstream, open);
     let carried = 0;
     downstream.on('data', (d) => upstream.write(d));
     upstream.on('data', (d) => {
@@ -157,14 +156,6 @@ async function startProxy(target: string): Promise<Proxy> {
         downstream.once('drain', () => upstream.resume());
       }
     });
-    const end = (): void => {
-      downstream.destroy();
-      upstream.destroy();
-      open.delete(downstream);
-      open.delete(upstream);
-    };
-    downstream.on('close', end).on('error', end);
-    upstream.on('close', end).on('error', end);
   });
   const listening = await listenLoopback(proxy, open);
   return {

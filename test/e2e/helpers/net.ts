@@ -22,6 +22,20 @@ export async function listenLoopback(server: Server, sockets: Set<{ destroy(): v
   };
 }
 
+/** Tracks a proxied pair of connections in `sockets`: either side ending or failing destroys both and forgets them. Returns that teardown. */
+export function pairConnections(down: Socket, up: Socket, sockets: Set<{ destroy(): void }>): () => void {
+  sockets.add(down).add(up);
+  const drop = (): void => {
+    down.destroy();
+    up.destroy();
+    sockets.delete(down);
+    sockets.delete(up);
+  };
+  down.on('error', drop).on('close', drop);
+  up.on('error', drop).on('close', drop);
+  return drop;
+}
+
 /** `pass` forwards both ways; `blackhole` forwards nothing and closes nothing (a half-open connection, a partition). */
 export type ProxyMode = 'pass' | 'blackhole';
 
@@ -41,15 +55,7 @@ export async function startTCPProxy(port: number, scheme: string): Promise<TCPPr
   const state: { mode: ProxyMode } = { mode: 'pass' };
   const server = createServer((client) => {
     const upstream = connect(port, '127.0.0.1');
-    sockets.add(client).add(upstream);
-    const gone = (): void => {
-      client.destroy();
-      upstream.destroy();
-      sockets.delete(client);
-      sockets.delete(upstream);
-    };
-    client.on('error', gone).on('close', gone);
-    upstream.on('error', gone).on('close', gone);
+    const gone = pairConnections(client, upstream, sockets);
     client.on('data', (d) => {
       if (state.mode === 'pass') upstream.write(d);
     });
