@@ -6,6 +6,7 @@
  */
 import { AGENT_TOOLS, emptyAgentResult, foldAgentEvent, type AgentEvent, type AgentRequest, type AgentRunResult, type AgentRunView, type AgentTool } from '@sluice/protocol';
 import { ApiError } from '../api-error.js';
+import { OutcomeUnknown } from '../redis/inbox.js';
 import type { AgentBackend, AgentCancelOutcome, AgentRunHandle } from '../backend/agent-backend.js';
 import { foldHeld } from '../execution/fold-log.js';
 import { iso } from '../http/context.js';
@@ -35,7 +36,7 @@ export class RedisAgents implements AgentBackend {
   constructor(private readonly deps: RedisAgentsDeps) {}
 
   start(owner: string | null, sessionID: string, req: AgentRequest): Promise<AgentRunHandle> {
-    return guard(async (deadline) => {
+    return guard(async (deadline, state) => {
       const { sessions, backend } = this.deps;
       const rec = await backend.placedSession(owner, sessionID, deadline);
       const id = randomID();
@@ -43,6 +44,7 @@ export class RedisAgents implements AgentBackend {
       await sessions.addWork('run', id, { owner, sessionID, worker: rec.worker });
       // The worker replies once the run's log exists in Redis; the start/abandon handshake (inbox.ts) means a 503 with Retry-After never leaves a run behind.
       await backend.send(deadline, rec.worker, { type: 'agent', owner, session_id: sessionID, run_id: id, request: req });
+      state.sent = () => new OutcomeUnknown(`the agent run started (run ${id}) but Redis failed before its answer; GET /api/agent-runs/${id} tells; do not simply retry, it may have run`);
       backend.touch(owner, sessionID);
       return this.handle(owner, id, sessionID, rec.worker);
     }, RUN_CALL_MS);

@@ -179,7 +179,7 @@ export class RedisBackend implements Backend {
   }
 
   submitRun(owner: string | null, sessionID: string, body: RunRequest): Promise<ExecutionHandle> {
-    return guard(async (deadline) => {
+    return guard(async (deadline, state) => {
       const rec = await this.placedSession(owner, sessionID, deadline);
       const { admission, sessions } = this.deps;
       const id = randomID();
@@ -187,6 +187,8 @@ export class RedisBackend implements Backend {
       try {
         await sessions.addWork('exec', id, { owner, sessionID, worker: rec.worker });
         await this.send(deadline, rec.worker, { type: 'run', owner, session_id: sessionID, execution_id: id, request: body });
+        state.sent = () =>
+          new OutcomeUnknown(`the run started (execution ${id}) but Redis failed before its answer; GET /api/executions/${id} tells; do not simply retry, it may have run`, id);
       } catch (err) {
         // Never started (refused, or abandoned unstarted): the slot is this node's to give back.
         // Once the worker started it, the worker gives it back when the run ends.
@@ -437,25 +439,33 @@ export async function found(lookup: Promise<unknown>): Promise<boolean> {
   }
 }
 
+/** What a guarded call has done so far that its failure must not hide. */
+export interface CallState {
+  /** Set once a command that runs code was sent and may have started: a failure after it is that, never "retry". */
+  sent?: () => OutcomeUnknown;
+}
+
 /**
  * Runs a backend call: an ApiError passes as it is; anything else (Redis failing) becomes
  * SANDBOX_UNAVAILABLE, and so does a call Redis leaves waiting past `ms` (CALL_MS). `op` gets
  * that deadline: a command to a worker fits its waits into it (send), so nothing it sends can
- * start after the call answered.
+ * start after the call answered. Once `op` marks a command sent (`state.sent`), a timeout or a
+ * Redis failure answers that command's OutcomeUnknown instead of a "retry".
  */
-export async function guard<T>(op: (deadline: number) => Promise<T>, ms = CALL_MS): Promise<T> {
+export async function guard<T>(op: (deadline: number, state: CallState) => Promise<T>, ms = CALL_MS): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = Date.now() + ms;
+  const state: CallState = {};
   try {
     return await Promise.race([
-      op(deadline),
+      op(deadline, state),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new ApiError('SANDBOX_UNAVAILABLE', `Redis did not answer within ${ms / 1000} s; retry shortly`, { retryAfter: 5 })), ms);
+        timer = setTimeout(() => reject(state.sent?.() ?? new ApiError('SANDBOX_UNAVAILABLE', `Redis did not answer within ${ms / 1000} s; retry shortly`, { retryAfter: 5 })), ms);
       }),
     ]);
   } catch (err) {
     if (err instanceof ApiError) throw err;
-    throw new ApiError('SANDBOX_UNAVAILABLE', `Redis is not reachable: ${err instanceof Error ? err.message : String(err)}; retry shortly`, { retryAfter: 5 });
+    throw state.sent?.() ?? new ApiError('SANDBOX_UNAVAILABLE', `Redis is not reachable: ${err instanceof Error ? err.message : String(err)}; retry shortly`, { retryAfter: 5 });
   } finally {
     clearTimeout(timer);
   }

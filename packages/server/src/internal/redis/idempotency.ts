@@ -124,9 +124,9 @@ export class RedisIdempotency {
         const r = await within(Math.max(1, Math.min(CALL_MS, until - Date.now())), this.conn.writer, () => runScript(this.conn.writer, CAS, [k], [pending, done, this.ttlMs]));
         // 0: not `pending` any more; done when an earlier attempt made it (its reply was lost).
         if (r === 1 || (await within(CALL_MS, this.conn.writer, () => this.conn.writer.get(k))) === done) return;
-        throw new Error('the Idempotency-Key was taken over');
+        throw new TakenOver();
       } catch (err) {
-        if (err instanceof Error && err.message.includes('taken over')) throw err;
+        if (err instanceof TakenOver) throw err;
         if (Date.now() + wait >= until) throw err;
         await new Promise((r) => setTimeout(r, wait));
       }
@@ -169,4 +169,12 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** The key no longer holds this request's pending claim: another request owns it now. */
+class TakenOver extends Error {
+  override readonly name = 'TakenOver';
+  constructor() {
+    super('the Idempotency-Key was taken over');
+  }
 }

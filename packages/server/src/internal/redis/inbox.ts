@@ -42,6 +42,8 @@ const INBOX_TTL_MS = 24 * 3600 * 1000;
 const HANDSHAKE_EXTRA_MS = 60_000;
 /** How long a sender tries to record that it abandoned a command, ms. */
 export const ABANDON_MS = 3000;
+/** How much longer than its own timeout a BLPOP may take before its connection counts as stuck. */
+const BLPOP_GRACE_MS = 250;
 /** One handshake call's bound, ms. */
 const CALL_MS = 1000;
 
@@ -119,7 +121,13 @@ export class Inbox {
       return this.abandoned(requestID, command, timeoutMs, opts, `could not be sent (${err instanceof Error ? err.message : String(err)})`);
     }
     if (sent !== 1) throw new ApiError('SANDBOX_UNAVAILABLE', `the worker of this session is gone (${command.type} not sent); retry`, { retryAfter: 1 });
-    const raw = await this.waitReply(requestID, deadline, opts.signal);
+    // Sent: from here on only the handshake may say "retry", whatever fails while waiting.
+    let raw: string | null;
+    try {
+      raw = await this.waitReply(requestID, deadline, opts.signal);
+    } catch (err) {
+      return this.abandoned(requestID, command, timeoutMs, opts, `could not be waited for (${err instanceof Error ? err.message : String(err)})`);
+    }
     if (raw !== null) return unwrap<C>(raw);
     return this.abandoned(requestID, command, timeoutMs, opts, `was not answered within ${timeoutMs} ms`);
   }
@@ -132,7 +140,7 @@ export class Inbox {
       throw new ApiError('SANDBOX_UNAVAILABLE', `the worker did not start ${command.type} in time (it ${why}; it may be overloaded or have died); it will not run; retry`, { retryAfter: 1 });
     }
     if (state === 'started') {
-      const raw = await this.waitReply(requestID, Date.now() + (opts.startedWaitMs ?? timeoutMs), opts.signal);
+      const raw = await this.waitReply(requestID, Date.now() + (opts.startedWaitMs ?? timeoutMs), opts.signal).catch(() => null);
       if (raw !== null) return unwrap<C>(raw);
     }
     const executionID = command.type === 'run' ? command.execution_id : undefined;
@@ -261,7 +269,8 @@ export class Inbox {
       const left = deadline - Date.now();
       if (left <= 0 || signal?.aborted) return null;
       // BLPOP takes seconds (decimals allowed); 0 would mean for ever.
-      const r = await this.blocking(signal, (client) => client.call('BLPOP', key, Math.max(0.01, left / 1000).toFixed(3)));
+      // Bounded past its own timeout: a half-open or paused connection must not outwait the deadline.
+      const r = await this.blocking(signal, (client) => within(left + BLPOP_GRACE_MS, client, () => client.call('BLPOP', key, Math.max(0.01, left / 1000).toFixed(3))));
       if (Array.isArray(r) && typeof r[1] === 'string') return r[1];
     }
   }

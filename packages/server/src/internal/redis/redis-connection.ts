@@ -37,6 +37,9 @@ export function forceReconnect(client: Redis): void {
   if (client.status === 'ready' || client.status === 'connect') client.stream.destroy();
 }
 
+/** The smallest bound within() asks Redis with; below it there is no time for an answer. */
+const MIN_CALL_MS = 50;
+
 /** A call on a Redis client left unanswered past its bound (within): its connection was replaced. */
 export class CallTimeout extends Error {
   override readonly name = 'CallTimeout';
@@ -49,6 +52,9 @@ export class CallTimeout extends Error {
  * whatever else waited on it: those callers resend.
  */
 export async function within<T>(ms: number, client: Redis, op: () => Promise<T>): Promise<T> {
+  // Too little time left to ask: failing here costs nothing, while a call that must time out
+  // would reset the shared connection under every other call on it.
+  if (ms < MIN_CALL_MS) throw new CallTimeout(`no time left to ask Redis (${Math.max(0, Math.round(ms))} ms)`);
   let timer: NodeJS.Timeout | undefined;
   try {
     return await Promise.race([
@@ -57,7 +63,7 @@ export async function within<T>(ms: number, client: Redis, op: () => Promise<T>)
         timer = setTimeout(() => {
           forceReconnect(client);
           reject(new CallTimeout(`Redis did not answer within ${ms} ms`));
-        }, Math.max(1, ms));
+        }, ms);
       }),
     ]);
   } finally {
