@@ -179,6 +179,20 @@ test('every key has a TTL: the live one while written, the retention once closed
   for (const k of all) assert.notEqual(Number(await redis.command('PTTL', k)), -1, `${k} has no TTL`);
 });
 
+test("discard deletes a never-used log's keys at once, but not a log another writer now owns", { skip: redis.skip }, async () => {
+  const id = logID();
+  const w = await newWriter(id);
+  const keys = [`test:log:{${id}}`, `test:log:{${id}}:meta`];
+  await w.discard();
+  for (const k of keys) assert.equal(Number(await redis.command('EXISTS', k)), 0, `${k} is gone`);
+  const other = logID();
+  const w2 = await newWriter(other);
+  // Another writer's epoch (the log was made anew): this writer's discard leaves it alone.
+  await redis.command('HSET', `test:log:{${other}}:meta`, 'epoch', 'someone-else');
+  await w2.discard();
+  assert.equal(Number(await redis.command('EXISTS', `test:log:{${other}}:meta`)), 1, "another writer's log stays");
+});
+
 test('CLIENT PAUSE WRITE: appends wait without blocking the event loop, then arrive in order', { skip: redis.skip }, async () => {
   const id = logID();
   const w = await newWriter(id);

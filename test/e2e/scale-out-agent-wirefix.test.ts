@@ -56,3 +56,43 @@ test("an agent run's record lives while the run does (past a 3 s retention), the
     await conn.close();
   }
 });
+
+test('two agent runs started at once on one session: one runs, the other is refused and leaves nothing in Redis', { skip, timeout: 90_000 }, async () => {
+  const conn = cluster().connection();
+  const ac = new AbortController();
+  // Agent runs' records and logs (earlier runs' live out their retention).
+  const runKeys = async (): Promise<string[]> => [...(await conn.writer.keys(conn.key('run:*'))), ...(await conn.writer.keys(`${conn.logKeys('run:').stream}*`))];
+  try {
+    // Several rounds: the refusal comes either before the worker opens the run's log or after
+    // (both passed the first check); neither may leave a log or a record behind.
+    for (let round = 0; round < 3; round++) {
+      const sid = sessionId(`busy${round}`);
+      await createSession(api().url, sid);
+      const before = new Set(await runKeys());
+      const hold = `busy${round}`;
+      model().push({ steps: [{ hold }, { text: 'done' }, { finish: 'stop' }, { usage: { prompt: 5, completion: 1 } }] });
+      const start = (): Promise<Response> => call(api().url, 'POST', `/api/sessions/${sid}/agent`, { prompt: 'wait' }, { headers: { accept: 'text/event-stream' }, signal: ac.signal });
+      const answers = await Promise.all([start(), start()]);
+      const winner = answers.find((r) => r.status === 200);
+      const loser = answers.find((r) => r.status !== 200);
+      assert.ok(winner && loser, `one runs, one is refused: ${answers.map((r) => r.status).join(', ')}`);
+      const refusal = await loser.text();
+      assert.equal(loser.status, 409, refusal);
+      assert.match(refusal, /SESSION_BUSY/);
+      const runID = winner.headers.get('sluice-agent-run-id');
+      assert.ok(runID, 'Sluice-Agent-Run-Id');
+      await model().reached(hold);
+      // Only the winner's record and log are new in Redis: the loser's were dropped, not left to expire.
+      const added = (await runKeys()).filter((k) => !before.has(k) && !k.endsWith(`run:${runID}`) && !k.includes(`{run:${runID}}`));
+      assert.deepEqual(added, [], 'nothing of the refused run is left in Redis');
+      model().release(hold);
+      await until('the run finished', 30_000, async () => {
+        const r = await call(api().url, 'GET', `/api/agent-runs/${runID}`);
+        return r.status === 200 && ((await r.json()) as { state: string }).state === 'finished';
+      });
+    }
+  } finally {
+    ac.abort();
+    await conn.close();
+  }
+});

@@ -42,8 +42,14 @@ export class RedisAgents implements AgentBackend {
       const id = randomID();
       // The record lives while the run does (its worker shortens it to the log's retention at the end).
       await sessions.addWork('run', id, { owner, sessionID, worker: rec.worker });
-      // The worker replies once the run's log exists in Redis; the start/abandon handshake (inbox.ts) means a 503 with Retry-After never leaves a run behind.
-      await backend.send(deadline, rec.worker, { type: 'agent', owner, session_id: sessionID, run_id: id, request: req });
+      try {
+        // The worker replies once the run's log exists in Redis; the start/abandon handshake (inbox.ts) means a 503 with Retry-After never leaves a run behind.
+        await backend.send(deadline, rec.worker, { type: 'agent', owner, session_id: sessionID, run_id: id, request: req });
+      } catch (err) {
+        // Never started (refused, or abandoned unstarted): its record goes.
+        if (!(err instanceof OutcomeUnknown)) await sessions.dropWork('run', id).catch(() => {});
+        throw err;
+      }
       state.sent = () => new OutcomeUnknown(`the agent run started (run ${id}) but Redis failed before its answer; GET /api/agent-runs/${id} tells; do not simply retry, it may have run`);
       backend.touch(owner, sessionID);
       return this.handle(owner, id, sessionID, rec.worker);

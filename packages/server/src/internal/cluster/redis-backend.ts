@@ -190,9 +190,10 @@ export class RedisBackend implements Backend {
         state.sent = () =>
           new OutcomeUnknown(`the run started (execution ${id}) but Redis failed before its answer; GET /api/executions/${id} tells; do not simply retry, it may have run`, id);
       } catch (err) {
-        // Never started (refused, or abandoned unstarted): the slot is this node's to give back.
+        // Never started (refused, or abandoned unstarted): the slot is this node's to give back,
+        // and its record goes (GET /api/executions/<id> then says it never was).
         // Once the worker started it, the worker gives it back when the run ends.
-        if (!(err instanceof OutcomeUnknown)) await admission.releaseRun(owner, sessionID, id).catch(() => {});
+        if (!(err instanceof OutcomeUnknown)) await Promise.all([admission.releaseRun(owner, sessionID, id).catch(() => {}), sessions.dropWork('exec', id).catch(() => {})]);
         throw err;
       }
       this.touch(owner, sessionID);

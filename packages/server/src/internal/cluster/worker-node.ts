@@ -226,8 +226,7 @@ export class WorkerNode {
       });
     } catch (err) {
       // Not queued, so nothing ran: undo what Redis was told (whoever took the slot gives it back).
-      made.writer?.abandon();
-      await this.lease?.markFinished(id, 'execution').catch(() => {});
+      await this.undoWork('execution', id, made.writer);
       throw err;
     }
     const writer = made.writer;
@@ -258,8 +257,7 @@ export class WorkerNode {
       });
     } catch (err) {
       // Not started: undo what Redis was told.
-      made.writer?.abandon();
-      await this.lease?.markFinished(runID, 'agent').catch(() => {});
+      await this.undoWork('agent', runID, made.writer);
       throw err;
     }
     const writer = made.writer;
@@ -297,10 +295,25 @@ export class WorkerNode {
       await lease.markRunning(id, kind);
       return writer;
     } catch (err) {
-      writer?.abandon();
-      await lease.markFinished(id, kind).catch(() => {});
+      // The caller's undoWork drops the record and the running mark; the log is only known here.
+      await writer?.discard().catch(() => {});
       throw new ApiError('SANDBOX_UNAVAILABLE', `Redis did not take the log: ${err instanceof Error ? err.message : String(err)}`, { retryAfter: 1 });
     }
+  }
+
+  /**
+   * Work that was refused after its log was opened (its session busy or gone, this worker
+   * draining): its log, its record and its running mark go, so nothing of it lingers in Redis
+   * (an empty open log for an hour, a record for a day). Best effort: what Redis will not take
+   * lapses on its own.
+   */
+  private async undoWork<E extends LoggedEvent>(kind: WorkKind, id: string, writer: RedisLogWriter<E> | undefined): Promise<void> {
+    await Promise.all([
+      writer?.discard().catch(() => {}),
+      // Only when this worker opened its log: a refusal before that leaves the record to its sender.
+      writer ? this.deps.sessionRegistry.dropWork(recordKind(kind), id).catch(() => {}) : undefined,
+      this.lease?.markFinished(id, kind).catch(() => {}),
+    ]);
   }
 
   /**

@@ -130,6 +130,13 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `;
 
+/** Deletes a log its writer discards, only if it is still that writer's. KEYS: stream, meta. ARGV: epoch. */
+const DISCARD = `
+if redis.call('HGET', KEYS[2], 'epoch') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2])
+return 1
+`;
+
 /**
  * Appends a batch. KEYS: stream, meta. ARGV: epoch, live ttl ms, minid, close (1/0),
  * retention ms, evicted JSON ('' = unchanged), then seq and JSON of each event, in order.
@@ -411,6 +418,16 @@ export class RedisLogWriter<E extends LoggedEvent = ExecutionEvent> {
   abandon(): void {
     if (this.refresh) clearInterval(this.refresh);
     this.refresh = null;
+  }
+
+  /**
+   * For a log whose work never started: stops the writer and deletes its keys, so an empty
+   * open log does not linger for `liveTTLSec` (a reader of it would wait for events that never come).
+   */
+  async discard(): Promise<void> {
+    this.abandon();
+    this.isClosed = true;
+    await retrying(this.o.writeTimeoutMs, this.conn.writer, () => runScript(this.conn.writer, DISCARD, [this.keys.stream, this.keys.meta], [this.epoch]));
   }
 
   private waitFor(seq: number, closing: boolean): Promise<void> {

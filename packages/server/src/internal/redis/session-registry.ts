@@ -211,6 +211,11 @@ export class SessionRegistry {
     await this.conn.writer.multi().hset(key, 'owner', this.conn.ownerPart(rec.owner), 'session', rec.sessionID, 'worker', rec.worker).pexpire(key, Math.ceil(liveSec * 1000)).exec();
   }
 
+  /** The work never started (refused, or abandoned before it started): its record goes at once. */
+  async dropWork(kind: 'exec' | 'run', id: string): Promise<void> {
+    await this.conn.writer.del(this.conn.key(`${kind}:${id}`));
+  }
+
   /** Its log closed: the record now lives as long as the log, `retentionSec`. */
   async retainWork(kind: 'exec' | 'run', id: string, retentionSec: number): Promise<void> {
     await this.conn.writer.pexpire(this.conn.key(`${kind}:${id}`), Math.ceil(retentionSec * 1000));
