@@ -48,7 +48,8 @@ test('a run command for a session its worker does not hold is refused (NOT_FOUND
 test("a worker's public API answers 503 however its path is spelled (percent-encoding included)", { skip, timeout: 30_000 }, async () => {
   const worker = cluster().workers[0];
   assert.ok(worker);
-  for (const path of ['/api/sessions', '/%61pi/sessions', '/%61%70%69/sessions']) {
+  // `/api/nope` matches no route: still "a worker", not 404.
+  for (const path of ['/api/sessions', '/%61pi/sessions', '/%61%70%69/sessions', '/api/nope', '/%61pi/nope']) {
     const res = await call(worker.url, 'GET', path);
     const text = await res.text();
     assert.equal(res.status, 503, `${path} on a worker: ${res.status} ${text}`);

@@ -360,11 +360,21 @@ export async function createSluiceServer(config: ServerConfig, opts: SluiceServe
 function refuseByRole(app: FastifyInstance, role: ServerConfig['role']): void {
   app.addHook('onRequest', async (req) => {
     // The route matched, not the raw URL: the router decodes it first (`/%61pi/…` is `/api/…`).
-    const path = req.routeOptions.url ?? '';
+    // No route (a 404 to be): the decoded path, so `/api/nope` on a worker says "worker", not "not found".
+    const path = req.routeOptions.url ?? decodedPath(req.url);
     if (role === 'worker' && (path.startsWith('/api/') || path === '/mcp')) {
       throw new ApiError('SANDBOX_UNAVAILABLE', 'this node is a worker (--role worker) and takes no requests of its own; send them to an API node (docs/scale-out.md)');
     }
   });
+}
+
+function decodedPath(url: string): string {
+  const raw = url.split('?')[0] ?? '';
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }
 
 /** Resolves after `ms`, or at once when `signal` aborts (the timer is cleared either way). */

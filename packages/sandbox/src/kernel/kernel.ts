@@ -78,12 +78,6 @@ export class Kernel {
   /** The unfinished last line of background output, per stream. */
   private readonly backgroundPartial = { stdout: '', stderr: '' };
   private interruptTimer: NodeJS.Timeout | null = null;
-  /**
-   * The cgroup's OOM kill count when the last cell ended (null: not read since the kernel
-   * started): the next cell's base. Between cells only the kernel runs (it killed the cell's
-   * leftovers), so this spares a read of memory.events before each cell's execute goes out.
-   */
-  private oomSeen: number | null = null;
   private version: string | null = null;
   /** Cells run since the kernel started (0: the next cell starts it). */
   cells = 0;
@@ -262,7 +256,8 @@ export class Kernel {
     }
     if (this.active !== active) return;
     active.proc = this.proc;
-    active.oomBase = this.oomSeen ?? this.cgroup?.oomKills() ?? 0;
+    // Read now, not kept from the last cell's end: a background process killed between cells is not this cell's.
+    active.oomBase = this.cgroup?.oomKills() ?? 0;
     this.cells++;
     const early = active.early ?? { data: '', eof: false };
     active.early = null;
@@ -338,7 +333,6 @@ export class Kernel {
             ...(ctx.limits.processes !== undefined ? { pids: ctx.limits.processes } : {}),
           }).catch(() => null);
     const cgroup = this.cgroup;
-    this.oomSeen = null;
     const memory = cgroup ? ctx.memoryBytes : undefined;
     const runtime = runtimeFor(this.language);
     if (!runtime?.kernel) throw new Error(`no kernel for ${this.language}`);
@@ -395,7 +389,6 @@ export class Kernel {
       }
       if (this.cgroup === cgroup) {
         this.cgroup = null;
-        this.oomSeen = null;
       }
       this.cells = 0;
       this.onReady?.(false);
@@ -466,7 +459,6 @@ export class Kernel {
   private endCell(a: ActiveCell, m: CellDone): void {
     if (a.finished || this.active !== a) return;
     const oom = this.cgroup?.oomKills();
-    this.oomSeen = oom ?? null;
     this.finishCell({
       exitCode: m.exit_code,
       signal: null,

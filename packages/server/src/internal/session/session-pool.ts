@@ -70,6 +70,8 @@ export class SessionPool {
   private readonly kernelTried = new WeakSet<Shell>();
   private lastTakeAt = 0;
   private kernelTimer: NodeJS.Timeout | null = null;
+  /** A pooled kernel is starting: the next waits for it. */
+  private kernelStarting = false;
 
   constructor(private readonly deps: SessionPoolDeps) {}
 
@@ -244,23 +246,32 @@ export class SessionPool {
       this.kernelTimer.unref();
       return;
     }
-    for (const shell of this.shells) {
-      if (this.kernelTried.has(shell) || !this.deps.roomForKernel()) continue;
-      this.kernelTried.add(shell);
-      const { uid, workspace } = shell;
-      const kernel = new Kernel('python', () => this.deps.context(workspace, uid));
-      shell.spares.kernel = kernel;
-      // The shell is ready before its kernel: a session that adopts it sooner waits for the
-      // rest of the kernel's start in its first cell, still less than a whole start.
-      void kernel.prestart().then((ready) => {
+    // One at a time: every pooled kernel starting at once (a launch chain and Python's imports
+    // each) would take the CPU from the sessions' runs for seconds on a small machine.
+    if (this.kernelStarting || !this.deps.roomForKernel()) return;
+    const shell = this.shells.find((s) => !this.kernelTried.has(s));
+    if (!shell) return;
+    this.kernelTried.add(shell);
+    const { uid, workspace } = shell;
+    const kernel = new Kernel('python', () => this.deps.context(workspace, uid));
+    shell.spares.kernel = kernel;
+    this.kernelStarting = true;
+    // The shell is ready before its kernel: a session that adopts it sooner waits for the
+    // rest of the kernel's start in its first cell, still less than a whole start.
+    void kernel
+      .prestart()
+      .then((ready) => {
         // Both its sandboxes started: the next failure starts the backoff from its shortest pause.
         if (ready) this.failures = 0;
         else if (shell.spares.kernel === kernel) {
           shell.spares.kernel = null;
           this.fail(new Error('the pre-started Python kernel did not start'));
         }
+      })
+      .finally(() => {
+        this.kernelStarting = false;
+        this.prestartKernels();
       });
-    }
   }
 
   private fail(err: unknown): void {
