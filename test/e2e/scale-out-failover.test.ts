@@ -9,12 +9,13 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import type { Timed } from './helpers/client.js';
-import { clusterSkip, PREFIX, startCluster, type TestCluster } from './helpers/cluster.js';
+import { PREFIX, startCluster, type TestCluster } from './helpers/cluster.js';
+import { redisSkip } from './helpers/redis-server.js';
 import { assertWholeLog, call, createSession, drain, follow, numberedLines, reasonOf, sessionId, startStream, stdoutOf, until } from './helpers/cluster-client.js';
 import { hostProcesses } from './helpers/host.js';
 
 let cluster: TestCluster | null = null;
-const skip = clusterSkip();
+const skip = redisSkip();
 
 before(async () => {
   if (!skip) cluster = await startCluster({ apis: 2, workers: 2 });

@@ -7,11 +7,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Timed } from './helpers/client.js';
-import { clusterSkip, startCluster, type ClusterNode, type TestCluster } from './helpers/cluster.js';
+import { startCluster, type ClusterNode, type TestCluster } from './helpers/cluster.js';
+import { redisSkip } from './helpers/redis-server.js';
 import { assertWholeLog, call, drain, follow, numberedLines, reasonOf, sessionId, startStream, stdoutOf, until } from './helpers/cluster-client.js';
 
 let cluster: TestCluster | null = null;
-const skip = clusterSkip();
+const skip = redisSkip();
 
 before(async () => {
   if (!skip) cluster = await startCluster({ apis: 2, workers: 2, aof: true });

@@ -7,11 +7,12 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Timed } from './helpers/client.js';
-import { clusterSkip, startCluster, type TestCluster } from './helpers/cluster.js';
+import { startCluster, type TestCluster } from './helpers/cluster.js';
+import { redisSkip } from './helpers/redis-server.js';
 import { drain, follow, numberedLines, reasonOf, sessionId, startStream, until } from './helpers/cluster-client.js';
 
 let cluster: TestCluster | null = null;
-const skip = clusterSkip();
+const skip = redisSkip();
 
 before(async () => {
   if (!skip) cluster = await startCluster({ apis: 2, workers: 2 });

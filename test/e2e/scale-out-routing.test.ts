@@ -9,14 +9,15 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomInt } from 'node:crypto';
 import type { Timed } from './helpers/client.js';
-import { clusterSkip, startCluster, type ClusterNode, type TestCluster } from './helpers/cluster.js';
+import { startCluster, type ClusterNode, type TestCluster } from './helpers/cluster.js';
+import { redisSkip } from './helpers/redis-server.js';
 import { assertWholeLog, call, createSession, drain, follow, reasonOf, sessionId, startStream, stdoutOf, until } from './helpers/cluster-client.js';
 
 const ALICE = `alice-${randomBytes(16).toString('hex')}`;
 const BOB = `bob-${randomBytes(16).toString('hex')}`;
 
 let cluster: TestCluster | null = null;
-const skip = clusterSkip();
+const skip = redisSkip();
 
 before(async () => {
   if (!skip) cluster = await startCluster({ apis: 2, workers: 2, env: { SLUICE_API_KEYS: `alice:${ALICE},bob:${BOB}` } });

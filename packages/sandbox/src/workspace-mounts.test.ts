@@ -45,7 +45,7 @@ test('workspaces are tmpfs mounts with their quota and uid, a nosymfollow view, 
       assert.ok(m.options.includes('nosuid') && m.options.includes('nodev'), m.options.join(','));
       assert.ok(m.super.includes('size=8192k') && m.super.includes('nr_inodes=1000') && m.super.includes('mode=700'), m.super.join(','));
       assert.equal((await stat(ws)).uid, 7_900_000 + i);
-      const view = await mountOf(join(ws, '..', 'view').replace(/\/ws\/\.\.\//, '/'));
+      const view = await mountOf(join(ws, '..', 'view'));
       assert.ok(view, 'the server\'s view is a mount point');
       for (const o of ['nosymfollow', 'noexec', 'nosuid', 'nodev']) assert.ok(view.options.includes(o), `view: ${o} in ${view.options.join(',')}`);
     }

@@ -76,11 +76,6 @@ const START_MS = 90_000;
 /** After every node is healthy, registration is a heartbeat away. */
 const REGISTER_MS = 30_000;
 
-/** Why the cluster tests cannot run here (skip), or false; in CI a missing redis-server fails instead. */
-export function clusterSkip(): string | false {
-  return redisSkip();
-}
-
 // Processes of ours still running, killed synchronously if the test process exits without close().
 const live = new Set<ChildProcess>();
 const livePids = new Set<() => number | undefined>();
@@ -208,7 +203,7 @@ export interface ClusterFixtureOptions extends ClusterOptions {
 
 /** One test file's cluster (useCluster); its getters assert that what they return started. */
 export interface ClusterFixture {
-  /** The tests' `skip` option (clusterSkip). */
+  /** The tests' `skip` option (redisSkip). */
   readonly skip: string | false;
   cluster(): TestCluster;
   /** The scripted model (only with `model: true`). */
@@ -220,7 +215,7 @@ export interface ClusterFixture {
  * file's tests and closes both after them; call it at the file's top level.
  */
 export function useCluster(opts: ClusterFixtureOptions = {}): ClusterFixture {
-  const skip = clusterSkip();
+  const skip = redisSkip();
   let cluster: TestCluster | null = null;
   let llm: ScriptedLLM | null = null;
   before(async () => {

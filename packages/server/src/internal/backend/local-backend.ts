@@ -17,8 +17,8 @@ import type { Backend, ExecutionHandle, RestartedSession, SessionFiles } from '.
 import { localSessionFiles } from './local-session-files.js';
 import { executionView, resultView, sessionView } from './local-views.js';
 
-/** What a run will be, known before it is queued (a worker records it beside the run's log in Redis). */
-export interface RunMeta {
+/** What a run will be, known before it is queued (a worker records it beside the run's log in Redis; an API node reads it back). */
+export interface ExecMeta {
   language: Language;
   mode: Mode;
   timeout: number;
@@ -110,7 +110,7 @@ export class LocalBackend implements Backend {
     body: RunRequest,
     log: ExecutionLog = this.deps.log,
     executionID?: string,
-    inbox?: { beforeStart(meta: RunMeta): Promise<void> },
+    inbox?: { beforeStart(meta: ExecMeta): Promise<void> },
   ): Promise<ExecutionHandle> {
     const { config, resolveLanguage, metrics } = this.deps;
     // Check the language before creating a session, so a typo does not leave one behind.

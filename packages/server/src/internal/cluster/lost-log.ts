@@ -13,7 +13,7 @@
 import { formatDuration, type AgentEvent, type ExecutionEvent, type TokenUsage } from '@sluice/protocol';
 import type { EvictedEvents } from '@sluice/protocol';
 import type { NewEvent } from '../execution/event-log.js';
-import type { LogEntry, LoggedEvent, ReadableLog } from '../execution/readable-log.js';
+import { seqOf, typeOf, type LogEntry, type LoggedEvent, type ReadableLog } from '../execution/readable-log.js';
 import { RedisLogError } from '../redis/redis-log.js';
 
 /** How one follower of a lost log ends it: it sees each entry read, then gives the closing entries from seq `next`. */
@@ -61,9 +61,10 @@ export class FollowUntilLost<E extends LoggedEvent> implements ReadableLog<E> {
     try {
       for await (const held of this.log.scan(onEvicted)) {
         for (const json of held) {
-          const e = JSON.parse(json) as { seq: number; type: E['type'] };
-          next = e.seq + 1;
-          ending.see({ seq: e.seq, type: e.type, json });
+          // Not parsed whole: the fold that reads these parses each once already.
+          const seq = seqOf(json);
+          next = seq + 1;
+          ending.see({ seq, type: typeOf(json) as E['type'], json });
         }
         yield held;
       }

@@ -25,7 +25,7 @@ export interface RedisAgentsDeps {
 }
 
 /** What a worker records beside an agent run's log (worker-node.ts). */
-interface RunMeta {
+interface AgentRunMeta {
   model: string;
   max_turns: number;
   tools: AgentTool[];
@@ -125,7 +125,7 @@ export class RedisAgents implements AgentBackend {
   }
 }
 
-function parseMeta(raw: string | null): RunMeta | null {
+function parseMeta(raw: string | null): AgentRunMeta | null {
   if (raw === null) return null;
   let v: unknown;
   try {

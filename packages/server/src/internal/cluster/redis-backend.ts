@@ -21,7 +21,6 @@ import {
   type ExecutionResult,
   type ExecutionView,
   type Language,
-  type Mode,
   type RunRequest,
   type SessionView,
 } from '@sluice/protocol';
@@ -29,6 +28,7 @@ import type { CgroupSupport } from '@sluice/sandbox';
 import type { ServerConfig } from '../../config.js';
 import { ApiError } from '../api-error.js';
 import type { Backend, CancelOutcome, ExecutionHandle, RestartedSession, SessionFiles } from '../backend/backend.js';
+import type { ExecMeta } from '../backend/local-backend.js';
 import { foldHeld } from '../execution/fold-log.js';
 import type { FileEntry } from '../files/workspace-files.js';
 import { iso } from '../http/context.js';
@@ -69,13 +69,6 @@ const MAX_ATTACH_TOUCH_MS = 10_000;
 /** How long an HTTP call to a worker may take to answer (a download's body then streams), ms. */
 const WORKER_HTTP_MS = 30_000;
 
-/** What a worker records beside an execution's log (worker-node.ts). */
-interface ExecMeta {
-  language: Language;
-  mode: Mode;
-  timeout: number;
-  created_at: string;
-}
 
 export class RedisBackend implements Backend {
   private readonly goneListeners: ((owner: string | null, id: string) => void)[] = [];
@@ -152,22 +145,35 @@ export class RedisBackend implements Backend {
 
   attach(owner: string | null, sessionID: string): () => void {
     // A reader keeps the session alive: the worker sees the record's activity (worker-node.ts
-    // sync). Renewed three times per idle TTL, so a short one cannot lapse between two renewals.
+    // sync). Renewed at least three times per idle TTL (at most every 10 s), so a short one cannot lapse between two renewals.
     this.touch(owner, sessionID);
     let timer: NodeJS.Timeout | null = null;
+    let retry: NodeJS.Timeout | null = null;
     let detached = false;
     const every = (ms: number): void => {
       if (detached) return;
+      if (timer) clearInterval(timer);
       timer = setInterval(() => this.touch(owner, sessionID), Math.min(MAX_ATTACH_TOUCH_MS, Math.max(MIN_ATTACH_TOUCH_MS, ms)));
       timer.unref();
     };
-    this.deps.sessions.get(owner, sessionID).then(
-      (rec) => every(rec ? rec.idleTTLMs / 3 : MAX_ATTACH_TOUCH_MS),
-      () => every(MIN_ATTACH_TOUCH_MS),
-    );
+    const lookup = (): void => {
+      this.deps.sessions.get(owner, sessionID).then(
+        (rec) => every(rec ? rec.idleTTLMs / 3 : MAX_ATTACH_TOUCH_MS),
+        () => {
+          // Its idle TTL unknown (Redis failed): the shortest renewal keeps any TTL alive, and
+          // only until the record can be read again, not for the whole attach.
+          every(MIN_ATTACH_TOUCH_MS);
+          if (detached) return;
+          retry = setTimeout(lookup, MAX_ATTACH_TOUCH_MS);
+          retry.unref();
+        },
+      );
+    };
+    lookup();
     return () => {
       detached = true;
       if (timer) clearInterval(timer);
+      if (retry) clearTimeout(retry);
       this.touch(owner, sessionID);
     };
   }

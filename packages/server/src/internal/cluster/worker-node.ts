@@ -36,6 +36,7 @@ import { RedisLogWriter } from '../redis/redis-log.js';
 import { WORK_LIVE_SEC, type SessionRegistry } from '../redis/session-registry.js';
 import type { SessionManager } from '../session/session-manager.js';
 import type { Session } from '../session/session.js';
+import type { WorkKind } from './work-log.js';
 
 export interface WorkerNodeDeps {
   conn: RedisConnection;
@@ -51,10 +52,10 @@ export interface WorkerNodeDeps {
   onFenced(why: string): void;
 }
 
-/** What a worker runs: an execution (record and log `exec:<id>`) or an agent run (`run:<id>`). */
-type WorkKind = 'execution' | 'agent';
+/** What a worker runs, as its lease's running set names it: an execution (record and log `exec:<id>`) or an agent run (`run:<id>`). */
+type LeaseKind = 'execution' | 'agent';
 
-function recordKind(kind: WorkKind): 'exec' | 'run' {
+function recordKind(kind: LeaseKind): WorkKind {
   switch (kind) {
     case 'execution':
       return 'exec';
@@ -275,7 +276,7 @@ export class WorkerNode {
    * here (for the reaper). SANDBOX_UNAVAILABLE when Redis refuses any of it (nothing of it is
    * then left running here). Once it exists, a write Redis refuses `cancel`s the work.
    */
-  private async openLog<E extends LoggedEvent>(kind: WorkKind, id: string, meta: object, cancel: () => void): Promise<RedisLogWriter<E>> {
+  private async openLog<E extends LoggedEvent>(kind: LeaseKind, id: string, meta: object, cancel: () => void): Promise<RedisLogWriter<E>> {
     const { conn, config, log } = this.deps;
     const lease = this.lease;
     if (!lease) throw new ApiError('SANDBOX_UNAVAILABLE', 'this worker is not registered', { retryAfter: 1 });
@@ -307,7 +308,7 @@ export class WorkerNode {
    * (an empty open log for an hour, a record for a day). Best effort: what Redis will not take
    * lapses on its own.
    */
-  private async undoWork<E extends LoggedEvent>(kind: WorkKind, id: string, writer: RedisLogWriter<E> | undefined): Promise<void> {
+  private async undoWork<E extends LoggedEvent>(kind: LeaseKind, id: string, writer: RedisLogWriter<E> | undefined): Promise<void> {
     await Promise.all([
       writer?.discard().catch(() => {}),
       // Only when this worker opened its log: a refusal before that leaves the record to its sender.
@@ -321,7 +322,7 @@ export class WorkerNode {
    * worker's running set, its record lives as long as its log (retainWork), and `whenEnded` runs.
    * When Redis refuses the log (down, lost, or ended by a reaper), `cancel` stops the work.
    */
-  private teeLog<E extends LoggedEvent>(kind: WorkKind, id: string, local: ReadableLog<E>, writer: RedisLogWriter<E>, cancel: () => void, whenEnded: () => Promise<void>): void {
+  private teeLog<E extends LoggedEvent>(kind: LeaseKind, id: string, local: ReadableLog<E>, writer: RedisLogWriter<E>, cancel: () => void, whenEnded: () => Promise<void>): void {
     const { config, log, sessionRegistry } = this.deps;
     const lease = this.lease;
     const logID = `${recordKind(kind)}:${id}`;

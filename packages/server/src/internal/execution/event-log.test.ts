@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { EventLog, type LogEntry, type NewEvent } from './event-log.js';
+import { gapEntry, seqOf, typeOf } from './readable-log.js';
 
 async function drain(it: AsyncIterable<LogEntry[]>): Promise<LogEntry[]> {
   const all: LogEntry[] = [];
@@ -204,5 +205,17 @@ test('the counted bytes cover the memory the log really holds', () => {
     for (let i = 0; i < n; i++) log.append(make(i));
     const used = heap() - before;
     assert.ok(used <= log.bytes + 64 * 1024, `${name}: ${used} bytes of heap, ${log.bytes} counted`);
+  }
+});
+
+test('seqOf and typeOf read every stored event, gap entries included, as JSON.parse does', () => {
+  const log = new EventLog();
+  log.append({ type: 'start', execution_id: 'e', session_id: 's', language: 'python', mode: 'process' });
+  for (let i = 0; i < 12; i++) log.append({ type: 'stdout', content: `"seq":${i},` });
+  const jsons = [...log.snapshot(), gapEntry(3, 9).json];
+  for (const json of jsons) {
+    const e = JSON.parse(json) as { seq: number; type: string };
+    assert.equal(seqOf(json), e.seq, json);
+    assert.equal(typeOf(json), e.type, json);
   }
 });

@@ -44,6 +44,12 @@ export function typeOf(json: string): EventType {
   return json.slice(9, json.indexOf('"', 9)) as EventType;
 }
 
+/** An event's seq from its JSON, which always begins `{"type":"…","seq":N` (see event-log.ts), without parsing all of it. */
+export function seqOf(json: string): number {
+  const at = json.indexOf('"seq":', 9) + 6;
+  return Number.parseInt(json.slice(at, at + 20), 10);
+}
+
 /** The entry a reader gets for the missing run of seqs `fromSeq`…`toSeq`; its seq is `toSeq`. */
 export function gapEntry<T extends string>(fromSeq: number, toSeq: number): LogEntry<T> {
   const ev: GapEvent = { type: 'gap', seq: toSeq, ts: Date.now(), from_seq: fromSeq, to_seq: toSeq };
