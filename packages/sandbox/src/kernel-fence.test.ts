@@ -10,11 +10,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { spawnKernelOnPipes } from './kernel-pipes.test-helper.js';
+import { spawnKernelOnPipes, stopKernelOnPipes } from './kernel-pipes.test-helper.js';
 
 const DEADLINE_MS = 30_000;
 
@@ -90,13 +90,8 @@ class Kernel {
     }
   }
 
-  async stop(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      const gone = new Promise((r) => this.child.once('exit', r));
-      this.child.kill('SIGKILL');
-      await gone;
-    }
-    await rm(this.dir, { recursive: true, force: true });
+  stop(): Promise<void> {
+    return stopKernelOnPipes(this.child, this.dir);
   }
 }
 

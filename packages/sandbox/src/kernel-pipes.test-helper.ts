@@ -3,6 +3,7 @@
  * piped, the events socket on fd 3 and the control socket on fd 4, as the launcher sets them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,4 +29,15 @@ export function spawnKernelOnPipes(language: 'python' | 'javascript', cwd: strin
       NODE_PATH: join(RUNTIME, 'node'),
     },
   });
+}
+
+/** Kills a kernel spawnKernelOnPipes started (unless it is gone already) and removes its directory. */
+export async function stopKernelOnPipes(child: ChildProcess, dir: string): Promise<void> {
+  // A kernel that already exited emits no second 'exit': only wait for one still running.
+  if (child.exitCode === null && child.signalCode === null) {
+    const gone = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await gone;
+  }
+  await rm(dir, { recursive: true, force: true });
 }

@@ -5,11 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { spawnKernelOnPipes } from './kernel-pipes.test-helper.js';
+import { spawnKernelOnPipes, stopKernelOnPipes } from './kernel-pipes.test-helper.js';
 
 type Message = Record<string, unknown> & { type: string };
 
@@ -118,14 +118,8 @@ class Driver {
     this.child.kill(s);
   }
 
-  async stop(): Promise<void> {
-    // A kernel that already exited emits no second 'exit': only wait for one still running.
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      const gone = new Promise((r) => this.child.once('exit', r));
-      this.child.kill('SIGKILL');
-      await gone;
-    }
-    await rm(this.dir, { recursive: true, force: true });
+  stop(): Promise<void> {
+    return stopKernelOnPipes(this.child, this.dir);
   }
 }
 
