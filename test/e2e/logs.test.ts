@@ -72,3 +72,7 @@ test('a refused request is logged too, and neither the key nor the code is ever 
   assert.ok(!log.includes(CODE_MARKER), 'the code is in the log');
   assert.ok(!/authorization/i.test(log), 'a header is in the log');
 });
+
+test('the server starts without a deprecation warning (a newcomer reads its first lines)', () => {
+  assert.doesNotMatch(server.logs(), /Deprecation|DEP\d{4}/, server.logs().slice(0, 2000));
+});
