@@ -212,8 +212,9 @@ const MOUNT_DEADLINE_MS = 10_000;
  * request waits. If it dies, or a request goes unanswered past its deadline (a mount that
  * hangs), the waiting requests fail, it is killed, and the next request starts a new mounter:
  * a stuck mount never leaves a server waiting in silence.
+ *
+ * @internal Exported for its tests; the server uses the one below.
  */
-/** @internal Exported for its tests; the server uses the one below. */
 export class Mounter {
   private child: ChildProcess | null = null;
   private readonly waiting: { resolve(): void; reject(err: Error): void; what: string; timer: NodeJS.Timeout }[] = [];
