@@ -11,7 +11,8 @@
 import { after, before, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { access, rmdir } from 'node:fs/promises';
+import { readlinkSync } from 'node:fs';
+import { access, readdir, rmdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 // Not yet re-exported from @sluice/sandbox's index; the compiled module is imported directly.
 import {
@@ -121,10 +122,13 @@ test('a python memory bomb is OOM-killed (SIGKILL, exit 137 through bwrap) and o
   const s = active(t);
   if (!s) return;
   const group = await newGroup(t, s);
+  // oomKills() keeps its file open and rereads it: the read before the bomb must not stick.
+  assert.equal(group.oomKills(), 0);
   const run = startJoined(t, group, [PYTHON, '-c', 'a = []\nwhile True:\n    a.append(b"x" * (1 << 20))\n']);
   const { code, signal } = await run.exit;
   assert.equal(signal, 'SIGKILL', `expected an OOM kill, got code ${code} signal ${signal}; stderr: ${run.stderr()}`);
   const stats = await group.stats();
+  assert.equal(group.oomKills(), stats.oomKills);
   t.diagnostic(`oomKills ${stats.oomKills}, peak ${((stats.memoryPeakBytes ?? 0) / MiB).toFixed(1)} MiB`);
   assert.ok((stats.oomKills ?? 0) >= 1, `oomKills ${stats.oomKills}`);
   assert.ok((stats.memoryPeakBytes ?? 0) >= 32 * MiB && (stats.memoryPeakBytes ?? 0) <= 64 * MiB, `peak ${stats.memoryPeakBytes}`);
@@ -227,8 +231,18 @@ test('killAll empties a group whose processes fork, and destroy removes every di
   assert.deepEqual(await group.pids(), []);
   assert.equal((await run.exit).signal, 'SIGKILL');
 
+  assert.equal(group.oomKills(), 0); // opens the file that destroy closes
   await group.destroy();
   for (const dir of group.dirs) assert.ok(await gone(dir), `${dir} still exists`);
+  const open = (await readdir('/proc/self/fd')).map((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  });
+  assert.deepEqual(open.filter((path) => path.includes(group.name)), [], 'destroy closes the files it kept open');
+  assert.equal(group.oomKills(), undefined, 'a destroyed group has no OOM count');
   await group.destroy(); // idempotent
 });
 

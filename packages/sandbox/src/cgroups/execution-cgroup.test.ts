@@ -66,6 +66,19 @@ test('v1 stats come from each hierarchy; files an older kernel lacks are left ou
   });
 });
 
+test('oomKills rereads its file on every call (the file stays open between reads)', async () => {
+  await withTree(async (root) => {
+    const s = v1At(root);
+    const file = join(root, 'memory/sluice/e4/memory.oom_control');
+    await files(join(root, 'memory/sluice/e4'), { 'memory.oom_control': 'oom_kill_disable 0\nunder_oom 0\noom_kill 0\n' });
+    const g = ExecutionCgroup.attach(s, 'e4');
+    assert.equal(g.oomKills(), 0);
+    await writeFile(file, 'oom_kill_disable 0\nunder_oom 0\noom_kill 12\n');
+    assert.equal(g.oomKills(), 12);
+    assert.equal(ExecutionCgroup.attach(s, 'missing').oomKills(), undefined);
+  });
+});
+
 test('create fails with the file and errno named, and removes what it made', async () => {
   await withTree(async (root) => {
     const s = v1At(root);

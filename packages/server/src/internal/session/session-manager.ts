@@ -60,9 +60,7 @@ export class SessionManager {
   private readonly defaultKey: string;
 
   /** This server's parent cgroup: named after its data directory (see cgroup-host.ts). */
-  private get cgroupParent(): string {
-    return `sluice-${createHash('sha256').update(this.deps.paths.dataDir).digest('hex').slice(0, 12)}`;
-  }
+  private readonly cgroupParent: string;
 
   /** The host's cgroup support for this server (detected once; the first call sweeps leftovers). */
   cgroups(): Promise<CgroupSupport> {
@@ -70,6 +68,8 @@ export class SessionManager {
   }
 
   constructor(private readonly deps: SessionManagerDeps) {
+    // Once: every run's context names it (a hash per run cost a warm cell ~30 µs).
+    this.cgroupParent = `sluice-${createHash('sha256').update(deps.paths.dataDir).digest('hex').slice(0, 12)}`;
     // Finished logs spill to <data>/logs (SLUICE_LOG_DISK_BYTES); a previous server's files go now.
     this.logBudget = new LogBudget(deps.config.logBudgetBytes, new LogDisk({ dir: join(deps.paths.dataDir, 'logs'), maxBytes: deps.config.logDiskBytes, log: deps.log }));
     // Detect cgroups and sweep a crashed predecessor's groups now, not at the first run.
