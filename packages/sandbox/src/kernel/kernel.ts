@@ -22,7 +22,6 @@
  * still comes after every process the cell started is gone.
  */
 import { assertNever } from '@sluice/protocol';
-import { randomBytes } from 'node:crypto';
 import { EventsChannel, LineReader } from '../channel/events-channel.js';
 import { cgroupHost } from '../cgroups/cgroup-host.js';
 import { watchCPUBudget, type CPUBudgetWatch } from '../cgroups/cpu-budget.js';
@@ -33,6 +32,7 @@ import { sandboxBase, type RunContext } from '../run-context.js';
 import type { Runner, RunnerOutcome, RunnerRequest, RunSink } from '../runner.js';
 import { runtimeFor, type KernelLanguage } from '../runtimes.js';
 import { cellEndOf, parseKernelMessage, type CellDone, type KernelMessage, type KernelRequest } from './kernel-messages.js';
+import { randomHex } from '../random-hex.js';
 
 /** How a cell ended, in the kernel's terms (execute() turns it into a RunnerOutcome). */
 interface CellOutcome {
@@ -154,7 +154,7 @@ export class Kernel {
   execute(request: RunnerRequest, sink: RunSink): Runner {
     if (this.active) throw new Error('kernel: a cell is already running');
     this.lastUsedAt = Date.now();
-    const nonce = randomBytes(16).toString('hex');
+    const nonce = randomHex(16);
     let resolve!: (o: CellOutcome) => void;
     const done = new Promise<CellOutcome>((r) => (resolve = r));
     this.active = { nonce, sink, resolve, finished: false, restarted: false, oomBase: 0, proc: null, early: { data: '', eof: false } };
@@ -327,7 +327,7 @@ export class Kernel {
     this.cgroup =
       host.version === 'none'
         ? null
-        : await ExecutionCgroup.create(host, `${this.pooled ? POOL_CGROUP_PREFIX : ''}k${randomBytes(12).toString('hex')}`, {
+        : await ExecutionCgroup.create(host, `${this.pooled ? POOL_CGROUP_PREFIX : ''}k${randomHex(12)}`, {
             memoryBytes: ctx.memoryBytes,
             cpuQuota: ctx.cpu,
             ...(ctx.limits.processes !== undefined ? { pids: ctx.limits.processes } : {}),

@@ -62,6 +62,8 @@ export class Session {
   private running: Execution | null = null;
   private readonly queue: Execution[] = [];
   private destroyed = false;
+  /** runContext(), once built. */
+  private ctx: RunContext | null = null;
   private executionCount = 0;
   private readonly kernels = new Map<KernelLanguage, Kernel>();
   /** Dropped spare kernels still stopping: destroy() waits for them before the uid goes back. */
@@ -183,7 +185,9 @@ export class Session {
 
   /** What a sandbox of this session needs to start: its workspace, uid, env and limits. */
   runContext(): RunContext {
-    return sessionRunContext(this.context(), this.settings, this.workspace, this.hostUID);
+    // Built once: its parts are fixed for the session's life, and every run asks for it.
+    this.ctx ??= sessionRunContext(this.context(), this.settings, this.workspace, this.hostUID);
+    return this.ctx;
   }
 
   /**
