@@ -34,13 +34,19 @@ import { NEW_SESSION_SPACING_MS, contractEvents, fmtMs, fmtRatio, intEnv, median
 const PYTHON = '/usr/bin/python3';
 const APT_PACKAGES = ['python3-jupyter-server', 'python3-ipykernel'];
 
-/** Sizes: BENCH_JUPYTER_COLD_RUNS, _RUNS, _STDOUT_RUNS, _FB_RUNS, _MIB. */
+/** Sizes: BENCH_JUPYTER_COLD_RUNS, _RUNS, _WARMUP, _STDOUT_RUNS, _FB_RUNS, _MIB. */
 const COLD_RUNS = intEnv('BENCH_JUPYTER_COLD_RUNS', 5);
 const WARM_RUNS = intEnv('BENCH_JUPYTER_RUNS', 200);
 const STDOUT_RUNS = intEnv('BENCH_JUPYTER_STDOUT_RUNS', 50);
 const FIRST_BYTE_RUNS = intEnv('BENCH_JUPYTER_FB_RUNS', 20);
 const THROUGHPUT_MIB = intEnv('BENCH_JUPYTER_MIB', 64);
-const WARMUP = 5;
+/**
+ * Cells run on each warm socket before the measured ones, on both sides alike: "warm" is a
+ * server's steady state, and a long-running Sluice server has run many cells, so V8 has compiled
+ * its hot path (after 5 cells the median was ~0.5 ms higher than after 1000). Python has no JIT:
+ * Jupyter's figures do not move with it.
+ */
+const WARMUP = intEnv('BENCH_JUPYTER_WARMUP', 300);
 const OUTPUT_LIMIT = 256 * 1024 * 1024;
 /** No single step (a start, a cell) may take longer than this: a hang fails the bench. */
 const STEP_DEADLINE_MS = 180_000;
@@ -727,7 +733,7 @@ async function main() {
   recordFigure('warm_sse', { sluice: median(sWarm.sse), sluiceP99: pct(sWarm.sse, 99), baseline: median(jTuned.idle) });
   recordFigure('kernel_throughput', { sluice: sWarm.throughput.mbps, baseline: jTp.mbps });
   console.log(
-    `times in ms from the client's send; throughput one run each side (${sWarm.throughput.seconds.toFixed(2)} s; ${jTp.seconds.toFixed(2)} s); ` +
+    `times in ms from the client's send, warm rows after ${WARMUP} warm-up cells per socket; throughput one run each side (${sWarm.throughput.seconds.toFixed(2)} s; ${jTp.seconds.toFixed(2)} s); ` +
       `Jupyter's IOPub rate limits off; load average at end: ${fmtLoad()}; took ${((performance.now() - benchStart) / 1000).toFixed(1)} s`,
   );
 }
