@@ -8,7 +8,7 @@ export * from './launch.js';
 export * from './preflight.js';
 export * from './prestart.js';
 export * from './process-runner.js';
-export * from './random-hex.js';
+export * from './random-token.js';
 export * from './run-context.js';
 export * from './runner.js';
 export * from './runtimes.js';

@@ -8,13 +8,13 @@
  * It is fixed to one RunContext and runtime (uid, workspace, env, network, limits, command):
  * `fits` says whether a run's context is that one. Used once, by one run; never shared.
  */
-import { randomBytes } from 'node:crypto';
 import type { OutputStream } from '@sluice/protocol';
 import { cgroupHost } from './cgroups/cgroup-host.js';
 import { ExecutionCgroup } from './cgroups/execution-cgroup.js';
 import { launchSandbox, type SandboxProcess } from './launch.js';
 import { sandboxBase, type RunContext } from './run-context.js';
 import { CODE_DIR, type Runtime } from './runtimes.js';
+import { randomHex } from './random-token.js';
 
 /** Where a taken sandbox's output and events go. */
 export interface PrestartTarget {
@@ -59,7 +59,7 @@ export class PrestartedProcess {
     const cgroup =
       host.version === 'none'
         ? null
-        : await ExecutionCgroup.create(host, `${POOL_CGROUP_PREFIX}p${randomBytes(12).toString('hex')}`, {
+        : await ExecutionCgroup.create(host, `${POOL_CGROUP_PREFIX}p${randomHex(12)}`, {
             memoryBytes: ctx.memoryBytes,
             cpuQuota: ctx.cpu,
             ...(ctx.limits.processes !== undefined ? { pids: ctx.limits.processes } : {}),

@@ -18,12 +18,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chmod, cp, lstat, mkdir, readdir, readFile, realpath, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { SANDBOX_UID } from './bwrap-options.js';
 import { MOUNT_SCRIPT } from './internal/mount-script.js';
 import { PERL, REPORTER_SCRIPT } from './internal/reporter-script.js';
 import { seccompArch } from './seccomp/syscalls.js';
+import { randomHex } from './random-token.js';
 
 /** Host paths a sandbox host needs. */
 export interface SandboxHostPaths {
@@ -100,7 +100,7 @@ export async function createWorkspace(
   quota: WorkspaceQuota = DEFAULT_WORKSPACE_QUOTA,
   under: 'workspaces' | 'pool' = 'workspaces',
 ): Promise<string> {
-  const base = join(under === 'pool' ? paths.poolDir : paths.workspacesDir, randomBytes(16).toString('hex'));
+  const base = join(under === 'pool' ? paths.poolDir : paths.workspacesDir, randomHex(16));
   await mkdir(base, { mode: 0o711 });
   await chmod(base, 0o711);
   const ws = join(base, 'ws');

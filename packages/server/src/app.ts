@@ -3,7 +3,6 @@
  * session manager to the HTTP routes. `listen()` serves; `drain()` stops taking work and lets
  * what runs finish; `close()` stops every execution and removes every workspace.
  */
-import { randomBytes } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -21,6 +20,7 @@ import {
   warmRuntimes,
   createWorkspace,
   removeWorkspace,
+  randomHex,
   type CgroupSupport,
   type RuntimeInfo,
   type SandboxHostPaths,
@@ -138,7 +138,7 @@ export async function createSluiceServer(config: ServerConfig, opts: SluiceServe
     // on the answer, so a failure can be found on both sides; a missing or odd one is replaced.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomBytes(12).toString('hex');
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomHex(12);
     },
   });
   app.addHook('onRequest', async (req, reply) => {

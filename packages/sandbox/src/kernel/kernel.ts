@@ -32,7 +32,7 @@ import { sandboxBase, type RunContext } from '../run-context.js';
 import type { Runner, RunnerOutcome, RunnerRequest, RunSink } from '../runner.js';
 import { runtimeFor, type KernelLanguage } from '../runtimes.js';
 import { cellEndOf, parseKernelMessage, type CellDone, type KernelMessage, type KernelRequest } from './kernel-messages.js';
-import { randomHex } from '../random-hex.js';
+import { randomHex } from '../random-token.js';
 
 /** How a cell ended, in the kernel's terms (execute() turns it into a RunnerOutcome). */
 interface CellOutcome {

@@ -13,11 +13,11 @@
  * (inbox.ts) still records its execution id, and setting the id is retried through a Redis blip.
  * Every Redis call is bounded: Redis down, paused or half-open answers SANDBOX_UNAVAILABLE.
  */
-import { randomBytes } from 'node:crypto';
 import { ApiError } from '../api-error.js';
 import { OutcomeUnknown } from './inbox.js';
 import { within, type RedisConnection } from './redis-connection.js';
 import { runScript } from './run-script.js';
+import { randomBase64url } from '@sluice/sandbox';
 
 interface Stored {
   fingerprint: string;
@@ -96,7 +96,7 @@ export class RedisIdempotency {
       }
       if (known && known.execution_id !== null && (await isLive(known.execution_id))) return known.execution_id;
       // Nothing usable: claim the key (replacing a dead execution's entry), then start.
-      const claim = randomBytes(12).toString('base64url');
+      const claim = randomBase64url(12);
       const pending = JSON.stringify({ fingerprint, execution_id: null, claim } satisfies Stored);
       if ((await this.call(() => runScript(this.conn.writer, CAS, [k], [raw ?? '', pending, this.pendingMs]))) !== 1) continue;
       let id: string;

@@ -23,12 +23,12 @@
  * another. One session's commands are handled in order (a run before its stdin); different
  * sessions' at once, at most `maxInFlight` in all.
  */
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { ApiError } from '../api-error.js';
 import { dispatch, errorReply, parseWorkerCommand, replyError, type CommandHandlers, type CommandReply, type CommandResults, type CommandType, type WorkerCommand } from './commands.js';
 import { within, type RedisConnection } from './redis-connection.js';
 import { runScript } from './run-script.js';
+import { randomBase64url } from '@sluice/sandbox';
 
 const GROUP = 'g';
 const CONSUMER = 'w';
@@ -110,7 +110,7 @@ export class Inbox {
   async send<C extends WorkerCommand>(workerID: string, command: C, opts: { timeoutMs?: number; startedWaitMs?: number; signal?: AbortSignal } = {}): Promise<CommandResults[C['type']]> {
     const timeoutMs = opts.timeoutMs ?? 10_000;
     const deadline = Date.now() + timeoutMs;
-    const requestID = randomBytes(12).toString('base64url');
+    const requestID = randomBase64url(12);
     let sent: unknown;
     try {
       sent = await within(timeoutMs, this.conn.writer, () =>
