@@ -82,6 +82,19 @@ export async function streamLog<E extends LoggedEvent>(res: ServerResponse, log:
     Connection: 'keep-alive',
     ...opts.headers,
   });
+  // The head goes out with the first batch of events when the log has one now (a new run's
+  // `start`): one write instead of two. Held at most until the end of this turn (setImmediate),
+  // so a stream with nothing to send yet is still seen open at once.
+  const socket = res.socket;
+  socket?.cork();
+  let held = socket !== null;
+  const release = (): void => {
+    if (!held) return;
+    held = false;
+    clearImmediate(releaseLater);
+    socket?.uncork();
+  };
+  const releaseLater = setImmediate(release);
   // A comment first (a proxy or a client sees the stream is open before any event), and the
   // retry hint: EventSource clients come back quickly after a drop.
   if (opts.sse) res.write(': connected\nretry: 1000\n\n');
@@ -99,7 +112,9 @@ export async function streamLog<E extends LoggedEvent>(res: ServerResponse, log:
   try {
     for await (const batch of log.follow(opts.from, ac.signal)) {
       const text = opts.encode(batch);
-      if (text !== '' && !res.write(text)) await drained(res, ac.signal);
+      const room = text === '' || res.write(text);
+      release();
+      if (!room) await drained(res, ac.signal);
       if (ac.signal.aborted) break;
     }
     if (ac.signal.aborted) return 'disconnected';
@@ -111,6 +126,7 @@ export async function streamLog<E extends LoggedEvent>(res: ServerResponse, log:
     if (!res.writableEnded && !ac.signal.aborted) res.end();
     throw err;
   } finally {
+    release();
     if (heartbeat) clearInterval(heartbeat);
     res.off('close', onClose);
     opts.signal?.removeEventListener('abort', onServerAbort);
