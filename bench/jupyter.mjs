@@ -13,14 +13,16 @@
 //     4. a cell printing BENCH_JUPYTER_MIB MiB of 64-byte lines: execute_request → idle, MB/s.
 //   Sluice (a real server, bubblewrap sandboxes), the same figures:
 //     warm kernel `1 + 1` → `done` over one WebSocket (`/api/sessions/{id}/ws`) and over SSE on
-//     a keep-alive connection; `print(1)` → first stdout; the same big cell; kernel cold start
-//     (the first cell of a new session, request → done); a new session's process-mode
+//     a keep-alive connection (read with fetch, and with node:http); `print(1)` → first stdout;
+//     the same big cell; kernel cold start (the first cell of a new session, request → done); a
+//     new session's process-mode
 //     `print(1)` request → first stdout, beside a bare `python3 -c 'print(1)'` spawn → first byte.
 //
 // Jupyter's IOPub rate limits are off (the defaults, 1 MB/s and 1000 msg/s, drop output). Jupyter
 // runs in a process group of its own, which is killed (kernels included), like the Sluice server,
 // on every exit path: errors, Ctrl-C, SIGTERM.
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -467,6 +469,36 @@ async function sseRun(session, body) {
   return r;
 }
 
+/** Keep-alive connections for sseRunHTTP: one at a time, reused from cell to cell. */
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+/**
+ * sseRun with node:http (a keep-alive Agent) as the client instead of fetch: the same request and
+ * the same SSE decoding and event checks. On 2 cores the client competes with the server for
+ * CPU, and undici's fetch spends ~1.8 ms of it per request here against node:http's ~0.7 ms, so
+ * this figure is closer to what the server itself adds; both are printed.
+ */
+function sseRunHTTP(session, body) {
+  return new Promise((resolveRun, reject) => {
+    const r = { done: NaN, firstStdout: NaN, stdoutBytes: 0, result: null };
+    const t0 = performance.now();
+    const req = http.request(
+      `${sluice.url}/api/sessions/${encodeURIComponent(session)}/stream`,
+      { method: 'POST', agent: httpAgent, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        (async () => {
+          if (res.statusCode !== 200) throw new Error(`stream answered ${res.statusCode}`);
+          for await (const { ev, at } of contractEvents(res, parseExecutionEvent)) checkEvent(ev, r, t0, at);
+          if (Number.isNaN(r.done)) throw new Error('stream ended without done');
+          return r;
+        })().then(resolveRun, reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
 /** One session's WebSocket; runs are matched by request_id, then by execution_id. */
 class SluiceSocket {
   static async open(session) {
@@ -631,6 +663,13 @@ async function sluiceWarm() {
       if (r.result !== '2') throw new Error(`Sluice (SSE) answered ${JSON.stringify(r.result)} to 1 + 1`);
       sse.push(r.done);
     }
+    const sseHTTP = [];
+    for (let i = 0; i < WARMUP; i++) await sseRunHTTP(session, { code: '1 + 1', language: 'python', mode: 'kernel' });
+    for (let i = 0; i < WARM_RUNS; i++) {
+      const r = await sseRunHTTP(session, { code: '1 + 1', language: 'python', mode: 'kernel' });
+      if (r.result !== '2') throw new Error(`Sluice (SSE, node:http) answered ${JSON.stringify(r.result)} to 1 + 1`);
+      sseHTTP.push(r.done);
+    }
     const stdout = [];
     for (let i = 0; i < STDOUT_RUNS; i++) {
       const r = await sock.execute('print(1)', 'kernel');
@@ -639,7 +678,7 @@ async function sluiceWarm() {
     }
     const big = await sock.execute(THROUGHPUT_CODE, 'kernel');
     if (big.stdoutBytes !== THROUGHPUT_BYTES) throw new Error(`Sluice: received ${big.stdoutBytes} stdout bytes, expected ${THROUGHPUT_BYTES}`);
-    return { ws, sse, stdout, throughput: { mbps: THROUGHPUT_BYTES / 1e6 / (big.done / 1000), seconds: big.done / 1000 } };
+    return { ws, sse, sseHTTP, stdout, throughput: { mbps: THROUGHPUT_BYTES / 1e6 / (big.done / 1000), seconds: big.done / 1000 } };
   } finally {
     sock.close();
     await deleteSession(session);
@@ -700,7 +739,7 @@ async function main() {
 
   log(`Sluice: ${COLD_RUNS} cold kernels`);
   const sCold = await sluiceColdStarts();
-  log(`Sluice: ${WARM_RUNS} × 1 + 1 over WebSocket and SSE, ${STDOUT_RUNS} × print(1), ${THROUGHPUT_MIB} MiB cell`);
+  log(`Sluice: ${WARM_RUNS} × 1 + 1 over WebSocket and SSE (fetch, node:http), ${STDOUT_RUNS} × print(1), ${THROUGHPUT_MIB} MiB cell`);
   const sWarm = await sluiceWarm();
   log(`Sluice: ${FIRST_BYTE_RUNS} new-session process-mode print(1), alternating with a bare spawn`);
   const fb = await firstBytes();
@@ -712,7 +751,8 @@ async function main() {
   ms(`warm 1 + 1 → done, WebSocket (n=${WARM_RUNS})`, sWarm.ws, 'Jupyter WS, stock client: execute → idle', jStock.idle);
   ms(`warm 1 + 1 → done, WebSocket (n=${WARM_RUNS})`, sWarm.ws, 'Jupyter WS, client NODELAY: execute → idle', jNoDelay.idle);
   ms(`warm 1 + 1 → done, WebSocket (n=${WARM_RUNS})`, sWarm.ws, 'Jupyter WS, both NODELAY: execute → idle', jTuned.idle);
-  ms(`warm 1 + 1 → done, SSE keep-alive (n=${WARM_RUNS})`, sWarm.sse, 'Jupyter WS, both NODELAY: execute → idle', jTuned.idle);
+  ms(`warm 1 + 1 → done, SSE keep-alive, fetch (n=${WARM_RUNS})`, sWarm.sse, 'Jupyter WS, both NODELAY: execute → idle', jTuned.idle);
+  ms(`warm 1 + 1 → done, SSE keep-alive, node:http (n=${WARM_RUNS})`, sWarm.sseHTTP, 'Jupyter WS, both NODELAY: execute → idle', jTuned.idle);
   ms(`warm print(1) → first stdout, WebSocket (n=${STDOUT_RUNS})`, sWarm.stdout, 'Jupyter WS, stock client', jStock.stdout);
   ms(`warm print(1) → first stdout, WebSocket (n=${STDOUT_RUNS})`, sWarm.stdout, 'Jupyter WS, client NODELAY', jNoDelay.stdout);
   ms(`warm print(1) → first stdout, WebSocket (n=${STDOUT_RUNS})`, sWarm.stdout, 'Jupyter WS, both NODELAY', jTuned.stdout);
@@ -730,7 +770,7 @@ async function main() {
   console.log(table(['figure (sluice)', 'median', 'p99', 'baseline', 'median', 'p99', 'sluice / baseline'], rows));
   recordFigure('kernel_cold', { sluice: median(sCold), baseline: median(jCold) });
   recordFigure('warm_ws', { sluice: median(sWarm.ws), sluiceP99: pct(sWarm.ws, 99), baseline: median(jTuned.idle), stock: median(jStock.idle) });
-  recordFigure('warm_sse', { sluice: median(sWarm.sse), sluiceP99: pct(sWarm.sse, 99), baseline: median(jTuned.idle) });
+  recordFigure('warm_sse', { sluice: median(sWarm.sseHTTP), sluiceP99: pct(sWarm.sseHTTP, 99), fetch: median(sWarm.sse), baseline: median(jTuned.idle) });
   recordFigure('kernel_throughput', { sluice: sWarm.throughput.mbps, baseline: jTp.mbps });
   console.log(
     `times in ms from the client's send, warm rows after ${WARMUP} warm-up cells per socket; throughput one run each side (${sWarm.throughput.seconds.toFixed(2)} s; ${jTp.seconds.toFixed(2)} s); ` +

@@ -645,8 +645,8 @@ const SCOREBOARD = [
   },
   {
     key: 'warm_sse',
-    label: 'the same over SSE (keep-alive)',
-    sluice: (f) => `${fmtMs(f.sluice)} (p99 ${fmtMs(f.sluiceP99)})`,
+    label: 'the same over SSE (keep-alive, node:http client)',
+    sluice: (f) => `${fmtMs(f.sluice)} (p99 ${fmtMs(f.sluiceP99)}; fetch client ${fmtMs(f.fetch)})`,
     baseline: (f) => `Jupyter WS, NODELAY both ends ${fmtMs(f.baseline)}`,
     ratio: (f) => f.sluice / f.baseline,
     target: '≤ 2 ms median',
