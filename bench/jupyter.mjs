@@ -15,8 +15,8 @@
 //     warm kernel `1 + 1` → `done` over one WebSocket (`/api/sessions/{id}/ws`) and over SSE on
 //     a keep-alive connection (read with fetch, and with node:http); `print(1)` → first stdout;
 //     the same big cell; kernel cold start (the first cell of a new session, request → done); a
-//     new session's process-mode
-//     `print(1)` request → first stdout, beside a bare `python3 -c 'print(1)'` spawn → first byte.
+//     new session's process-mode `print(1)` request → first stdout, beside a bare
+//     `python3 -c 'print(1)'` spawn → first byte.
 //
 // Jupyter's IOPub rate limits are off (the defaults, 1 MB/s and 1000 msg/s, drop output). Jupyter
 // runs in a process group of its own, which is killed (kernels included), like the Sluice server,
