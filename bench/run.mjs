@@ -7,7 +7,7 @@
 //
 //   1. request → first stdout byte of `print(1)` in a new session, vs spawn → first byte;
 //   2. per-line latency: the program prints its own time.time_ns() every 20 ms, the client
-//      subtracts it from the arrival time (same host clock);
+//      subtracts it from the arrival time (same host clock); read with fetch and with node:http;
 //   3. one stream's throughput: ~200 MiB of text lines, request → done, read by a plain SSE
 //      client (protocol's decoder) and by the TypeScript SDK;
 //   4. the server's RSS (from /proc/<pid>/status) along the way, and once all that output is finished;
@@ -21,6 +21,7 @@
 //
 // The server is stopped and its data dir removed on every exit path, errors and Ctrl-C included.
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
@@ -141,6 +142,32 @@ async function streamRun(session, body, onEvent) {
   if (!done) throw new Error('stream ended without done');
   if (done.reason !== 'exited' || done.exit_code !== 0) throw new Error(`run ended with ${done.reason} (exit ${done.exit_code})`);
   return done;
+}
+
+/** streamRun with node:http (a keep-alive Agent) as the client instead of fetch. */
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+function streamRunHTTP(session, body, onEvent) {
+  return new Promise((resolveRun, reject) => {
+    const req = http.request(
+      `${server.url}/api/sessions/${encodeURIComponent(session)}/stream`,
+      { method: 'POST', agent: httpAgent, headers: { 'content-type': 'application/json' } },
+      (res) => {
+        (async () => {
+          if (res.statusCode !== 200) throw new Error(`stream answered ${res.statusCode}`);
+          let done = null;
+          for await (const { ev, at } of contractEvents(res, parseExecutionEvent)) {
+            onEvent?.(ev, at);
+            if (ev.type === 'done') done = ev;
+          }
+          if (!done) throw new Error('stream ended without done');
+          if (done.reason !== 'exited' || done.exit_code !== 0) throw new Error(`run ended with ${done.reason} (exit ${done.exit_code})`);
+          return done;
+        })().then(resolveRun, reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
 }
 
 async function deleteSession(session) {
@@ -357,12 +384,19 @@ function lineLatencies() {
   };
 }
 
-async function sluiceLatency() {
+/**
+ * The program's lines read over SSE, with fetch (streamRun) or with node:http: the same request,
+ * decoder and checks. Between lines the client sleeps; fetch's stack (undici, web streams) costs
+ * it more CPU and more work per wake-up than node:http's, so both are measured.
+ */
+async function sluiceLatency(client = 'fetch') {
   const session = newSession('lat');
   const lines = lineLatencies();
-  await streamRun(session, { code: LATENCY_CODE, language: 'python', mode: 'process', timeout: 60 }, (ev, at) => {
+  const body = { code: LATENCY_CODE, language: 'python', mode: 'process', timeout: 60 };
+  const onEvent = (ev, at) => {
     if (ev.type === 'stdout') lines.push(ev.content, at);
-  });
+  };
+  await (client === 'fetch' ? streamRun(session, body, onEvent) : streamRunHTTP(session, body, onEvent));
   await deleteSession(session);
   if (lines.out.length !== LATENCY_LINES) throw new Error(`got ${lines.out.length} latency lines, expected ${LATENCY_LINES}`);
   return lines.out;
@@ -489,9 +523,10 @@ async function main() {
   }
 
   // 2. Line latency.
-  log(`line latency: ${LATENCY_LINES} lines every ${LATENCY_INTERVAL_S * 1000} ms, each side`);
+  log(`line latency: ${LATENCY_LINES} lines every ${LATENCY_INTERVAL_S * 1000} ms, each side (Sluice read with fetch, then node:http)`);
   const latB = await bareLatency();
-  const latS = await sluiceLatency();
+  const latS = await sluiceLatency('fetch');
+  const latH = await sluiceLatency('node:http');
   const memAfterLatency = await serverMemory();
 
   // 3. Throughput.
@@ -527,6 +562,8 @@ async function main() {
   msRow(`line latency, median (n=${LATENCY_LINES})`, median(latS), median(latB));
   msRow(`line latency, p99`, pct(latS, 99), pct(latB, 99));
   msRow(`line latency, max`, Math.max(...latS), Math.max(...latB));
+  msRow(`  the same read with node:http, median`, median(latH), median(latB));
+  msRow(`  the same read with node:http, p99`, pct(latH, 99), pct(latB, 99));
   const bestS = tpS.reduce((a, b) => (b.mbps > a.mbps ? b : a));
   const bestB = tpB.reduce((a, b) => (b.mbps > a.mbps ? b : a));
   const medTp = (v) => median(v.map((x) => x.mbps));
@@ -600,7 +637,14 @@ async function main() {
   console.log(`RSS growth: ${mib(memAfter.rss - memIdle.rss)}`);
 
   recordFigure('first_stdout', { sluice: median(fbS), sluiceP99: pct(fbS, 99), baseline: median(fbB) });
-  recordFigure('line_latency', { sluice: median(latS), sluiceP99: pct(latS, 99), baseline: median(latB), baselineP99: pct(latB, 99) });
+  recordFigure('line_latency', {
+    sluice: median(latH),
+    sluiceP99: pct(latH, 99),
+    fetch: median(latS),
+    fetchP99: pct(latS, 99),
+    baseline: median(latB),
+    baselineP99: pct(latB, 99),
+  });
   recordFigure('sse_throughput', { sluice: medTp(tpSDK), plain: medTp(tpS), baseline: medTp(tpB) });
   recordFigure('rss_finished', { sluice: memAfterThroughput.rss, baseline: memIdle.rss, mib: THROUGHPUT_REPEATS * 2 * THROUGHPUT_MIB });
   const leftover = Array.isArray(sessionsLeft?.sessions) ? sessionsLeft.sessions.length : '?';
@@ -663,8 +707,8 @@ const SCOREBOARD = [
   },
   {
     key: 'line_latency',
-    label: 'one line, program clock → client',
-    sluice: (f) => `median ${fmtMs(f.sluice)}, p99 ${fmtMs(f.sluiceP99)}`,
+    label: 'one line, program clock → client (node:http client)',
+    sluice: (f) => `median ${fmtMs(f.sluice)}, p99 ${fmtMs(f.sluiceP99)}; fetch client ${fmtMs(f.fetch)}, p99 ${fmtMs(f.fetchP99)}`,
     baseline: (f) => `raw pipe median ${fmtMs(f.baseline)}, p99 ${fmtMs(f.baselineP99)}`,
     ratio: (f) => f.sluice / f.baseline,
     target: 'median ≤ 1 ms, p99 ≤ 3 ms',
