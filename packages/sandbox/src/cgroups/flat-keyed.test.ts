@@ -48,3 +48,24 @@ test('counters and pid lists', () => {
   assert.deepEqual(parsePIDList('12\n345\n\n'), [12, 345]);
   assert.deepEqual(parsePIDList(''), []);
 });
+
+test('flatKeyedValue gives what the parsed map gives, line by line', () => {
+  const texts = [
+    'max 1\nmax.imposed 2\n',
+    '  oom_kill   5  \n',
+    'oom_kill 1\noom_kill 2\n',
+    'oom_kill\n5\n',
+    'oom_kill x\noom 4\n',
+    'oom_kill 3\r\nunder_oom 0\r\n',
+    'xoom_kill 9\noom_kill_disable 1\n',
+    'oom_kill -2',
+    '',
+  ];
+  for (const text of texts) {
+    for (const key of ['oom_kill', 'max', 'max.imposed', 'oom', 'under_oom']) {
+      assert.equal(flatKeyedValue(text, key), parseFlatKeyed(text).get(key), `${JSON.stringify(text)} ${key}`);
+    }
+  }
+  // A key's dot is a dot, not "any character".
+  assert.equal(flatKeyedValue('maxXimposed 7\n', 'max.imposed'), undefined);
+});

@@ -15,9 +15,25 @@ export function parseFlatKeyed(text: string): Map<string, number> {
   return out;
 }
 
-/** The integer value of `key` in a flat-keyed file's text, or undefined if absent. */
+/** One pattern per key asked for (a handful): its line, as parseFlatKeyed reads lines. */
+const keyLines = new Map<string, RegExp>();
+
+/**
+ * The integer value of `key` in a flat-keyed file's text, or undefined if absent: what
+ * parseFlatKeyed(text).get(key) gives, without splitting the text into a map (a warm kernel
+ * cell reads its OOM count this way twice).
+ */
 export function flatKeyedValue(text: string, key: string): number | undefined {
-  return parseFlatKeyed(text).get(key);
+  let re = keyLines.get(key);
+  if (!re) {
+    // Whitespace but not a newline: a match stays within one line. The last line of that key
+    // wins, as in the map.
+    re = new RegExp(`^[^\\S\\n]*${key.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[^\\S\\n]+(-?\\d+)[^\\S\\n]*$`, 'gm');
+    keyLines.set(key, re);
+  }
+  let value: number | undefined;
+  for (const m of text.matchAll(re)) value = Number(m[1]);
+  return value;
 }
 
 /** Above this, a v1 byte limit means "unlimited" (the kernel's default is PAGE_COUNTER_MAX pages ≈ 2^63). */
