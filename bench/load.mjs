@@ -74,6 +74,8 @@ const SERVER_ENV = {
   // A stopping server (deadline, Ctrl-C) should not wait 30 s for the runs.
   SLUICE_DRAIN_GRACE: '2',
   SLUICE_KILL_GRACE_MS: '500',
+  // Python only: no compiler-cache warming for TypeScript and Java competing for the 2 cores.
+  SLUICE_WARM_RUNTIMES: 'false',
 };
 
 /** Prints `<i> <time.time_ns()>` `lines` times, one every INTERVAL_MS (no drift). */

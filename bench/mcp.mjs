@@ -25,7 +25,7 @@ process.once('SIGINT', () => void stop().then(() => process.exit(130)));
 
 try {
   calibrateClock();
-  server = await startServer({ tag: 'bench-mcp', env: { SLUICE_WARM_RUNTIMES: 'false' } });
+  server = await startServer({ tag: 'bench-mcp' });
   const client = new Client({ name: 'sluice-bench', version: '1.0.0' });
   const logLatency = [];
   client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
