@@ -22,7 +22,6 @@
 // runs in a process group of its own, which is killed (kernels included), like the Sluice server,
 // on every exit path: errors, Ctrl-C, SIGTERM.
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -30,7 +29,7 @@ import { availableParallelism, cpus, hostname, loadavg, release, tmpdir, totalme
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { parseExecutionEvent } from '../packages/protocol/dist/index.js';
-import { NEW_SESSION_SPACING_MS, contractEvents, fmtMs, fmtRatio, intEnv, median, pause, pct, recordFigure, startServer, table } from './common.mjs';
+import { NEW_SESSION_SPACING_MS, contractEvents, fmtMs, fmtRatio, intEnv, median, pause, pct, postStreamHTTP, recordFigure, startServer, table } from './common.mjs';
 
 // Debian's interpreter, the one its jupyter packages are installed for (PATH may hold another).
 const PYTHON = '/usr/bin/python3';
@@ -469,34 +468,14 @@ async function sseRun(session, body) {
   return r;
 }
 
-/** Keep-alive connections for sseRunHTTP: one at a time, reused from cell to cell. */
-const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-
-/**
- * sseRun with node:http (a keep-alive Agent) as the client instead of fetch: the same request and
- * the same SSE decoding and event checks. On 2 cores the client competes with the server for
- * CPU, and undici's fetch spends ~1.8 ms of it per request here against node:http's ~0.7 ms, so
- * this figure is closer to what the server itself adds; both are printed.
- */
-function sseRunHTTP(session, body) {
-  return new Promise((resolveRun, reject) => {
-    const r = { done: NaN, firstStdout: NaN, stdoutBytes: 0, result: null };
-    const t0 = performance.now();
-    const req = http.request(
-      `${sluice.url}/api/sessions/${encodeURIComponent(session)}/stream`,
-      { method: 'POST', agent: httpAgent, headers: { 'content-type': 'application/json' } },
-      (res) => {
-        (async () => {
-          if (res.statusCode !== 200) throw new Error(`stream answered ${res.statusCode}`);
-          for await (const { ev, at } of contractEvents(res, parseExecutionEvent)) checkEvent(ev, r, t0, at);
-          if (Number.isNaN(r.done)) throw new Error('stream ended without done');
-          return r;
-        })().then(resolveRun, reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
+/** sseRun with node:http as the client instead of fetch (postStreamHTTP): the same request, decoding and checks. */
+async function sseRunHTTP(session, body) {
+  const r = { done: NaN, firstStdout: NaN, stdoutBytes: 0, result: null };
+  const t0 = performance.now();
+  const res = await postStreamHTTP(`${sluice.url}/api/sessions/${encodeURIComponent(session)}/stream`, body);
+  for await (const { ev, at } of contractEvents(res, parseExecutionEvent)) checkEvent(ev, r, t0, at);
+  if (Number.isNaN(r.done)) throw new Error('stream ended without done');
+  return r;
 }
 
 /** One session's WebSocket; runs are matched by request_id, then by execution_id. */

@@ -21,14 +21,13 @@
 //
 // The server is stopped and its data dir removed on every exit path, errors and Ctrl-C included.
 import { spawn } from 'node:child_process';
-import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseExecutionEvent } from '../packages/protocol/dist/index.js';
 import { Sluice } from '../packages/sdk/dist/index.js';
-import { NEW_SESSION_SPACING_MS, ROOT, calibrateClock, contractEvents, fmtMs, fmtRatio, intEnv, median, pause, pct, recordFigure, startServer, table, toWall } from './common.mjs';
+import { NEW_SESSION_SPACING_MS, ROOT, calibrateClock, contractEvents, fmtMs, fmtRatio, intEnv, median, pause, pct, postStreamHTTP, recordFigure, startServer, table, toWall } from './common.mjs';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -133,8 +132,13 @@ async function streamRun(session, body, onEvent) {
     body: JSON.stringify(body),
   });
   if (res.status !== 200 || !res.body) throw new Error(`stream answered ${res.status}: ${await res.text()}`);
+  return checkedDone(contractEvents(res.body, parseExecutionEvent), onEvent);
+}
+
+/** Hands each event to onEvent; the run's `done`, which must be a clean exit (no output truncated). */
+async function checkedDone(events, onEvent) {
   let done = null;
-  for await (const { ev, at } of contractEvents(res.body, parseExecutionEvent)) {
+  for await (const { ev, at } of events) {
     if (ev.type === 'truncated') throw new Error(`output truncated: ${ev.dropped_bytes} bytes of ${ev.stream} dropped`);
     onEvent?.(ev, at);
     if (ev.type === 'done') done = ev;
@@ -144,30 +148,10 @@ async function streamRun(session, body, onEvent) {
   return done;
 }
 
-/** streamRun with node:http (a keep-alive Agent) as the client instead of fetch. */
-const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-function streamRunHTTP(session, body, onEvent) {
-  return new Promise((resolveRun, reject) => {
-    const req = http.request(
-      `${server.url}/api/sessions/${encodeURIComponent(session)}/stream`,
-      { method: 'POST', agent: httpAgent, headers: { 'content-type': 'application/json' } },
-      (res) => {
-        (async () => {
-          if (res.statusCode !== 200) throw new Error(`stream answered ${res.statusCode}`);
-          let done = null;
-          for await (const { ev, at } of contractEvents(res, parseExecutionEvent)) {
-            onEvent?.(ev, at);
-            if (ev.type === 'done') done = ev;
-          }
-          if (!done) throw new Error('stream ended without done');
-          if (done.reason !== 'exited' || done.exit_code !== 0) throw new Error(`run ended with ${done.reason} (exit ${done.exit_code})`);
-          return done;
-        })().then(resolveRun, reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
+/** streamRun with node:http as the client instead of fetch (postStreamHTTP). */
+async function streamRunHTTP(session, body, onEvent) {
+  const res = await postStreamHTTP(`${server.url}/api/sessions/${encodeURIComponent(session)}/stream`, body);
+  return checkedDone(contractEvents(res, parseExecutionEvent), onEvent);
 }
 
 async function deleteSession(session) {
