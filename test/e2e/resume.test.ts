@@ -455,6 +455,28 @@ test('on_disconnect "cancel": dropping the stream cancels the run promptly and k
   assert.equal(text(log, 'stdout'), 'before\n');
 });
 
+test('a stream with nothing to send yet is open at once: its head and ": connected" come while the program still sleeps', async () => {
+  // The server holds a stream's head back to send it with the first events; with none, it
+  // must still go out at once, not when the program next prints.
+  const ac = new AbortController();
+  const { res, id } = await startStream('open-idle', { code: 'import time\nprint("before", flush=True)\ntime.sleep(60)\n' }, ac.signal);
+  const seen = await readThenDrop(res, ac, (ev) => ev.type === 'stdout');
+  const lastSeen = seen[seen.length - 1]?.seq ?? 0;
+  const follower = new AbortController();
+  try {
+    const again = await fetch(`${server.url}/api/executions/${id}/events`, { headers: { 'last-event-id': String(lastSeen) }, signal: follower.signal });
+    assert.equal(again.status, 200);
+    assert.ok(again.body);
+    const first = await again.body.getReader().read();
+    assert.ok(new TextDecoder().decode(first.value).startsWith(': connected\n'), 'the stream opens with its comment');
+    assert.equal((await getExecution(id)).state, 'running', 'nothing of the run came before the head: it still sleeps');
+  } finally {
+    follower.abort();
+    await fetch(`${server.url}/api/executions/${id}/cancel`, { method: 'POST' });
+  }
+  assert.equal((await untilFinished(id, 30_000)).reason, 'cancelled');
+});
+
 test('heartbeat: a silent program gets ": ping" comment lines every heartbeat seconds', async () => {
   const res = await postJSON(`${server.url}/api/sessions/heartbeat/stream`, {
     code: 'import time\ntime.sleep(3.5)\nprint("ok")\n',
