@@ -139,6 +139,45 @@ export async function startServer({ tag = 'bench', env = {}, readyMs = 60_000, o
   return s;
 }
 
+/** Runs a command to its end; resolves with its exit code (-1 when it could not start) and its output. */
+function runQuiet(cmd, args, env) {
+  return new Promise((resolveRun) => {
+    const proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.setEncoding('utf8').on('data', (t) => (out += t));
+    proc.stderr.setEncoding('utf8').on('data', (t) => (out += t));
+    proc.once('error', (err) => resolveRun({ code: -1, out: `${out}${err.message}` }));
+    proc.once('close', (code, sig) => resolveRun({ code: code ?? (sig ? -1 : 0), out }));
+  });
+}
+
+/**
+ * Makes sure Debian's `packages` are installed: `present()` (true when what the bench needs
+ * works) first, else `apt-get install` as root (`apt-get update` and again if that fails), then
+ * `present()` once more. Throws with what to install when that is not possible. A fresh machine
+ * has none of the peers and tools the benches start, and CI installs only what the tests need.
+ */
+export async function ensureDebianPackages(packages, present, log = (msg) => process.stderr.write(`… ${msg}\n`)) {
+  if (await present()) return;
+  const what = packages.join(' ');
+  if (process.getuid?.() !== 0) throw new Error(`missing, and this is not root to install it: apt-get install ${what}`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () => runQuiet('apt-get', ['install', '-y', '--no-install-recommends', ...packages], env);
+  log(`installing ${packages.join(', ')} with apt-get`);
+  let r = await install();
+  if (r.code !== 0) {
+    log('apt-get install failed; apt-get update, then again');
+    await runQuiet('apt-get', ['update'], env);
+    r = await install();
+  }
+  if (r.code !== 0 || !(await present())) throw new Error(`apt-get install ${what} failed (${r.code}):\n${r.out.slice(-4000)}`);
+}
+
+/** True when `cmd args` runs and exits 0. */
+export async function commandWorks(cmd, args) {
+  return (await runQuiet(cmd, args, process.env)).code === 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The scoreboard: each bench records its headline figures; run.mjs prints them against the targets
 // ---------------------------------------------------------------------------------------------

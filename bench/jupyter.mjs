@@ -29,25 +29,29 @@ import { availableParallelism, cpus, hostname, loadavg, release, tmpdir, totalme
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { parseExecutionEvent } from '../packages/protocol/dist/index.js';
-import { NEW_SESSION_SPACING_MS, contractEvents, fmtMs, fmtRatio, intEnv, median, pause, pct, postStreamHTTP, recordFigure, startServer, table } from './common.mjs';
+import { NEW_SESSION_SPACING_MS, contractEvents, ensureDebianPackages, fmtMs, fmtRatio, intEnv, median, pause, pct, postStreamHTTP, recordFigure, startServer, table } from './common.mjs';
 
 // Debian's interpreter, the one its jupyter packages are installed for (PATH may hold another).
 const PYTHON = '/usr/bin/python3';
 const APT_PACKAGES = ['python3-jupyter-server', 'python3-ipykernel'];
 
-/** Sizes: BENCH_JUPYTER_COLD_RUNS, _RUNS, _WARMUP, _STDOUT_RUNS, _FB_RUNS, _MIB. */
+/** Sizes: BENCH_JUPYTER_COLD_RUNS, _RUNS, _WARMUP, _STEADY_WARMUP, _STDOUT_RUNS, _FB_RUNS, _MIB. */
 const COLD_RUNS = intEnv('BENCH_JUPYTER_COLD_RUNS', 5);
 const WARM_RUNS = intEnv('BENCH_JUPYTER_RUNS', 200);
 const STDOUT_RUNS = intEnv('BENCH_JUPYTER_STDOUT_RUNS', 50);
 const FIRST_BYTE_RUNS = intEnv('BENCH_JUPYTER_FB_RUNS', 20);
 const THROUGHPUT_MIB = intEnv('BENCH_JUPYTER_MIB', 64);
 /**
- * Cells run on each warm socket before the measured ones, on both sides alike: "warm" is a
- * server's steady state, and a long-running Sluice server has run many cells, so V8 has compiled
- * its hot path (after 5 cells the median was ~0.5 ms higher than after 1000). Python has no JIT:
- * Jupyter's figures do not move with it.
+ * Cells run on each warm socket before the measured ones. "Warm" is a server's steady state, and
+ * a server in service has run its hot path many times: V8 compiles Sluice's over its first
+ * couple of thousand cells (one WebSocket, batches of 200 on a fresh server: median 1.67 ms, then
+ * 1.05, 0.81, 0.66 … 0.44 ms by the 15th batch; the server's CPU per cell 2.1 → 0.35 ms), so its
+ * warm rows come after STEADY_WARMUP cells, and the same cells after only WARMUP are printed too
+ * ("young server"). Python has no JIT: Jupyter's tuned socket, the baseline of the ratios, gets
+ * the same STEADY_WARMUP; its two other sockets (~45 ms a cell with Nagle) WARMUP.
  */
 const WARMUP = intEnv('BENCH_JUPYTER_WARMUP', 300);
+const STEADY_WARMUP = intEnv('BENCH_JUPYTER_STEADY_WARMUP', 3000);
 const OUTPUT_LIMIT = 256 * 1024 * 1024;
 /** No single step (a start, a cell) may take longer than this: a hang fails the bench. */
 const STEP_DEADLINE_MS = 180_000;
@@ -155,23 +159,11 @@ async function jupyterVersions() {
   return { server, kernel };
 }
 
-/** Installs Debian's packages when they are missing (root only; `apt-get update` once if needed). */
+/** Installs Debian's packages when they are missing (common.mjs); their versions. */
 async function ensureJupyter() {
-  const have = await jupyterVersions();
-  if (have) return have;
-  if (process.getuid?.() !== 0) throw new Error(`Jupyter Server is missing and this is not root: apt-get install ${APT_PACKAGES.join(' ')}`);
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => runCommand('apt-get', ['install', '-y', '--no-install-recommends', ...APT_PACKAGES], env);
-  log(`installing ${APT_PACKAGES.join(', ')} with apt-get`);
-  let r = await install();
-  if (r.code !== 0) {
-    log('apt-get install failed; apt-get update, then again');
-    await runCommand('apt-get', ['update'], env);
-    r = await install();
-  }
-  const now = await jupyterVersions();
-  if (r.code !== 0 || !now) throw new Error(`apt-get install ${APT_PACKAGES.join(' ')} failed (${r.code}):\n${r.out.slice(-4000)}`);
-  return now;
+  let versions = null;
+  await ensureDebianPackages(APT_PACKAGES, async () => (versions = await jupyterVersions()) !== null, log);
+  return versions;
 }
 
 // Tornado leaves Nagle on for the server's side of the kernel WebSocket, whatever the client
@@ -576,10 +568,10 @@ async function jupyterColdStarts() {
 }
 
 /** Warm round trips on one kernel, one socket per TCP_NODELAY setting. */
-async function jupyterWarm(kernelId, noDelay, serverNoDelay = false) {
+async function jupyterWarm(kernelId, noDelay, serverNoDelay = false, warmup = WARMUP) {
   const sock = await JupyterKernelSocket.open(kernelId, noDelay, serverNoDelay);
   try {
-    for (let i = 0; i < WARMUP; i++) await sock.execute('1 + 1');
+    for (let i = 0; i < warmup; i++) await sock.execute('1 + 1');
     const idle = [];
     for (let i = 0; i < WARM_RUNS; i++) {
       const r = await sock.execute('1 + 1');
@@ -628,22 +620,28 @@ async function sluiceWarm() {
   await createSession(session);
   const sock = await SluiceSocket.open(session);
   try {
+    const wsCells = async () => {
+      const times = [];
+      for (let i = 0; i < WARM_RUNS; i++) {
+        const r = await sock.execute('1 + 1', 'kernel');
+        if (r.result !== '2') throw new Error(`Sluice answered ${JSON.stringify(r.result)} to 1 + 1`);
+        times.push(r.done);
+      }
+      return times;
+    };
     for (let i = 0; i < WARMUP; i++) await sock.execute('1 + 1', 'kernel');
-    const ws = [];
-    for (let i = 0; i < WARM_RUNS; i++) {
-      const r = await sock.execute('1 + 1', 'kernel');
-      if (r.result !== '2') throw new Error(`Sluice answered ${JSON.stringify(r.result)} to 1 + 1`);
-      ws.push(r.done);
-    }
+    const wsYoung = await wsCells();
+    for (let i = 0; i < STEADY_WARMUP; i++) await sock.execute('1 + 1', 'kernel');
+    const ws = await wsCells();
     const sse = [];
-    for (let i = 0; i < WARMUP; i++) await sseRun(session, { code: '1 + 1', language: 'python', mode: 'kernel' });
+    for (let i = 0; i < STEADY_WARMUP; i++) await sseRun(session, { code: '1 + 1', language: 'python', mode: 'kernel' });
     for (let i = 0; i < WARM_RUNS; i++) {
       const r = await sseRun(session, { code: '1 + 1', language: 'python', mode: 'kernel' });
       if (r.result !== '2') throw new Error(`Sluice (SSE) answered ${JSON.stringify(r.result)} to 1 + 1`);
       sse.push(r.done);
     }
     const sseHTTP = [];
-    for (let i = 0; i < WARMUP; i++) await sseRunHTTP(session, { code: '1 + 1', language: 'python', mode: 'kernel' });
+    for (let i = 0; i < STEADY_WARMUP; i++) await sseRunHTTP(session, { code: '1 + 1', language: 'python', mode: 'kernel' });
     for (let i = 0; i < WARM_RUNS; i++) {
       const r = await sseRunHTTP(session, { code: '1 + 1', language: 'python', mode: 'kernel' });
       if (r.result !== '2') throw new Error(`Sluice (SSE, node:http) answered ${JSON.stringify(r.result)} to 1 + 1`);
@@ -657,7 +655,7 @@ async function sluiceWarm() {
     }
     const big = await sock.execute(THROUGHPUT_CODE, 'kernel');
     if (big.stdoutBytes !== THROUGHPUT_BYTES) throw new Error(`Sluice: received ${big.stdoutBytes} stdout bytes, expected ${THROUGHPUT_BYTES}`);
-    return { ws, sse, sseHTTP, stdout, throughput: { mbps: THROUGHPUT_BYTES / 1e6 / (big.done / 1000), seconds: big.done / 1000 } };
+    return { wsYoung, ws, sse, sseHTTP, stdout, throughput: { mbps: THROUGHPUT_BYTES / 1e6 / (big.done / 1000), seconds: big.done / 1000 } };
   } finally {
     sock.close();
     await deleteSession(session);
@@ -710,7 +708,7 @@ async function main() {
   const jNoDelay = await jupyterWarm(kernelId, true);
   const jStock = await jupyterWarm(kernelId, false);
   log('Jupyter: the same with TCP_NODELAY on the server side too');
-  const jTuned = await jupyterWarm(kernelId, true, true);
+  const jTuned = await jupyterWarm(kernelId, true, true, STEADY_WARMUP);
   log(`Jupyter: ${THROUGHPUT_MIB} MiB cell`);
   const jTp = await jupyterThroughput(kernelId);
   await deleteKernel(kernelId);
@@ -730,6 +728,7 @@ async function main() {
   ms(`warm 1 + 1 → done, WebSocket (n=${WARM_RUNS})`, sWarm.ws, 'Jupyter WS, stock client: execute → idle', jStock.idle);
   ms(`warm 1 + 1 → done, WebSocket (n=${WARM_RUNS})`, sWarm.ws, 'Jupyter WS, client NODELAY: execute → idle', jNoDelay.idle);
   ms(`warm 1 + 1 → done, WebSocket (n=${WARM_RUNS})`, sWarm.ws, 'Jupyter WS, both NODELAY: execute → idle', jTuned.idle);
+  ms(`  the same on a young server (after ${WARMUP} cells)`, sWarm.wsYoung, 'Jupyter WS, both NODELAY: execute → idle', jTuned.idle);
   ms(`warm 1 + 1 → done, SSE keep-alive, fetch (n=${WARM_RUNS})`, sWarm.sse, 'Jupyter WS, both NODELAY: execute → idle', jTuned.idle);
   ms(`warm 1 + 1 → done, SSE keep-alive, node:http (n=${WARM_RUNS})`, sWarm.sseHTTP, 'Jupyter WS, both NODELAY: execute → idle', jTuned.idle);
   ms(`warm print(1) → first stdout, WebSocket (n=${STDOUT_RUNS})`, sWarm.stdout, 'Jupyter WS, stock client', jStock.stdout);
@@ -748,11 +747,11 @@ async function main() {
   ]);
   console.log(table(['figure (sluice)', 'median', 'p99', 'baseline', 'median', 'p99', 'sluice / baseline'], rows));
   recordFigure('kernel_cold', { sluice: median(sCold), baseline: median(jCold) });
-  recordFigure('warm_ws', { sluice: median(sWarm.ws), sluiceP99: pct(sWarm.ws, 99), baseline: median(jTuned.idle), stock: median(jStock.idle) });
+  recordFigure('warm_ws', { sluice: median(sWarm.ws), sluiceP99: pct(sWarm.ws, 99), young: median(sWarm.wsYoung), baseline: median(jTuned.idle), stock: median(jStock.idle) });
   recordFigure('warm_sse', { sluice: median(sWarm.sseHTTP), sluiceP99: pct(sWarm.sseHTTP, 99), fetch: median(sWarm.sse), baseline: median(jTuned.idle) });
   recordFigure('kernel_throughput', { sluice: sWarm.throughput.mbps, baseline: jTp.mbps });
   console.log(
-    `times in ms from the client's send, warm rows after ${WARMUP} warm-up cells per socket; throughput one run each side (${sWarm.throughput.seconds.toFixed(2)} s; ${jTp.seconds.toFixed(2)} s); ` +
+    `times in ms from the client's send, warm rows after ${STEADY_WARMUP} warm-up cells per socket (Jupyter's stock and client-NODELAY sockets: ${WARMUP}); throughput one run each side (${sWarm.throughput.seconds.toFixed(2)} s; ${jTp.seconds.toFixed(2)} s); ` +
       `Jupyter's IOPub rate limits off; load average at end: ${fmtLoad()}; took ${((performance.now() - benchStart) / 1000).toFixed(1)} s`,
   );
 }

@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { EventLog } from '../packages/server/dist/internal/execution/event-log.js';
 import { RedisConnection } from '../packages/server/dist/internal/redis/redis-connection.js';
 import { RedisLogReader, RedisLogWriter } from '../packages/server/dist/internal/redis/redis-log.js';
-import { recordFigure } from './common.mjs';
+import { commandWorks, ensureDebianPackages, recordFigure } from './common.mjs';
 
 const EVENTS = Number(process.argv[2] ?? 200_000);
 const LATENCY_LINES = 2000;
@@ -32,6 +32,9 @@ async function startRedis(aof) {
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', aof ? 'yes' : 'no', '--loglevel', 'warning'];
   if (aof) args.push('--appendfsync', 'always');
   const proc = spawn('redis-server', args, { stdio: 'ignore' });
+  let exited = null;
+  proc.once('error', (err) => (exited = err.message));
+  proc.once('exit', (code, signal) => (exited ??= `exited with ${code ?? signal}`));
   const conn = new RedisConnection({ url: `redis://127.0.0.1:${port}`, prefix: 'bench:' });
   const deadline = Date.now() + 15_000;
   for (;;) {
@@ -40,16 +43,21 @@ async function startRedis(aof) {
     } catch {
       // Not up yet.
     }
-    if (Date.now() > deadline) throw new Error('redis-server did not start');
+    if (exited !== null || Date.now() > deadline) {
+      await conn.close();
+      proc.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+      throw new Error(`redis-server did not start${exited === null ? ' in 15 s' : `: ${exited}`}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   return {
     conn,
     async stop() {
       await conn.close();
-      const exited = new Promise((r) => proc.once('exit', r));
+      const gone = exited !== null ? Promise.resolve() : new Promise((r) => proc.once('exit', r));
       proc.kill('SIGTERM');
-      await exited;
+      await gone;
       await rm(dir, { recursive: true, force: true });
     },
   };
@@ -127,6 +135,7 @@ const rows = [];
 const fmt = (x) => Math.round(x).toLocaleString('en-US');
 const ms = (x) => `${x.toFixed(2)} ms`;
 
+await ensureDebianPackages(['redis-server'], () => commandWorks('redis-server', ['--version']));
 const mt = await throughput(memory);
 const ml = await latency(memory);
 rows.push(['EventLog (memory)', mt, ml]);

@@ -665,7 +665,7 @@ const SCOREBOARD = [
   {
     key: 'warm_ws',
     label: 'warm kernel 1 + 1 → done, one WebSocket',
-    sluice: (f) => `${fmtMs(f.sluice)} (p99 ${fmtMs(f.sluiceP99)})`,
+    sluice: (f) => `${fmtMs(f.sluice)} (p99 ${fmtMs(f.sluiceP99)}; young server ${fmtMs(f.young)})`,
     baseline: (f) => `Jupyter WS, NODELAY both ends ${fmtMs(f.baseline)}; stock ${fmtMs(f.stock)}`,
     ratio: (f) => f.sluice / f.baseline,
     target: '≤ 1 ms median, ≤ 0.2× Jupyter',
