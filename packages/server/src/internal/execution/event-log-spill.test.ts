@@ -140,6 +140,27 @@ test('events longer than one read of the file come back whole', async () => {
   }
 });
 
+test('events longer than one write of the file, and writes that end between events, keep every byte', async () => {
+  const d = await disk();
+  try {
+    // Two 5 MiB events (each longer than the 4 MiB write buffer, written on their own) among
+    // ~1200 small ones of every shape, so the buffer is also flushed part-way through.
+    const log = busyLog(5 * 1024 * KiB);
+    const froms = [0, 1, 2, 600, 601, 602, 1201, 1202, log.lastSeq - 1, log.lastSeq, log.lastSeq + 1];
+    const before = await readings(log, froms);
+    const size = await log.spillSize();
+    d.disk.spill(log);
+    await d.disk.settled();
+    assert.ok(log.onDisk);
+    const [name] = await readdir(d.dir);
+    assert.ok(name);
+    assert.equal((await stat(join(d.dir, name))).size, size, 'the file is exactly the size spillSize promised');
+    assert.deepEqual(await readings(log, froms), before);
+  } finally {
+    await d.done();
+  }
+});
+
 test('readers following across the spill get every event once, in order', async () => {
   const d = await disk();
   try {
