@@ -43,7 +43,9 @@ const PROGRESS_RUNS = intEnv('BENCH_PROGRESS_RUNS', 5);
 const OUTPUT_LIMIT = 256 * 1024 * 1024;
 /** Concurrent streams in bench/load.mjs (its own LOAD_SESSIONS when run alone). */
 const LOAD_SESSIONS = intEnv('BENCH_LOAD_SESSIONS', 500);
-const LOAD_SECONDS = intEnv('BENCH_LOAD_SECONDS', 120);
+// Long enough for every stream to be live at once: starting 500 sandboxes, 12 at a time, took
+// 118–145 s on 2 cores (5 December), so programs of 120 s left some done before the last began.
+const LOAD_SECONDS = intEnv('BENCH_LOAD_SECONDS', 180);
 
 const PRINT_1 = 'print(1)';
 const LATENCY_CODE = [

@@ -78,6 +78,9 @@ test('a finished execution spilled to disk resumes from any Last-Event-ID exactl
 
   const ndjson = await fetch(`${server.url}/api/executions/${id}/events?from=${last - 5}`, { headers: { accept: 'application/x-ndjson' } });
   assert.deepEqual(plain(await readNDJSON(ndjson)), expected.slice(last - 6));
+  // Whole: batches of long output events (written as they are, between their frames) and short ones.
+  const wholeNDJSON = await fetch(`${server.url}/api/executions/${id}/events`, { headers: { accept: 'application/x-ndjson' } });
+  assert.deepEqual(plain(await readNDJSON(wholeNDJSON)), expected);
 
   const view = await fetch(`${server.url}/api/executions/${id}`);
   assert.equal(view.status, 200);

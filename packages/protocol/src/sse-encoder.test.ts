@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeEventSSE, encodeSSE, encodeSSEComment } from './sse-encoder.js';
+import { SSE_EVENT_END, encodeEventSSE, encodeEventSSEHead, encodeSSE, encodeSSEComment } from './sse-encoder.js';
 import { SSEDecoder } from './sse-decoder.js';
 
 function decode(text: string): { id: string; event: string; data: string; retry?: number }[] {
@@ -65,6 +65,11 @@ test('encodeSSEComment rejects text containing CR or LF', () => {
 
 test('encodeEventSSE frames id, event and data exactly', () => {
   assert.equal(encodeEventSSE(3, 'stdout', '{"a":1}'), 'id: 3\nevent: stdout\ndata: {"a":1}\n\n');
+});
+
+test('encodeEventSSEHead, the JSON and SSE_EVENT_END are encodeEventSSE in pieces', () => {
+  const json = JSON.stringify({ type: 'stdout', seq: 41, content: 'x'.repeat(9000) });
+  assert.equal(`${encodeEventSSEHead(41, 'stdout')}${json}${SSE_EVENT_END}`, encodeEventSSE(41, 'stdout', json));
 });
 
 test('encodeEventSSE carries any JSON.stringify output, control characters and U+2028 included, in one data line', () => {

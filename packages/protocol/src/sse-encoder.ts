@@ -86,5 +86,16 @@ export function encodeSSEComment(text: string): string {
  *   terminators.)
  */
 export function encodeEventSSE(seq: number, type: string, json: string): string {
-  return `id: ${seq}\nevent: ${type}\ndata: ${json}\n\n`;
+  return `${encodeEventSSEHead(seq, type)}${json}${SSE_EVENT_END}`;
 }
+
+/**
+ * encodeEventSSE in three pieces, `head`, the JSON, {@link SSE_EVENT_END}, for a writer that
+ * sends a long event's JSON as it is instead of copying it into one string with its frame.
+ */
+export function encodeEventSSEHead(seq: number, type: string): string {
+  return `id: ${seq}\nevent: ${type}\ndata: `;
+}
+
+/** What follows an event's JSON in its SSE frame (see encodeEventSSEHead). */
+export const SSE_EVENT_END = '\n\n';

@@ -26,7 +26,7 @@ import type { EventType, EvictedEvents, ExecutionEvent } from '@sluice/protocol'
 import { EvictedTally } from './evicted-tally.js';
 import { gapEntry, typeOf, type LogEntry, type LoggedEvent, type ReadableLog } from './readable-log.js';
 import { quoteJSON } from './json-quote.js';
-import { indexBytes, offsetOf, readSpill, readSpillSync, spillSize, writeSpill, type SpillFile } from './spill-file.js';
+import { indexBytes, offsetOf, readSpill, readSpillSync, spillSize, writeSpill, type SpillFile, type SpillScratch } from './spill-file.js';
 
 export type { LogEntry, LoggedEvent } from './readable-log.js';
 
@@ -258,13 +258,14 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
     let cursor: { spilled: Spilled; next: number; offset: number } | null = null;
     /** Bytes to read next: about what the last BATCH events took, so small events are not read 1 MiB at a time. */
     let readBytes = READ_BYTES;
+    const scratch: SpillScratch = { buf: null };
     while (!signal?.aborted) {
       const spilled = this.spilled;
       if (next < this.nextSeq && spilled) {
         const offset = cursor?.spilled === spilled && cursor.next === next ? cursor.offset : offsetOf(spilled.file.index, next);
         let chunk;
         try {
-          chunk = await readSpill(spilled.file.file, offset, readBytes, BATCH, next);
+          chunk = await readSpill(spilled.file.file, offset, readBytes, BATCH, next, scratch);
         } catch (err) {
           // Released while we read: its file is gone, and the log says what is left.
           if (this.spilled !== spilled) continue;
@@ -335,8 +336,9 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
         if (this.spilled !== spilled) continue;
         onEvicted(this.evicted);
         // The open handle reads the file even if the log is released (and the file removed) meanwhile.
+        const scratch: SpillScratch = { buf: null };
         for (let offset = 0; ; ) {
-          const chunk = await readSpill(fh, offset, READ_BYTES, Infinity, 0);
+          const chunk = await readSpill(fh, offset, READ_BYTES, Infinity, 0, scratch);
           if (chunk.end === offset) return;
           offset = chunk.end;
           yield chunk.lines.map((l) => l.json);
