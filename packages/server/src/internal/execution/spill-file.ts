@@ -16,10 +16,10 @@ const INDEX_EVENTS = 64;
 const INDEX_BYTES = 64 * 1024;
 /**
  * Bytes gathered into one write (few writes: each waits for a turn of a busy event loop). One
- * buffer of this size per spill, filled again for each write: a fresh 4 MiB string and buffer
- * per write (a join, then Buffer.from) were two mappings of new memory each time, and on a
- * virtual machine whose page faults cost ~12 µs that was more than a second of the server's CPU
- * per 200 MiB spilled (strace: one mmap/munmap pair per write, ~2000 page faults).
+ * buffer per spill, at most this size, filled again for each write: a fresh 4 MiB string and
+ * buffer per write (a join, then Buffer.from) were two mappings of new memory each time, and on
+ * a virtual machine whose page faults cost ~12 µs that was more than a second of the server's
+ * CPU per 200 MiB spilled (strace: one mmap/munmap pair per write, ~2000 page faults).
  */
 const WRITE_BYTES = 4 * 1024 * 1024;
 /** Characters measured between two yields to the event loop while sizing a log. */
