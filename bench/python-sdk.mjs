@@ -2,11 +2,12 @@
 // same server, same program, same run: `npm run build && node bench/python-sdk.mjs`.
 // SLUICE_BENCH_PY_MIB (default 64) MiB of 64-byte lines per run, SLUICE_BENCH_PY_REPEATS (3)
 // runs per client, alternating; each measured from the request to `done` inside the client
-// (the Python interpreter's own start is not counted). Needs python3 with httpx (Debian's).
+// (the Python interpreter's own start is not counted). Needs python3 with httpx (Debian's
+// python3-httpx, installed with apt-get when missing and run as root).
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { Sluice } from '../packages/sdk/dist/index.js';
-import { ROOT, intEnv, startServer } from './common.mjs';
+import { ROOT, commandWorks, ensureDebianPackages, intEnv, startServer } from './common.mjs';
 
 const MIB = intEnv('SLUICE_BENCH_PY_MIB', 64);
 const REPEATS = intEnv('SLUICE_BENCH_PY_REPEATS', 3);
@@ -61,6 +62,7 @@ function python(url, flavour) {
   });
 }
 
+await ensureDebianPackages(['python3-httpx'], () => commandWorks('/usr/bin/python3', ['-c', 'import httpx']));
 const server = await startServer({ tag: 'bench-py', env: { SLUICE_OUTPUT_LIMIT: String(LIMIT), SLUICE_MAX_OUTPUT_LIMIT: String(LIMIT) } });
 try {
   const sluice = new Sluice({ baseURL: server.url });
