@@ -139,10 +139,14 @@ export async function startServer({ tag = 'bench', env = {}, readyMs = 60_000, o
   return s;
 }
 
-/** Runs a command to its end; resolves with its exit code (-1 when it could not start) and its output. */
-function runQuiet(cmd, args, env) {
+/**
+ * Runs a command to its end; resolves with its exit code (-1 when it could not start) and its
+ * output (stdout and stderr). `onSpawn` sees the process (a bench that stops its children on exit).
+ */
+export function runCommand(cmd, args, env = process.env, onSpawn) {
   return new Promise((resolveRun) => {
     const proc = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    onSpawn?.(proc);
     let out = '';
     proc.stdout.setEncoding('utf8').on('data', (t) => (out += t));
     proc.stderr.setEncoding('utf8').on('data', (t) => (out += t));
@@ -162,12 +166,12 @@ export async function ensureDebianPackages(packages, present, log = (msg) => pro
   const what = packages.join(' ');
   if (process.getuid?.() !== 0) throw new Error(`missing, and this is not root to install it: apt-get install ${what}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => runQuiet('apt-get', ['install', '-y', '--no-install-recommends', ...packages], env);
+  const install = () => runCommand('apt-get', ['install', '-y', '--no-install-recommends', ...packages], env);
   log(`installing ${packages.join(', ')} with apt-get`);
   let r = await install();
   if (r.code !== 0) {
     log('apt-get install failed; apt-get update, then again');
-    await runQuiet('apt-get', ['update'], env);
+    await runCommand('apt-get', ['update'], env);
     r = await install();
   }
   if (r.code !== 0 || !(await present())) throw new Error(`apt-get install ${what} failed (${r.code}):\n${r.out.slice(-4000)}`);
@@ -175,7 +179,7 @@ export async function ensureDebianPackages(packages, present, log = (msg) => pro
 
 /** True when `cmd args` runs and exits 0. */
 export async function commandWorks(cmd, args) {
-  return (await runQuiet(cmd, args, process.env)).code === 0;
+  return (await runCommand(cmd, args)).code === 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,11 +205,6 @@ export function recordFigure(key, figure) {
 export const NEW_SESSION_SPACING_MS = 1000;
 export const pause = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/**
- * The contract events of an SSE response body, each with its arrival time (performance.now()):
- * parsed with `parse` (protocol's parseExecutionEvent or parseAgentEvent), seqs checked to run
- * 1, 2, 3… with no gap or repeat, and an `error` event thrown. Every bench reads streams this way.
- */
 /** One keep-alive connection for postStreamHTTP, reused from request to request. */
 const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
@@ -227,6 +226,11 @@ export function postStreamHTTP(url, body) {
   });
 }
 
+/**
+ * The contract events of an SSE response body, each with its arrival time (performance.now()):
+ * parsed with `parse` (protocol's parseExecutionEvent or parseAgentEvent), seqs checked to run
+ * 1, 2, 3… with no gap or repeat, and an `error` event thrown. Every bench reads streams this way.
+ */
 export async function* contractEvents(body, parse, signal) {
   let expected = 1;
   for await (const msg of decodeSSEStream(body, signal)) {

@@ -29,7 +29,7 @@ import { availableParallelism, cpus, hostname, loadavg, release, tmpdir, totalme
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { parseExecutionEvent } from '../packages/protocol/dist/index.js';
-import { NEW_SESSION_SPACING_MS, contractEvents, ensureDebianPackages, fmtMs, fmtRatio, intEnv, median, pause, pct, postStreamHTTP, recordFigure, startServer, table } from './common.mjs';
+import { NEW_SESSION_SPACING_MS, contractEvents, ensureDebianPackages, runCommand as runCommandOf, fmtMs, fmtRatio, intEnv, median, pause, pct, postStreamHTTP, recordFigure, startServer, table } from './common.mjs';
 
 // Debian's interpreter, the one its jupyter packages are installed for (PATH may hold another).
 const PYTHON = '/usr/bin/python3';
@@ -103,17 +103,8 @@ async function stopProc(proc, group) {
   if (group) signal(proc, group, 'SIGKILL');
 }
 
-/** Runs a command to its end; resolves with its exit code and combined output. */
-function runCommand(cmd, args, env = process.env) {
-  return new Promise((resolveRun) => {
-    const proc = track(spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }), false);
-    let out = '';
-    proc.stdout.setEncoding('utf8').on('data', (t) => (out += t));
-    proc.stderr.setEncoding('utf8').on('data', (t) => (out += t));
-    proc.once('error', (err) => resolveRun({ code: -1, out: `${out}${err.message}` }));
-    proc.once('close', (code, sig) => resolveRun({ code: code ?? (sig ? -1 : 0), out }));
-  });
-}
+/** common.mjs's runCommand, its process tracked (stopped on every exit path). */
+const runCommand = (cmd, args, env = process.env) => runCommandOf(cmd, args, env, (proc) => track(proc, false));
 
 /** Rejects after `ms` unless `promise` settles first. */
 function withDeadline(promise, ms, what) {
