@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { createHash } from 'node:crypto';
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { outcome, postJSON, readSSE, runStream, type RunOutcome } from './helpers/client.js';
 import { hostProcesses, waitFor, type HostProc } from './helpers/host.js';
@@ -225,6 +225,44 @@ test('a server that stops with a full pool leaves no process, workspace or cgrou
     }
   } finally {
     // After our own SIGTERM it only removes the data dir.
+    await server.stop();
+  }
+});
+
+/** Mount points at or below `dir` (as /proc/self/mounts writes them: a space is `\040`). */
+async function mountsUnder(dir: string): Promise<string[]> {
+  const mounts = await readFile('/proc/self/mounts', 'utf8');
+  return mounts
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .filter((p) => p === dir || p.startsWith(`${dir}/`));
+}
+
+test('a server stopped during a burst of new sessions leaves no mount, process or workspace', async () => {
+  // Shells being taken, adopted and refilled, and sessions built from scratch past the pool, all
+  // at the moment the server closes: a session built after close() began, or a shell removed
+  // on the side, must still be gone (unmounted) before the process exits.
+  const { server, inRange } = await poolServer({ SLUICE_POOL_SIZE: '2' });
+  try {
+    await fullPool(inRange, 2);
+    const burst = Array.from({ length: 8 }, (_, i) => postJSON(`${server.url}/api/sessions`, { id: `burst-${i}` }).then((r) => r.status, () => 0));
+    // SIGTERM once the first of them is made: the others are mid-way (adopting, mounting).
+    await Promise.race(burst);
+    const exited = new Promise<number | null>((r) => server.proc.once('exit', (code) => r(code)));
+    const t0 = performance.now();
+    server.proc.kill('SIGTERM');
+    const statuses = await Promise.all(burst);
+    // Made (201) or refused because the server stops (503), or cut off as it exits (0): nothing else.
+    assert.ok(statuses.every((s) => s === 201 || s === 503 || s === 0), `statuses ${statuses.join(', ')}`);
+    assert.equal(await exited, 0, server.logs());
+    // Not held open by a keep-alive connection that was busy when the server began to close.
+    const took = performance.now() - t0;
+    assert.ok(took < 10_000, `exited ${Math.round(took)} ms after SIGTERM`);
+    assert.deepEqual(await mountsUnder(server.dataDir), [], 'no workspace mount left');
+    assert.deepEqual((await hostProcesses()).filter(inRange), [], 'no process in the uid range');
+    assert.deepEqual(await readdir(join(server.dataDir, 'workspaces')), [], 'no workspace');
+    assert.deepEqual(await readdir(join(server.dataDir, 'pool')), [], 'no pooled workspace');
+  } finally {
     await server.stop();
   }
 });

@@ -299,6 +299,11 @@ export async function createSluiceServer(config: ServerConfig, opts: SluiceServe
       worker?.stopIntake();
       // Stop accepting, cancel everything (so open streams receive their done), then end the rest.
       const appClosed = app.close();
+      // Fastify closes the connections idle at this moment; one busy now (a request in flight, a
+      // stream until its done) would stay open after its answer for the keep-alive timeout (72 s),
+      // and the process with it. Each is closed as soon as it is idle.
+      const idleCloser = setInterval(() => app.server.closeIdleConnections(), 50);
+      void appClosed.finally(() => clearInterval(idleCloser)).catch(() => {});
       // Agent runs first: each ends (cancelled) once its running tool is gone.
       await agents.close();
       // MCP sessions next: their transports close and their running tools are cancelled.

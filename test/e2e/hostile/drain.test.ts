@@ -14,7 +14,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { assertContiguous, doneOf, postJSON, readSSE, text, type Timed } from '../helpers/client.js';
-import { hostProcesses } from '../helpers/host.js';
+import { hostProcesses, waitFor } from '../helpers/host.js';
 
 const UID_COUNT = 64;
 
@@ -79,6 +79,16 @@ function exitOf(proc: ChildProcess): Promise<{ code: number | null; signal: Node
   return new Promise((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal, at: performance.now() })));
 }
 
+/**
+ * Sends SIGTERM and waits until the server has taken it (it says "draining" on stderr, in the
+ * same tick as it starts refusing): a signal is delivered asynchronously, so on a busy machine a
+ * request sent right after kill() can reach the server's event loop before the signal does.
+ */
+async function sigterm(server: TestServer): Promise<void> {
+  assert.ok(server.proc.kill('SIGTERM'));
+  await waitFor('the server to take SIGTERM', 10_000, async () => (/SIGTERM: draining/.test(server.logs()) ? true : undefined));
+}
+
 /** Asserts the refusals a draining server gives to new work, and that it still answers reads. */
 async function assertRefusesNewWork(server: TestServer, runningID: string, existingSession: string): Promise<void> {
   const refusals: [string, () => Promise<Response>][] = [
@@ -123,7 +133,7 @@ test('SIGTERM with a generous grace: new work refused, running executions finish
 
     const exit = exitOf(server.proc);
     const t0 = performance.now();
-    assert.ok(server.proc.kill('SIGTERM'));
+    await sigterm(server);
     await assertRefusesNewWork(server, main.id, 'main');
 
     for (const live of [main, second]) {
@@ -166,7 +176,7 @@ test('SIGTERM with a short grace: what still runs is cancelled (SIGKILL for a SI
     await stubborn.when((e) => e.type === 'stdout');
     const exit = exitOf(server.proc);
     const t0 = performance.now();
-    assert.ok(server.proc.kill('SIGTERM'));
+    await sigterm(server);
     await assertRefusesNewWork(server, sleeper.id, 'sleeper');
 
     // The quick run fits in the grace and ends normally, streaming every tick.
@@ -200,7 +210,7 @@ test('a second SIGTERM cuts the grace short', async () => {
     await sleeper.when((e) => e.type === 'stdout');
     const exit = exitOf(server.proc);
     const t0 = performance.now();
-    server.proc.kill('SIGTERM');
+    await sigterm(server);
     await assertRefusesNewWork(server, sleeper.id, 'sleeper');
     server.proc.kill('SIGTERM');
     assert.equal(doneOf(await sleeper.events).reason, 'cancelled');

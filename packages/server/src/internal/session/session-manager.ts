@@ -308,19 +308,27 @@ export class SessionManager {
     }
   }
 
-  private async track(k: string, p: Promise<Session>): Promise<Session> {
-    this.creating.set(k, p);
-    try {
-      const s = await p;
-      if (this.closed) {
-        await this.destroyResources(s);
-        throw new ApiError('SANDBOX_UNAVAILABLE', 'the server is shutting down');
+  /**
+   * Lists a session being built under `k` until it is registered. The listed promise is the whole
+   * of it, including the removal of a session that was built after close() began: close() waits
+   * for it, so no workspace of one is still mounted when the server exits.
+   */
+  private track(k: string, built: Promise<Session>): Promise<Session> {
+    const whole = (async () => {
+      try {
+        const s = await built;
+        if (this.closed) {
+          await this.destroyResources(s);
+          throw new ApiError('SANDBOX_UNAVAILABLE', 'the server is shutting down');
+        }
+        this.sessions.set(k, s);
+        return s;
+      } finally {
+        this.creating.delete(k);
       }
-      this.sessions.set(k, s);
-      return s;
-    } finally {
-      this.creating.delete(k);
-    }
+    })();
+    this.creating.set(k, whole);
+    return whole;
   }
 
   /** A session's settings for this request: the defaults, within the server's caps. */

@@ -68,7 +68,7 @@ export class SessionPool {
   private timerDue = 0;
   private stopped = false;
   private failures = 0;
-  /** Shells dropped kernels still stopping: close() waits for them (nothing runs after it). */
+  /** Removals and dropped kernels still under way: close() waits for them (nothing runs after it). */
   private readonly stopping = new Set<Promise<unknown>>();
   /** Shells whose kernel was started (or tried): never a second one. */
   private readonly kernelTried = new WeakSet<Shell>();
@@ -182,8 +182,9 @@ export class SessionPool {
   async close(): Promise<void> {
     this.stop();
     await this.filling;
-    const all = this.shells.splice(0);
-    await Promise.all([...all.map((s) => this.destroy(s)), ...this.stopping]);
+    await Promise.all(this.shells.splice(0).map((s) => this.destroy(s)));
+    // And every removal begun elsewhere (a dead shell's, a taken one's, a dropped kernel).
+    while (this.stopping.size > 0) await Promise.all([...this.stopping]);
   }
 
   private track(p: Promise<unknown>): void {
@@ -286,7 +287,14 @@ export class SessionPool {
     if (this.failures === 1 || this.failures % 10 === 0) this.deps.log.warn({ err, failures: this.failures }, 'session pool: could not pre-start a shell');
   }
 
-  private async destroy(shell: Shell): Promise<void> {
+  /** Removes a shell; close() waits for every removal, wherever it began. */
+  private destroy(shell: Shell): Promise<void> {
+    const removed = this.remove(shell);
+    this.track(removed);
+    return removed;
+  }
+
+  private async remove(shell: Shell): Promise<void> {
     const { process, kernel } = shell.spares;
     shell.spares = { process: null, kernel: null };
     await Promise.all([process?.discard(), kernel?.shutdown()]);
