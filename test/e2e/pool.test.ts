@@ -266,3 +266,38 @@ test('a server stopped during a burst of new sessions leaves no mount, process o
     await server.stop();
   }
 });
+
+test('pre-starting waits while an execution runs: a shell taken then is replaced once none runs, or after 5 s at most', async () => {
+  const { server, inRange } = await poolServer({ SLUICE_POOL_SIZE: '2' });
+  try {
+    await fullPool(inRange, 2);
+    // A program that keeps the server busy for 8 s, printing as it goes: past the first take's
+    // 5 s cap, and ending well within the second's.
+    const res = await postJSON(`${server.url}/api/sessions/first/stream`, { code: 'import time\nfor i in range(16):\n    print(i, flush=True)\n    time.sleep(0.5)', language: 'python', mode: 'process' });
+    assert.equal(res.status, 200);
+    let doneAt = Infinity;
+    const run = readSSE(res).then((events) => {
+      doneAt = performance.now();
+      return events;
+    });
+    // A taken shell's uid keeps its waiting sandbox (the session's spare): a fill adds one more.
+    const waiting = async (): Promise<number> => (await waitingUIDs(inRange)).size;
+    const filled = async (n: number, what: string): Promise<number> =>
+      waitFor(what, 30_000, async () => ((await waiting()) >= n ? performance.now() : undefined));
+    assert.equal((await postJSON(`${server.url}/api/sessions`, { id: 'taker-1' })).status, 201);
+    const took1 = performance.now();
+    const fill1 = await filled(3, 'the shell taken during the run to be replaced');
+    // Never idle: the replacement waited, and came at the 5 s cap, before the program ended.
+    assert.ok(fill1 - took1 >= 4500, `replaced ${Math.round(fill1 - took1)} ms after the take, while the program ran`);
+    assert.ok(fill1 < doneAt, 'replaced before the program ended (the cap), not after');
+
+    assert.equal((await postJSON(`${server.url}/api/sessions`, { id: 'taker-2' })).status, 201);
+    const fill2 = await filled(4, 'the second shell taken to be replaced');
+    const events = await run;
+    assert.equal(outcome(events).done.exit_code, 0);
+    // Taken with the program still running for seconds: replaced once it had ended.
+    assert.ok(fill2 >= doneAt, `replaced ${Math.round(doneAt - fill2)} ms before the program ended`);
+  } finally {
+    await server.stop();
+  }
+});

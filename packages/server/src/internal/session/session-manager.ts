@@ -95,6 +95,7 @@ export class SessionManager {
       // Shells never take the last session or uid a real request could need.
       roomForShell: () => this.sessions.size + this.creating.size + this.pool.size + 1 < deps.config.maxSessions && (deps.uidPool ? deps.uidPool.inUse + 1 < deps.uidPool.size : true),
       roomForKernel: () => this.kernelsUp() + 1 < deps.config.maxKernels,
+      busy: () => this.active.size > 0,
       log: deps.log,
     });
   }

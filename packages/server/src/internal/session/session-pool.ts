@@ -40,6 +40,8 @@ export interface SessionPoolDeps {
   roomForShell(): boolean;
   /** Room for one more kernel under SLUICE_MAX_KERNELS. */
   roomForKernel(): boolean;
+  /** Whether an execution is running or queued: pre-starting waits for a pause (DEFER_MAX_MS at most). */
+  busy(): boolean;
   log: { warn(obj: object, msg: string): void };
 }
 
@@ -52,10 +54,20 @@ const REFILL_DELAY_MS = 250;
  */
 const KERNEL_QUIET_MS = 500;
 
-/** Pause after a failed start, doubling up to the last. */
 /** Pooled kernels started at once: one per core. */
 const KERNEL_STARTS = Math.max(1, availableParallelism());
 
+/**
+ * Pre-starting (a shell, a kernel) is background work that takes the event loop for a fork
+ * (~10 ms here) and a core for bwrap and Python's imports: while executions run, it waits for a
+ * moment with none, checking every DEFER_POLL_MS, but no longer than DEFER_MAX_MS (a server that
+ * is never idle still refills). A line of a running program printed during a pre-start arrived
+ * 5–45 ms late (bench/run.mjs's line latency); with this, its p99 is that of a server with no pool.
+ */
+const DEFER_MAX_MS = 5000;
+const DEFER_POLL_MS = 100;
+
+/** Pause after a failed start, doubling up to the last. */
 const BACKOFF_MS = [100, 200, 500, 1000, 2000, 5000, 10_000, 30_000];
 
 export class SessionPool {
@@ -76,6 +88,9 @@ export class SessionPool {
   private kernelTimer: NodeJS.Timeout | null = null;
   /** Pooled kernels starting now (at most KERNEL_STARTS). */
   private kernelsStarting = 0;
+  /** Since when a due fill, or kernel start, has waited for the executions to pause (0: not waiting). */
+  private fillWaitingSince = 0;
+  private kernelWaitingSince = 0;
 
   constructor(private readonly deps: SessionPoolDeps) {}
 
@@ -106,6 +121,7 @@ export class SessionPool {
       this.timer = null;
       if (this.stopped) return;
       if (!this.deps.roomForShell()) return this.prestartKernels();
+      if (this.deferred('fill')) return this.refill(DEFER_POLL_MS);
       this.filling = this.fillOne().finally(() => {
         this.filling = null;
         this.cancelFill = false;
@@ -242,7 +258,9 @@ export class SessionPool {
   private prestartKernels(): void {
     // Settled: full, or without room for another shell (the caps leave it smaller).
     if (this.stopped || !this.deps.python || this.kernelTimer || (this.shells.length < this.deps.size && this.deps.roomForShell())) return;
-    const wait = this.lastTakeAt + KERNEL_QUIET_MS - Date.now();
+    // Nothing to start: no timer either.
+    if (!this.shells.some((s) => !this.kernelTried.has(s)) || this.kernelsStarting >= KERNEL_STARTS || !this.deps.roomForKernel()) return;
+    const wait = Math.max(this.lastTakeAt + KERNEL_QUIET_MS - Date.now(), this.deferred('kernel') ? DEFER_POLL_MS : 0);
     if (wait > 0) {
       this.kernelTimer = setTimeout(() => {
         this.kernelTimer = null;
@@ -280,6 +298,20 @@ export class SessionPool {
           this.prestartKernels();
         });
     }
+  }
+
+  /**
+   * True while pre-starting should wait for the executions to pause (DEFER_MAX_MS at most); the
+   * first call for a due start marks when its wait began.
+   */
+  private deferred(what: 'fill' | 'kernel'): boolean {
+    const since = what === 'fill' ? this.fillWaitingSince : this.kernelWaitingSince;
+    const now = Date.now();
+    const wait = this.deps.busy() && (since === 0 || now - since < DEFER_MAX_MS);
+    const next = wait ? since || now : 0;
+    if (what === 'fill') this.fillWaitingSince = next;
+    else this.kernelWaitingSince = next;
+    return wait;
   }
 
   private fail(err: unknown): void {
