@@ -74,12 +74,14 @@ export const CLI = join(ROOT, 'packages/cli/dist/bin.js');
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process has exited. */
 export async function stopProcess(proc, graceMs = 10_000) {
-  if (proc.exitCode !== null || proc.signalCode !== null) return;
-  const exited = new Promise((r) => proc.once('exit', r));
-  proc.kill('SIGTERM');
-  const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
-  await exited;
-  clearTimeout(timer);
+  if (proc.exitCode === null && proc.signalCode === null) {
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+  return proc.exitCode ?? proc.signalCode;
 }
 
 /**
@@ -109,8 +111,13 @@ export async function startServer({ tag = 'bench', env = {}, readyMs = 60_000, o
     },
     stop: () =>
       (stopping ??= (async () => {
-        await stopProcess(proc);
-        await rm(dataDir, { recursive: true, force: true });
+        const status = await stopProcess(proc);
+        try {
+          await rm(dataDir, { recursive: true, force: true });
+        } catch (err) {
+          // Something of the server outlived it (a mount): a server defect, told with its logs.
+          throw new Error(`could not remove the server's data dir after it exited (${status}): ${err.message}\n${logs}`);
+        }
       })()),
   };
   proc.stdout.setEncoding('utf8').on('data', (t) => (logs += t));

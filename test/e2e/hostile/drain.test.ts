@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { assertContiguous, doneOf, postJSON, readSSE, text, type Timed } from '../helpers/client.js';
@@ -218,6 +218,32 @@ test('a second SIGTERM cuts the grace short', async () => {
     assert.equal(code, 0);
     assert.ok(at - t0 < 5000, `exited ${Math.round(at - t0)} ms after the first SIGTERM, not after the 60 s grace`);
     await assertNothingLeft(server, uidBase);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a session being deleted when the server stops is removed before it exits: no mount, no process, the DELETE answered', async () => {
+  // Its execution ignores SIGTERM, so its removal waits out the 3 s kill grace; a second SIGTERM
+  // closes the server at once, in the middle of that removal.
+  const { server, uidBase } = await drainingServer({ SLUICE_DRAIN_GRACE: '60', SLUICE_KILL_GRACE_MS: '3000' });
+  const marker = `sleep 38.${randomInt(100000, 999999)}`;
+  try {
+    const doomed = await start(server, 'doomed', { code: `trap "" TERM; echo up; ${marker}`, language: 'bash' });
+    await doomed.when((e) => e.type === 'stdout');
+    const deleted = fetch(`${server.url}/api/sessions/doomed`, { method: 'DELETE' }).then((r) => r.status, () => 0);
+    // Gone from the list at once; its sandbox and workspace go once the program is dead.
+    await waitFor('the session to leave the list', 10_000, async () => ((await fetch(`${server.url}/api/sessions/doomed`)).status === 404 ? true : undefined));
+    const exit = exitOf(server.proc);
+    await sigterm(server);
+    server.proc.kill('SIGTERM');
+    const { code } = await exit;
+    assert.equal(code, 0, server.logs());
+    assert.equal(await deleted, 204, 'the DELETE is answered, after the removal');
+    assert.equal(doneOf(await doomed.events).reason, 'cancelled');
+    const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => l.includes(server.dataDir));
+    assert.deepEqual(mounts, [], 'no workspace mount left');
+    await assertNothingLeft(server, uidBase, marker);
   } finally {
     await server.stop();
   }

@@ -44,6 +44,8 @@ function key(owner: string | null, id: string): string {
 export class SessionManager {
   private readonly sessions = new Map<string, Session>();
   private readonly creating = new Map<string, Promise<Session>>();
+  /** Sessions gone from the map whose sandboxes and workspace are still being removed: close() waits for them. */
+  private readonly removing = new Set<Promise<void>>();
   private readonly executions = new Map<string, Execution>();
   /** Executions not finished yet, with the session whose slot they use. */
   private readonly active = new Map<Execution, Session>();
@@ -248,6 +250,8 @@ export class SessionManager {
     clearInterval(this.sweeper);
     await Promise.allSettled([...this.creating.values()]);
     await Promise.all([this.pool.close(), ...[...this.sessions.values()].map((s) => this.destroy(s, graceMs))]);
+    // Deletions begun before (a DELETE, an idle expiry): their workspaces must be unmounted too.
+    while (this.removing.size > 0) await Promise.allSettled([...this.removing]);
     await this.logBudget.close();
     await releaseCgroupHost(this.cgroupParent);
   }
@@ -448,11 +452,22 @@ export class SessionManager {
     if (this.sessions.get(k) !== s) return;
     this.sessions.delete(k);
     for (const l of this.goneListeners) l(s.owner, s.id);
-    await this.destroyResources(s, graceMs);
+    const removed = this.destroyResources(s, graceMs);
+    this.removing.add(removed);
+    try {
+      await removed;
+    } finally {
+      this.removing.delete(removed);
+    }
   }
 
   private async destroyResources(s: Session, graceMs = this.deps.config.killGraceMs): Promise<void> {
-    await s.destroy(graceMs);
+    try {
+      await s.destroy(graceMs);
+    } catch (err) {
+      // Its workspace goes all the same: a mount must not outlive its session.
+      this.deps.log.warn({ err, session: s.id }, 'could not stop everything of a session');
+    }
     try {
       await removeWorkspace(s.workspace);
     } catch (err) {
