@@ -135,6 +135,9 @@ export class McpSessions {
   /** Closes the transport and the server, releases the logs, and deletes the Sluice session when `deleteSession`. */
   private end(m: McpSession, deleteSession: boolean): Promise<void> {
     m.closing ??= (async () => {
+      // Assigned before any of it runs: closing the server below calls the transport's onclose,
+      // which calls end() again (to delete the session), and must get this one.
+      await Promise.resolve();
       this.byID.delete(m.id);
       if (this.bySession.get(sessionKey(m.owner, m.sessionID)) === m) this.bySession.delete(sessionKey(m.owner, m.sessionID));
       // Closing the server aborts its running requests: their runs are cancelled (process trees killed).
