@@ -52,6 +52,13 @@ async function fullPool(inRange: (p: HostProc) => boolean, n: number): Promise<S
   });
 }
 
+/** Nothing of any session or shell left: no process in the server's uid range, no workspace, pooled or not. */
+async function assertNoShellLeft(server: TestServer, inRange: (p: HostProc) => boolean): Promise<void> {
+  assert.deepEqual((await hostProcesses()).filter(inRange), [], 'no process in the uid range');
+  assert.deepEqual(await readdir(join(server.dataDir, 'workspaces')), [], 'no workspace');
+  assert.deepEqual(await readdir(join(server.dataDir, 'pool')), [], 'no pooled workspace');
+}
+
 /** The host uid of the session whose workspace holds `file` (the workspace tmpfs is the uid's). */
 async function uidOfWorkspaceWith(server: TestServer, file: string): Promise<number> {
   const root = join(server.dataDir, 'workspaces');
@@ -192,9 +199,7 @@ test('SLUICE_POOL_SIZE=0: no pre-started sandbox, kernel or workspace, as before
     const r = await runStream(server.url, 'one', { language: 'python', mode: 'process', code: 'print(1)' });
     assert.equal(r.stdout, '1\n');
     for (const id of ['one', 'first']) assert.equal((await fetch(`${server.url}/api/sessions/${id}`, { method: 'DELETE' })).status, 204);
-    assert.deepEqual((await hostProcesses()).filter(inRange), [], 'no process in the uid range');
-    assert.deepEqual(await readdir(join(server.dataDir, 'workspaces')), [], 'no workspace');
-    assert.deepEqual(await readdir(join(server.dataDir, 'pool')), [], 'no pooled workspace');
+    await assertNoShellLeft(server, inRange);
   } finally {
     await server.stop();
   }
@@ -211,9 +216,7 @@ test('a server that stops with a full pool leaves no process, workspace or cgrou
     const exited = new Promise<number | null>((r) => server.proc.once('exit', (code) => r(code)));
     server.proc.kill('SIGTERM');
     assert.equal(await exited, 0, server.logs());
-    assert.deepEqual((await hostProcesses()).filter(inRange), [], 'no process in the uid range');
-    assert.deepEqual(await readdir(join(server.dataDir, 'workspaces')), [], 'no workspace');
-    assert.deepEqual(await readdir(join(server.dataDir, 'pool')), [], 'no pooled workspace');
+    await assertNoShellLeft(server, inRange);
     const parent = `sluice-${createHash('sha256').update(server.dataDir).digest('hex').slice(0, 12)}`;
     for (const controller of await readdir('/sys/fs/cgroup').catch(() => [] as string[])) {
       const dir = join('/sys/fs/cgroup', controller, parent);
@@ -259,9 +262,7 @@ test('a server stopped during a burst of new sessions leaves no mount, process o
     const took = performance.now() - t0;
     assert.ok(took < 10_000, `exited ${Math.round(took)} ms after SIGTERM`);
     assert.deepEqual(await mountsUnder(server.dataDir), [], 'no workspace mount left');
-    assert.deepEqual((await hostProcesses()).filter(inRange), [], 'no process in the uid range');
-    assert.deepEqual(await readdir(join(server.dataDir, 'workspaces')), [], 'no workspace');
-    assert.deepEqual(await readdir(join(server.dataDir, 'pool')), [], 'no pooled workspace');
+    await assertNoShellLeft(server, inRange);
   } finally {
     await server.stop();
   }
