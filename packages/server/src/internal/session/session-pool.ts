@@ -120,7 +120,11 @@ export class SessionPool {
     this.timer = setTimeout(() => {
       this.timer = null;
       if (this.stopped) return;
-      if (!this.deps.roomForShell()) return this.prestartKernels();
+      if (!this.deps.roomForShell()) {
+        // No fill now: a later one waits afresh.
+        this.fillWaitingSince = 0;
+        return this.prestartKernels();
+      }
       if (this.deferred('fill')) return this.refill(DEFER_POLL_MS);
       this.filling = this.fillOne().finally(() => {
         this.filling = null;
@@ -258,8 +262,11 @@ export class SessionPool {
   private prestartKernels(): void {
     // Settled: full, or without room for another shell (the caps leave it smaller).
     if (this.stopped || !this.deps.python || this.kernelTimer || (this.shells.length < this.deps.size && this.deps.roomForShell())) return;
-    // Nothing to start: no timer either.
-    if (!this.shells.some((s) => !this.kernelTried.has(s)) || this.kernelsStarting >= KERNEL_STARTS || !this.deps.roomForKernel()) return;
+    // Nothing to start: no timer either, and a later start waits afresh.
+    if (!this.shells.some((s) => !this.kernelTried.has(s)) || this.kernelsStarting >= KERNEL_STARTS || !this.deps.roomForKernel()) {
+      this.kernelWaitingSince = 0;
+      return;
+    }
     const wait = Math.max(this.lastTakeAt + KERNEL_QUIET_MS - Date.now(), this.deferred('kernel') ? DEFER_POLL_MS : 0);
     if (wait > 0) {
       this.kernelTimer = setTimeout(() => {
