@@ -11,6 +11,7 @@
  *   server drains or closes; a shell whose sandbox dies is replaced, with a growing pause
  *   while starting keeps failing. Kernels are pre-started once the pool is full and left alone
  *   for a moment, so a burst of new sessions does not start (and stop) a kernel per shell.
+ *   Both wait while executions run (DEFER_MAX_MS at most), not to hold up their output.
  * - It yields to real work: a session that needs a uid when none is free takes one back from a
  *   shell (`evict`), and pooled kernels count against SLUICE_MAX_KERNELS and go first
  *   (`dropKernel`).
