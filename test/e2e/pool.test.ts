@@ -277,10 +277,14 @@ test('pre-starting waits while an execution runs: a shell taken then is replaced
     const res = await postJSON(`${server.url}/api/sessions/first/stream`, { code: 'import time\nfor i in range(16):\n    print(i, flush=True)\n    time.sleep(0.5)', language: 'python', mode: 'process' });
     assert.equal(res.status, 200);
     let doneAt = Infinity;
-    const run = readSSE(res).then((events) => {
+    let printing!: () => void;
+    const printed = new Promise<void>((r) => (printing = r));
+    const run = readSSE(res, (e) => e.type === 'stdout' && printing()).then((events) => {
       doneAt = performance.now();
       return events;
     });
+    // Up and printing first: while its sandbox starts, its bwrap looks like a shell's waiting one.
+    await Promise.race([printed, run.then(() => assert.fail('the program ended before printing'))]);
     // A taken shell's uid keeps its waiting sandbox (the session's spare): a fill adds one more.
     const waiting = async (): Promise<number> => (await waitingUIDs(inRange)).size;
     const filled = async (n: number, what: string): Promise<number> =>
