@@ -523,12 +523,23 @@ test("after all of them, no group is left under the server's parent in any hiera
     }
     return false;
   };
-  const groups: Record<string, string[]> = {};
-  const all = await childGroups();
-  for (const h of HIERARCHIES) {
-    const left: string[] = [];
-    for (const n of all[h] ?? []) if (!(await pooled(h, n))) left.push(n);
-    if (left.length > 0) groups[h] = left;
+  const leftGroups = async (): Promise<Record<string, string[]>> => {
+    const groups: Record<string, string[]> = {};
+    const all = await childGroups();
+    for (const h of HIERARCHIES) {
+      const left: string[] = [];
+      for (const n of all[h] ?? []) if (!(await pooled(h, n))) left.push(n);
+      if (left.length > 0) groups[h] = left;
+    }
+    return groups;
+  };
+  // A shell being filled at this moment (the pool refills once the runs above have ended) holds
+  // only its launch chain (keeper, prlimit, setpriv) for a moment before bwrap: a leak stays.
+  let groups = await leftGroups();
+  const deadline = performance.now() + 10_000;
+  while (Object.keys(groups).length > 0 && performance.now() < deadline) {
+    await sleep(50);
+    groups = await leftGroups();
   }
   assert.deepEqual(groups, {});
 });
