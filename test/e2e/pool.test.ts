@@ -12,10 +12,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { outcome, postJSON, readSSE, runStream, type RunOutcome } from './helpers/client.js';
-import { hostProcesses, waitFor, type HostProc } from './helpers/host.js';
+import { hostProcesses, mountsUnder, waitFor, type HostProc } from './helpers/host.js';
 import { startServer, type TestServer } from './helpers/server.js';
 
 const UID_COUNT = 16;
@@ -231,15 +231,6 @@ test('a server that stops with a full pool leaves no process, workspace or cgrou
     await server.stop();
   }
 });
-
-/** Mount points at or below `dir` (as /proc/self/mounts writes them: a space is `\040`). */
-async function mountsUnder(dir: string): Promise<string[]> {
-  const mounts = await readFile('/proc/self/mounts', 'utf8');
-  return mounts
-    .split('\n')
-    .map((line) => line.split(' ')[1] ?? '')
-    .filter((p) => p === dir || p.startsWith(`${dir}/`));
-}
 
 test('a server stopped during a burst of new sessions leaves no mount, process or workspace', async () => {
   // Shells being taken, adopted and refilled, and sessions built from scratch past the pool, all

@@ -48,6 +48,28 @@ export async function waitFor<T>(what: string, ms: number, fn: () => Promise<T |
 }
 
 /**
+ * Polls `fn` every 30 ms until `ok` accepts its value or `ms` have passed, and returns the last
+ * value either way: the caller asserts on it, so a failure shows what was still there.
+ */
+export async function settledValue<T>(ms: number, fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
+  const deadline = performance.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (ok(v) || performance.now() > deadline) return v;
+    await sleep(30);
+  }
+}
+
+/** Mount points at or below `dir` (as /proc/self/mounts writes them: a space is `\040`). */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const mounts = await readFile('/proc/self/mounts', 'utf8');
+  return mounts
+    .split('\n')
+    .map((line) => line.split(' ')[1] ?? '')
+    .filter((p) => p === dir || p.startsWith(`${dir}/`));
+}
+
+/**
  * What must hold once `done` has arrived: no process of the session's host uid, live or zombie
  * (the server's keeper reaps the sandbox's PID 1 before the execution can end), and nothing
  * whose command line holds `marker`.

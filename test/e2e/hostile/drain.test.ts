@@ -10,13 +10,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { assertContiguous, doneOf, postJSON, readSSE, text, type Timed } from '../helpers/client.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { hostProcesses, waitFor } from '../helpers/host.js';
+import { hostProcesses, mountsUnder, waitFor } from '../helpers/host.js';
 
 const UID_COUNT = 64;
 
@@ -254,8 +254,7 @@ test('a session still being removed when the server stops (MCP session ended) is
     server.proc.kill('SIGTERM');
     const { code } = await exit;
     assert.equal(code, 0, server.logs());
-    const mounts = (await readFile('/proc/self/mounts', 'utf8')).split('\n').filter((l) => l.includes(server.dataDir));
-    assert.deepEqual(mounts, [], 'no workspace mount left');
+    assert.deepEqual(await mountsUnder(server.dataDir), [], 'no workspace mount left');
     await assertNothingLeft(server, uidBase, marker);
   } finally {
     abandon.abort();

@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startServer, type TestServer } from '../helpers/server.js';
 import { assertContiguous, doneOf, postJSON, readSSE, stream, text, type Timed } from '../helpers/client.js';
-import { assertNothingLeft } from '../helpers/host.js';
+import { assertNothingLeft, settledValue } from '../helpers/host.js';
 
 const MiB = 1024 * 1024;
 /** Kill grace of this file's server, ms (timeouts end faster than with the default 2 s). */
@@ -535,13 +535,7 @@ test("after all of them, no group is left under the server's parent in any hiera
   };
   // A shell being filled at this moment (the pool refills once the runs above have ended) holds
   // only its launch chain (keeper, prlimit, setpriv) for a moment before bwrap: a leak stays.
-  let groups = await leftGroups();
-  const deadline = performance.now() + 10_000;
-  while (Object.keys(groups).length > 0 && performance.now() < deadline) {
-    await sleep(50);
-    groups = await leftGroups();
-  }
-  assert.deepEqual(groups, {});
+  assert.deepEqual(await settledValue(10_000, leftGroups, (g) => Object.keys(g).length === 0), {});
 });
 
 test('a child process OOM-killed under the limit: the program keeps its own status and a last stderr line says so', async () => {
