@@ -1,11 +1,11 @@
 /**
- * The end of a Python kernel cell costs no round trip (kernel.ts, python_kernel.py): the kernel
- * ends a cell with its fence, which carries the cell's outcome, without waiting for the
- * server's answer, and does not wait for the answer to its trailing expression's result either
- * when nothing of the cell can print after it (the result and the fence then go in one write).
- * A cell with a thread still running still waits for that answer, so the thread's later output
- * cannot overtake the result. Driven here directly on its sockets (no sandbox), with the
- * server's answers held back.
+ * The end of a kernel cell costs no round trip (kernel.ts, python_kernel.py, node_kernel.js):
+ * the kernel ends a cell with its fence, which carries the cell's outcome, without waiting for
+ * the server's answer, and does not wait for the answer to its trailing expression's result
+ * either when nothing of the cell can print after it (the result and the fence then go in one
+ * write). A Python cell with a thread still running still waits for that answer, so the
+ * thread's later output cannot overtake the result. Driven here directly on its sockets (no
+ * sandbox), with the server's answers held back.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,7 +20,7 @@ const DEADLINE_MS = 30_000;
 
 type Message = Record<string, unknown>;
 
-/** A Python kernel whose sync lines are answered only when the test says so. */
+/** A kernel whose sync lines are answered only when the test says so. */
 class Kernel {
   /** Lines on the events socket (fd 3) and the control socket (fd 4), each in arrival order. */
   readonly events: Message[] = [];
@@ -43,9 +43,9 @@ class Kernel {
     (child.stdio[4] as Writable).on('error', () => {});
   }
 
-  static async start(): Promise<Kernel> {
+  static async start(language: 'python' | 'javascript' = 'python'): Promise<Kernel> {
     const dir = await mkdtemp(join(tmpdir(), 'sluice-kernel-fence-'));
-    const child = spawnKernelOnPipes('python', dir);
+    const child = spawnKernelOnPipes(language, dir);
     const k = new Kernel(child, dir);
     try {
       await k.until(() => k.control.some((m) => m['type'] === 'sluice.kernel_ready'), 'kernel_ready');
@@ -77,7 +77,7 @@ class Kernel {
     (this.child.stdio[3] as Writable).write(Buffer.alloc(n, 6));
   }
 
-  /** The cell's end: its fence (the Python kernel sends no cell_done on the control socket). */
+  /** The cell's end: its fence (no cell_done on the control socket). */
   doneOf(nonce: string): Message | undefined {
     return this.events.find((m) => m['type'] === 'sync' && m['fence'] === nonce);
   }
@@ -151,6 +151,74 @@ test('python kernel: a result with a thread of its cell still running waits for 
     k.answer(1);
     k.execute(nonce(2), '1 + 1');
     await k.until(() => k.doneOf(nonce(2)) !== undefined, 'the next cell\'s end');
+  } finally {
+    await k.stop();
+  }
+});
+
+test('javascript kernel: a cell writes its result and its end (the fence) in one write, without waiting for an answer', async () => {
+  const k = await Kernel.start('javascript');
+  try {
+    k.execute(nonce(1), '1 + 1');
+    // Nothing is answered: the old kernel waited here for the result's answer, forever.
+    await k.until(() => k.doneOf(nonce(1)) !== undefined, 'the cell\'s end with no answer given');
+    assert.deepEqual([...k.events], [
+      { type: 'result', data: { 'text/plain': '2', 'application/json': 2 }, sync: true },
+      { type: 'sync', sync: true, fence: nonce(1), done: { status: 'ok', exit_code: 0 } },
+    ]);
+    assert.deepEqual(
+      k.control.map((m) => m['type']),
+      ['sluice.kernel_ready'],
+    );
+    assert.equal(k.eventReads.length, 1, `the result and the fence came in ${k.eventReads.length} reads`);
+    // Both answers come late; the next cell reads them before its own helper calls wait for theirs.
+    k.answer(2);
+    k.events.length = 0;
+    k.execute(nonce(2), 'progress(5); console.log("between"); progress(6); 3 + 3');
+    await k.until(() => k.events.length >= 1, 'the first progress');
+    k.answer(1);
+    await k.until(() => k.events.length >= 2, 'the second progress');
+    assert.equal(k.stdout, 'between\n');
+    k.answer(1);
+    await k.until(() => k.doneOf(nonce(2)) !== undefined, 'the second cell\'s end');
+    assert.deepEqual(
+      k.events.map((e) => [e['type'], e['percent'] ?? e['fence'] ?? null]),
+      [
+        ['progress', 5],
+        ['progress', 6],
+        ['result', null],
+        ['sync', nonce(2)],
+      ],
+    );
+    // An error and process.exit() end their cells the same way, the exit ending the kernel.
+    k.answer(2);
+    k.execute(nonce(3), 'throw new Error("boom")');
+    await k.until(() => k.doneOf(nonce(3)) !== undefined, 'the failed cell\'s end');
+    assert.deepEqual(k.doneOf(nonce(3))?.['done'], { status: 'error', exit_code: 1 });
+    k.answer(1);
+    k.execute(nonce(4), 'process.exit(3)');
+    await k.until(() => k.doneOf(nonce(4)) !== undefined, 'the exiting cell\'s end');
+    assert.deepEqual(k.doneOf(nonce(4))?.['done'], { status: 'error', exit_code: 3, exiting: true });
+    assert.deepEqual(
+      k.control.map((m) => m['type']),
+      ['sluice.kernel_ready'],
+    );
+  } finally {
+    await k.stop();
+  }
+});
+
+test('javascript kernel: a cell that closed and reused fd 3 is ended through cell_done on the control socket', async () => {
+  const k = await Kernel.start('javascript');
+  try {
+    // fd 3 is then a file: a fence written there would end nothing, and the cell would hang.
+    k.execute(nonce(1), 'const fs = require("node:fs"); fs.closeSync(3); fs.openSync("/dev/null", "w"); 5');
+    await k.until(() => k.control.some((m) => m['type'] === 'sluice.cell_done'), 'cell_done');
+    assert.deepEqual(
+      k.control.filter((m) => m['type'] === 'sluice.cell_done'),
+      [{ type: 'sluice.cell_done', nonce: nonce(1), status: 'ok', exit_code: 0 }],
+    );
+    assert.equal(k.doneOf(nonce(1)), undefined);
   } finally {
     await k.stop();
   }

@@ -9,13 +9,17 @@
  *       {"type":"stdin","data":"…"}   {"type":"stdin_eof"}
  *     kernel → server, one write each:
  *       {"type":"sluice.kernel_ready","language":"javascript","version":"20.x.y","pid":N} once;
- *       {"type":"sluice.cell_done","nonce":…,"status":"ok"|"error"|"interrupted","exit_code":N,
- *        "exiting":true?,"broken":"stdout"|"stderr"?} after each cell (exiting: process.exit()
- *        in the cell, or a cell that closed or redirected fd 1/2, ends the kernel too);
  *       {"type":"sluice.background","stream":…,"text":…}: what a callback of an ended cell
- *        printed (found by the cell's async context), which belongs to no running cell.
- *   fd 3 (SLUICE_EVENTS_FD) carries only events (progress, result), each a sync line; before
- *   cell_done the kernel flushes the cell's output and sends a {"type":"sync"} fence there.
+ *        printed (found by the cell's async context), which belongs to no running cell;
+ *       {"type":"sluice.cell_done","nonce":…,"status":…,"exit_code":N,"exiting":true?,
+ *        "broken":…?} only when a cell closed or replaced fd 3 (its fence could not go there).
+ *   fd 3 (SLUICE_EVENTS_FD) carries only events (progress, result), each a sync line. A cell
+ *   ends with its fence there, which carries its outcome:
+ *       {"type":"sync","sync":true,"fence":"<nonce>","done":{"status":"ok"|"error"|"interrupted",
+ *        "exit_code":N,"exiting":true?,"broken":"stdout"|"stderr"?}}
+ *   (exiting: process.exit() in the cell, or a cell that closed or redirected fd 1/2, ends the
+ *   kernel too). The cell's trailing result and its fence go in one write, and the kernel reads
+ *   their answers when the next cell starts: a warm cell costs the server one wake-up.
  *   SIGINT interrupts the running cell (vm breakOnSigint, or abandons the awaited promise) and
  *   is ignored between cells.
  *
@@ -27,7 +31,7 @@
  * top-level `await` or `import` declarations runs as an async function, rewritten so that its
  * top-level declarations become globals (let/const turn into plain assignments there); the
  * rewriter is tla-rewrite.js, beside this file.
- * process.exit() in a cell ends the cell (cell_done carries the code) and then the kernel.
+ * process.exit() in a cell ends the cell (its fence carries the code) and then the kernel.
  * A cell's leftover processes are SIGKILLed when it ends; leftovers.js, beside this file, finds
  * them in /proc (python_kernel.py has the same walk in sluice_leftovers.py).
  */
@@ -62,10 +66,12 @@ const isKernelFrame = (line) => KERNEL_FILES.some((file) => line.includes(file))
 
 // --- output ------------------------------------------------------------------------------
 
-const { blockStd, writeAllSync, emit } = sluice._io;
-// Taken before any cell runs: the fd of the kernel's own channel, and stdio's identity.
+const { blockStd, writeAllSync, send, settle } = sluice._io;
+// Taken before any cell runs: the fd of the kernel's own channel, and the identity of stdio
+// and of the events socket (a cell that closes or replaces fd 3 must not swallow a cell's end).
 delete process.env.SLUICE_CONTROL_FD;
 const STDIO = new Map([1, 2].map((fd) => [fd, fs.fstatSync(fd)]));
+const EVENTS_STAT = fs.fstatSync(EVENTS_FD);
 const { fstatSync } = fs;
 
 /** A message to the server on the control socket. */
@@ -94,18 +100,20 @@ function markBackground(stream, name) {
   };
 }
 
+/** True while `fd` is still the file it was (`was`, its fstat) when the kernel started. */
+function sameFile(fd, was) {
+  let st;
+  try {
+    st = fstatSync(fd);
+  } catch {
+    return false;
+  }
+  return st.ino === was.ino && st.dev === was.dev;
+}
+
 /** The stream whose fd a cell closed or pointed elsewhere, or null. */
 function brokenStdio() {
-  for (const [fd, name] of [[1, 'stdout'], [2, 'stderr']]) {
-    let st;
-    try {
-      st = fstatSync(fd);
-    } catch {
-      return name;
-    }
-    const was = STDIO.get(fd);
-    if (st.ino !== was.ino || st.dev !== was.dev) return name;
-  }
+  for (const [fd, name] of [[1, 'stdout'], [2, 'stderr']]) if (!sameFile(fd, STDIO.get(fd))) return name;
   return null;
 }
 
@@ -319,10 +327,6 @@ function settled(baseline) {
   });
 }
 
-function show(value) {
-  const bundle = sluice.mimeBundle(value);
-  if (bundle !== null) emit({ type: 'result', data: bundle });
-}
 
 async function runCell(msg) {
   const cell = { nonce: msg.nonce, failure: null, ended: false };
@@ -332,6 +336,8 @@ async function runCell(msg) {
 }
 
 async function runCellIn(cell, msg) {
+  // The answers to the previous cell's end (sent without waiting): here long since.
+  settle();
   state.count += 1;
   state.cell = cell;
   state.input = new CellInput(typeof msg.stdin === 'string' ? msg.stdin : '', msg.stdin_eof === true);
@@ -368,18 +374,9 @@ async function runCellIn(cell, msg) {
     status = 'error';
     exitCode = 1;
   }
-  if (value !== undefined) {
-    try {
-      const flushed = flushStd();
-      if (flushed !== null) await flushed;
-      show(value);
-    } catch (err) {
-      printError(err);
-    }
-  }
   const flushed = flushStd();
   if (flushed !== null) await flushed;
-  finishCell(cell, status, exitCode);
+  finishCell(cell, status, exitCode, false, value);
 }
 
 /** The run's own variables, for this cell only (children inherit process.env). */
@@ -401,24 +398,39 @@ function restoreCellEnv() {
   state.savedEnv = new Map();
 }
 
-function finishCell(cell, status, exitCode, exiting = false) {
+/**
+ * Ends the cell: its leftover processes killed first, then its trailing value's result and its
+ * end (a fence carrying the cell's nonce and outcome) go to the server in one write, without
+ * waiting for the answers (read when the next cell starts). Nothing of the cell can print after
+ * them: its timers, sockets and children have settled, stdout is flushed, and whatever a
+ * callback of the cell prints from now on is marked background output. The server ends the cell
+ * when it places the fence, so everything the cell wrote before it is in.
+ */
+function finishCell(cell, status, exitCode, exiting = false, value = undefined) {
   restoreCellEnv();
-  cell.ended = true;
-  state.cell = null;
   state.input.close();
   try {
     killStrays();
   } catch (err) {
     printError(err);
   }
-  const broken = brokenStdio();
-  try {
-    // Every event of the cell is placed, and all its output read, before its end.
-    emit({ type: 'sync' });
-  } catch {
-    // the events socket is gone; cell_done still ends the cell
+  const events = [];
+  if (value !== undefined) {
+    try {
+      // The value's own code (a getter, toJSON) may print: still the cell's, before its result.
+      const bundle = sluice.mimeBundle(value);
+      if (bundle !== null) events.push({ type: 'result', data: bundle });
+    } catch (err) {
+      printError(err);
+    }
   }
-  tell({ type: 'sluice.cell_done', nonce: cell.nonce, status, exit_code: exitCode, ...(exiting || broken ? { exiting: true } : {}), ...(broken ? { broken } : {}) });
+  cell.ended = true;
+  state.cell = null;
+  const broken = brokenStdio();
+  const done = { status, exit_code: exitCode, ...(exiting || broken ? { exiting: true } : {}), ...(broken ? { broken } : {}) };
+  events.push({ type: 'sync', fence: cell.nonce, done });
+  // A cell that closed or replaced fd 3 leaves the control socket to end it.
+  if (!sameFile(EVENTS_FD, EVENTS_STAT) || !send(events)) tell({ type: 'sluice.cell_done', nonce: cell.nonce, ...done });
   if (broken && !exiting) process.exit(0);
 }
 

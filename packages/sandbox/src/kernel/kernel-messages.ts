@@ -17,7 +17,8 @@ export type KernelMessage =
   /**
    * The cell is over: its output and events were all written (and its events placed) before
    * this line. `exiting`: the kernel goes away after it (process.exit(), or `broken` stdio).
-   * The Python kernel sends none: its cell ends with its fence (cellEndOf).
+   * A kernel's cell ends with its fence (cellEndOf); the JavaScript kernel sends this only
+   * when a cell closed or replaced fd 3, so that its fence could not go there.
    */
   | {
       type: 'sluice.cell_done';

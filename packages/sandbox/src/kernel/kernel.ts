@@ -6,16 +6,16 @@
  *
  * - server → kernel, control socket: `execute {nonce, code, stdin?, stdin_eof?, env?}`, `stdin`,
  *   `stdin_eof`; interrupts are SIGINT to the kernel process.
- * - kernel → server, the same socket: `sluice.kernel_ready`, `sluice.cell_done` after each cell,
- *   `sluice.background` for output of an ended cell's threads. The user's events channel (fd 3)
- *   carries only the helpers' `progress`/`result`.
+ * - kernel → server, the same socket: `sluice.kernel_ready`, `sluice.background` for output of
+ *   an ended cell's threads, and `sluice.cell_done` only from a JavaScript cell that broke fd 3.
+ *   The user's events channel (fd 3) carries only the helpers' `progress`/`result` and the
+ *   kernel's fences.
  *
- * A cell is over at its end: the Python kernel flushes the cell's output and writes a fence on
- * the events channel that carries the cell's nonce (not given to the cell's code) and its
- * outcome; placed, every byte and event written before it is in (the ordering rule of
+ * A cell is over at its end: the kernel flushes the cell's output and writes a fence on the
+ * events channel that carries the cell's nonce (not given to the cell's code) and its outcome;
+ * placed, every byte and event written before it is in (the ordering rule of
  * events-channel.ts), so the cell ends then, with no round trip: the kernel reads the fence's
- * answer afterwards. The JavaScript kernel waits for its fence's answer, then sends
- * `cell_done` on the control socket.
+ * answer afterwards.
  *
  * The kernel's sandbox has its own cgroup for its whole life (memory, pids, CPU share), and
  * the kernel kills a cell's leftover processes before it reports the cell done, so `done`

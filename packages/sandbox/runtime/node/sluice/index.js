@@ -30,7 +30,7 @@ const JSON_LIMIT = 1 << 20;
 
 let eventsFD; // undefined: not probed yet; -1: none
 let sync = false; // the fd is a socket: the server acknowledges lines that ask for it
-let owed = 0; // acknowledgements not read yet (a read cut short by an exception)
+let owed = 0; // acknowledgements not read yet (lines sent without waiting, or a read cut short by an exception)
 
 function getEventsFD() {
   if (eventsFD !== undefined) return eventsFD;
@@ -96,24 +96,39 @@ function readAckSync(fd) {
 }
 
 function emit(event) {
+  if (!send([event])) return false;
+  settle();
+  return true;
+}
+
+/**
+ * Writes `events` in one write without waiting for their answers (the next emit() or settle()
+ * reads them): for the kernel's end of a cell, when nothing of the cell can print after it.
+ */
+function send(events) {
   const fd = getEventsFD();
   if (fd < 0) return false;
+  let text = '';
+  for (const event of events) text += `${stringify(sync ? { ...event, sync: true } : event)}\n`;
   try {
-    writeAllSync(fd, Buffer.from(`${stringify(sync ? { ...event, sync: true } : event)}\n`));
+    writeAllSync(fd, Buffer.from(text));
   } catch {
     return false;
   }
-  if (sync) {
-    owed++;
-    while (owed > 0) {
-      if (!readAckSync(fd)) {
-        owed = 0;
-        break;
-      }
-      owed--;
-    }
-  }
+  if (sync) owed += events.length;
   return true;
+}
+
+/** Reads the answers owed for lines already written. */
+function settle() {
+  const fd = getEventsFD();
+  while (owed > 0 && fd >= 0) {
+    if (!readAckSync(fd)) {
+      owed = 0;
+      break;
+    }
+    owed--;
+  }
 }
 
 function jsonSafe(value) {
@@ -293,4 +308,4 @@ function jpeg(bytes) {
 
 module.exports = { progress, result, display: result, mimeBundle, html, markdown, svg, png, jpeg };
 // For Sluice's own kernel (not part of the API; not enumerable).
-Object.defineProperty(module.exports, '_io', { value: Object.freeze({ blockStd, sleepMs, writeAllSync, emit }) });
+Object.defineProperty(module.exports, '_io', { value: Object.freeze({ blockStd, sleepMs, writeAllSync, emit, send, settle }) });
