@@ -433,3 +433,177 @@ test('a large spill returns its memory: one full collection once 32 MiB have bee
     await rm(root, { recursive: true, force: true });
   }
 });
+
+// A running log with a disk writes its older events to its file as it grows (tail-spill).
+
+const MiB = 1024 * KiB;
+
+/** Appends `n` stdout events of `chars` characters (each different), yielding to the event loop every few. */
+async function printing(log: EventLog, n: number, chars: number, from = 0): Promise<string[]> {
+  const sent: string[] = [];
+  for (let i = from; i < from + n; i++) {
+    const content = `${String(i).padStart(8, '0')}${'x'.repeat(chars - 9)}\n`;
+    log.append({ type: 'stdout', content });
+    sent.push(content);
+    if (i % 4 === 3) await new Promise((r) => setImmediate(r));
+  }
+  return sent;
+}
+
+test('a running log holds a bounded window in memory, its older events in its file, and every reader gets every event once', async () => {
+  const d = await disk();
+  try {
+    const log = new EventLog(512 * MiB);
+    log.useDisk(d.disk);
+    log.append({ type: 'start', execution_id: 'e', session_id: 's', language: 'python', mode: 'process' });
+    const live = drain(log.follow(1));
+    let most = 0;
+    const sent: string[] = [];
+    for (let round = 0; round < 10; round++) {
+      sent.push(...(await printing(log, 40, 64 * KiB, round * 40)));
+      most = Math.max(most, log.bytes);
+    }
+    await until(() => log.bytes <= 2 * MiB, 'the window to be written out');
+    assert.ok(log.tailFile !== null, 'the log has its file');
+    assert.ok(most < 16 * MiB, `the log held ${most} bytes at most while 25 MiB went through`);
+    assert.ok(d.disk.bytes > 20 * MiB, `${d.disk.bytes} bytes counted on the disk`);
+    // Readers now, from the start and from the middle, synchronous ones too.
+    const stdout = (entries: LogEntry[]): string[] => entries.filter((e) => e.type === 'stdout').map((e) => (JSON.parse(e.json) as { content: string }).content);
+    log.append({ type: 'done', exit_code: 0, duration: '1.000s', duration_ms: 1000, reason: 'exited' });
+    log.close();
+    assert.deepEqual(stdout(await drain(log.follow(1))), sent);
+    assert.deepEqual(stdout(await drain(log.follow(200))), sent.slice(198));
+    assert.deepEqual(log.snapshot().map((j) => JSON.parse(j) as { seq: number }).map((e) => e.seq), Array.from({ length: 402 }, (_, i) => i + 1));
+    assert.equal([...log.events(390)].length, 13);
+    assert.equal((await foldLog(log)).stdout, sent.join(''));
+    // The reader that followed it live got each event once, in order, and no gap.
+    const got = await live;
+    assert.deepEqual(got.map((e) => e.seq), Array.from({ length: 402 }, (_, i) => i + 1));
+    assert.deepEqual(log.evicted.events, 0);
+  } finally {
+    await d.done();
+  }
+});
+
+test('a running log\'s file becomes its spill when it ends: one file, counted once, the same reads', async () => {
+  const d = await disk();
+  try {
+    const log = new EventLog(512 * MiB);
+    log.useDisk(d.disk);
+    await printing(log, 100, 64 * KiB);
+    await until(() => log.bytes <= 2 * MiB, 'the window to be written out');
+    log.append({ type: 'done', exit_code: 0, duration: '1.000s', duration_ms: 1000, reason: 'exited' });
+    log.close();
+    const froms = [0, 1, 50, 99, 100, 101, 102];
+    const before = await readings(log, froms);
+    d.disk.spill(log);
+    await d.disk.settled();
+    assert.ok(log.onDisk);
+    assert.equal(log.tailFile, null);
+    const files = await readdir(d.dir);
+    assert.equal(files.length, 1);
+    const size = (await stat(join(d.dir, files[0] ?? ''))).size;
+    assert.equal(d.disk.bytes, size);
+    assert.ok(log.bytes < 200 * KiB, `${log.bytes} bytes held once spilled`);
+    assert.deepEqual(await readings(log, froms), before);
+  } finally {
+    await d.done();
+  }
+});
+
+test('a running log released (retention, the server closing) loses its file and counts what went like a log in memory', async () => {
+  const d = await disk();
+  try {
+    const onDisk = new EventLog(512 * MiB);
+    onDisk.useDisk(d.disk);
+    const inMemory = new EventLog(512 * MiB);
+    for (const log of [onDisk, inMemory]) {
+      await printing(log, 60, 64 * KiB);
+      log.append({ type: 'progress', percent: 5 });
+    }
+    await until(() => onDisk.bytes <= 2 * MiB, 'the window to be written out');
+    assert.equal((await readdir(d.dir)).length, 1);
+    onDisk.release();
+    inMemory.release();
+    assert.deepEqual(onDisk.evicted, inMemory.evicted);
+    await until(() => d.disk.bytes === 0, 'the disk to account for the release');
+    await until(async () => (await readdir(d.dir)).length === 0, 'the file to go');
+    onDisk.close();
+    assert.deepEqual((await drain(onDisk.follow(1))).map((e) => e.type), ['gap', 'progress']);
+  } finally {
+    await d.done();
+  }
+});
+
+test('the overflow policy leaves alone what is in the file or being written, and evicted says exactly what readers miss', async () => {
+  const d = await disk();
+  try {
+    // A progress flood past the log's bound, output between, appends with and without pauses
+    // (so that shedding happens while writes are in flight).
+    await d.disk.settled();
+    // Output (4 MiB) fits the bound (8 MiB) with room for what is being written; progress (12 MiB) does not.
+    const log = new EventLog(8 * MiB);
+    log.useDisk(d.disk);
+    let n = 0;
+    for (let i = 0; i < 600; i++) {
+      if (i % 3 === 0) log.append({ type: 'stdout', content: `out ${i}\n`.padEnd(20 * KiB, '.') });
+      else log.append({ type: 'progress', percent: i % 100, message: 'p'.repeat(30 * KiB) });
+      n++;
+      if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+    }
+    log.append({ type: 'done', exit_code: 0, duration: '1.000s', duration_ms: 1000, reason: 'exited' });
+    n++;
+    log.close();
+    await log.writesSettled();
+    const got = await drain(log.follow(1));
+    const held = got.filter((e) => e.type !== 'gap').map((e) => e.seq);
+    const gaps = got.filter((e) => e.type === 'gap').map((e) => JSON.parse(e.json) as { from_seq: number; to_seq: number });
+    const missing = gaps.reduce((k, g) => k + g.to_seq - g.from_seq + 1, 0);
+    assert.equal(held.length + missing, n, 'every seq is either read or in a gap');
+    assert.equal(log.evicted.events, missing, 'evicted counts exactly the events readers miss');
+    assert.ok(missing > 0, 'the flood was shed');
+    assert.equal(log.evicted.types.stdout ?? 0, 0, 'no output was dropped: superseded progress went first');
+    assert.ok(log.tailFile !== null, 'part of it went to the file');
+  } finally {
+    await d.done();
+  }
+});
+
+test('a disk too small for a running log: it keeps its newer events in memory and loses none', async () => {
+  const d = await disk(3 * MiB);
+  try {
+    const log = new EventLog(512 * MiB);
+    log.useDisk(d.disk);
+    const sent = await printing(log, 120, 64 * KiB);
+    await log.writesSettled();
+    assert.ok(d.disk.bytes <= 3 * MiB, `${d.disk.bytes} bytes on a 3 MiB disk`);
+    assert.ok(log.bytes > 4 * MiB, 'the rest stays in memory');
+    log.close();
+    const got = await drain(log.follow(1));
+    assert.deepEqual(got.map((e) => (JSON.parse(e.json) as { content: string }).content), sent);
+    assert.deepEqual(d.warnings, []);
+  } finally {
+    await d.done();
+  }
+});
+
+test('a running log whose file cannot be written keeps every event in memory and says so', async () => {
+  const d = await disk();
+  try {
+    await d.disk.settled();
+    // The directory goes: the file cannot be created.
+    await rm(d.dir, { recursive: true, force: true });
+    const log = new EventLog(512 * MiB);
+    log.useDisk(d.disk);
+    const sent = await printing(log, 60, 64 * KiB);
+    await until(() => d.warnings.length > 0, 'a warning');
+    assert.match(d.warnings[0]?.msg ?? '', /running event log/);
+    log.close();
+    const got = await drain(log.follow(1));
+    assert.deepEqual(got.map((e) => (JSON.parse(e.json) as { content: string }).content), sent);
+    assert.equal(log.tailFile, null);
+  } finally {
+    await mkdir(d.dir, { recursive: true });
+    await d.done();
+  }
+});

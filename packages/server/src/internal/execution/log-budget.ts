@@ -11,9 +11,10 @@
  * search at every event. Only the newest event of each running log can be left over the budget.
  *
  * With a LogDisk, each log is handed to it when it finishes: spilled, it holds (and counts) only
- * its index, so finished logs stop weighing on the budget (log-disk.ts).
+ * its index, so finished logs stop weighing on the budget (log-disk.ts); a running log writes
+ * its older events there as it grows, so it holds a bounded window (event-log.ts).
  */
-import type { BudgetedLog, LogBudgetSink, SpillableLog } from './event-log.js';
+import type { BudgetedLog, LogBudgetSink, SpillableLog, TailSink } from './event-log.js';
 import type { LogDisk } from './log-disk.js';
 
 export class LogBudget implements LogBudgetSink {
@@ -36,10 +37,11 @@ export class LogBudget implements LogBudgetSink {
   }
 
   /** Starts counting a log; `onRelease` runs when the budget forgets it. */
-  track(log: SpillableLog & { useBudget(b: LogBudgetSink): void }, onRelease: () => void): void {
+  track(log: SpillableLog & { useBudget(b: LogBudgetSink): void; useDisk(d: TailSink): void }, onRelease: () => void): void {
     this.running.add(log);
     this.tracked.set(log, { log, onRelease });
     log.useBudget(this);
+    if (this.disk) log.useDisk(this.disk);
   }
 
   add(_log: BudgetedLog, delta: number): void {

@@ -5,11 +5,16 @@
  * event loop running between writes; each log keeps its events in memory until its file is
  * complete.
  *
+ * A running log may begin its file before it ends (event-log.ts, "tail-spill"): it asks for a
+ * path, and for room as its file grows (counted at once, within the same budget); when it ends,
+ * its spill finishes that file.
+ *
  * Policy:
  *   - logs under MIN_SPILL_BYTES stay in memory (a file costs more than they do);
  *   - when a log would take the disk past its budget, the oldest spilled logs are forgotten (as
- *     retention forgets them: their ids answer NOT_FOUND) until it fits; a log larger than the
- *     whole budget stays in memory, counted in SLUICE_LOG_BUDGET like a running one;
+ *     retention forgets them: their ids answer NOT_FOUND) until it fits (a running log's file
+ *     is never forgotten for room); a log larger than the whole budget stays in memory, counted
+ *     in SLUICE_LOG_BUDGET like a running one;
  *   - a failed write leaves the log in memory, loses nothing, and logs a warning;
  *   - a released log's file is removed at once; the directory is emptied when the server starts
  *     (a previous server's files belong to executions that died with it) and when it closes.
@@ -17,7 +22,7 @@
 import { mkdir, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { collectGarbage } from './collect-garbage.js';
-import type { SpillableLog, SpillSink } from './event-log.js';
+import type { SpillableLog, TailSink } from './event-log.js';
 
 /** Logs holding less than this (bytes of memory) are not written out. */
 export const MIN_SPILL_BYTES = 64 * 1024;
@@ -36,13 +41,15 @@ export interface LogDiskOptions {
   collect?: () => void;
 }
 
-export class LogDisk implements SpillSink {
+export class LogDisk implements TailSink {
   private used = 0;
   /** Spilled logs, oldest first, with their files. */
   private readonly files = new Map<SpillableLog, { file: string; bytes: number }>();
   private queue: Promise<void> = Promise.resolve();
   /** False when the directory could not be prepared: nothing is spilled. */
   private readonly ready: Promise<boolean>;
+  /** `ready`'s value once settled (running logs ask synchronously). */
+  private isReady = false;
   private nextName = 1;
   /** Memory freed by spills since the last collection. */
   private freed = 0;
@@ -53,6 +60,7 @@ export class LogDisk implements SpillSink {
     this.minBytes = opts.minBytes ?? MIN_SPILL_BYTES;
     // Off or on, a previous server's files go: they belong to executions that died with it.
     this.ready = opts.maxBytes > 0 ? this.prepare() : this.removeLeftovers();
+    void this.ready.then((ok) => (this.isReady = ok));
   }
 
   /** Bytes of spilled logs' files now. */
@@ -80,8 +88,38 @@ export class LogDisk implements SpillSink {
   }
 
   stored(log: SpillableLog, file: string, bytes: number): void {
+    // A running log's file, finished: counted anew, and in the order of logs finished.
+    const old = this.files.get(log);
+    if (old) {
+      this.files.delete(log);
+      this.used -= old.bytes;
+    }
     this.files.set(log, { file, bytes });
     this.used += bytes;
+  }
+
+  get available(): boolean {
+    return this.isReady && !this.closing;
+  }
+
+  tailPath(_log: SpillableLog): string | null {
+    if (this.closing || !this.isReady) return null;
+    return join(this.opts.dir, `${this.nextName++}.ndjson`);
+  }
+
+  grow(log: SpillableLog, file: string, bytes: number): boolean {
+    if (this.closing || !this.makeRoom(log, bytes)) return false;
+    const f = this.files.get(log);
+    if (f) f.bytes += bytes;
+    else this.files.set(log, { file, bytes });
+    this.used += bytes;
+    return true;
+  }
+
+  failed(_log: SpillableLog, err: unknown): void {
+    // Closing removes the directory under the writes still going: not worth a warning.
+    if (this.closing) return;
+    this.opts.log.warn({ err }, 'could not write a running event log to disk; its newer events stay in memory');
   }
 
   discard(log: SpillableLog): void {
@@ -129,19 +167,35 @@ export class LogDisk implements SpillSink {
     }
   }
 
+  /**
+   * Makes room for `bytes` more, as retention does: the oldest finished logs on disk are
+   * forgotten first (never a running one, nor `log` itself). False when they cannot make enough.
+   */
+  private makeRoom(log: SpillableLog, bytes: number): boolean {
+    if (this.used + bytes <= this.opts.maxBytes) return true;
+    let forgettable = 0;
+    for (const [old, f] of this.files) if (old !== log && old.closed) forgettable += f.bytes;
+    if (this.used - forgettable + bytes > this.opts.maxBytes) return false;
+    // (Should the write then fail, they are gone for nothing; the disk budget is a bound, kept either way.)
+    for (const old of [...this.files.keys()]) {
+      if (this.used + bytes <= this.opts.maxBytes) break;
+      if (old !== log && old.closed) old.release();
+    }
+    return true;
+  }
+
   private async write(log: SpillableLog): Promise<void> {
     // A log forgotten (released) before its turn stays forgotten: its file would outlive retention.
-    if (this.closing || !log.closed || log.released || log.onDisk || log.bytes < this.minBytes || !(await this.ready)) return;
+    if (this.closing || !log.closed || log.released || log.onDisk || !(await this.ready)) return;
+    // A log that began its file while it ran finishes it, however little it holds now.
+    const running = log.tailFile;
+    if (running === null && log.bytes < this.minBytes) return;
     const size = await log.spillSize();
-    if (size > this.opts.maxBytes || this.closing || log.released || log.bytes < this.minBytes) return;
-    // Room, as retention makes it: the oldest spilled logs are forgotten first. (Should the
-    // write then fail, they are gone for nothing; the disk budget is a bound, kept either way.)
-    for (const old of this.files.keys()) {
-      if (this.used + size <= this.opts.maxBytes) break;
-      old.release();
-    }
-    // One write at a time, so `size` stays free until it is stored.
-    const file = join(this.opts.dir, `${this.nextName++}.ndjson`);
+    if (this.closing || log.released) return;
+    if (running === null && (size > this.opts.maxBytes || log.bytes < this.minBytes || !this.makeRoom(log, size))) return;
+    // Counted at once (one write at a time: `size` stays free until it is stored).
+    if (running !== null && !this.grow(log, running, size)) return;
+    const file = running ?? join(this.opts.dir, `${this.nextName++}.ndjson`);
     const held = log.bytes;
     try {
       if (!(await log.spillTo(file, this))) return;
@@ -149,7 +203,8 @@ export class LogDisk implements SpillSink {
       if (this.freed >= COLLECT_AFTER_BYTES) setImmediate(() => this.collect());
     } catch (err) {
       this.opts.log.warn({ err, file }, 'could not write a finished event log to disk; it stays in memory');
-      await rm(file, { force: true }).catch(() => {});
+      // A running log's file holds events that are no longer in memory: it stays.
+      if (running === null) await rm(file, { force: true }).catch(() => {});
     }
   }
 }

@@ -32,6 +32,9 @@ export interface SpillIndex {
   readonly offsets: Float64Array;
 }
 
+/** An index being built (SpillWriter's) or finished. */
+type IndexView = { readonly seqs: ArrayLike<number>; readonly offsets: ArrayLike<number> };
+
 /** What writeSpill wrote. */
 export interface SpillFile {
   readonly file: string;
@@ -83,25 +86,90 @@ export async function spillSize(jsons: readonly string[], from: number): Promise
  * removes what was written.
  */
 export async function writeSpill(file: string, jsons: readonly string[], seqs: readonly number[], from: number, typeOf: (json: string) => string): Promise<SpillFile> {
-  const fh = await open(file, 'wx', 0o600);
+  const w = await SpillWriter.create(file, typeOf);
   try {
+    await w.append(jsons, seqs, from, jsons.length);
+    return await w.finish();
+  } finally {
+    await w.close();
+  }
+}
+
+/**
+ * A spill file written in parts: a running log writes its older events as it grows (event-log.ts),
+ * and finishes the same file when it ends. An append counts (index, `bytes`, newest event) only
+ * once all of it is written, so a reader bounded by `bytes` reads whole, final lines; an append
+ * that fails counts nothing, and the next one writes over what it left.
+ */
+export class SpillWriter {
+  private committed = 0;
+  private readonly indexSeqs: number[] = [];
+  private readonly indexOffsets: number[] = [];
+  private readonly types: Record<string, number> = {};
+  private sinceEvents = INDEX_EVENTS;
+  private sinceBytes = 0;
+  private count = 0;
+  private firstSeq = 0;
+  private lastSeq: number | null = null;
+  private prevSeq: number | null = null;
+  private last = '';
+  /** One buffer per file, filled again for each write (see WRITE_BYTES). */
+  private buf: Buffer | null = null;
+  private closed: Promise<void> | null = null;
+
+  private constructor(
+    readonly file: string,
+    private readonly fh: FileHandle,
+    private readonly typeOf: (json: string) => string,
+  ) {}
+
+  /** Creates `file` (it must not exist). */
+  static async create(file: string, typeOf: (json: string) => string): Promise<SpillWriter> {
+    return new SpillWriter(file, await open(file, 'wx', 0o600), typeOf);
+  }
+
+  /** Bytes of whole events written. */
+  get bytes(): number {
+    return this.committed;
+  }
+
+  /** seq of the newest event written, 0 when none is. */
+  get newestSeq(): number {
+    return this.lastSeq ?? 0;
+  }
+
+  /** Memory the index takes, bytes (as indexBytes counts a finished file's). */
+  get indexBytes(): number {
+    return 16 * this.indexSeqs.length;
+  }
+
+  /** Where to start reading for `seq` (see offsetOf). */
+  offsetOf(seq: number): number {
+    return offsetOf({ seqs: this.indexSeqs, offsets: this.indexOffsets }, seq);
+  }
+
+  /** Events written and how many of each type, for a release that forgets them. */
+  summary(): { count: number; firstSeq: number; lastSeq: number; types: Readonly<Record<string, number>> } {
+    return { count: this.count, firstSeq: this.firstSeq, lastSeq: this.lastSeq ?? 0, types: this.types };
+  }
+
+  /** Writes the non-empty `jsons[from..to)` after what the file holds; returns the bytes written. */
+  async append(jsons: readonly string[], seqs: readonly number[], from: number, to: number): Promise<number> {
+    const start = this.committed;
+    let offset = start;
+    let { sinceEvents, sinceBytes, count, firstSeq, lastSeq, prevSeq, last } = this;
     const indexSeqs: number[] = [];
     const indexOffsets: number[] = [];
     const types: Record<string, number> = {};
-    let offset = 0;
-    let sinceEvents = INDEX_EVENTS;
-    let sinceBytes = 0;
-    let count = 0;
-    let firstSeq = 0;
-    let last = '';
-    let lastSeq: number | null = null;
-    let prevSeq: number | null = null;
-    // No bigger than the log needs (a UTF-16 unit is at most 3 bytes of UTF-8): most logs are small.
+    // No bigger than the events need (a UTF-16 unit is at most 3 bytes of UTF-8): most logs are small.
     let chars = 0;
-    for (let i = from; i < jsons.length && chars < WRITE_BYTES; i++) chars += (jsons[i]?.length ?? 0) + 1;
-    const out = Buffer.allocUnsafe(Math.min(WRITE_BYTES, 3 * chars));
+    for (let i = from; i < to && chars < WRITE_BYTES; i++) chars += (jsons[i]?.length ?? 0) + 1;
+    const need = Math.min(WRITE_BYTES, 3 * chars);
+    if (!this.buf || this.buf.length < need) this.buf = Buffer.allocUnsafe(need);
+    const out = this.buf;
     let used = 0;
-    for (let i = from; i < jsons.length; i++) {
+    let written = start;
+    for (let i = from; i < to; i++) {
       const json = jsons[i];
       const seq = seqs[i];
       if (!json || seq === undefined) continue;
@@ -114,48 +182,73 @@ export async function writeSpill(file: string, jsons: readonly string[], seqs: r
       offset += size;
       sinceBytes += size;
       sinceEvents++;
-      const type = typeOf(json);
+      const type = this.typeOf(json);
       types[type] = (types[type] ?? 0) + 1;
       if (count++ === 0) firstSeq = seq;
       prevSeq = lastSeq;
       lastSeq = seq;
       last = json;
       if (used + size > out.length) {
-        await writeAll(fh, out.subarray(0, used));
+        written += await writeAll(this.fh, out.subarray(0, used), written);
         used = 0;
       }
       if (size > out.length) {
         // One event longer than the buffer: its own write.
-        await writeAll(fh, Buffer.from(`${json}\n`));
+        written += await writeAll(this.fh, Buffer.from(`${json}\n`), written);
         continue;
       }
       used += out.write(json, used);
       out[used++] = NEWLINE;
     }
-    if (used > 0) await writeAll(fh, out.subarray(0, used));
-    if (lastSeq === null) throw new Error('no events to spill');
+    if (used > 0) written += await writeAll(this.fh, out.subarray(0, used), written);
+    // All written: it counts.
+    for (let k = 0; k < indexSeqs.length; k++) {
+      this.indexSeqs.push(indexSeqs[k] ?? 0);
+      this.indexOffsets.push(indexOffsets[k] ?? 0);
+    }
+    for (const [type, n] of Object.entries(types)) this.types[type] = (this.types[type] ?? 0) + n;
+    this.sinceEvents = sinceEvents;
+    this.sinceBytes = sinceBytes;
+    this.count = count;
+    this.firstSeq = firstSeq;
+    this.lastSeq = lastSeq;
+    this.prevSeq = prevSeq;
+    this.last = last;
+    this.committed = offset;
+    return offset - start;
+  }
+
+  /** The finished file: cut to what counts (a failed append may have left more) and described. */
+  async finish(): Promise<SpillFile> {
+    if (this.lastSeq === null) throw new Error('no events to spill');
+    await this.fh.truncate(this.committed);
     return {
-      file,
-      bytes: offset,
-      index: { seqs: Float64Array.from(indexSeqs), offsets: Float64Array.from(indexOffsets) },
-      count,
-      firstSeq,
-      types,
-      last,
-      lastSeq,
-      prevSeq,
+      file: this.file,
+      bytes: this.committed,
+      index: { seqs: Float64Array.from(this.indexSeqs), offsets: Float64Array.from(this.indexOffsets) },
+      count: this.count,
+      firstSeq: this.firstSeq,
+      types: { ...this.types },
+      last: this.last,
+      lastSeq: this.lastSeq,
+      prevSeq: this.prevSeq,
     };
-  } finally {
-    await fh.close();
+  }
+
+  /** Closes the file (once; later calls wait for the first). */
+  close(): Promise<void> {
+    this.closed ??= this.fh.close();
+    return this.closed;
   }
 }
 
-async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
-  for (let done = 0; done < buf.length; ) done += (await fh.write(buf, done)).bytesWritten;
+async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<number> {
+  for (let done = 0; done < buf.length; ) done += (await fh.write(buf, done, buf.length - done, position + done)).bytesWritten;
+  return buf.length;
 }
 
 /** Offset of the indexed event nearest at or before `seq` (the file's start when `seq` precedes them all). */
-export function offsetOf(index: SpillIndex, seq: number): number {
+export function offsetOf(index: IndexView, seq: number): number {
   let lo = 0;
   let hi = index.seqs.length;
   while (lo < hi) {
@@ -204,17 +297,19 @@ export async function readSpill(target: string | FileHandle, offset: number, max
   }
 }
 
-/** readSpill's synchronous twin (for the synchronous accessors that tests and tools use). */
-export function* readSpillSync(file: string, fromSeq: number, maxBytes: number): Generator<SpilledLine> {
+/** readSpill's synchronous twin (for the synchronous accessors that tests and tools use); reads up to `end` at most. */
+export function* readSpillSync(file: string, fromSeq: number, maxBytes: number, end = Infinity): Generator<SpilledLine> {
   const fd = openSync(file, 'r');
   try {
     let offset = 0;
-    for (let size = maxBytes; ; ) {
-      const buf = Buffer.allocUnsafe(size);
-      const bytesRead = readSync(fd, buf, 0, size, offset);
+    for (let size = maxBytes; offset < end; ) {
+      const want = Math.min(size, end - offset);
+      const buf = Buffer.allocUnsafe(want);
+      const bytesRead = readSync(fd, buf, 0, want, offset);
       const chunk = splitLines(buf.subarray(0, bytesRead), offset, Infinity, fromSeq);
       if (chunk.end === offset) {
-        if (bytesRead < size) return;
+        // The end, or no whole line before `end` (none is cut there: it ends a write).
+        if (bytesRead < want || want < size) return;
         size *= 2;
         continue;
       }
