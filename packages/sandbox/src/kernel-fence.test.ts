@@ -97,41 +97,49 @@ class Kernel {
 
 const nonce = (n: number): string => n.toString(16).padStart(32, '0');
 
+/**
+ * A quiet cell (`1 + 1`) writes its result and its end in one write and waits for neither answer;
+ * both answers come late, and the next cell's helper calls (`helpers`: progress(5), a print of
+ * "between", progress(6), then 3 + 3) still get their own.
+ */
+async function quietCellEndsInOneWrite(k: Kernel, helpers: string): Promise<void> {
+  k.execute(nonce(1), '1 + 1');
+  // Nothing is answered: the old kernels waited here for the result's answer, forever.
+  await k.until(() => k.doneOf(nonce(1)) !== undefined, 'the cell\'s end with no answer given');
+  assert.deepEqual([...k.events], [
+    { type: 'result', data: { 'text/plain': '2', 'application/json': 2 }, sync: true },
+    { type: 'sync', sync: true, fence: nonce(1), done: { status: 'ok', exit_code: 0 } },
+  ]);
+  assert.deepEqual(
+    k.control.map((m) => m['type']),
+    ['sluice.kernel_ready'],
+  );
+  // One write for both: the server wakes once for them.
+  assert.equal(k.eventReads.length, 1, `the result and the fence came in ${k.eventReads.length} reads`);
+  k.answer(2);
+  k.events.length = 0;
+  k.execute(nonce(2), helpers);
+  await k.until(() => k.events.length >= 1, 'the first progress');
+  k.answer(1);
+  await k.until(() => k.events.length >= 2, 'the second progress');
+  assert.equal(k.stdout, 'between\n');
+  k.answer(1);
+  await k.until(() => k.doneOf(nonce(2)) !== undefined, 'the second cell\'s end');
+  assert.deepEqual(
+    k.events.map((e) => [e['type'], e['percent'] ?? e['fence'] ?? null]),
+    [
+      ['progress', 5],
+      ['progress', 6],
+      ['result', null],
+      ['sync', nonce(2)],
+    ],
+  );
+}
+
 test('python kernel: a quiet cell writes its result and its end (the fence) without waiting for an answer', async () => {
   const k = await Kernel.start();
   try {
-    k.execute(nonce(1), '1 + 1');
-    // Nothing is answered: the old kernel waited here for the result's answer, forever.
-    await k.until(() => k.doneOf(nonce(1)) !== undefined, 'the cell\'s end with no answer given');
-    assert.deepEqual([...k.events], [
-      { type: 'result', data: { 'text/plain': '2', 'application/json': 2 }, sync: true },
-      { type: 'sync', sync: true, fence: nonce(1), done: { status: 'ok', exit_code: 0 } },
-    ]);
-    assert.deepEqual(
-      k.control.map((m) => m['type']),
-      ['sluice.kernel_ready'],
-    );
-    // One write for both: the server wakes once for them.
-    assert.equal(k.eventReads.length, 1, `the result and the fence came in ${k.eventReads.length} reads`);
-    // Both answers come late; the next cell's helper calls still get their own.
-    k.answer(2);
-    k.events.length = 0;
-    k.execute(nonce(2), 'progress(5)\nprint("between")\nprogress(6)\n3 + 3');
-    await k.until(() => k.events.length >= 1, 'the first progress');
-    k.answer(1);
-    await k.until(() => k.events.length >= 2, 'the second progress');
-    assert.equal(k.stdout, 'between\n');
-    k.answer(1);
-    await k.until(() => k.doneOf(nonce(2)) !== undefined, 'the second cell\'s end');
-    assert.deepEqual(
-      k.events.map((e) => [e['type'], e['percent'] ?? e['fence'] ?? null]),
-      [
-        ['progress', 5],
-        ['progress', 6],
-        ['result', null],
-        ['sync', nonce(2)],
-      ],
-    );
+    await quietCellEndsInOneWrite(k, 'progress(5)\nprint("between")\nprogress(6)\n3 + 3');
   } finally {
     await k.stop();
   }
@@ -159,37 +167,7 @@ test('python kernel: a result with a thread of its cell still running waits for 
 test('javascript kernel: a cell writes its result and its end (the fence) in one write, without waiting for an answer', async () => {
   const k = await Kernel.start('javascript');
   try {
-    k.execute(nonce(1), '1 + 1');
-    // Nothing is answered: the old kernel waited here for the result's answer, forever.
-    await k.until(() => k.doneOf(nonce(1)) !== undefined, 'the cell\'s end with no answer given');
-    assert.deepEqual([...k.events], [
-      { type: 'result', data: { 'text/plain': '2', 'application/json': 2 }, sync: true },
-      { type: 'sync', sync: true, fence: nonce(1), done: { status: 'ok', exit_code: 0 } },
-    ]);
-    assert.deepEqual(
-      k.control.map((m) => m['type']),
-      ['sluice.kernel_ready'],
-    );
-    assert.equal(k.eventReads.length, 1, `the result and the fence came in ${k.eventReads.length} reads`);
-    // Both answers come late; the next cell reads them before its own helper calls wait for theirs.
-    k.answer(2);
-    k.events.length = 0;
-    k.execute(nonce(2), 'progress(5); console.log("between"); progress(6); 3 + 3');
-    await k.until(() => k.events.length >= 1, 'the first progress');
-    k.answer(1);
-    await k.until(() => k.events.length >= 2, 'the second progress');
-    assert.equal(k.stdout, 'between\n');
-    k.answer(1);
-    await k.until(() => k.doneOf(nonce(2)) !== undefined, 'the second cell\'s end');
-    assert.deepEqual(
-      k.events.map((e) => [e['type'], e['percent'] ?? e['fence'] ?? null]),
-      [
-        ['progress', 5],
-        ['progress', 6],
-        ['result', null],
-        ['sync', nonce(2)],
-      ],
-    );
+    await quietCellEndsInOneWrite(k, 'progress(5); console.log("between"); progress(6); 3 + 3');
     // An error and process.exit() end their cells the same way, the exit ending the kernel.
     k.answer(2);
     k.execute(nonce(3), 'throw new Error("boom")');
