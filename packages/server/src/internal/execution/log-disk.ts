@@ -43,7 +43,7 @@ export interface LogDiskOptions {
 
 export class LogDisk implements TailSink {
   private used = 0;
-  /** Spilled logs, oldest first, with their files. */
+  /** Logs with a file (spilled, running ones', or being written), oldest first, and its bytes. */
   private readonly files = new Map<SpillableLog, { file: string; bytes: number }>();
   private queue: Promise<void> = Promise.resolve();
   /** False when the directory could not be prepared: nothing is spilled. */
@@ -68,7 +68,7 @@ export class LogDisk implements TailSink {
     return this.used;
   }
 
-  /** Logs whose events are on disk now. */
+  /** Logs with a file on disk now (finished, or running logs' files, or being written). */
   get count(): number {
     return this.files.size;
   }
@@ -192,19 +192,33 @@ export class LogDisk implements TailSink {
     if (running === null && log.bytes < this.minBytes) return;
     const size = await log.spillSize();
     if (this.closing || log.released) return;
-    if (running === null && (size > this.opts.maxBytes || log.bytes < this.minBytes || !this.makeRoom(log, size))) return;
-    // Counted at once (one write at a time: `size` stays free until it is stored).
-    if (running !== null && !this.grow(log, running, size)) return;
+    if (running === null && (size > this.opts.maxBytes || log.bytes < this.minBytes)) return;
     const file = running ?? join(this.opts.dir, `${this.nextName++}.ndjson`);
+    // Counted at once, so that running logs growing meanwhile cannot take the room.
+    if (!this.grow(log, file, size)) return;
     const held = log.bytes;
     try {
-      if (!(await log.spillTo(file, this))) return;
+      if (!(await log.spillTo(file, this))) {
+        if (running === null) this.uncount(log);
+        return;
+      }
       this.freed += held - log.bytes;
       if (this.freed >= COLLECT_AFTER_BYTES) setImmediate(() => this.collect());
     } catch (err) {
       this.opts.log.warn({ err, file }, 'could not write a finished event log to disk; it stays in memory');
-      // A running log's file holds events that are no longer in memory: it stays.
-      if (running === null) await rm(file, { force: true }).catch(() => {});
+      // A running log's file holds events that are no longer in memory: it stays, counted.
+      if (running === null) {
+        this.uncount(log);
+        await rm(file, { force: true }).catch(() => {});
+      }
     }
+  }
+
+  /** Stops counting a file that was never written (its room was counted before the write). */
+  private uncount(log: SpillableLog): void {
+    const f = this.files.get(log);
+    if (!f || log.onDisk) return;
+    this.files.delete(log);
+    this.used -= f.bytes;
   }
 }
