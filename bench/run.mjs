@@ -268,6 +268,8 @@ async function kernelOwnTimes(language) {
   });
   child.stdout.resume();
   child.stderr.resume();
+  // A kernel killed with answers it has not read yet resets its sockets (ECONNRESET here).
+  for (const fd of [3, 4]) child.stdio[fd].on('error', () => {});
   let waiting = null;
   const lines = (stream, onMessage) => {
     let buf = '';
@@ -282,7 +284,7 @@ async function kernelOwnTimes(language) {
   };
   lines(child.stdio[3], (msg) => {
     if (msg.sync === true) child.stdio[3].write(Buffer.from([6]));
-    // The Python kernel's cell ends with its fence (it carries the cell's end); node's with cell_done.
+    // A kernel's cell ends with its fence, which carries the cell's end.
     if (waiting && waiting.type === 'sluice.cell_done' && msg.fence !== undefined && msg.done) {
       const w = waiting;
       waiting = null;
