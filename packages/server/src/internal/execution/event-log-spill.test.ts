@@ -607,3 +607,26 @@ test('a running log whose file cannot be written keeps every event in memory and
     await d.done();
   }
 });
+
+test('a running log that wrote 40 MiB out while it ran returns that memory when it ends: one full collection', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'sluice-spill-'));
+  try {
+    let collections = 0;
+    const d = new LogDisk({ dir: join(root, 'logs'), maxBytes: 1024 * MiB, log: { warn: () => {} }, collect: () => collections++ });
+    await d.settled();
+    const log = new EventLog(256 * MiB);
+    log.useDisk(d);
+    await printing(log, 640, 64 * KiB);
+    await log.writesSettled();
+    assert.ok(log.movedOut > 32 * MiB, `${log.movedOut} bytes went to the file while it ran`);
+    assert.equal(collections, 0, 'none while it runs');
+    log.close();
+    d.spill(log);
+    await d.settled();
+    assert.ok(log.onDisk);
+    await until(() => collections === 1, 'the collection');
+    await d.close();
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});

@@ -60,6 +60,8 @@ export interface SpillableLog extends BudgetedLog {
   readonly closed: boolean;
   /** The file a running log writes its older events to (null: none); its spill finishes that file. */
   readonly tailFile: string | null;
+  /** Memory the log let go into its file while it ran, bytes. */
+  readonly movedOut: number;
   /** True once release() ran: the log is forgotten and never goes to disk again. */
   readonly released: boolean;
   /** Bytes the file of its held events would take. */
@@ -195,6 +197,8 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
   private pinned = 0;
   /** Memory the running file's index takes (counted in heldBytes). */
   private writerIndexBytes = 0;
+  /** Memory let go into the running file so far (see movedOut). */
+  private moved = 0;
   /** The running file is full or failed: newer events stay in memory. */
   private tailOff = false;
 
@@ -271,6 +275,10 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
 
   get tailFile(): string | null {
     return this.writer?.file ?? null;
+  }
+
+  get movedOut(): number {
+    return this.moved;
   }
 
   get onDisk(): boolean {
@@ -686,6 +694,7 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
       this.holes++;
       freed += memoryOf(json);
     }
+    this.moved += freed;
     const index = w.indexBytes - this.writerIndexBytes;
     this.writerIndexBytes = w.indexBytes;
     this.heldBytes += index - freed;

@@ -202,7 +202,9 @@ export class LogDisk implements TailSink {
         if (running === null) this.uncount(log);
         return;
       }
-      this.freed += held - log.bytes;
+      // What a running log let go into its file counts too: that memory is garbage only a full
+      // collection returns (V8 promoted much of it while the stream went on).
+      this.freed += held - log.bytes + (running !== null ? log.movedOut : 0);
       if (this.freed >= COLLECT_AFTER_BYTES) setImmediate(() => this.collect());
     } catch (err) {
       this.opts.log.warn({ err, file }, 'could not write a finished event log to disk; it stays in memory');
