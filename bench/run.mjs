@@ -512,8 +512,13 @@ async function main() {
 
   // 2. Line latency.
   log(`line latency: ${LATENCY_LINES} lines every ${LATENCY_INTERVAL_S * 1000} ms, each side (Sluice read with fetch, then node:http)`);
+  // Anchored again right before each: once the wall clock moved ~0.4 ms against the monotonic
+  // one between the start and here, and the raw pipe's line came out "before" it was printed.
+  calibrateClock();
   const latB = await bareLatency();
+  calibrateClock();
   const latS = await sluiceLatency('fetch');
+  calibrateClock();
   const latH = await sluiceLatency('node:http');
   const memAfterLatency = await serverMemory();
 
