@@ -670,7 +670,7 @@ export class EventLog<E extends LoggedEvent = ExecutionEvent> implements Spillab
         }
         return;
       }
-      await w.append(jsons, seqs, from, to);
+      await w.append(jsons, seqs, from, to, bytes);
       if (this.isReleased) return;
       this.moveToFile(through, w);
     } catch (err) {

@@ -199,7 +199,7 @@ export class LogDisk implements TailSink {
     const held = log.bytes;
     try {
       if (!(await log.spillTo(file, this))) {
-        if (running === null) this.uncount(log);
+        if (log.tailFile === null) this.uncount(log);
         return;
       }
       // What a running log let go into its file counts too: that memory is garbage only a full
@@ -208,8 +208,9 @@ export class LogDisk implements TailSink {
       if (this.freed >= COLLECT_AFTER_BYTES) setImmediate(() => this.collect());
     } catch (err) {
       this.opts.log.warn({ err, file }, 'could not write a finished event log to disk; it stays in memory');
-      // A running log's file holds events that are no longer in memory: it stays, counted.
-      if (running === null) {
+      // A running log's file (begun before this write, or while it waited) holds events that are
+      // no longer in memory: it stays, counted.
+      if (log.tailFile === null) {
         this.uncount(log);
         await rm(file, { force: true }).catch(() => {});
       }

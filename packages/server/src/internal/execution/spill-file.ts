@@ -153,8 +153,11 @@ export class SpillWriter {
     return { count: this.count, firstSeq: this.firstSeq, lastSeq: this.lastSeq ?? 0, types: this.types };
   }
 
-  /** Writes the non-empty `jsons[from..to)` after what the file holds; returns the bytes written. */
-  async append(jsons: readonly string[], seqs: readonly number[], from: number, to: number): Promise<number> {
+  /**
+   * Writes the non-empty `jsons[from..to)` after what the file holds; returns the bytes written.
+   * `bytes`, when the caller knows it, is their exact size (the buffer is then no bigger).
+   */
+  async append(jsons: readonly string[], seqs: readonly number[], from: number, to: number, bytes?: number): Promise<number> {
     const start = this.committed;
     let offset = start;
     let { sinceEvents, sinceBytes, count, firstSeq, lastSeq, prevSeq, last } = this;
@@ -164,7 +167,7 @@ export class SpillWriter {
     // No bigger than the events need (a UTF-16 unit is at most 3 bytes of UTF-8): most logs are small.
     let chars = 0;
     for (let i = from; i < to && chars < WRITE_BYTES; i++) chars += (jsons[i]?.length ?? 0) + 1;
-    const need = Math.min(WRITE_BYTES, 3 * chars);
+    const need = Math.min(WRITE_BYTES, bytes ?? 3 * chars);
     if (!this.buf || this.buf.length < need) this.buf = Buffer.allocUnsafe(need);
     const out = this.buf;
     let used = 0;
